@@ -1,0 +1,291 @@
+"""The multimodal VAE of Zambelli et al. (2020), as an ensemble of independent models.
+
+Every parameter carries a leading model axis (``weight: [models, in, out]``) so that a
+group of models trains as one batched computation; model ``k`` never sees another model's
+numbers. Layer sizes come from an :class:`Architecture`, which names its per-modality parts
+by the data set's modality names; presets "1".."7" are the original code's (taken from a
+data set's description where it lists them, else derived from each modality's width).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import DatasetDescription
+
+__all__ = ["Architecture", "architecture_preset", "MultimodalVAE", "PRESETS", "column_weights", "losses"]
+
+PRESETS = ("1", "2", "3", "4", "5", "6", "7")
+
+# Widths of the original presets for a modality of d columns (both time steps), as
+# multiples of d. They reproduce the original table for d = 8 and d = 2 except where the
+# original singles out one modality (motor's encoder ends at 10), which a data set's
+# description states itself (see datasets/icub-zambelli2020.json).
+_GENERIC = {
+    "1": dict(enc=(5, 2.5), slice=2.5, dec=(5, 1), shared_encoder=[100], shared_decoder=[100]),
+    "2": dict(enc=(2.5, 1.25), slice=1.25, dec=(2.5, 1), shared_encoder=[50], shared_decoder=[50]),
+    "3": dict(enc=(), slice=2.5, dec=(), shared_encoder=[70], shared_decoder=[]),
+    "4": dict(enc=(5,), slice=5, dec=(1,), shared_encoder=[100], shared_decoder=[100]),
+    "5": dict(enc=(), slice=1, dec=(), shared_encoder=[50], shared_decoder=[50]),
+    "6": dict(enc=(6.25, 2.5, 1.25), slice=2.5, dec=(6.25, 2.5, 1.25), shared_encoder=[100], shared_decoder=[100]),
+}
+_GENERIC["7"] = _GENERIC["1"]
+
+
+@dataclass
+class Architecture:
+    """Layer widths of one multimodal VAE.
+
+    ``encoders[m]``: hidden widths of modality ``m``'s encoder (ReLU each; empty = the
+    modality's columns go straight into the concatenation). ``shared_encoder``: widths
+    after the concatenation (ReLU). ``latent``: latent size, ``None`` = number of columns
+    (as Zambelli). ``shared_decoder``: widths from z (ReLU); the last must equal the sum of
+    ``slices``. ``decoders[m]``: widths from modality ``m``'s slice (ReLU each, the last
+    included); then a Gaussian head maps the last width to the modality's columns.
+    """
+
+    encoders: dict[str, list[int]]
+    shared_encoder: list[int]
+    shared_decoder: list[int]
+    slices: dict[str, int]
+    decoders: dict[str, list[int]]
+    latent: int | None = None
+
+    def check(self, desc: DatasetDescription) -> None:
+        names = desc.modality_names
+        for part in ("encoders", "slices", "decoders"):
+            got = list(getattr(self, part))
+            if sorted(got) != sorted(names):
+                raise ValueError(f"architecture: '{part}' names modalities {got}; the data set {desc.name!r} has {names}")
+        if not self.shared_encoder:
+            raise ValueError("architecture: 'shared_encoder' needs at least one layer")
+        if not self.shared_decoder or self.shared_decoder[-1] != sum(self.slices.values()):
+            raise ValueError(
+                f"architecture: the last shared decoder width ({self.shared_decoder[-1] if self.shared_decoder else None}) "
+                f"must equal the sum of the slices ({sum(self.slices.values())})"
+            )
+        widths = [w for ws in (*self.encoders.values(), *self.decoders.values()) for w in ws]
+        widths += list(self.shared_encoder) + list(self.shared_decoder) + list(self.slices.values())
+        if any(int(w) < 1 for w in widths) or (self.latent is not None and self.latent < 1):
+            raise ValueError("architecture: every width must be a positive whole number")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, origin: str = "architecture") -> "Architecture":
+        allowed = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - allowed)
+        if unknown:
+            raise ValueError(f"{origin}: unknown key(s) {unknown}; allowed {sorted(allowed)}")
+        missing = sorted(allowed - {"latent"} - set(d))
+        if missing:
+            raise ValueError(f"{origin}: missing key(s) {missing}")
+        return cls(
+            encoders={k: [int(w) for w in v] for k, v in d["encoders"].items()},
+            shared_encoder=[int(w) for w in d["shared_encoder"]],
+            shared_decoder=[int(w) for w in d["shared_decoder"]],
+            slices={k: int(v) for k, v in d["slices"].items()},
+            decoders={k: [int(w) for w in v] for k, v in d["decoders"].items()},
+            latent=None if d.get("latent") is None else int(d["latent"]),
+        )
+
+
+def architecture_preset(preset: str | int, desc: DatasetDescription) -> Architecture:
+    """Architecture preset ``"1"``..``"7"`` for a data set, or a JSON file of an
+    :class:`Architecture`. A data set's description may state the widths of its modalities
+    (the iCub one states the original table); other modalities get widths scaled from
+    their number of columns."""
+    preset = str(preset)
+    if preset not in PRESETS:
+        path = Path(preset)
+        if path.suffix == ".json" and path.exists():
+            arch = Architecture.from_dict(json.loads(path.read_text()), origin=str(path))
+            arch.check(desc)
+            return arch
+        raise ValueError(f"--architecture {preset!r}: expected one of {', '.join(PRESETS)} or a .json file of widths")
+    rule = _GENERIC[preset]
+    table = desc.architectures.get(preset, {})
+    up = lambda x: int(math.ceil(x))  # noqa: E731
+    enc, slices, dec = {}, {}, {}
+    for m in desc.modalities:
+        d = m.size * len(desc.time_steps)
+        enc[m.name] = table.get("encoders", {}).get(m.name, [up(f * d) for f in rule["enc"]])
+        slices[m.name] = table.get("slices", {}).get(m.name, up(rule["slice"] * d))
+        generic_dec = [up(f * d) for f in rule["dec"]]
+        dec[m.name] = table.get("decoders", {}).get(m.name, generic_dec)
+    # The last shared decoder width is always the sum of the slices it is cut into.
+    shared_decoder = list(table.get("shared_decoder", rule["shared_decoder"] + [0]))[:-1] + [sum(slices.values())]
+    arch = Architecture(
+        encoders=enc,
+        shared_encoder=list(table.get("shared_encoder", rule["shared_encoder"])),
+        shared_decoder=shared_decoder,
+        slices=slices,
+        decoders=dec,
+    )
+    arch.check(desc)
+    return arch
+
+
+def _softplus_logvar(raw: torch.Tensor) -> torch.Tensor:
+    # The original's log(exp(a) + 1e-4): variance floored at 1e-4, written stably.
+    return torch.logaddexp(raw, torch.full((), math.log(1e-4), dtype=raw.dtype, device=raw.device))
+
+
+class MultimodalVAE(nn.Module):
+    """``n_models`` independent multimodal VAEs with stacked parameters.
+
+    Shapes: inputs ``[models, rows, n_columns]`` (muted entries hold the muted value);
+    outputs per model and row. Parameters are named ``weights.<layer>`` ``[models, in, out]``
+    and ``biases.<layer>`` ``[models, 1, out]``.
+    """
+
+    def __init__(self, desc: DatasetDescription, arch: Architecture, n_models: int, *, dtype=torch.float32, device="cpu"):
+        super().__init__()
+        arch.check(desc)
+        self.description, self.architecture, self.n_models = desc, arch, int(n_models)
+        self.n_columns = desc.n_columns
+        self.latent_size = arch.latent or desc.n_columns
+        self.modalities = desc.modality_names
+        self._layers: list[tuple[str, int, int]] = []
+        self.weights = nn.ParameterDict()
+        self.biases = nn.ParameterDict()
+
+        def add(name: str, n_in: int, n_out: int) -> str:
+            self._layers.append((name, n_in, n_out))
+            self.weights[name] = nn.Parameter(torch.zeros(n_models, n_in, n_out, dtype=dtype, device=device))
+            self.biases[name] = nn.Parameter(torch.zeros(n_models, 1, n_out, dtype=dtype, device=device))
+            return name
+
+        self.encoder_layers, self.decoder_layers = {}, {}
+        column_index, enc_width = [], 0
+        for m in self.modalities:
+            cols = desc.columns_of(m)
+            column_index.append(cols)
+            widths = [len(cols)] + arch.encoders[m]
+            self.encoder_layers[m] = [add(f"enc:{m}:{i}", a, b) for i, (a, b) in enumerate(zip(widths, widths[1:]))]
+            enc_width += widths[-1]
+        widths = [enc_width] + arch.shared_encoder
+        self.shared_encoder_layers = [add(f"enc:shared:{i}", a, b) for i, (a, b) in enumerate(zip(widths, widths[1:]))]
+        # Mean and log-variance heads as one product: [.., 2 * latent] split in half.
+        self.latent_head = add("enc:latent", widths[-1], 2 * self.latent_size)
+        widths = [self.latent_size] + arch.shared_decoder
+        self.shared_decoder_layers = [add(f"dec:shared:{i}", a, b) for i, (a, b) in enumerate(zip(widths, widths[1:]))]
+        self.slice_sizes = [arch.slices[m] for m in self.modalities]
+        self.output_heads = {}
+        for m, cols in zip(self.modalities, column_index):
+            widths = [arch.slices[m]] + arch.decoders[m]
+            self.decoder_layers[m] = [add(f"dec:{m}:{i}", a, b) for i, (a, b) in enumerate(zip(widths, widths[1:]))]
+            self.output_heads[m] = add(f"dec:{m}:head", widths[-1], 2 * len(cols))
+        self._paired_heads = {self.latent_head, *self.output_heads.values()}
+        order = np.concatenate(column_index)
+        self.register_buffer("_input_index", torch.as_tensor(order), persistent=False)
+        self._identity_order = bool(np.array_equal(order, np.arange(self.n_columns)))
+        self.register_buffer("_output_index", torch.as_tensor(np.argsort(order)), persistent=False)
+        self._modality_widths = [len(c) for c in column_index]
+
+    # ---------------------------------------------------------------- set-up
+    def reset_parameters(self, seeds: list[int]) -> None:
+        """Initialise model ``k`` from ``seeds[k]`` alone, as the original: weights uniform
+        in ±sqrt(1/(fan_in + fan_out)), biases 0. A model's numbers do not depend on the
+        other models in the group."""
+        if len(seeds) != self.n_models:
+            raise ValueError(f"need {self.n_models} seeds, got {len(seeds)}")
+        with torch.no_grad():
+            for k, seed in enumerate(seeds):
+                gen = torch.Generator().manual_seed(int(seed))
+                for name, n_in, n_out in self._layers:
+                    # Paired heads (mean, log-variance) share one product; in the original
+                    # each is its own layer, so each keeps that layer's fan_out.
+                    fan_out = n_out // 2 if name in self._paired_heads else n_out
+                    bound = math.sqrt(1.0 / (n_in + fan_out))
+                    w = torch.rand(n_in, n_out, generator=gen, dtype=torch.float64) * (2 * bound) - bound
+                    self.weights[name][k].copy_(w)
+                    self.biases[name][k].zero_()
+
+    @property
+    def layer_shapes(self) -> list[tuple[str, int, int]]:
+        return list(self._layers)
+
+    # ---------------------------------------------------------------- forward
+    def _linear(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.biases[name], x, self.weights[name])
+
+    def _mlp(self, names: list[str], x: torch.Tensor) -> torch.Tensor:
+        for name in names:
+            x = torch.relu(self._linear(name, x))
+        return x
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior parameters for inputs ``x [models, rows, n_columns]``:
+        ``mean, logvar [models, rows, latent]``."""
+        if not self._identity_order:
+            x = x.index_select(-1, self._input_index)
+        parts = torch.split(x, self._modality_widths, dim=-1)
+        h = torch.cat([self._mlp(self.encoder_layers[m], p) for m, p in zip(self.modalities, parts)], dim=-1)
+        h = self._mlp(self.shared_encoder_layers, h)
+        mean, raw = self._linear(self.latent_head, h).chunk(2, dim=-1)
+        return mean, _softplus_logvar(raw)
+
+    def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Output Gaussian for latents ``z [models, rows, latent]``:
+        ``mean, logvar [models, rows, n_columns]`` in column order."""
+        h = self._mlp(self.shared_decoder_layers, z)
+        means, logvars = [], []
+        for m, s in zip(self.modalities, torch.split(h, self.slice_sizes, dim=-1)):
+            mu, raw = self._linear(self.output_heads[m], self._mlp(self.decoder_layers[m], s)).chunk(2, dim=-1)
+            means.append(mu)
+            logvars.append(raw)
+        mean, logvar = torch.cat(means, dim=-1), _softplus_logvar(torch.cat(logvars, dim=-1))
+        if not self._identity_order:
+            mean, logvar = mean.index_select(-1, self._output_index), logvar.index_select(-1, self._output_index)
+        return mean, logvar
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None):
+        """Encode, draw ``z = mean + exp(logvar/2)·eps`` (the posterior mean where ``eps``
+        is None), decode. Returns ``(out_mean, out_logvar, z_mean, z_logvar)``."""
+        z_mean, z_logvar = self.encode(x)
+        z = z_mean if eps is None else z_mean + torch.exp(0.5 * z_logvar) * eps
+        out_mean, out_logvar = self.decode(z)
+        return out_mean, out_logvar, z_mean, z_logvar
+
+    def select(self, models: list[int]) -> "MultimodalVAE":
+        """A new ensemble holding copies of the given models (by position)."""
+        p = next(self.parameters())
+        out = MultimodalVAE(self.description, self.architecture, len(models), dtype=p.dtype, device=p.device)
+        idx = torch.as_tensor(models, device=p.device)
+        with torch.no_grad():
+            for name, _, _ in self._layers:
+                out.weights[name].copy_(self.weights[name].index_select(0, idx))
+                out.biases[name].copy_(self.biases[name].index_select(0, idx))
+        return out
+
+
+def column_weights(desc: DatasetDescription) -> np.ndarray:
+    """1/d_m for each column (d_m = the modality's number of columns), shape ``[n_columns]``."""
+    sizes = np.array([desc.columns_of(m).size for m in desc.modality_names], dtype=np.float64)
+    return 1.0 / sizes[desc.modality_of_column()]
+
+
+def losses(desc: DatasetDescription, latent_size: int, target, out_mean, out_logvar, z_mean, z_logvar):
+    """Per-row reconstruction and latent loss (SPEC section 3), each ``[models, rows]``.
+
+    recon = Σ_m [ ½Σ_{i∈m}(x_i−μ_i)²/σ_i² + ½Σ_{i∈m} log σ_i² + ½·(n_z/2)·log 2π ] / d_m.
+    The constant ½·(n_z/2)·log 2π is the original code's (with n_z the latent size, not
+    d_m); it is kept so loss values compare with the original's.
+    latent = KL(N(z_mean, exp(z_logvar)) ‖ N(0, I)), summed over the latent dimensions.
+    """
+    w = torch.as_tensor(column_weights(desc), dtype=out_mean.dtype, device=out_mean.device)
+    inverse_widths = sum(1.0 / desc.columns_of(m).size for m in desc.modality_names)
+    constant = 0.5 * (latent_size / 2) * math.log(2 * math.pi) * inverse_widths
+    sq = (target - out_mean) ** 2 * torch.exp(-out_logvar)
+    recon = (0.5 * (sq + out_logvar) * w).sum(-1) + constant
+    latent = -0.5 * (1 + z_logvar - z_mean**2 - torch.exp(z_logvar)).sum(-1)
+    return recon, latent
