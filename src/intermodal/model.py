@@ -20,7 +20,7 @@ from torch import nn
 
 from .data import DatasetDescription
 
-__all__ = ["Architecture", "architecture_preset", "MultimodalVAE", "PRESETS", "column_weights", "losses"]
+__all__ = ["Architecture", "architecture_preset", "MultimodalVAE", "PRESETS", "column_weights", "losses", "recon_constant"]
 
 PRESETS = ("1", "2", "3", "4", "5", "6", "7")
 
@@ -190,6 +190,8 @@ class MultimodalVAE(nn.Module):
         self._identity_order = bool(np.array_equal(order, np.arange(self.n_columns)))
         self.register_buffer("_output_index", torch.as_tensor(np.argsort(order)), persistent=False)
         self._modality_widths = [len(c) for c in column_index]
+        self.register_buffer("column_weight", torch.as_tensor(column_weights(desc), dtype=dtype, device=device), persistent=False)
+        self.recon_constant = recon_constant(desc, self.latent_size)
 
     # ---------------------------------------------------------------- set-up
     def reset_parameters(self, seeds: list[int]) -> None:
@@ -256,6 +258,10 @@ class MultimodalVAE(nn.Module):
         out_mean, out_logvar = self.decode(z)
         return out_mean, out_logvar, z_mean, z_logvar
 
+    def losses(self, target, out_mean, out_logvar, z_mean, z_logvar):
+        """Per-row reconstruction and latent loss ``[models, rows]``; see :func:`losses`."""
+        return loss_terms(self.column_weight, self.recon_constant, target, out_mean, out_logvar, z_mean, z_logvar)
+
     def select(self, models: list[int]) -> "MultimodalVAE":
         """A new ensemble holding copies of the given models (by position)."""
         p = next(self.parameters())
@@ -274,18 +280,28 @@ def column_weights(desc: DatasetDescription) -> np.ndarray:
     return 1.0 / sizes[desc.modality_of_column()]
 
 
+def recon_constant(desc: DatasetDescription, latent_size: int) -> float:
+    """Σ_m ½·(n_z/2)·log 2π / d_m: the original code's constant term of the reconstruction
+    loss (with n_z the latent size, not d_m). Kept so loss values compare with the
+    original's; it changes no gradient."""
+    inverse_widths = sum(1.0 / desc.columns_of(m).size for m in desc.modality_names)
+    return 0.5 * (latent_size / 2) * math.log(2 * math.pi) * inverse_widths
+
+
+def loss_terms(column_weight, constant, target, out_mean, out_logvar, z_mean, z_logvar):
+    """Per-row reconstruction and latent loss, each ``[models, rows]``, given the
+    per-column weights 1/d_m ``[n_columns]`` and :func:`recon_constant`."""
+    sq = (target - out_mean) ** 2 * torch.exp(-out_logvar)
+    recon = (0.5 * (sq + out_logvar) * column_weight).sum(-1) + constant
+    latent = -0.5 * (1 + z_logvar - z_mean**2 - torch.exp(z_logvar)).sum(-1)
+    return recon, latent
+
+
 def losses(desc: DatasetDescription, latent_size: int, target, out_mean, out_logvar, z_mean, z_logvar):
     """Per-row reconstruction and latent loss (SPEC section 3), each ``[models, rows]``.
 
-    recon = Σ_m [ ½Σ_{i∈m}(x_i−μ_i)²/σ_i² + ½Σ_{i∈m} log σ_i² + ½·(n_z/2)·log 2π ] / d_m.
-    The constant ½·(n_z/2)·log 2π is the original code's (with n_z the latent size, not
-    d_m); it is kept so loss values compare with the original's.
+    recon = Σ_m [ ½Σ_{i∈m}(x_i−μ_i)²/σ_i² + ½Σ_{i∈m} log σ_i² + ½·(n_z/2)·log 2π ] / d_m;
     latent = KL(N(z_mean, exp(z_logvar)) ‖ N(0, I)), summed over the latent dimensions.
     """
     w = torch.as_tensor(column_weights(desc), dtype=out_mean.dtype, device=out_mean.device)
-    inverse_widths = sum(1.0 / desc.columns_of(m).size for m in desc.modality_names)
-    constant = 0.5 * (latent_size / 2) * math.log(2 * math.pi) * inverse_widths
-    sq = (target - out_mean) ** 2 * torch.exp(-out_logvar)
-    recon = (0.5 * (sq + out_logvar) * w).sum(-1) + constant
-    latent = -0.5 * (1 + z_logvar - z_mean**2 - torch.exp(z_logvar)).sum(-1)
-    return recon, latent
+    return loss_terms(w, recon_constant(desc, latent_size), target, out_mean, out_logvar, z_mean, z_logvar)

@@ -1,0 +1,215 @@
+"""The ``intermodal`` command: train, study, measure, report, data.
+
+Every option of :class:`intermodal.config.RunConfig` is a flag (``--batch-size``,
+``--eval-every``, ...); ``--config FILE`` supplies a file of them, and flags given on the
+command line win over the file.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import typing
+from pathlib import Path
+
+from .config import ConfigError, RunConfig, load_config_file
+from .data import DataError
+
+# Flags whose name differs from the config field, or that take a special form.
+_RENAMED = {"schedules": "schedule"}
+_HELP = {
+    "data": "data set: 'sim' (embedded simulator, default), 'icub' (fetched and cached), or a description file",
+    "data_dir": "read the data files from this folder instead of fetching them",
+    "sim": "simulator options as JSON, e.g. '{\"seed\": 3, \"n_train\": 1000}' (see --data sim)",
+    "patterns": "muting patterns to train on, comma-separated (default: all of the data set's)",
+    "schedules": "KL-weight schedules, comma-separated: constant-1, constant-0, dynamic-plateau-0, "
+    "dynamic-plateau-1, constant:beta=B, linear:warmup=E, cyclical:cycles=M:ratio=R, table:FILE.csv",
+    "seeds": "a number of seeds (5 = seeds 0-4), a list (0,3,7) or a range (10-19)",
+    "architecture": "architecture preset 1..7 of the original code, or a .json file of layer widths",
+    "epochs": "epochs to train",
+    "schedule_horizon": "epochs the schedules are laid over (default: --epochs; 80000 = the paper's constants unscaled)",
+    "lr": "Adam learning rate", "batch_size": "rows per batch",
+    "dtype": "float32 or float64", "device": "cpu or cuda", "threads": "torch threads (default: torch's choice)",
+    "eval_every": "evaluate the measures every this many epochs (0 = never)",
+    "eval_rows": "evaluation rows of the test part: first, random or all",
+    "n_eval_rows": "number of evaluation rows (first/random)", "eval_seed": "seed of the random evaluation rows",
+    "z_samples": "decode from this many samples of z (0 = from the latent mean)",
+    "extra_pairs": "extra measures as JSON: {\"name\": {\"muted\": [selectors], \"compared\": [selectors]}}",
+    "windows": "epoch windows for the window means, as JSON [[start, end], ...]",
+    "checkpoint_every": "epochs between checkpoints",
+}
+
+
+def _add_config_options(parser: argparse.ArgumentParser, defaults: RunConfig) -> None:
+    hints = typing.get_type_hints(RunConfig)
+    group = parser.add_argument_group("run options (also keys of --config)")
+    for f in dataclasses.fields(RunConfig):
+        flag = "--" + _RENAMED.get(f.name, f.name).replace("_", "-")
+        default = getattr(defaults, f.name)
+        shown = ",".join(map(str, default)) if isinstance(default, list) else default
+        group.add_argument(flag, dest=f.name, default=None, metavar=_metavar(hints[f.name]),
+                           help=f"{_HELP.get(f.name, '')} (default: {shown})")
+    parser.add_argument("--config", help="a TOML or JSON file of run options")
+
+
+def _metavar(hint) -> str:
+    text = str(hint)
+    return "N" if "int" in text and "list" not in text else "X"
+
+
+def _resolve_config(args, base: RunConfig) -> RunConfig:
+    config = base
+    if args.config:
+        config = config.updated(load_config_file(args.config), origin=args.config)
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig) if getattr(args, f.name) is not None}
+    config = config.updated(given, origin="command line")
+    return config.validate()
+
+
+def _load_data(config: RunConfig):
+    from .data import load_dataset
+
+    return load_dataset(config.data, config.data_dir, **(config.sim if config.data == "sim" else {}))
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"--out {out}: the folder exists and is not empty; choose another, or continue it with --resume {out}")
+
+
+# ---------------------------------------------------------------------- commands
+def cmd_train(args) -> int:
+    from .train import Trainer
+
+    if args.resume:
+        config = RunConfig.from_dict(json.loads((Path(args.resume) / "config.json").read_text()))
+        trainer = Trainer.resume(args.resume, _load_data(config), progress=not args.quiet)
+    else:
+        config = _resolve_config(args, RunConfig())
+        out = Path(args.out)
+        _check_out(out)
+        trainer = Trainer(config, _load_data(config), out, progress=not args.quiet)
+    trainer.run()
+    print(f"trained {len(trainer.keys)} models for {trainer.epoch} epochs; wrote {trainer.out}")
+    return 0
+
+
+def cmd_study(args) -> int:
+    from . import study
+
+    if args.resume:
+        run = study.resume_study(args.resume, progress=not args.quiet)
+    else:
+        base = study.preset_config(args.preset)
+        config = _resolve_config(args, base)
+        out = Path(args.out or f"runs/study-{args.preset}")
+        _check_out(out)
+        run = study.run_study(config, out, progress=not args.quiet)
+    print(f"report: {run / 'report.html'}")
+    return 0
+
+
+def cmd_measure(args) -> int:
+    from . import study
+
+    table = study.measure_checkpoint(args.checkpoint, data_dir=args.data_dir, eval_rows=args.eval_rows,
+                                     n_eval_rows=args.n_eval_rows, z_samples=args.z_samples)
+    if args.json:
+        print(table.to_json(orient="records", indent=1))
+    else:
+        import pandas as pd
+
+        wide = table.pivot_table(index=["schedule", "seed", "modality"], columns=["quantity", "scope"], values="value", sort=False)
+        with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 500):
+            print(wide.round(4).to_string())
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    path = write_report(Path(args.run))
+    print(f"report: {path}")
+    return 0
+
+
+def cmd_data_sim(args) -> int:
+    from .data import write_dataset
+    from .sim import simulate
+
+    options = json.loads(args.options) if args.options else {}
+    if args.seed is not None:
+        options["seed"] = args.seed
+    dataset = simulate(**options)
+    path = write_dataset(dataset, args.out)
+    print(f"wrote {len(dataset.train)} training and {len(dataset.test)} test rows; description: {path}")
+    return 0
+
+
+def cmd_data_fetch(args) -> int:
+    from .data import fetch_icub
+
+    print(f"iCub files in {fetch_icub()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="intermodal", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train models under KL-weight schedules")
+    _add_config_options(p, RunConfig())
+    p.add_argument("--out", default="runs/train", help="run folder to write (default: runs/train)")
+    p.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("study", help="train, measure every K epochs, draw the figures and write the report")
+    p.add_argument("--preset", choices=["quick", "paper"], default="quick",
+                   help="quick: minutes on 2 CPU cores (default); paper: the paper's protocol (80 000 epochs)")
+    _add_config_options(p, RunConfig())
+    p.add_argument("--out", help="run folder (default: runs/study-PRESET)")
+    p.add_argument("--resume", metavar="RUN", help="continue the study in this folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("measure", help="print the integration measures of a trained checkpoint")
+    p.add_argument("checkpoint", help="a checkpoint folder or a run folder")
+    p.add_argument("--data-dir", help="where the data files lie (default: as the run was trained)")
+    p.add_argument("--eval-rows", choices=["first", "random", "all"], default=None)
+    p.add_argument("--n-eval-rows", type=int, default=None)
+    p.add_argument("--z-samples", type=int, default=None)
+    p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
+    p.set_defaults(func=cmd_measure)
+
+    p = sub.add_parser("report", help="rebuild the figures and report.html of a run folder")
+    p.add_argument("run")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("data", help="data set tools")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    q = data_sub.add_parser("sim", help="write the simulated data set as train.csv, test.csv and description.json")
+    q.add_argument("--out", required=True)
+    q.add_argument("--seed", type=int)
+    q.add_argument("--options", help="simulator options as JSON (see docs/simulator.md)")
+    q.set_defaults(func=cmd_data_sim)
+    q = data_sub.add_parser("fetch", help="download and check the iCub files into the cache")
+    q.set_defaults(func=cmd_data_fetch)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, DataError, ValueError, FileNotFoundError) as e:
+        print(f"intermodal: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("intermodal: interrupted; continue with --resume RUN", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,461 @@
+"""Information-theoretic integration measures (Langer et al. 2024, Section 2.3; SPEC section 5).
+
+For an evaluation row ``x`` (complete), ``p = N(mu_p, diag sigma_p^2)`` is the decoder's
+output for input ``x`` and ``q = N(mu_q, diag sigma_q^2)`` its output for a muted copy of
+``x``. Over an index set ``I`` of output columns::
+
+    D_I(p||q) = sum_{i in I} [ log(sigma_q,i / sigma_p,i)
+                               + (sigma_p,i^2 + (mu_p,i - mu_q,i)^2) / (2 sigma_q,i^2) - 1/2 ]
+
+averaged over the evaluation rows. Values are in nats. For each modality ``m`` (both of its
+time steps) the standard set is:
+
+==========================================  =====================  ===============
+measure                                      input muted            I
+==========================================  =====================  ===============
+single modality error, regarding m           everything except m    columns of m
+single modality error, regarding all         everything except m    all columns
+loss of precision, regarding m               only m                 columns of m
+loss of precision, regarding all             only m                 all columns
+baseline (once, not per modality)            everything             all columns
+==========================================  =====================  ===============
+
+plus the prediction error (mean over rows of the Euclidean distance between ``x`` and
+``mu_p``, in data units) and any user-named pair of (muted selectors, compared selectors).
+
+Everything is computed for a whole ensemble at once: every muted copy of the evaluation
+rows is stacked into one batch and encoded and decoded in a single pass per chunk of rows,
+with the model axis handled by the model's batched layers (no loop over models).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .data import DataError, DatasetDescription
+
+__all__ = [
+    "QUANTITIES",
+    "SCOPES",
+    "MeasureSpec",
+    "gaussian_kl",
+    "measure_masks",
+    "integration_measures",
+    "evaluation_rows",
+    "EVALUATION_MODES",
+    "latent_diagnostics",
+    "active_units",
+]
+
+QUANTITIES = ("single_modality_error", "loss_of_precision", "baseline", "prediction_error", "custom")
+SCOPES = ("modality", "all", "")
+EVALUATION_MODES = ("first", "random", "all")
+
+# Stacked rows (muted variants x rows x z samples) encoded per model in one pass when
+# ``batch_size`` is None: large enough that the batched matrix products dominate the
+# per-call overhead, small enough that an 80-model ensemble stays within a few hundred MB.
+_STACKED_ROWS_PER_PASS = 16384
+
+
+# ---------------------------------------------------------------------- KL divergence
+def _kl_per_column(mean_p: torch.Tensor, logvar_p: torch.Tensor, mean_q: torch.Tensor, logvar_q: torch.Tensor) -> torch.Tensor:
+    """Element-wise KL(N(mean_p, exp(logvar_p)) || N(mean_q, exp(logvar_q))), broadcast."""
+    # log(s_q/s_p) + s_p^2/(2 s_q^2) - 1/2 = (exp(d) - 1 - d)/2 with d = logvar_p - logvar_q;
+    # expm1 keeps this exact near d = 0, where the spec's literal form cancels badly.
+    d = logvar_p - logvar_q
+    # expm1 is accurate to about an ulp, so for |d| below ~1e-7 the difference can land an
+    # ulp under 0 although its true value is >= 0.
+    variance_term = (torch.expm1(d) - d).clamp_min(0.0)
+    return 0.5 * (variance_term + (mean_p - mean_q) ** 2 * torch.exp(-logvar_q))
+
+
+def gaussian_kl(mean_p, logvar_p, mean_q, logvar_q, columns=None):
+    """KL(p || q) between diagonal Gaussians, summed over output columns, per row.
+
+    Parameters
+    ----------
+    mean_p, logvar_p, mean_q, logvar_q : tensors or arrays ``[..., n_columns]``
+        Means and natural-log variances of ``p`` and ``q``; broadcast against each other.
+    columns : index array, boolean mask ``[n_columns]``, or None
+        The output columns ``I`` summed over; None = all columns.
+
+    Returns
+    -------
+    KL in nats, shape of the broadcast inputs without the last axis: a tensor if any input
+    is a tensor, else a numpy array.
+    """
+    as_numpy = not any(isinstance(a, torch.Tensor) for a in (mean_p, logvar_p, mean_q, logvar_q))
+    tensors = [torch.as_tensor(a) for a in (mean_p, logvar_p, mean_q, logvar_q)]
+    dtype = torch.promote_types(torch.promote_types(tensors[0].dtype, tensors[1].dtype), torch.promote_types(tensors[2].dtype, tensors[3].dtype))
+    if not dtype.is_floating_point:
+        dtype = torch.get_default_dtype()
+    tensors = [t.to(dtype) for t in tensors]
+    per_column = _kl_per_column(*tensors)
+    if columns is not None:
+        index = torch.as_tensor(np.asarray(columns))
+        n = per_column.shape[-1]
+        if index.dtype == torch.bool:
+            if index.ndim != 1 or index.numel() != n:
+                raise ValueError(f"columns: boolean mask of length {index.numel()}; expected one of length {n} (the last axis)")
+            index = torch.nonzero(index).flatten()
+        elif index.numel() and (index.dtype.is_floating_point or index.min() < -n or index.max() >= n):
+            raise ValueError(f"columns: expected integer indices in [0, {n}) or a boolean mask of length {n}; got {np.asarray(columns)!r}")
+        per_column = per_column.index_select(-1, index.to(per_column.device).long().remainder(n).flatten())
+    kl = per_column.sum(-1)
+    return kl.numpy() if as_numpy else kl
+
+
+# ---------------------------------------------------------------------- which measures
+class MeasureSpec(NamedTuple):
+    """One KL measure: which input columns are muted for ``q`` and which output columns
+    ``I`` the divergence sums over.
+
+    ``quantity``: one of :data:`QUANTITIES` (never ``prediction_error``, which is no KL);
+    ``modality``: the modality name, ``""`` for the baseline, the pair's name for a custom
+    pair; ``scope``: ``"modality"``, ``"all"`` or ``""``; ``muted``, ``compared``: boolean
+    masks ``[n_columns]``.
+    """
+
+    quantity: str
+    modality: str
+    scope: str
+    muted: np.ndarray
+    compared: np.ndarray
+
+
+def _normalise_pairs(extra_pairs) -> list[tuple[str, object, object]]:
+    if extra_pairs is None:
+        return []
+    if isinstance(extra_pairs, Mapping):
+        items = [(name, *pair) if isinstance(pair, (tuple, list)) and len(pair) == 2 else (name, pair) for name, pair in extra_pairs.items()]
+    elif isinstance(extra_pairs, Iterable) and not isinstance(extra_pairs, (str, bytes)):
+        items = [tuple(p) if isinstance(p, (tuple, list)) else (p,) for p in extra_pairs]
+    else:
+        items = [(extra_pairs,)]
+    out = []
+    for item in items:
+        if len(item) != 3:
+            raise ValueError(
+                "extra_pairs: each pair must be (name, muted selectors, compared selectors), or a mapping "
+                f"name -> (muted selectors, compared selectors); got {item!r}"
+            )
+        out.append(item)
+    return out
+
+
+def _selector_mask(desc: DatasetDescription, selectors, what: str) -> np.ndarray:
+    if isinstance(selectors, str):
+        selectors = [selectors]
+    selectors = list(selectors)
+    for s in selectors:
+        if not isinstance(s, str):
+            raise ValueError(f"{what}: selectors must be strings like 'vision' or 'joints@t-1'; got {s!r}")
+    try:
+        return desc.mask(selectors)
+    except DataError as e:
+        raise DataError(f"{what}: {e}") from None
+
+
+def measure_masks(desc: DatasetDescription, extra_pairs=None) -> list[MeasureSpec]:
+    """The KL measures computed by :func:`integration_measures`, with their masks.
+
+    Parameters
+    ----------
+    desc : the data set's description.
+    extra_pairs : optional user pairs, either a mapping ``name -> (muted, compared)`` or a
+        list of ``(name, muted, compared)``; ``muted`` and ``compared`` are selector lists
+        (``"modality"`` or ``"modality@step"``), e.g.
+        ``{"joints_t-1_only": (["joints@t-1"], ["joints@t-1"])}``. An empty muted list is
+        allowed (the measure is then 0); an empty compared list is not.
+
+    Returns
+    -------
+    list of :class:`MeasureSpec` ``(quantity, modality, scope, muted[n_columns],
+    compared[n_columns])``: per modality, in the description's order, single modality
+    error regarding the modality and regarding all, then loss of precision regarding the
+    modality and regarding all; then the baseline; then the custom pairs in the order given.
+    """
+    everything = np.ones(desc.n_columns, dtype=bool)
+    specs: list[MeasureSpec] = []
+    for name in desc.modality_names:
+        own = desc.mask(name)
+        specs += [
+            MeasureSpec("single_modality_error", name, "modality", ~own, own.copy()),
+            MeasureSpec("single_modality_error", name, "all", ~own, everything.copy()),
+            MeasureSpec("loss_of_precision", name, "modality", own.copy(), own.copy()),
+            MeasureSpec("loss_of_precision", name, "all", own.copy(), everything.copy()),
+        ]
+    specs.append(MeasureSpec("baseline", "", "", everything.copy(), everything.copy()))
+    seen = set()
+    for name, muted, compared in _normalise_pairs(extra_pairs):
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"extra_pairs: a pair's name must be a non-empty string; got {name!r}")
+        if name in seen:
+            raise ValueError(f"extra_pairs: the name {name!r} is used twice")
+        seen.add(name)
+        muted_mask = _selector_mask(desc, muted, f"extra pair {name!r}, muted selectors")
+        compared_mask = _selector_mask(desc, compared, f"extra pair {name!r}, compared selectors")
+        if not compared_mask.any():
+            raise ValueError(f"extra pair {name!r}: the compared selectors are empty, so the divergence would be 0 by construction; name at least one modality")
+        specs.append(MeasureSpec("custom", name, "", muted_mask, compared_mask))
+    return specs
+
+
+# ---------------------------------------------------------------------- checks
+def _check_model(model, desc: DatasetDescription) -> None:
+    if model.n_columns != desc.n_columns or list(model.modalities) != desc.modality_names:
+        raise ValueError(
+            f"the model was built for modalities {list(model.modalities)} ({model.n_columns} columns); "
+            f"the description {desc.name!r} has {desc.modality_names} ({desc.n_columns} columns)"
+        )
+
+
+def _as_rows(rows, desc: DatasetDescription, *, dtype, device) -> torch.Tensor:
+    x = torch.as_tensor(rows)
+    if x.ndim != 2 or x.shape[-1] != desc.n_columns:
+        got = f"{x.shape[-1]} columns" if x.ndim == 2 else f"an array of shape {tuple(x.shape)}"
+        raise ValueError(
+            f"rows: expected a 2-D array [rows, n_columns] with n_columns = {desc.n_columns} "
+            f"(the columns of {desc.name!r}); got {got}"
+        )
+    if x.shape[0] == 0:
+        raise ValueError("rows: no rows given")
+    if not (x.dtype.is_floating_point or x.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)):
+        raise ValueError(f"rows: expected numbers, got dtype {x.dtype}")
+    finite = torch.isfinite(x) if x.dtype.is_floating_point else torch.ones_like(x, dtype=torch.bool)
+    if not bool(finite.all()):
+        r, c = (int(i) for i in torch.nonzero(~finite)[0])
+        raise ValueError(f"rows: row {r}, column {c} ({desc.column_names()[c]}) is {float(x[r, c])}; every value must be finite (no NaN rows)")
+    muted = x == desc.muted_value
+    if bool(muted.any()):
+        r, c = (int(i) for i in torch.nonzero(muted)[0])
+        raise ValueError(
+            f"rows: row {r}, column {c} ({desc.column_names()[c]}) holds the muted value {desc.muted_value:g}; "
+            "the measures need complete rows (the muting is done here)"
+        )
+    return x.to(dtype=dtype, device=device)
+
+
+def _check_batch_size(batch_size) -> None:
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
+        raise ValueError(f"batch_size: expected a positive whole number or None; got {batch_size!r}")
+
+
+# ---------------------------------------------------------------------- the measures
+def integration_measures(
+    model,
+    desc: DatasetDescription,
+    rows,
+    *,
+    z_samples: int = 0,
+    generator: torch.Generator | None = None,
+    extra_pairs=None,
+    batch_size: int | None = None,
+) -> pd.DataFrame:
+    """Every integration measure, for every model of an ensemble, on the given rows.
+
+    Parameters
+    ----------
+    model : :class:`~intermodal.model.MultimodalVAE` with ``n_models`` models.
+    desc : the description ``model`` was built for.
+    rows : array or tensor ``[n_rows, n_columns]`` of complete rows (no muted entries).
+    z_samples : 0 (default, as the original evaluation code) decodes from the posterior
+        mean of ``z``. ``S > 0`` draws ``S`` latent samples per row and input,
+        ``z = mean + exp(logvar/2)·eps_s``, decodes each, and averages
+        ``KL(p_s || q_s)`` over ``s``. The same noise ``eps_s`` is used for the full input
+        (``p_s``) and every muted copy (``q_s``), and for every model: identical inputs
+        then give exactly 0, the estimate is less noisy, and a model gives the same numbers
+        alone as in its ensemble. Averaging the per-sample divergences (rather than
+        comparing the averaged, mixture, outputs) keeps the closed form, keeps every term
+        >= 0 and keeps "regarding m" <= "regarding all" sample by sample; by the joint
+        convexity of KL it is an upper bound on the divergence between the two mixtures.
+        The prediction error always uses the posterior mean.
+    generator : torch generator for the latent noise (its device must be the model's);
+        None = torch's global generator.
+    extra_pairs : user pairs, see :func:`measure_masks`; reported with quantity
+        ``"custom"`` and the pair's name as ``modality``.
+    batch_size : evaluation rows per forward pass (each pass stacks every muted copy and
+        sample of those rows); None picks a size that keeps one pass near
+        16384 stacked rows per model. Results do not depend on it beyond rounding.
+
+    Returns
+    -------
+    DataFrame, one row per (model, quantity, modality, scope), columns ``model`` (int,
+    position in the ensemble), ``quantity`` (one of :data:`QUANTITIES`), ``modality``
+    (modality name; ``""`` for baseline and prediction_error; the pair's name for custom),
+    ``scope`` (``"modality"``, ``"all"`` or ``""``), ``value`` (float: nats for the KL
+    measures, data units for the prediction error; each a mean over the rows). Model-major;
+    within a model: prediction_error, then the order of :func:`measure_masks`.
+    """
+    _check_model(model, desc)
+    _check_batch_size(batch_size)
+    if isinstance(z_samples, bool) or not isinstance(z_samples, (int, np.integer)) or z_samples < 0:
+        raise ValueError(f"z_samples: expected a whole number >= 0; got {z_samples!r}")
+    z_samples = int(z_samples)
+    specs = measure_masks(desc, extra_pairs)
+    parameter = next(model.parameters())
+    dtype, device = parameter.dtype, parameter.device
+    x = _as_rows(rows, desc, dtype=dtype, device=device)
+    n_rows, n_columns, n_models = x.shape[0], desc.n_columns, model.n_models
+
+    # Measures sharing a muted set share one muted copy; copy 0 is the full input (p).
+    variant_of_key: dict[bytes, int] = {np.zeros(n_columns, dtype=bool).tobytes(): 0}
+    variant_masks = [np.zeros(n_columns, dtype=bool)]
+    spec_variant = []
+    for spec in specs:
+        key = spec.muted.tobytes()
+        if key not in variant_of_key:
+            variant_of_key[key] = len(variant_masks)
+            variant_masks.append(spec.muted)
+        spec_variant.append(variant_of_key[key])
+    n_variants = len(variant_masks)
+    muted = torch.as_tensor(np.stack(variant_masks), device=device)  # [variants, columns]
+    muted_value = torch.tensor(desc.muted_value, dtype=dtype, device=device)
+
+    samples_per_row = max(z_samples, 1)
+    if batch_size is None:
+        batch_size = max(1, _STACKED_ROWS_PER_PASS // (n_variants * samples_per_row))
+
+    with torch.no_grad():
+        noise = None
+        if z_samples:
+            # Drawn once for all rows so that the numbers do not depend on batch_size.
+            noise = torch.randn(z_samples, n_rows, model.latent_size, generator=generator, dtype=dtype, device=device)
+        kl_sum = torch.zeros(n_models, n_variants, n_columns, dtype=torch.float64, device=device)
+        distance_sum = torch.zeros(n_models, dtype=torch.float64, device=device)
+        for start in range(0, n_rows, batch_size):
+            chunk = x[start : start + batch_size]
+            n = chunk.shape[0]
+            inputs = torch.where(muted[:, None, :], muted_value, chunk[None])  # [variants, n, columns]
+            stacked = inputs.reshape(1, n_variants * n, n_columns).expand(n_models, -1, -1)
+            z_mean, z_logvar = model.encode(stacked)
+            if z_samples:
+                z_mean = z_mean.reshape(n_models, n_variants, 1, n, -1)
+                z_std = torch.exp(0.5 * z_logvar).reshape(n_models, n_variants, 1, n, -1)
+                z = z_mean + z_std * noise[:, start : start + n]  # [models, variants, samples, n, latent]
+                out_mean, out_logvar = model.decode(z.reshape(n_models, n_variants * z_samples * n, -1))
+                out_mean = out_mean.reshape(n_models, n_variants, z_samples, n, n_columns)
+                out_logvar = out_logvar.reshape(n_models, n_variants, z_samples, n, n_columns)
+                kl = _kl_per_column(out_mean[:, :1], out_logvar[:, :1], out_mean, out_logvar)
+                kl_sum += kl.sum(dim=3, dtype=torch.float64).mean(dim=2)
+                full_mean, _ = model.decode(z_mean[:, 0, 0])
+            else:
+                out_mean, out_logvar = model.decode(z_mean)
+                out_mean = out_mean.reshape(n_models, n_variants, n, n_columns)
+                out_logvar = out_logvar.reshape(n_models, n_variants, n, n_columns)
+                kl = _kl_per_column(out_mean[:, :1], out_logvar[:, :1], out_mean, out_logvar)
+                kl_sum += kl.sum(dim=2, dtype=torch.float64)
+                full_mean = out_mean[:, 0]
+            distance = torch.linalg.vector_norm(chunk[None].to(torch.float64) - full_mean.to(torch.float64), dim=-1)
+            distance_sum += distance.sum(dim=-1)
+
+        kl_mean = kl_sum / n_rows  # [models, variants, columns]
+        compared = torch.as_tensor(np.stack([s.compared for s in specs]), dtype=torch.float64, device=device)
+        values = torch.einsum("mvc,vc->mv", kl_mean[:, spec_variant], compared)
+        values = torch.cat([(distance_sum / n_rows)[:, None], values], dim=1).cpu().numpy()
+
+    quantities = ["prediction_error"] + [s.quantity for s in specs]
+    modalities = [""] + [s.modality for s in specs]
+    scopes = [""] + [s.scope for s in specs]
+    per_model = len(quantities)
+    return pd.DataFrame(
+        {
+            "model": np.repeat(np.arange(n_models, dtype=np.int64), per_model),
+            "quantity": np.tile(np.array(quantities, dtype=object), n_models),
+            "modality": np.tile(np.array(modalities, dtype=object), n_models),
+            "scope": np.tile(np.array(scopes, dtype=object), n_models),
+            "value": values.reshape(-1).astype(np.float64),
+        }
+    )
+
+
+# ---------------------------------------------------------------------- evaluation rows
+def evaluation_rows(test_rows, mode: str = "first", n: int = 1024, seed: int = 0):
+    """The rows the measures are evaluated on.
+
+    Parameters
+    ----------
+    test_rows : array or tensor ``[n_rows, n_columns]``.
+    mode : ``"first"`` (the first ``n`` rows; default, as the paper's first 1024 test
+        rows), ``"random"`` (``n`` rows drawn without replacement with ``seed``, kept in
+        their original order) or ``"all"`` (every row; ``n`` is ignored).
+    n : number of rows for ``"first"`` and ``"random"``.
+    seed : seed of the ``"random"`` draw (numpy ``default_rng``).
+
+    Returns
+    -------
+    The selected rows ``[n, n_columns]``, of the same type as ``test_rows``.
+    """
+    if mode not in EVALUATION_MODES:
+        raise ValueError(f"evaluation rows: unknown mode {mode!r}; expected one of {', '.join(repr(m) for m in EVALUATION_MODES)}")
+    available = len(test_rows)
+    if mode == "all":
+        return test_rows
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"evaluation rows: n must be a positive whole number; got {n!r}")
+    if n > available:
+        raise ValueError(
+            f"evaluation rows: asked for n={n} rows with mode {mode!r}, but there are only {available} rows; "
+            f"pass n <= {available} or mode 'all'"
+        )
+    if mode == "first":
+        return test_rows[:n]
+    index = np.sort(np.random.default_rng(seed).choice(available, size=n, replace=False))
+    if isinstance(test_rows, torch.Tensor):
+        return test_rows[torch.as_tensor(index, device=test_rows.device)]
+    return test_rows[index]
+
+
+# ---------------------------------------------------------------------- posterior collapse
+def latent_diagnostics(model, desc: DatasetDescription, rows, *, threshold: float = 0.01) -> pd.DataFrame:
+    """Per latent dimension of every model: how much the posterior carries (collapse check).
+
+    For the full (unmuted) input rows ``x``, with posterior ``q(z|x) = N(m(x), diag s(x)^2)``:
+
+    - ``kl``: mean over rows of ``KL(q(z_j|x) || N(0, 1))`` in nats (the dimension's share
+      of the latent loss);
+    - ``posterior_mean_variance``: variance over rows (population, ``ddof=0``) of ``m_j(x)``;
+    - ``active``: ``posterior_mean_variance > threshold`` (Burda et al. 2015 use 0.01).
+
+    Parameters
+    ----------
+    model, desc : as in :func:`integration_measures`.
+    rows : array or tensor ``[n_rows, n_columns]`` of complete rows.
+    threshold : activity threshold on the variance of the posterior mean.
+
+    Returns
+    -------
+    DataFrame, one row per (model, latent dimension), columns ``model``, ``latent_dim``,
+    ``kl``, ``posterior_mean_variance``, ``active``.
+    """
+    _check_model(model, desc)
+    parameter = next(model.parameters())
+    x = _as_rows(rows, desc, dtype=parameter.dtype, device=parameter.device)
+    with torch.no_grad():
+        z_mean, z_logvar = model.encode(x[None].expand(model.n_models, -1, -1))
+        z_mean, z_logvar = z_mean.to(torch.float64), z_logvar.to(torch.float64)
+        kl = (0.5 * (z_mean**2 + torch.expm1(z_logvar) - z_logvar)).mean(dim=1)
+        variance = z_mean.var(dim=1, correction=0)
+    n_models, latent = kl.shape
+    variance = variance.cpu().numpy().reshape(-1)
+    return pd.DataFrame(
+        {
+            "model": np.repeat(np.arange(n_models, dtype=np.int64), latent),
+            "latent_dim": np.tile(np.arange(latent, dtype=np.int64), n_models),
+            "kl": kl.cpu().numpy().reshape(-1),
+            "posterior_mean_variance": variance,
+            "active": variance > threshold,
+        }
+    )
+
+
+def active_units(model, desc: DatasetDescription, rows, *, threshold: float = 0.01) -> np.ndarray:
+    """Number of active latent dimensions per model (see :func:`latent_diagnostics`),
+    int array ``[n_models]``."""
+    table = latent_diagnostics(model, desc, rows, threshold=threshold)
+    return table.groupby("model", sort=True)["active"].sum().reindex(range(model.n_models), fill_value=0).to_numpy(dtype=np.int64)
