@@ -291,22 +291,25 @@ def _read_matrix(path: Path, variable: str | None, header_names: list[str] | Non
     if suffix == ".csv":
         import pandas as pd
 
-        frame = pd.read_csv(path)
-        if header_names is not None and all(c in frame.columns for c in header_names):
-            frame = frame[header_names]
-        else:
-            try:
-                [float(c) for c in frame.columns]
-                frame = pd.read_csv(path, header=None)  # no header row: the first row is data
-            except ValueError:
-                if header_names is not None:
-                    missing = [c for c in header_names if c not in frame.columns][:5]
-                    if len(frame.columns) != len(header_names) or set(frame.columns) != set(header_names):
-                        raise DataError(
-                            f"{path}: header does not match the description's columns; "
-                            f"missing e.g. {missing}; expected {len(header_names)} columns named like "
-                            f"{header_names[:3]}"
-                        ) from None
+        with open(path, newline="") as f:
+            first = f.readline().strip().split(",")
+        try:
+            [float(c) for c in first]
+            has_header = False  # the first row is data
+        except ValueError:
+            has_header = True
+        frame = pd.read_csv(path, header=0 if has_header else None)
+        if has_header:
+            if header_names is not None:
+                missing = [c for c in header_names if c not in frame.columns]
+                if missing:
+                    unknown = [c for c in frame.columns if c not in header_names]
+                    raise DataError(
+                        f"{path}: the header lacks column(s) {missing[:5]}{' ...' if len(missing) > 5 else ''}"
+                        f"{f' and has unknown {unknown[:5]}' if unknown else ''}; expected the {len(header_names)} "
+                        f"column names of the description, like {header_names[:3]}"
+                    ) from None
+                frame = frame[header_names]  # the description's order, whatever the file's
         non_numeric = [c for c in frame.columns if not np.issubdtype(frame[c].dtype, np.number)]
         if non_numeric:
             raise DataError(f"{path}: column {non_numeric[0]!r} is not numeric")

@@ -336,8 +336,33 @@ def _plot_curve(ax, curve: pd.DataFrame, colour: str, label: str | None = None, 
 
 
 def _shade_windows(ax, windows) -> None:
+    # Windows are usually contiguous, so a dotted edge marks where one ends and the next begins.
     for start, end in windows or []:
         ax.axvspan(start, end, color="0.5", alpha=0.08, linewidth=0, zorder=0)
+        ax.axvline(start, color="0.6", linewidth=0.6, linestyle=":", zorder=0)
+
+
+def _share_epoch_axis(axes, *tables: pd.DataFrame | None) -> None:
+    """One epoch range for every panel, tick labels only on the bottom row.
+
+    Set explicitly rather than with ``sharex``: on figures with dozens of panels the shared
+    autoscaling dominated the drawing time.
+    """
+    epochs = [t["epoch"] for t in tables if t is not None and len(t)]
+    low = float(min(e.min() for e in epochs)) if epochs else 0.0
+    high = float(max(e.max() for e in epochs)) if epochs else 1.0
+    pad = 0.03 * (high - low) if high > low else 0.5
+    for ax in axes.flat:
+        ax.set_xlim(low - pad, high + pad)
+    for ax in axes[:-1, :].flat:
+        ax.tick_params(labelbottom=False)
+
+
+def _by_keys(summary: pd.DataFrame, keys: list[str]):
+    """Look-up of a summary's rows by key tuple (one pass instead of a mask per panel)."""
+    groups = {key: frame for key, frame in summary.groupby(keys, sort=False)} if len(summary) else {}
+    empty = summary.iloc[0:0]
+    return lambda *key: groups.get(tuple(key), empty)
 
 
 def _say_no_data(ax, text: str = "no data") -> None:
@@ -379,7 +404,7 @@ def _measure_rows(results: pd.DataFrame, quantity: str, scope: str) -> pd.DataFr
 def fig1_schedules(history: pd.DataFrame, *, schedules=None, colours=None, windows=None) -> Figure:
     """Fig. 1: β against epoch, one panel per schedule (shared epoch axis)."""
     schedules, colours = _resolve(schedules, colours, history)
-    figure, axes = _new_figure(max(len(schedules), 1), 1, (7.5, 1.5), sharex=True, sharey=True)
+    figure, axes = _new_figure(max(len(schedules), 1), 1, (7.5, 1.5), sharey=True)
     thinned = False
     for ax, name in zip(axes[:, 0], schedules or [None]):
         if name is None:
@@ -408,6 +433,7 @@ def fig1_schedules(history: pd.DataFrame, *, schedules=None, colours=None, windo
         ax.set_ylim(-0.05, max(1.05, float(beta["beta"].max()) * 1.05 if len(beta) else 1.05))
         ax.set_title(name, fontsize=9, loc="left", color=colours[name])
     axes[-1, 0].set_xlabel("epoch")
+    _share_epoch_axis(axes, history)
     note = ""
     if windows:
         note = "; grey: averaging windows of Fig. 5"
@@ -429,7 +455,7 @@ def fig2_losses(history: pd.DataFrame, results: pd.DataFrame, *, schedules=None,
         ("latent loss (nats)", seed_summary(history, ["schedule"], "latent_loss", band)),
         ("weighted loss", seed_summary(history, ["schedule"], "loss", band)),
     ]
-    figure, axes = _new_figure(len(quantities), max(len(schedules), 1), (3.0, 1.9), sharex=True, sharey="row")
+    figure, axes = _new_figure(len(quantities), max(len(schedules), 1), (3.0, 1.9), sharey="row")
     thinned = False
     for col, name in enumerate(schedules or [None]):
         for row, (label, summary) in enumerate(quantities):
@@ -444,6 +470,7 @@ def fig2_losses(history: pd.DataFrame, results: pd.DataFrame, *, schedules=None,
             if row == 0 and name is not None:
                 ax.set_title(name, fontsize=9, color=colours[name])
         axes[-1, col].set_xlabel("epoch")
+    _share_epoch_axis(axes, history, results)
     _title(figure, "Fig. 2 — prediction error and the loss terms", band, _n_seeds(history, results), thinned)
     return figure
 
@@ -454,7 +481,7 @@ def fig3_baseline(results: pd.DataFrame, *, schedules=None, colours=None, band="
     schedules, colours = _resolve(schedules, colours, results)
     baseline = results[results["quantity"] == "baseline"]
     summary = seed_summary(baseline, ["schedule"], "value", band)
-    figure, axes = _new_figure(1, max(len(schedules), 1), (3.0, 2.4), sharex=True, sharey="row")
+    figure, axes = _new_figure(1, max(len(schedules), 1), (3.0, 2.4), sharey="row")
     thinned = False
     for col, name in enumerate(schedules or [None]):
         ax = axes[0, col]
@@ -467,6 +494,7 @@ def fig3_baseline(results: pd.DataFrame, *, schedules=None, colours=None, band="
             ax.set_title(name, fontsize=9, color=colours[name])
         ax.set_xlabel("epoch")
     axes[0, 0].set_ylabel("baseline (nats)")
+    _share_epoch_axis(axes, baseline)
     _title(figure, "Fig. 3 — baseline", band, _n_seeds(baseline), thinned)
     return figure
 
@@ -479,20 +507,19 @@ def fig4_measures(results: pd.DataFrame, *, schedules=None, modalities=None, ban
     modalities = list(modalities) if modalities is not None else modality_order(results)
     measures = results[results["quantity"].isin(MEASURE_QUANTITIES)]
     summary = seed_summary(measures, ["schedule", "quantity", "scope", "modality"], "value", band)
-    figure, axes = _new_figure(max(len(schedules), 1), len(MEASURES), (3.0, 2.0), sharex=True, sharey="row")
+    figure, axes = _new_figure(max(len(schedules), 1), len(MEASURES), (3.0, 2.0), sharey="row")
+    curve_of = _by_keys(summary, ["schedule", "quantity", "scope", "modality"])
     thinned = False
     for row, name in enumerate(schedules or [None]):
         for col, (quantity, scope, short, _) in enumerate(MEASURES):
             ax = axes[row, col]
             _shade_windows(ax, windows)
-            panel = summary[(summary["schedule"] == name) & (summary["quantity"] == quantity)
-                            & (summary["scope"] == scope)]
-            if panel.empty:
+            curves = [curve_of(name, quantity, scope, modality) for modality in modalities]
+            if all(c.empty for c in curves):
                 _say_no_data(ax)
-            for index, modality in enumerate(modalities):
+            for index, (modality, curve) in enumerate(zip(modalities, curves)):
                 style = _modality_style(index)
-                thinned |= _plot_curve(ax, panel[panel["modality"] == modality], style["color"],
-                                       label=modality, linestyle=style["linestyle"])
+                thinned |= _plot_curve(ax, curve, style["color"], label=modality, linestyle=style["linestyle"])
             if row == 0:
                 ax.set_title(short, fontsize=9)
             if col == 0:
@@ -500,6 +527,7 @@ def fig4_measures(results: pd.DataFrame, *, schedules=None, modalities=None, ban
                               color=colours.get(name, "k"))
     for ax in axes[-1, :]:
         ax.set_xlabel("epoch")
+    _share_epoch_axis(axes, measures)
     handles = [Line2D([], [], label=m, linewidth=1.6, **_modality_style(i)) for i, m in enumerate(modalities)]
     if handles:
         figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 8), fontsize=9,
@@ -583,7 +611,8 @@ def fig6_per_modality(results: pd.DataFrame, *, schedules=None, modalities=None,
     summary = seed_summary(measures, ["schedule", "quantity", "scope", "modality"], "value", band)
     families = [("single_modality_error", "SME"), ("loss_of_precision", "LoP")]
     n_rows = max(2 * len(modalities), 1)
-    figure, axes = _new_figure(n_rows, max(len(schedules), 1), (3.0, 1.7), sharex=True, sharey="row")
+    figure, axes = _new_figure(n_rows, max(len(schedules), 1), (3.0, 1.7), sharey="row")
+    curve_of = _by_keys(summary, ["schedule", "quantity", "scope", "modality"])
     thinned = False
     if not modalities:
         _say_no_data(axes[0, 0], "no measure evaluations")
@@ -593,18 +622,19 @@ def fig6_per_modality(results: pd.DataFrame, *, schedules=None, modalities=None,
             for col, name in enumerate(schedules):
                 ax = axes[row, col]
                 _shade_windows(ax, windows)
-                panel = summary[(summary["schedule"] == name) & (summary["quantity"] == quantity)
-                                & (summary["modality"] == modality)]
-                if panel.empty:
+                own = curve_of(name, quantity, "modality", modality)
+                every = curve_of(name, quantity, "all", modality)
+                if own.empty and every.empty:
                     _say_no_data(ax)
-                thinned |= _plot_curve(ax, panel[panel["scope"] == "modality"], _lighter(colours[name]))
-                thinned |= _plot_curve(ax, panel[panel["scope"] == "all"], _darker(colours[name]))
+                thinned |= _plot_curve(ax, own, _lighter(colours[name]))
+                thinned |= _plot_curve(ax, every, _darker(colours[name]))
                 if row == 0:
                     ax.set_title(name, fontsize=9, color=colours[name])
                 if col == 0:
                     ax.set_ylabel(f"{modality}\n{short} (nats)", fontsize=8)
     for ax in axes[-1, :]:
         ax.set_xlabel("epoch")
+    _share_epoch_axis(axes, measures)
     handles = [Line2D([], [], color=_lighter("#777777"), linewidth=2, label="regarding the modality (light)"),
                Line2D([], [], color=_darker("#777777"), linewidth=2, label="regarding all (dark)")]
     figure.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
@@ -655,6 +685,9 @@ def _save(figure: Figure, png: Path, svg: Path) -> None:
     # text stays text in the SVG so it is small and searchable.
     with matplotlib.rc_context({"svg.hashsalt": "intermodal", "svg.fonttype": "none"}):
         figure.savefig(png, dpi=DPI, metadata={"Software": None})
+        # The constrained layout solved while drawing the PNG holds for the SVG too; freezing
+        # it saves a second solve, which dominates the time on figures with many panels.
+        figure.set_layout_engine("none")
         figure.savefig(svg, metadata={"Date": None})
     figure.clear()
 

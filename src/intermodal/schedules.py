@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PAPER_EPOCHS", "PAPER_SCHEDULES", "Schedule", "parse_schedule", "betas", "split_schedule_list"]
+__all__ = ["PAPER_EPOCHS", "PAPER_SCHEDULES", "Schedule", "parse_schedule", "betas"]
 
 PAPER_EPOCHS = 80_000
 PAPER_SCHEDULES = ("constant-1", "constant-0", "dynamic-plateau-0", "dynamic-plateau-1")
@@ -150,18 +150,6 @@ def _read_table(path: str, spec: str) -> tuple[np.ndarray, np.ndarray]:
     if np.any(np.diff(epochs) <= 0):
         raise ScheduleError(f"{path}: column epoch must be strictly increasing")
     return epochs, values
-
-
-def split_schedule_list(text: str) -> list[str]:
-    """``"constant-1,constant-0"`` → a list of schedule names (each checked)."""
-    names = [s.strip() for s in text.split(",") if s.strip()]
-    if not names:
-        raise ScheduleError("--schedule: give at least one schedule name")
-    for name in names:
-        parse_schedule(name)
-    if len(set(names)) != len(names):
-        raise ScheduleError(f"--schedule: a schedule is named twice in {names}")
-    return names
 
 
 def betas(spec: str, n_epochs: int, horizon: int | None = None) -> np.ndarray:

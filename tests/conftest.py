@@ -1,0 +1,49 @@
+"""Shared fixtures: the iCub copy beside the project (skipped where absent) and a small
+synthetic data set that no test needs to download."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from intermodal.data import Dataset, DatasetDescription, Modality
+
+# The tests' models are tiny: one thread each avoids oversubscribing a small machine
+# when pytest shares it with other work.
+torch.set_num_threads(1)
+
+ICUB_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "icub-zambelli2020"
+
+
+@pytest.fixture(scope="session")
+def icub_dir() -> Path:
+    if not (ICUB_DIR / "final_database_train.mat").exists():
+        pytest.skip(f"the iCub data copy is not at {ICUB_DIR} (it lies in ../shared beside the project)")
+    return ICUB_DIR
+
+
+@pytest.fixture(scope="session")
+def icub(icub_dir):
+    from intermodal.data import load_dataset
+
+    return load_dataset("icub", data_dir=icub_dir)
+
+
+def small_description() -> DatasetDescription:
+    """Three modalities of sizes 2, 1, 3 at steps t and t-1: nothing like the iCub set."""
+    return DatasetDescription(
+        name="tiny",
+        modalities=(Modality("arm", 2), Modality("bump", 1), Modality("eye", 3)),
+        muting_patterns={"complete": (), "eye-only": ("arm", "bump"), "past": ("arm@t", "bump@t", "eye@t")},
+    )
+
+
+@pytest.fixture
+def tiny() -> Dataset:
+    desc = small_description()
+    rng = np.random.default_rng(0)
+    train = np.tanh(rng.normal(size=(400, desc.n_columns)))
+    test = np.tanh(rng.normal(size=(150, desc.n_columns)))
+    return Dataset(desc, train, test, origin="tiny")

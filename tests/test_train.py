@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from intermodal.cli import main
+from intermodal.config import RunConfig
+from intermodal.checkpoint import load_checkpoint
+from intermodal.model import MultimodalVAE, architecture_preset, losses
+from intermodal.train import HISTORY_COLUMNS, Trainer
+
+from conftest import small_description
+
+
+def tiny_config(**kw) -> RunConfig:
+    base = dict(data="tiny", schedules=["constant-0"], seeds=[0], epochs=3, batch_size=100, lr=1e-3, dtype="float64")
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def test_loss_matches_an_independent_per_modality_computation():
+    desc = small_description()
+    g = torch.Generator().manual_seed(0)
+    shape = (2, 7, desc.n_columns)
+    x, mu, lv = (torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(3))
+    zm, zl = (torch.randn(2, 7, 5, generator=g, dtype=torch.float64) for _ in range(2))
+    recon, latent = losses(desc, 5, x, mu, lv, zm, zl)
+    x, mu, lv, zm, zl = (a.numpy() for a in (x, mu, lv, zm, zl))
+    expected = np.zeros((2, 7))
+    for m in desc.modality_names:
+        c = desc.columns_of(m)
+        term = 0.5 * ((x[..., c] - mu[..., c]) ** 2 / np.exp(lv[..., c])).sum(-1) + 0.5 * lv[..., c].sum(-1)
+        expected += (term + 0.5 * (5 / 2) * math.log(2 * math.pi)) / len(c)
+    np.testing.assert_allclose(recon.numpy(), expected, rtol=1e-12)
+    kl = 0.5 * (np.exp(zl) + zm**2 - 1 - zl).sum(-1)
+    np.testing.assert_allclose(latent.numpy(), kl, rtol=1e-12)
+
+
+def test_preset_1_has_the_papers_layer_sizes(icub):
+    model = MultimodalVAE(icub.description, architecture_preset("1", icub.description), 1)
+    shapes = {name: (a, b) for name, a, b in model.layer_shapes}
+    assert shapes["enc:joints:0"] == (8, 40) and shapes["enc:joints:1"] == (40, 20)
+    assert shapes["enc:touch:0"] == (2, 10) and shapes["enc:motor:1"] == (40, 10)
+    assert shapes["enc:shared:0"] == (60, 100) and shapes["enc:latent"] == (100, 56)
+    assert shapes["dec:shared:0"] == (28, 100) and shapes["dec:shared:1"] == (100, 70)
+    assert shapes["dec:vision:0"] == (20, 40) and shapes["dec:vision:1"] == (40, 8)
+    assert shapes["dec:sound:1"] == (10, 2) and shapes["dec:sound:head"] == (2, 4)
+
+
+def test_initialisation_follows_the_original_and_depends_on_the_seed_only(tiny):
+    desc = tiny.description
+    arch = architecture_preset("1", desc)
+    group = MultimodalVAE(desc, arch, 3, dtype=torch.float64)
+    group.reset_parameters([5, 6, 7])
+    alone = MultimodalVAE(desc, arch, 1, dtype=torch.float64)
+    alone.reset_parameters([6])
+    for name, n_in, n_out in group.layer_shapes:
+        w = group.weights[name]
+        fan_out = n_out // 2 if name.endswith(("head", "latent")) else n_out
+        assert w.abs().max() <= math.sqrt(1 / (n_in + fan_out))
+        assert w.abs().max() > 0.5 * math.sqrt(1 / (n_in + fan_out))
+        assert (group.biases[name] == 0).all()
+        torch.testing.assert_close(w[1], alone.weights[name][0], rtol=0, atol=0)
+        assert not torch.equal(w[0], w[1])
+
+
+def test_a_model_in_a_group_of_20_trains_as_it_does_alone(tiny):
+    schedules = ["constant-1", "constant-0", "dynamic-plateau-0", "linear:warmup=10000"]
+    group = Trainer(tiny_config(schedules=schedules, seeds=[0, 1, 2, 3, 4], epochs=4), tiny, progress=False).run()
+    assert len(group.keys) == 20
+    full = group.history_frame()
+    for schedule, seed in [("constant-0", 3), ("linear:warmup=10000", 0)]:
+        alone = Trainer(tiny_config(schedules=[schedule], seeds=[seed], epochs=4), tiny, progress=False).run()
+        a = alone.history_frame()
+        g = full[(full.schedule == schedule) & (full.seed == seed)].reset_index(drop=True)
+        np.testing.assert_allclose(g[HISTORY_COLUMNS[3:]].to_numpy(), a[HISTORY_COLUMNS[3:]].to_numpy(), rtol=1e-10)
+    # and different seeds do train differently
+    s = full[full.schedule == "constant-0"].groupby("seed")["reconstruction_loss"].last()
+    assert s.nunique() == 5
+
+
+def test_history_columns_and_loss_identity(tiny):
+    h = Trainer(tiny_config(schedules=["constant-1", "cyclical:cycles=2:ratio=0.5"], seeds=[0, 1], epochs=4), tiny,
+                progress=False).run().history_frame()
+    assert list(h.columns) == HISTORY_COLUMNS
+    assert len(h) == 2 * 2 * 4
+    np.testing.assert_allclose(h["loss"], h["reconstruction_loss"] + h["beta"] * h["latent_loss"], rtol=1e-12)
+    assert (h["latent_loss"] >= 0).all()
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resume_continues_exactly(tmp_path, tiny):
+    cfg = tiny_config(schedules=["constant-0", "constant-1"], seeds=[0, 1], epochs=6, checkpoint_every=2)
+    whole = Trainer(cfg, tiny, tmp_path / "whole", progress=False).run().history_frame()
+
+    def stop_at_5(model, epoch):
+        if epoch == 5:
+            raise _Interrupt
+        return {}
+
+    cut = Trainer(RunConfig(**{**cfg.to_dict(), "eval_every": 5}), tiny, tmp_path / "cut", evaluate=stop_at_5, progress=False)
+    with pytest.raises(_Interrupt):
+        cut.run()
+    assert json.loads((tmp_path / "cut/checkpoint/state.json").read_text())["epochs_done"] == 4
+    resumed = Trainer.resume(tmp_path / "cut", tiny, progress=False).run()
+    assert resumed.epoch == 6
+    np.testing.assert_allclose(resumed.history_frame()[HISTORY_COLUMNS[3:]].to_numpy(),
+                               whole[HISTORY_COLUMNS[3:]].to_numpy(), rtol=1e-12)
+    on_disk = pd.read_parquet(tmp_path / "cut/history.parquet")
+    assert len(on_disk) == len(whole)
+
+
+def test_checkpoint_holds_no_pickle_and_loads(tmp_path, tiny):
+    Trainer(tiny_config(seeds=[0, 1]), tiny, tmp_path / "run", progress=False).run()
+    files = sorted(p.name for p in (tmp_path / "run/checkpoint").iterdir())
+    assert files == ["model.safetensors", "optimizer.safetensors", "rng.safetensors", "state.json"]
+    model, state, _, _ = load_checkpoint(tmp_path / "run")
+    assert state["models"] == [["constant-0", 0], ["constant-0", 1]]
+    assert model.n_models == 2 and next(model.parameters()).dtype == torch.float64
+
+
+def test_cli_trains_on_own_data_and_rejects_bad_options(tmp_path, tiny, capsys):
+    from intermodal.data import write_dataset
+
+    path = write_dataset(tiny, tmp_path / "data")
+    out = tmp_path / "run"
+    code = main(["train", "--data", str(path), "--schedule", "constant-1,constant-0", "--seeds", "2",
+                 "--epochs", "2", "--batch-size", "200", "--out", str(out), "--quiet"])
+    assert code == 0
+    h = pd.read_parquet(out / "history.parquet")
+    assert sorted(set(h.schedule)) == ["constant-0", "constant-1"] and sorted(set(h.seed)) == [0, 1]
+    config = json.loads((out / "config.json").read_text())
+    assert config["schedules"] == ["constant-1", "constant-0"] and config["batch_size"] == 200
+
+    for argv, message in [
+        (["--schedule", "constant-7"], "unknown schedule 'constant-7'"),
+        (["--dtype", "float16"], "option 'dtype' is 'float16'; expected 'float32' or 'float64'"),
+        (["--epochs", "many"], "epochs is 'many'; expected int"),
+        (["--batch-size", "5000"], "--batch-size 5000 is larger than the 1200 training rows"),
+        (["--architecture", "9"], "--architecture '9': expected one of 1, 2, 3, 4, 5, 6, 7"),
+    ]:
+        code = main(["train", "--data", str(path), "--out", str(tmp_path / "other"), "--quiet", *argv])
+        assert code == 2
+        assert message in capsys.readouterr().err
+    assert main(["train", "--data", str(path), "--out", str(out), "--quiet"]) == 2
+    assert "not empty" in capsys.readouterr().err
+    bad = tmp_path / "bad.toml"
+    bad.write_text('epochs = 3\nlearning_rate = 0.1\n')
+    assert main(["train", "--data", str(path), "--config", str(bad), "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    assert "unknown key 'learning_rate'" in capsys.readouterr().err
+
+
+def test_config_file_is_overridden_by_flags(tmp_path):
+    from intermodal.cli import _resolve_config, build_parser
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('epochs = 30\nlr = 0.001\nschedules = ["constant-1"]\nseeds = 3\n')
+    args = build_parser().parse_args(["train", "--config", str(cfg), "--epochs", "40"])
+    config = _resolve_config(args, RunConfig())
+    assert (config.epochs, config.lr, config.schedules, config.seeds) == (40, 0.001, ["constant-1"], [0, 1, 2])
