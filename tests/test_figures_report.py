@@ -215,7 +215,8 @@ def test_report_is_one_self_contained_page(paper_like_run):
 
 
 def test_figures_and_report_for_own_modalities(tmp_path):
-    run = write_run(tmp_path / "own", *fabricate_run(OWN_ROBOT, seeds=(0, 1), epochs=16))
+    run = write_run(tmp_path / "own", *fabricate_run(OWN_ROBOT, schedules=["constant-1", "constant-0"], seeds=(0, 1),
+                                                     epochs=16))
     paths = write_figures(run)
     assert len(paths) == 12 and all(p.is_file() for p in paths)
     assert {p.suffix for p in paths} == {".png", ".svg"}

@@ -70,7 +70,7 @@ def _resolve_config(args, base: RunConfig) -> RunConfig:
 def _load_data(config: RunConfig):
     from .data import load_dataset
 
-    return load_dataset(config.data, config.data_dir, **(config.sim if config.data == "sim" else {}))
+    return load_dataset(config.data, config.data_dir, config.sim)
 
 
 def _check_out(out: Path) -> None:

@@ -477,7 +477,7 @@ def _verify_sha256(folder: Path, desc: DatasetDescription) -> None:
             raise DataError(f"{path}: SHA-256 is {digest}; expected {sha} (the pinned file). Is it damaged or another version?")
 
 
-def load_dataset(data: str = "sim", data_dir: str | os.PathLike | None = None, **sim_options) -> Dataset:
+def load_dataset(data: str = "sim", data_dir: str | os.PathLike | None = None, sim_options: dict | None = None) -> Dataset:
     """Load a data set by name or description path.
 
     ``data``: ``"sim"`` (the embedded simulator; ``sim_options`` go to it), ``"icub"``
@@ -487,7 +487,7 @@ def load_dataset(data: str = "sim", data_dir: str | os.PathLike | None = None, *
     if data == "sim":
         from . import sim
 
-        return sim.simulate(**sim_options)
+        return sim.simulate(**(sim_options or {}))
     if sim_options:
         raise DataError(f"simulator options {sorted(sim_options)} apply only to --data sim")
     if data == "icub":

@@ -153,8 +153,8 @@ def _check_collapse(history, results, window, where) -> dict:
     below_relative = bool(own_latent < LATENT_NEAR_ZERO_FRACTION * others_latent.min())
     near_zero = below_absolute or below_relative
     evidence = (
-        f"Baseline: {_values(baseline)} → lowest: {_yes(lowest_baseline)}. "
-        f"Prediction error: {_values(prediction)} → highest: {_yes(highest_prediction)}. "
+        f"Baseline: {_values(baseline)} → lowest: {_yes(lowest_baseline)}.\n"
+        f"Prediction error: {_values(prediction)} → highest: {_yes(highest_prediction)}.\n"
         f"Latent loss (nats): {_values(latent)} → {COLLAPSED_SCHEDULE} {_fmt(own_latent)} "
         f"{'<' if below_absolute else '≥'} {LATENT_NEAR_ZERO_NATS:g} nats; "
         f"{_fmt(own_latent / others_latent.min()) if others_latent.min() > 0 else 'n/a'}× the smallest other "
@@ -190,7 +190,7 @@ def _check_informative(means, non_collapsed, modalities, where) -> dict:
     if not verdicts:
         return _finding(finding, rule, None, f"No measure evaluations in the {where} for a schedule other than "
                         f"{COLLAPSED_SCHEDULE}.", figures)
-    return _finding(finding, rule, all(verdicts), " ".join(parts), figures)
+    return _finding(finding, rule, all(verdicts), "\n".join(parts), figures)
 
 
 def _check_hard_to_predict(means, non_collapsed, modalities, where) -> dict:
@@ -228,7 +228,7 @@ def _check_hard_to_predict(means, non_collapsed, modalities, where) -> dict:
     if not verdicts:
         return _finding(finding, rule, None, f"No measure evaluations in the {where} for a schedule other than "
                         f"{COLLAPSED_SCHEDULE}.", figures)
-    return _finding(finding, rule, all(verdicts), " ".join(parts), figures)
+    return _finding(finding, rule, all(verdicts), "\n".join(parts), figures)
 
 
 def _yes(flag: bool) -> str:
@@ -238,27 +238,40 @@ def _yes(flag: bool) -> str:
 # --------------------------------------------------------------------------- tables
 def _final_values(history: pd.DataFrame, results: pd.DataFrame, schedules: list[str]) -> pd.DataFrame:
     """Per schedule, each seed's value at its last epoch, as mean ± sd over seeds."""
-    def last_per_seed(frame: pd.DataFrame, value: str) -> pd.DataFrame:
-        if frame.empty:
-            return pd.DataFrame(columns=["schedule", "seed", "epoch", value])
-        last = frame.loc[frame.groupby(["schedule", "seed"])["epoch"].idxmax(), ["schedule", "seed", "epoch", value]]
-        return last
+    evaluations = {"prediction error": results[results["quantity"] == "prediction_error"],
+                   "baseline (nats)": results[results["quantity"] == "baseline"]}
+    training = {"latent loss (nats)": "latent_loss", "reconstruction loss": "reconstruction_loss",
+                "weighted loss": "loss"}
 
-    columns = {}
-    for label, frame, value in [
-        ("prediction error", results[results["quantity"] == "prediction_error"], "value"),
-        ("baseline (nats)", results[results["quantity"] == "baseline"], "value"),
-        ("latent loss (nats)", history, "latent_loss"),
-        ("reconstruction loss", history, "reconstruction_loss"),
-        ("weighted loss", history, "loss"),
-    ]:
-        last = last_per_seed(frame, value)
-        stats = last.groupby("schedule").agg(mean=(value, "mean"), sd=(value, "std"), epoch=("epoch", "max"))
-        columns[label] = {s: (_mean_sd(stats.at[s, "mean"], stats.at[s, "sd"]) + f" (epoch {int(stats.at[s, 'epoch'])})"
-                              if s in stats.index else "n/a") for s in schedules}
-    table = pd.DataFrame(columns, index=schedules)
-    table.index.name = "schedule"
-    return table
+    def at_last_epoch(frame: pd.DataFrame, value: str) -> pd.DataFrame:
+        if frame.empty:
+            return pd.DataFrame(columns=["mean", "sd", "epoch"])
+        last = frame.loc[frame.groupby(["schedule", "seed"])["epoch"].idxmax()]
+        return last.groupby("schedule").agg(mean=(value, "mean"), sd=(value, "std"), epoch=("epoch", "max"))
+
+    def cell(stats: pd.DataFrame, schedule: str, column: str = "value") -> str:
+        if schedule not in stats.index:
+            return "n/a"
+        if column == "epoch":
+            return str(int(stats.at[schedule, "epoch"]))
+        return _mean_sd(float(stats.at[schedule, "mean"]), float(stats.at[schedule, "sd"]))
+
+    table = {}
+    first = True
+    for label, frame in evaluations.items():
+        stats = at_last_epoch(frame, "value")
+        if first:
+            table["last evaluation epoch"] = {s: cell(stats, s, "epoch") for s in schedules}
+            first = False
+        table[label] = {s: cell(stats, s) for s in schedules}
+    first = True
+    for label, value in training.items():
+        stats = at_last_epoch(history, value)
+        if first:
+            table["last training epoch"] = {s: cell(stats, s, "epoch") for s in schedules}
+            first = False
+        table[label] = {s: cell(stats, s) for s in schedules}
+    return pd.DataFrame(table, index=schedules).rename_axis("schedule").reset_index()
 
 
 def _window_table(means: pd.DataFrame, window_index: int, schedules: list[str], modalities: list[str]) -> pd.DataFrame:
@@ -272,7 +285,11 @@ def _window_table(means: pd.DataFrame, window_index: int, schedules: list[str], 
                                & (inside["quantity"] == quantity) & (inside["scope"] == scope)]
                 cells[short] = _mean_sd(float(match["mean"].iloc[0]), float(match["sd"].iloc[0])) if len(match) else "n/a"
             rows.append(cells)
-    return pd.DataFrame(rows).set_index(["schedule", "modality"])
+    table = pd.DataFrame(rows).set_index(["schedule", "modality"])
+    # Without index names pandas writes no extra header row; the corner cell says what the rows are.
+    table.index.names = [None, None]
+    table.columns.name = "schedule / modality"
+    return table
 
 
 def _active_units_table(diagnostics: pd.DataFrame, schedules: list[str]) -> pd.DataFrame:
@@ -287,9 +304,7 @@ def _active_units_table(diagnostics: pd.DataFrame, schedules: list[str]) -> pd.D
             rows[s] = {"last epoch": int(stats.at[s, "epoch"]),
                        "active latent units": _mean_sd(stats.at[s, "mean"], stats.at[s, "sd"])
                        + (f" of {n_latent}" if n_latent else "")}
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.index.name = "schedule"
-    return table
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("schedule").reset_index()
 
 
 # --------------------------------------------------------------------------- HTML
@@ -302,6 +317,7 @@ table { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 0.88em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f2f2f2; }
 td:first-child, th:first-child { text-align: left; }
+table.summary td { text-align: left; }
 pre { background: #f6f6f6; border: 1px solid #ddd; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
 figure { margin: 1.2em 0 2em; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
@@ -315,7 +331,9 @@ figcaption { font-size: 0.9em; color: #444; margin-top: 0.3em; }
 
 
 def _table_html(table: pd.DataFrame) -> str:
-    return table.to_html(escape=True, border=0, na_rep="n/a")
+    # A plain column table (no meaningful index) is written without pandas' row numbers.
+    plain = isinstance(table.index, pd.RangeIndex)
+    return table.to_html(escape=True, border=0, na_rep="n/a", index=not plain)
 
 
 def _figure_html(stem: str, png: Path, caption: str) -> str:
@@ -339,7 +357,7 @@ def _findings_html(findings: list[dict]) -> str:
             f'<div class="finding {state}"><h3>{html.escape(f["finding"])}</h3>'
             f'<p class="verdict">{verdict}</p>'
             f'<p><b>Rule:</b> {html.escape(f.get("rule", ""))}</p>'
-            f'<p><b>Numbers:</b> {html.escape(f["evidence"])}</p>'
+            f'<p><b>Numbers:</b><br>{html.escape(f["evidence"]).replace(chr(10), "<br>")}</p>'
             + (f'<p><b>Figures:</b> {links}</p>' if links else "") + "</div>")
     return "\n".join(parts)
 
@@ -371,12 +389,13 @@ def render_report(run_dir: str | Path, band: str = "sd") -> str:
          + ("" if config.get("windows") else " (default: the paper's 60–70 k and 70–80 k of 80 k, scaled)")),
     ]
     summary = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in summary_rows)
+    summary = f'<table class="summary">{summary}</table>'
 
     body = [f"<h1>{html.escape(title)}</h1>",
             f'<p class="muted">Multimodal VAE integration measures (Langer et al. 2024). Curves and table '
             f'entries are means over seeds; {html.escape(BAND_DESCRIPTIONS[band])}; table entries are mean ± sd '
             f'over seeds (sample sd; no ± with one seed).</p>',
-            f"<table>{summary}</table>"]
+            summary]
 
     body.append(f"<h2 id=\"findings\">{html.escape(FINDINGS_SECTION_TITLE)}</h2>")
     body.append('<p class="muted">Each finding of the paper is tested on this run\'s numbers by the rule stated '

@@ -300,6 +300,8 @@ def _as_bool(option, value):
 
 
 def _as_names(option, value, unique=True):
+    if value is None:
+        return ()
     if isinstance(value, str):
         value = [v for v in value.split(",") if v.strip()]
     try:
@@ -312,6 +314,8 @@ def _as_names(option, value, unique=True):
 
 
 def _as_noise(value):
+    if value is None:
+        return {}
     if isinstance(value, str):
         pairs = {}
         for item in (v for v in value.split(",") if v.strip()):
