@@ -285,11 +285,7 @@ def _window_table(means: pd.DataFrame, window_index: int, schedules: list[str], 
                                & (inside["quantity"] == quantity) & (inside["scope"] == scope)]
                 cells[short] = _mean_sd(float(match["mean"].iloc[0]), float(match["sd"].iloc[0])) if len(match) else "n/a"
             rows.append(cells)
-    table = pd.DataFrame(rows).set_index(["schedule", "modality"])
-    # Without index names pandas writes no extra header row; the corner cell says what the rows are.
-    table.index.names = [None, None]
-    table.columns.name = "schedule / modality"
-    return table
+    return pd.DataFrame(rows)
 
 
 def _active_units_table(diagnostics: pd.DataFrame, schedules: list[str]) -> pd.DataFrame:
@@ -315,7 +311,8 @@ h1 { font-size: 1.6em; margin-bottom: 0.2em; }
 h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 2em; }
 table { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 0.88em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
-th { background: #f2f2f2; }
+th { background: #f2f2f2; text-align: left; }
+th.group { vertical-align: top; }
 td:first-child, th:first-child { text-align: left; }
 table.summary td { text-align: left; }
 pre { background: #f6f6f6; border: 1px solid #ddd; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
@@ -334,6 +331,28 @@ def _table_html(table: pd.DataFrame) -> str:
     # A plain column table (no meaningful index) is written without pandas' row numbers.
     plain = isinstance(table.index, pd.RangeIndex)
     return table.to_html(escape=True, border=0, na_rep="n/a", index=not plain)
+
+
+def _grouped_table_html(table: pd.DataFrame) -> str:
+    """A table whose first column repeats in runs (schedule, then its modalities): each run's
+    first cell spans its rows, so the table reads as one block per schedule."""
+    header = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+    lines = [f"<table><thead><tr>{header}</tr></thead><tbody>"]
+    first = table.columns[0]
+    run_lengths = table.groupby((table[first] != table[first].shift()).cumsum(), sort=False).size().tolist()
+    row = 0
+    for length in run_lengths:
+        for offset in range(length):
+            values = table.iloc[row + offset].tolist()
+            cells = []
+            if offset == 0:
+                cells.append(f'<th rowspan="{length}" class="group">{html.escape(str(values[0]))}</th>')
+            cells.append(f"<th>{html.escape(str(values[1]))}</th>")
+            cells += [f"<td>{html.escape(str(v))}</td>" for v in values[2:]]
+            lines.append("<tr>" + "".join(cells) + "</tr>")
+        row += length
+    lines.append("</tbody></table>")
+    return "\n".join(lines)
 
 
 def _figure_html(stem: str, png: Path, caption: str) -> str:
@@ -429,7 +448,7 @@ def render_report(run_dir: str | Path, band: str = "sd") -> str:
             continue
         n_epochs = int(inside["n_epochs"].max())
         body.append(f'<p class="muted">{n_epochs} evaluation epoch{"s" if n_epochs != 1 else ""} in the window.</p>')
-        body.append(_table_html(_window_table(means, index, schedules, modalities)))
+        body.append(_grouped_table_html(_window_table(means, index, schedules, modalities)))
 
     if run.diagnostics is not None:
         body.append("<h2 id=\"diagnostics\">Diagnostics: active latent units</h2>")
