@@ -298,7 +298,7 @@ def test_write_and_load_back_identical_arrays(tmp_path):
 
 
 def test_load_dataset_sim_passes_options():
-    ds = data.load_dataset("sim", n_train=30, n_test=40, seed=2)
+    ds = data.load_dataset("sim", sim_options={"n_train": 30, "n_test": 40, "seed": 2})
     assert ds.train.shape == (30, 28) and ds.test.shape == (40, 28) and ds.origin == "sim(seed=2, n_train=30, n_test=40)"
 
 

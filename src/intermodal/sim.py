@@ -51,6 +51,8 @@ __all__ = [
     "angles_to_joints",
     "vision_from_joints",
     "contact_from_joints",
+    "contact_from_angles",
+    "description",
     "plan_commands",
     "BASE_MODALITIES",
     "MOTOR_GAIN",
@@ -171,7 +173,7 @@ class SimConfig:
         Shuffle the training rows, as the iCub training file is.
     vision_noise : float
         Standard deviation, in pixels, of Gaussian noise added to each camera coordinate
-        (an image is 320 x 240, so 1 px is 1/160 of the normalised range).
+        (images are 320 x 240 px, so 1 px is 1/160 normalised units in u, 1/120 in v).
     noise : {modality: std}
         Gaussian noise, in normalised units, added to a modality's values (after
         ``vision_noise``; before the copy of a ``copy-MOD`` distractor is taken); values
@@ -450,18 +452,18 @@ def _inside_limits(angles: np.ndarray) -> bool:
     )
 
 
-def _clear_and_in_view(angles: np.ndarray, clearance: float) -> bool:
-    """Whether the fingertip stays ``clearance`` above the key tops, in front of the
-    shoulder, and inside both images (VIEW_MARGIN_PX from the border) at every pose."""
+def _in_view(angles: np.ndarray) -> bool:
+    """Whether the fingertip lies in front of the shoulder and inside both images
+    (VIEW_MARGIN_PX from the border) at every pose."""
     tip = fingertip_position(angles)
     pixels = project_to_cameras(tip)
     size = np.tile(np.asarray(IMAGE_SIZE_PX, dtype=np.float64), 2)
-    return bool(
-        np.all(tip[..., 2] >= KEY_TOP_Z_M + clearance)
-        and np.all(tip[..., 1] > 0)
-        and np.all(pixels >= VIEW_MARGIN_PX)
-        and np.all(pixels <= size - VIEW_MARGIN_PX)
-    )
+    return bool(np.all(tip[..., 1] > 0) and np.all(pixels >= VIEW_MARGIN_PX) and np.all(pixels <= size - VIEW_MARGIN_PX))
+
+
+def _clear_and_in_view(angles: np.ndarray, clearance: float) -> bool:
+    """Whether the fingertip stays ``clearance`` above the key tops and in view at every pose."""
+    return bool(np.all(fingertip_position(angles)[..., 2] >= KEY_TOP_Z_M + clearance)) and _in_view(angles)
 
 
 def _random_free_pose(rng: np.random.Generator) -> np.ndarray:
@@ -487,7 +489,7 @@ def _random_key_poses(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray,
         hover, release = KEY_TOP_Z_M + rng.uniform(*HOVER_HEIGHT_RANGE_M, size=2)
         press = KEY_TOP_Z_M - rng.uniform(*PRESS_DEPTH_RANGE_M)
         poses = inverse_kinematics(np.array([[x, y, hover], [x, y, press], [x, y, release]]), np.full(3, pitch))
-        if _inside_limits(poses):
+        if _inside_limits(poses) and _in_view(poses):
             return poses[0], poses[1], poses[2]
     raise RuntimeError("simulator: no key pose inside the joint limits; the constants contradict each other")
 
