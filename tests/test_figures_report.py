@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from intermodal.figures import FIGURES, fig5_window_means, figure_paths, write_figures
+from intermodal.figures import FIGURES, fig5_window_means, figure_paths, resolve_windows, write_figures
 from intermodal.report import FINDINGS_SECTION_TITLE, check_findings, write_report
 
 PAPER_SCHEDULES = ["constant-1", "constant-0", "dynamic-plateau-0", "dynamic-plateau-1"]
@@ -195,6 +195,23 @@ def test_findings_cannot_tell_when_the_last_window_is_empty():
     _, history, results, _ = fabricate_run(ICUB_PAPER_LIKE)
     findings = check_findings(history, results, windows=[(30, 35), (500, 600)])
     assert [f["holds"] for f in findings] == [None, None, None]
+
+
+def test_missing_modality_and_scope_read_as_blank():
+    # A table built in memory may leave modality/scope missing (None) where they do not apply.
+    _, history, results, _ = fabricate_run(ICUB_PAPER_LIKE)
+    blank = results["modality"] == ""
+    results = results.astype({"modality": object, "scope": object})
+    results.loc[blank, ["modality", "scope"]] = None
+    findings = check_findings(history, results, windows=[(30, 35), (35, 41)])
+    assert [f["holds"] for f in findings] == [True, True, True]
+
+
+def test_windows_from_config_are_checked():
+    with pytest.raises(ValueError, match="start < end"):
+        resolve_windows({"windows": [[10, 5]]})
+    assert resolve_windows({"windows": [[0, 5], [5, 10]]}) == [(0, 5), (5, 10)]
+    assert resolve_windows({"epochs": 80_000}) == [(60_000, 70_000), (70_000, 80_001)]
 
 
 def test_report_is_one_self_contained_page(paper_like_run):

@@ -30,7 +30,7 @@ _HELP = {
     "epochs": "epochs to train",
     "schedule_horizon": "epochs the schedules are laid over (default: --epochs; 80000 = the paper's constants unscaled)",
     "lr": "Adam learning rate", "batch_size": "rows per batch",
-    "dtype": "float32 or float64", "device": "cpu or cuda", "threads": "torch threads (default: torch's choice)",
+    "dtype": "float32 or float64", "device": "cpu or cuda", "threads": "torch threads per process (none = torch's choice)",
     "eval_every": "evaluate the measures every this many epochs (0 = never)",
     "eval_rows": "evaluation rows of the test part: first, random or all",
     "n_eval_rows": "number of evaluation rows (first/random)", "eval_seed": "seed of the random evaluation rows",
@@ -129,7 +129,7 @@ def cmd_measure(args) -> int:
 def cmd_report(args) -> int:
     from .report import write_report
 
-    path = write_report(Path(args.run))
+    path = write_report(Path(args.run), redraw=True)
     print(f"report: {path}")
     return 0
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 __all__ = [
     "FIGURES",
@@ -43,6 +45,7 @@ __all__ = [
     "schedule_colours",
     "seed_summary",
     "window_means",
+    "normalised_results",
     "fig1_schedules",
     "fig2_losses",
     "fig3_baseline",
@@ -103,9 +106,11 @@ _MODALITY_LINESTYLES = ["-", "--", ":", "-."]
 _SCHEDULE_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 
 BAND_DESCRIPTIONS = {"sd": "band: ±1 sd over seeds", "minmax": "band: min–max over seeds"}
-# Beyond this many epochs a curve is drawn from bin means, which keeps an 80 000-epoch run's
-# SVGs small without changing what the eye reads from the curves.
-MAX_POINTS_PER_CURVE = 2000
+# Beyond this many epochs a curve is drawn from bin means (plus each bin's range), which keeps
+# an 80 000-epoch run's SVGs small. 500 bins make each bin two of the paper's β cycles
+# (T/1000 epochs each, at any run length T), so the bin means of a cycling curve come out
+# smooth; with bins of half a cycle they would alternate and draw a solid block.
+MAX_POINTS_PER_CURVE = 500
 DPI = 150
 
 
@@ -137,19 +142,27 @@ def load_run(run_dir: str | Path) -> RunTables:
 
 
 def _clean_history(history: pd.DataFrame) -> pd.DataFrame:
-    history = history.copy()
+    # Cleans in place: called only on a frame just read from disk (a paper-scale history has
+    # millions of rows, so a copy would double the memory).
     history["schedule"] = history["schedule"].astype(str)
     return history
 
 
 def _clean_results(results: pd.DataFrame) -> pd.DataFrame:
-    results = results.copy()
     for column in ("schedule", "quantity"):
         results[column] = results[column].astype(str)
     # Missing modality/scope mean "does not apply"; "" is the table's spelling of that.
     for column in ("modality", "scope"):
         results[column] = results[column].fillna("").astype(str)
     results["value"] = results["value"].astype(float)
+    return results
+
+
+def normalised_results(results: pd.DataFrame) -> pd.DataFrame:
+    """``results`` with missing modality/scope spelled "" (a copy only if any is missing), so
+    the public functions accept a table built in memory as well as one read by load_run."""
+    if results["modality"].isna().any() or results["scope"].isna().any():
+        results = results.assign(modality=results["modality"].fillna(""), scope=results["scope"].fillna(""))
     return results
 
 
@@ -169,7 +182,14 @@ def resolve_windows(config: dict | None, history: pd.DataFrame | None = None,
     (``config["epochs"]``, else one past the last epoch found in the tables)."""
     config = config or {}
     if config.get("windows"):
-        windows = [(float(a), float(b)) for a, b in config["windows"]]
+        try:
+            windows = [(float(a), float(b)) for a, b in config["windows"]]
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"config 'windows' must be a list of [start, end] epoch pairs, got "
+                             f"{config['windows']!r}") from error
+        backwards = [w for w in windows if not w[0] < w[1]]
+        if backwards:
+            raise ValueError(f"config 'windows': each window needs start < end; not so for {backwards}")
         return [(_int_if_whole(a), _int_if_whole(b)) for a, b in windows]
     epochs = config.get("epochs")
     if epochs is None:
@@ -216,7 +236,8 @@ def schedule_order(*tables: pd.DataFrame | None, config: dict | None = None) -> 
 
 def modality_order(results: pd.DataFrame) -> list[str]:
     """Modality names in order of first appearance among the measure rows."""
-    rows = results[results["quantity"].isin(MEASURE_QUANTITIES) & (results["modality"] != "")]
+    rows = results[results["quantity"].isin(MEASURE_QUANTITIES)]
+    rows = rows[rows["modality"].notna() & (rows["modality"] != "")]
     return [str(m) for m in pd.unique(rows["modality"])]
 
 
@@ -268,13 +289,15 @@ def seed_summary(frame: pd.DataFrame, keys: list[str], value: str, band: str = "
 
 
 def _thin(curve: pd.DataFrame, max_points: int = MAX_POINTS_PER_CURVE) -> pd.DataFrame:
-    """Bin means of a long curve (sorted by epoch) so at most ``max_points`` remain."""
+    """Bin means of a long curve (sorted by epoch) so at most ``max_points`` remain; also
+    each bin's range of the mean (``range_low``/``range_high``), to show fast oscillation."""
     if len(curve) <= max_points:
         return curve
     width = math.ceil(len(curve) / max_points)
     bins = np.arange(len(curve)) // width
-    return curve.groupby(bins).agg({"epoch": "mean", "mean": "mean", "low": "mean", "high": "mean",
-                                    "n_seeds": "min"})
+    return curve.groupby(bins).agg(epoch=("epoch", "mean"), mean=("mean", "mean"), low=("low", "mean"),
+                                   high=("high", "mean"), n_seeds=("n_seeds", "min"),
+                                   range_low=("mean", "min"), range_high=("mean", "max"))
 
 
 def window_means(results: pd.DataFrame, windows: list[tuple[float, float]],
@@ -286,6 +309,7 @@ def window_means(results: pd.DataFrame, windows: list[tuple[float, float]],
     NaN for one seed), ``min``, ``max``, ``n_seeds``, ``n_epochs``.
     """
     keys = ["schedule", "quantity", "modality", "scope"]
+    results = normalised_results(results)
     if quantities is not None:
         results = results[results["quantity"].isin(quantities)]
     parts = []
@@ -325,6 +349,9 @@ def _plot_curve(ax, curve: pd.DataFrame, colour: str, label: str | None = None, 
     thinned = len(curve) > MAX_POINTS_PER_CURVE
     curve = _thin(curve)
     x = curve["epoch"].to_numpy(float)
+    if thinned:
+        ax.fill_between(x, curve["range_low"].to_numpy(float), curve["range_high"].to_numpy(float), color=colour,
+                        alpha=0.3, linewidth=0)
     # Few evaluations: markers so a single point (or a sparse series) is still visible.
     marker = "o" if len(curve) <= 30 else None
     ax.plot(x, curve["mean"].to_numpy(float), color=colour, label=label, linestyle=linestyle,
@@ -354,6 +381,7 @@ def _share_epoch_axis(axes, *tables: pd.DataFrame | None) -> None:
     pad = 0.03 * (high - low) if high > low else 0.5
     for ax in axes.flat:
         ax.set_xlim(low - pad, high + pad)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     for ax in axes[:-1, :].flat:
         ax.tick_params(labelbottom=False)
 
@@ -377,8 +405,18 @@ def _title(figure: Figure, number_and_name: str, band: str | None, n_seeds: int 
         if n_seeds > 1 and band:
             notes.append(BAND_DESCRIPTIONS[band])
     if thinned:
-        notes.append(f"long curves drawn as ≤{MAX_POINTS_PER_CURVE} bin means")
-    figure.suptitle(number_and_name + (f"\n({'; '.join(notes)})" if notes else ""), fontsize=11)
+        notes.append(f"long curves: means over ≤{MAX_POINTS_PER_CURVE} epoch bins, faint fill = range within a bin")
+    _suptitle(figure, number_and_name, notes)
+
+
+def _suptitle(figure: Figure, title: str, notes: list[str]) -> None:
+    """Title with the notes in brackets below it, wrapped to the figure's width."""
+    text = title
+    if notes:
+        # About 11 characters of 11-point text fit in an inch.
+        width = max(40, int(figure.get_figwidth() * 11))
+        text += "\n" + textwrap.fill("(" + "; ".join(notes) + ")", width)
+    figure.suptitle(text, fontsize=11)
 
 
 def _n_seeds(*tables: pd.DataFrame | None) -> int | None:
@@ -396,50 +434,33 @@ def _resolve(schedules, colours, *tables):
     return schedules, colours
 
 
-def _measure_rows(results: pd.DataFrame, quantity: str, scope: str) -> pd.DataFrame:
-    return results[(results["quantity"] == quantity) & (results["scope"] == scope)]
-
-
 # --------------------------------------------------------------------------- figures
 def fig1_schedules(history: pd.DataFrame, *, schedules=None, colours=None, windows=None) -> Figure:
     """Fig. 1: β against epoch, one panel per schedule (shared epoch axis)."""
     schedules, colours = _resolve(schedules, colours, history)
     figure, axes = _new_figure(max(len(schedules), 1), 1, (7.5, 1.5), sharey=True)
+    # β is the same for every seed of a schedule, so the seed summary has no band.
+    summary = seed_summary(history, ["schedule"], "beta")
     thinned = False
     for ax, name in zip(axes[:, 0], schedules or [None]):
-        if name is None:
-            _say_no_data(ax, "no schedules in history")
-            continue
-        rows = history[history["schedule"] == name]
-        # β is the same for every seed of a schedule; take the per-epoch mean to be safe.
-        beta = rows.groupby("epoch", sort=True)["beta"].mean().reset_index()
         _shade_windows(ax, windows)
-        if beta.empty:
-            _say_no_data(ax)
-        elif len(beta) > MAX_POINTS_PER_CURVE:
-            # A dense sawtooth cannot be drawn point by point at this size; show each bin's
-            # range (what the eye would see) and its mean.
-            thinned = True
-            width = math.ceil(len(beta) / MAX_POINTS_PER_CURVE)
-            binned = beta.groupby(np.arange(len(beta)) // width).agg(
-                epoch=("epoch", "mean"), low=("beta", "min"), high=("beta", "max"), mean=("beta", "mean"))
-            ax.fill_between(binned["epoch"], binned["low"], binned["high"], color=colours[name], alpha=0.35,
-                            linewidth=0)
-            ax.plot(binned["epoch"], binned["mean"], color=colours[name], linewidth=1.0)
-        else:
-            ax.plot(beta["epoch"], beta["beta"], color=colours[name], linewidth=1.2,
-                    marker="o" if len(beta) <= 30 else None, markersize=3)
+        curve = summary[summary["schedule"] == name] if name is not None else summary.iloc[0:0]
+        if curve.empty:
+            _say_no_data(ax, "no β in history")
+        thinned |= _plot_curve(ax, curve, colours.get(name, "k"), linewidth=1.2)
         ax.set_ylabel("β")
-        ax.set_ylim(-0.05, max(1.05, float(beta["beta"].max()) * 1.05 if len(beta) else 1.05))
-        ax.set_title(name, fontsize=9, loc="left", color=colours[name])
+        if name is not None:
+            ax.set_title(name, fontsize=9, loc="left", color=colours[name])
+    top = float(summary["mean"].max()) if len(summary) else 1.0
+    axes[0, 0].set_ylim(-0.05, max(1.05, 1.05 * top))
     axes[-1, 0].set_xlabel("epoch")
     _share_epoch_axis(axes, history)
-    note = ""
+    notes = ["one panel per schedule"]
     if windows:
-        note = "; grey: averaging windows of Fig. 5"
-    figure.suptitle("Fig. 1 — KL weight schedules" + (f"\n(one panel per schedule{note}"
-                                                        f"{'; dense curves: bin range and mean' if thinned else ''})"),
-                    fontsize=11)
+        notes.append("grey: averaging windows of Fig. 5")
+    if thinned:
+        notes.append(f"dense curves: means over ≤{MAX_POINTS_PER_CURVE} epoch bins, fill = range within a bin")
+    _suptitle(figure, "Fig. 1 — KL weight schedules", notes)
     return figure
 
 
@@ -447,6 +468,7 @@ def fig2_losses(history: pd.DataFrame, results: pd.DataFrame, *, schedules=None,
                 windows=None) -> Figure:
     """Fig. 2: prediction error (results) and reconstruction, latent and weighted loss
     (history) against epoch; a column per schedule, a row per quantity, y shared per row."""
+    results = normalised_results(results)
     schedules, colours = _resolve(schedules, colours, history, results)
     quantities = [
         ("prediction error", seed_summary(results[results["quantity"] == "prediction_error"], ["schedule"],
@@ -478,6 +500,7 @@ def fig2_losses(history: pd.DataFrame, results: pd.DataFrame, *, schedules=None,
 def fig3_baseline(results: pd.DataFrame, *, schedules=None, colours=None, band="sd", windows=None) -> Figure:
     """Fig. 3: the baseline (everything muted, regarding all) against epoch, a panel per
     schedule with a shared y-axis so the schedules' levels compare directly."""
+    results = normalised_results(results)
     schedules, colours = _resolve(schedules, colours, results)
     baseline = results[results["quantity"] == "baseline"]
     summary = seed_summary(baseline, ["schedule"], "value", band)
@@ -503,6 +526,7 @@ def fig4_measures(results: pd.DataFrame, *, schedules=None, modalities=None, ban
                   colours=None) -> Figure:
     """Fig. 4: the four measures; columns = measures, rows = schedules, a line per modality.
     The y-axis is shared within a schedule's row so its measures compare directly."""
+    results = normalised_results(results)
     schedules, colours = _resolve(schedules, colours, results)
     modalities = list(modalities) if modalities is not None else modality_order(results)
     measures = results[results["quantity"].isin(MEASURE_QUANTITIES)]
@@ -538,10 +562,16 @@ def fig4_measures(results: pd.DataFrame, *, schedules=None, modalities=None, ban
 
 
 def fig5_window_means(results: pd.DataFrame, windows=None, *, schedules=None, modalities=None, colours=None,
-                      band="sd") -> Figure:
+                      band="sd", yscale="auto") -> Figure:
     """Fig. 5: measures averaged over each window; rows = SME / LoP, columns = windows,
     modality on the x-axis, a marker per schedule; regarding all is the darker marker.
-    Error bars: ±1 sd (or min–max) over seeds of each seed's window mean."""
+    Error bars: ±1 sd (or min–max) over seeds of each seed's window mean.
+
+    ``yscale``: "linear", "log", or "auto" (log when a row's positive means span more than
+    three decades, as when one schedule's measures dwarf a collapsed one's)."""
+    if yscale not in ("auto", "linear", "log"):
+        raise ValueError(f"yscale must be 'auto', 'linear' or 'log', not {yscale!r}")
+    results = normalised_results(results)
     schedules, colours = _resolve(schedules, colours, results)
     modalities = list(modalities) if modalities is not None else modality_order(results)
     if windows is None:
@@ -552,6 +582,14 @@ def fig5_window_means(results: pd.DataFrame, windows=None, *, schedules=None, mo
                 ("loss_of_precision", "loss of precision (nats)")]
     figure, axes = _new_figure(2, max(len(windows), 1), (max(3.6, 0.75 * len(modalities) + 1.2), 2.6),
                                sharey="row")
+    log_rows: dict[int, str] = {}
+    for row, (quantity, label) in enumerate(families):
+        positive = means.loc[(means["quantity"] == quantity) & (means["mean"] > 0), "mean"]
+        wide = len(positive) > 1 and positive.max() / positive.min() > 1e3
+        if yscale == "log" or (yscale == "auto" and wide):
+            log_rows[row] = label.split(" (")[0]
+            for ax in axes[row, :]:
+                ax.set_yscale("log", nonpositive="clip")
     x = np.arange(len(modalities), dtype=float)
     # Schedules sit side by side around each modality's tick so their markers do not overlap.
     spread = 0.7
@@ -575,7 +613,9 @@ def fig5_window_means(results: pd.DataFrame, windows=None, *, schedules=None, mo
                     rows = inside[(inside["schedule"] == name) & (inside["scope"] == scope)].set_index("modality")
                     rows = rows.reindex(modalities)
                     mean = rows["mean"].to_numpy(float)
-                    if band == "sd":
+                    # On a log axis mean − sd is often ≤ 0 and would draw a bar to the axis
+                    # edge; the seeds' min–max stays positive, so log rows use it.
+                    if band == "sd" and row not in log_rows:
                         sd = rows["sd"].fillna(0.0).to_numpy(float)
                         low, high = sd, sd
                     else:
@@ -593,10 +633,17 @@ def fig5_window_means(results: pd.DataFrame, windows=None, *, schedules=None, mo
     figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), fontsize=8,
                   frameon=False)
     n_seeds = _n_seeds(results[results["quantity"].isin(MEASURE_QUANTITIES)])
-    notes = [f"mean over {n_seeds} seeds of each seed's window mean" if n_seeds else "no measure evaluations"]
+    notes = [f"mean over {n_seeds} seed{'s' if n_seeds != 1 else ''} of each seed's window mean" if n_seeds
+             else "no measure evaluations"]
     if n_seeds and n_seeds > 1:
-        notes.append("error bars: " + ("±1 sd" if band == "sd" else "min–max") + " over seeds")
-    figure.suptitle("Fig. 5 — measures averaged over epoch windows\n(" + "; ".join(notes) + ")", fontsize=11)
+        if band == "sd" and len(log_rows) == len(families):
+            notes.append("error bars: min–max over seeds")
+        else:
+            notes.append("error bars: " + ("±1 sd" if band == "sd" else "min–max") + " over seeds"
+                         + (" (min–max on log-scale rows)" if band == "sd" and log_rows else ""))
+    if log_rows:
+        notes.append("log scale: " + ", ".join(log_rows.values()))
+    _suptitle(figure, "Fig. 5 — measures averaged over epoch windows", notes)
     return figure
 
 
@@ -605,6 +652,7 @@ def fig6_per_modality(results: pd.DataFrame, *, schedules=None, modalities=None,
     """Fig. 6 (appendix A.1): for every modality two rows, single modality error then loss
     of precision, against epoch; a column per schedule; regarding all is the darker line.
     The y-axis is shared along each row so schedules compare directly."""
+    results = normalised_results(results)
     schedules, colours = _resolve(schedules, colours, results)
     modalities = list(modalities) if modalities is not None else modality_order(results)
     measures = results[results["quantity"].isin(MEASURE_QUANTITIES)]

@@ -28,6 +28,7 @@ from .figures import (
     figure_paths,
     load_run,
     modality_order,
+    normalised_results,
     resolve_windows,
     schedule_order,
     window_label,
@@ -41,6 +42,7 @@ __all__ = [
     "LATENT_NEAR_ZERO_NATS",
     "LATENT_NEAR_ZERO_FRACTION",
     "LOP_CLOSE_TO_SME_RATIO",
+    "TIE_TOLERANCE",
     "check_findings",
     "render_report",
     "write_report",
@@ -57,6 +59,10 @@ LATENT_NEAR_ZERO_NATS = 0.5
 # ... or below this fraction of every other schedule's latent loss (a short run may not
 # have driven the collapsed KL all the way to 0, but it is still far below the others').
 LATENT_NEAR_ZERO_FRACTION = 0.10
+# Finding a: values within this relative distance count as a tie for "lowest"/"highest", so
+# that two collapsed schedules (e.g. dynamic-plateau-1 after its β=1 plateau) with the same
+# baseline up to noise do not make the verdict hinge on the noise.
+TIE_TOLERANCE = 0.01
 # Finding c: "LoP regarding m close to SME regarding m" means LoP_m / SME_m above this.
 LOP_CLOSE_TO_SME_RATIO = 0.5
 
@@ -105,6 +111,7 @@ def check_findings(history: pd.DataFrame, results: pd.DataFrame, windows=None) -
     (stems of the figures that show it). Values are seed means of each seed's mean over the
     window.
     """
+    results = normalised_results(results)
     if windows is None:
         windows = resolve_windows(None, history, results)
     window = tuple(windows[-1])
@@ -125,7 +132,8 @@ def _check_collapse(history, results, window, where) -> dict:
     rule = (f"Over the {where}: {COLLAPSED_SCHEDULE}'s baseline is below every other schedule's, its "
             f"prediction error above every other schedule's, and its latent loss below "
             f"{LATENT_NEAR_ZERO_NATS:g} nats or below {LATENT_NEAR_ZERO_FRACTION:.0%} of every other "
-            "schedule's latent loss.")
+            f"schedule's latent loss. Values within {TIE_TOLERANCE:.0%} of each other count as tied, and a tie "
+            "counts as lowest/highest.")
     figures = ["fig2_losses", "fig3_baseline"]
     baseline = _window_schedule_means(results[results["quantity"] == "baseline"], "value", window)
     prediction = _window_schedule_means(results[results["quantity"] == "prediction_error"], "value", window)
@@ -146,8 +154,8 @@ def _check_collapse(history, results, window, where) -> dict:
     others_baseline = baseline.drop(COLLAPSED_SCHEDULE)
     others_prediction = prediction.drop(COLLAPSED_SCHEDULE)
     others_latent = latent.drop(COLLAPSED_SCHEDULE)
-    lowest_baseline = bool(baseline[COLLAPSED_SCHEDULE] < others_baseline.min())
-    highest_prediction = bool(prediction[COLLAPSED_SCHEDULE] > others_prediction.max())
+    lowest_baseline = bool(baseline[COLLAPSED_SCHEDULE] <= others_baseline.min() * (1 + TIE_TOLERANCE))
+    highest_prediction = bool(prediction[COLLAPSED_SCHEDULE] >= others_prediction.max() * (1 - TIE_TOLERANCE))
     own_latent = latent[COLLAPSED_SCHEDULE]
     below_absolute = bool(own_latent < LATENT_NEAR_ZERO_NATS)
     below_relative = bool(own_latent < LATENT_NEAR_ZERO_FRACTION * others_latent.min())
@@ -203,7 +211,8 @@ def _check_hard_to_predict(means, non_collapsed, modalities, where) -> dict:
             f"{LOP_CLOSE_TO_SME_RATIO:g}× that single modality error.")
     figures = ["fig5_window_means", "fig6_per_modality", "fig4_measures"]
     if not present:
-        return _finding(finding, rule, None, f"This run has no modality called {' or '.join(map(repr, HARD_MODALITIES))} "
+        wanted = " or ".join(map(repr, HARD_MODALITIES))
+        return _finding(finding, rule, None, f"This run has no modality called {wanted} "
                         f"(it has: {', '.join(modalities) or 'none'}).", figures)
     if len(modalities) < 2:
         return _finding(finding, rule, None, "There is only one modality; nothing to compare with.", figures)
@@ -283,7 +292,8 @@ def _window_table(means: pd.DataFrame, window_index: int, schedules: list[str], 
             for quantity, scope, short, _ in MEASURES:
                 match = inside[(inside["schedule"] == schedule) & (inside["modality"] == modality)
                                & (inside["quantity"] == quantity) & (inside["scope"] == scope)]
-                cells[short] = _mean_sd(float(match["mean"].iloc[0]), float(match["sd"].iloc[0])) if len(match) else "n/a"
+                cells[short] = (_mean_sd(float(match["mean"].iloc[0]), float(match["sd"].iloc[0]))
+                                if len(match) else "n/a")
             rows.append(cells)
     return pd.DataFrame(rows)
 
@@ -311,6 +321,7 @@ h1 { font-size: 1.6em; margin-bottom: 0.2em; }
 h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 2em; }
 table { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 0.88em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+td { white-space: nowrap; }
 th { background: #f2f2f2; text-align: left; }
 th.group { vertical-align: top; }
 td:first-child, th:first-child { text-align: left; }
@@ -464,11 +475,13 @@ def render_report(run_dir: str | Path, band: str = "sd") -> str:
             + "\n".join(body) + "\n</body></html>\n")
 
 
-def write_report(run_dir: str | Path, band: str = "sd") -> Path:
-    """Write ``RUN/report.html`` (drawing the figures first if any PNG is missing); returns its path."""
+def write_report(run_dir: str | Path, band: str = "sd", redraw: bool = False) -> Path:
+    """Write ``RUN/report.html`` and return its path. The figures are drawn first if any PNG
+    is missing, or always with ``redraw=True`` (e.g. after a run was resumed and extended)."""
     run_dir = Path(run_dir)
     has_diagnostics = (run_dir / "diagnostics.parquet").is_file()
-    if any(not png.is_file() for png, _svg in figure_paths(run_dir, diagnostics=has_diagnostics).values()):
+    pngs = [png for png, _svg in figure_paths(run_dir, diagnostics=has_diagnostics).values()]
+    if redraw or any(not png.is_file() for png in pngs):
         write_figures(run_dir, band=band)
     path = run_dir / "report.html"
     path.write_text(render_report(run_dir, band=band), encoding="utf-8")
