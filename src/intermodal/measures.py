@@ -56,20 +56,20 @@ QUANTITIES = ("single_modality_error", "loss_of_precision", "baseline", "predict
 SCOPES = ("modality", "all", "")
 EVALUATION_MODES = ("first", "random", "all")
 
-# Stacked rows (muted variants x rows x z samples) encoded per model in one pass when
-# ``batch_size`` is None: large enough that the batched matrix products dominate the
-# per-call overhead, small enough that an 80-model ensemble stays within a few hundred MB.
-_STACKED_ROWS_PER_PASS = 16384
+# Stacked rows (models x muted variants x rows x z samples) in one pass when ``batch_size``
+# is None. Measured on CPU: passes this small keep the activations in cache and run faster
+# than one big pass (20 or 80 models, architecture "1"), and bound the memory.
+_STACKED_ROWS_PER_PASS = 8192
 
 
 # ---------------------------------------------------------------------- KL divergence
 def _kl_per_column(mean_p: torch.Tensor, logvar_p: torch.Tensor, mean_q: torch.Tensor, logvar_q: torch.Tensor) -> torch.Tensor:
     """Element-wise KL(N(mean_p, exp(logvar_p)) || N(mean_q, exp(logvar_q))), broadcast."""
     # log(s_q/s_p) + s_p^2/(2 s_q^2) - 1/2 = (exp(d) - 1 - d)/2 with d = logvar_p - logvar_q;
-    # expm1 keeps this exact near d = 0, where the spec's literal form cancels badly.
+    # expm1 stays accurate near d = 0, where the literal form cancels to rounding noise. It is
+    # accurate to about an ulp, so for |d| below ~1e-7 the difference can still land an ulp
+    # under 0 although its true value is >= 0: hence the clamp.
     d = logvar_p - logvar_q
-    # expm1 is accurate to about an ulp, so for |d| below ~1e-7 the difference can land an
-    # ulp under 0 although its true value is >= 0.
     variance_term = (torch.expm1(d) - d).clamp_min(0.0)
     return 0.5 * (variance_term + (mean_p - mean_q) ** 2 * torch.exp(-logvar_q))
 
@@ -132,7 +132,16 @@ def _normalise_pairs(extra_pairs) -> list[tuple[str, object, object]]:
     if extra_pairs is None:
         return []
     if isinstance(extra_pairs, Mapping):
-        items = [(name, *pair) if isinstance(pair, (tuple, list)) and len(pair) == 2 else (name, pair) for name, pair in extra_pairs.items()]
+        items = []
+        for name, pair in extra_pairs.items():
+            if isinstance(pair, Mapping):
+                if sorted(pair) != ["compared", "muted"]:
+                    raise ValueError(f"extra pair {name!r}: expected the keys 'muted' and 'compared'; got {sorted(pair)}")
+                items.append((name, pair["muted"], pair["compared"]))
+            elif isinstance(pair, (tuple, list)) and len(pair) == 2:
+                items.append((name, *pair))
+            else:
+                items.append((name, pair))
     elif isinstance(extra_pairs, Iterable) and not isinstance(extra_pairs, (str, bytes)):
         items = [tuple(p) if isinstance(p, (tuple, list)) else (p,) for p in extra_pairs]
     else:
@@ -167,7 +176,8 @@ def measure_masks(desc: DatasetDescription, extra_pairs=None) -> list[MeasureSpe
     Parameters
     ----------
     desc : the data set's description.
-    extra_pairs : optional user pairs, either a mapping ``name -> (muted, compared)`` or a
+    extra_pairs : optional user pairs: a mapping ``name -> (muted, compared)`` or
+        ``name -> {"muted": ..., "compared": ...}`` (the run configuration's JSON form), or a
         list of ``(name, muted, compared)``; ``muted`` and ``compared`` are selector lists
         (``"modality"`` or ``"modality@step"``), e.g.
         ``{"joints_t-1_only": (["joints@t-1"], ["joints@t-1"])}``. An empty muted list is
@@ -208,10 +218,14 @@ def measure_masks(desc: DatasetDescription, extra_pairs=None) -> list[MeasureSpe
 
 # ---------------------------------------------------------------------- checks
 def _check_model(model, desc: DatasetDescription) -> None:
-    if model.n_columns != desc.n_columns or list(model.modalities) != desc.modality_names:
+    # Same column names in the same order: the model's input and output layout is its
+    # description's, so a reordered description would silently mix columns up.
+    built_for = model.description.column_names()
+    if built_for != desc.column_names():
         raise ValueError(
-            f"the model was built for modalities {list(model.modalities)} ({model.n_columns} columns); "
-            f"the description {desc.name!r} has {desc.modality_names} ({desc.n_columns} columns)"
+            f"the model was built for {model.description.name!r} (modalities {model.description.modality_names}, "
+            f"{len(built_for)} columns); the description {desc.name!r} has {desc.modality_names} "
+            f"({desc.n_columns} columns){' in another column order' if sorted(built_for) == sorted(desc.column_names()) else ''}"
         )
 
 
@@ -276,12 +290,14 @@ def integration_measures(
         convexity of KL it is an upper bound on the divergence between the two mixtures.
         The prediction error always uses the posterior mean.
     generator : torch generator for the latent noise (its device must be the model's);
-        None = torch's global generator.
+        None = torch's global generator. The noise is drawn once, as
+        ``torch.randn(z_samples, n_rows, latent, generator=generator)`` in the model's dtype,
+        ``eps_s`` being ``noise[s]`` (row ``r`` uses ``noise[s, r]``).
     extra_pairs : user pairs, see :func:`measure_masks`; reported with quantity
         ``"custom"`` and the pair's name as ``modality``.
     batch_size : evaluation rows per forward pass (each pass stacks every muted copy and
-        sample of those rows); None picks a size that keeps one pass near
-        16384 stacked rows per model. Results do not depend on it beyond rounding.
+        sample of those rows, for every model); None picks a size that keeps
+        one pass near 8192 stacked rows in all. Results do not depend on it beyond rounding.
 
     Returns
     -------
@@ -319,7 +335,7 @@ def integration_measures(
 
     samples_per_row = max(z_samples, 1)
     if batch_size is None:
-        batch_size = max(1, _STACKED_ROWS_PER_PASS // (n_variants * samples_per_row))
+        batch_size = max(1, _STACKED_ROWS_PER_PASS // (n_models * n_variants * samples_per_row))
 
     with torch.no_grad():
         noise = None
