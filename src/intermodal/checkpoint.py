@@ -33,25 +33,25 @@ class CheckpointError(ValueError):
     pass
 
 
-def save_checkpoint(path: str | os.PathLike, model: MultimodalVAE, optimizer: torch.optim.Optimizer | None,
-                    generators: list[torch.Generator] | None, state: dict) -> Path:
+def save_checkpoint(path: str | os.PathLike, model: MultimodalVAE, optimizer_state: dict[str, torch.Tensor] | None,
+                    rng_states: torch.Tensor | None, state: dict) -> Path:
     """Write a checkpoint folder at ``path`` atomically (see the module docstring).
-    ``state`` must be JSON-serialisable; model facts are added to it."""
+
+    ``optimizer_state``: tensors named ``<kind>.<parameter name>`` (e.g.
+    ``exp_avg.weights.enc:joints:0``), each with the model axis first where it has one.
+    ``rng_states``: ``[models, state]`` uint8. ``state`` must be JSON-serialisable; model
+    facts are added to it.
+    """
     path = Path(path)
     new = path.with_name(path.name + ".new")
     old = path.with_name(path.name + ".old")
     shutil.rmtree(new, ignore_errors=True)
     new.mkdir(parents=True)
-    names = {id(p): n for n, p in model.named_parameters()}
     save_file({n: p.detach().contiguous().cpu() for n, p in model.named_parameters()}, str(new / "model.safetensors"))
-    if optimizer is not None:
-        tensors = {}
-        for p, s in optimizer.state.items():
-            for key, value in s.items():
-                tensors[f"{key}.{names[id(p)]}"] = torch.as_tensor(value).detach().contiguous().cpu()
-        save_file(tensors, str(new / "optimizer.safetensors"))
-    if generators is not None:
-        save_file({"states": torch.stack([g.get_state() for g in generators])}, str(new / "rng.safetensors"))
+    if optimizer_state is not None:
+        save_file({k: v.detach().contiguous().cpu() for k, v in optimizer_state.items()}, str(new / "optimizer.safetensors"))
+    if rng_states is not None:
+        save_file({"states": rng_states.contiguous()}, str(new / "rng.safetensors"))
     p0 = next(model.parameters())
     full_state = dict(state)
     full_state.update(
@@ -79,12 +79,12 @@ def _resolve(path: Path) -> Path:
     raise CheckpointError(f"{path}: no checkpoint here (expected state.json, or a run folder with checkpoint/state.json)")
 
 
-def load_checkpoint(path: str | os.PathLike, *, device: str = "cpu", optimizer_factory=None):
+def load_checkpoint(path: str | os.PathLike, *, device: str = "cpu"):
     """Read a checkpoint folder (or a run folder holding ``checkpoint/``).
 
-    Returns ``(model, state, optimizer, generators)``; ``optimizer`` is built with
-    ``optimizer_factory(parameters)`` and filled when that is given, else None;
-    ``generators`` is None when the checkpoint has no RNG states.
+    Returns ``(model, state, optimizer_state, rng_states)``: the ensemble, the JSON state,
+    the optimiser tensors by name (empty when none were saved) and the per-model generator
+    states ``[models, state]`` (None when none were saved).
     """
     path = _resolve(Path(path))
     try:
@@ -95,8 +95,7 @@ def load_checkpoint(path: str | os.PathLike, *, device: str = "cpu", optimizer_f
         raise CheckpointError(f"{path}: checkpoint format {state.get('format_version')!r}; this intermodal reads {FORMAT_VERSION}")
     desc = DatasetDescription.from_dict(state["description"], origin=f"{path}/state.json description")
     arch = Architecture.from_dict(state["architecture"], origin=f"{path}/state.json architecture")
-    dtype = getattr(torch, state["dtype"])
-    model = MultimodalVAE(desc, arch, state["n_models"], dtype=dtype, device=device)
+    model = MultimodalVAE(desc, arch, state["n_models"], dtype=getattr(torch, state["dtype"]), device=device)
     weights = load_file(str(path / "model.safetensors"), device=device)
     expected = {n for n, _ in model.named_parameters()}
     if set(weights) != expected:
@@ -106,34 +105,14 @@ def load_checkpoint(path: str | os.PathLike, *, device: str = "cpu", optimizer_f
             if weights[n].shape != p.shape:
                 raise CheckpointError(f"{path / 'model.safetensors'}: {n} has shape {tuple(weights[n].shape)}; expected {tuple(p.shape)}")
             p.copy_(weights[n])
-    optimizer = None
-    if optimizer_factory is not None:
-        optimizer = optimizer_factory(model.parameters())
-        opt_file = path / "optimizer.safetensors"
-        if opt_file.exists():
-            tensors = load_file(str(opt_file), device=device)
-            for n, p in model.named_parameters():
-                keys = {k.split(".", 1)[0] for k in tensors if k.split(".", 1)[1] == n}
-                entry = {}
-                for key in keys:
-                    value = tensors[f"{key}.{n}"]
-                    # Adam keeps its step count on the CPU unless it runs fused/capturable.
-                    entry[key] = value.cpu() if key == "step" else value
-                if entry:
-                    optimizer.state[p] = entry
-    generators = None
+    opt_file = path / "optimizer.safetensors"
+    optimizer_state = load_file(str(opt_file), device=device) if opt_file.exists() else {}
     rng_file = path / "rng.safetensors"
-    if rng_file.exists():
-        states = load_file(str(rng_file))["states"]
-        generators = []
-        for s in states:
-            g = torch.Generator()
-            g.set_state(s.clone())
-            generators.append(g)
-    return model, state, optimizer, generators
+    rng_states = load_file(str(rng_file))["states"] if rng_file.exists() else None
+    return model, state, optimizer_state, rng_states
 
 
 def load_model(path: str | os.PathLike, *, device: str = "cpu"):
-    """Just the trained ensemble and its state dict (for measuring)."""
+    """Just the trained ensemble and its JSON state (for measuring)."""
     model, state, _, _ = load_checkpoint(path, device=device)
     return model, state

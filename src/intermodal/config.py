@@ -43,6 +43,7 @@ class RunConfig:
     # torch threads per process. These layers are too small to split across threads, and
     # on a busy machine extra threads spin-wait: 1 thread was 16x faster than 2 there.
     threads: int | None = 1
+    workers: int | None = None  # models train in this many parallel shards; None = one per core
     # --- evaluation during training (0 = never) ---------------------------------------
     eval_every: int = 0
     eval_rows: str = "first"  # "first", "random" or "all" rows of the test part
@@ -73,6 +74,7 @@ class RunConfig:
         need(self.checkpoint_every >= 1, "checkpoint_every", "a whole number >= 1")
         need(self.schedule_horizon is None or self.schedule_horizon >= 1, "schedule_horizon", "a whole number >= 1 or none")
         need(self.threads is None or self.threads >= 1, "threads", "a whole number >= 1 or none")
+        need(self.workers is None or self.workers >= 1, "workers", "a whole number >= 1 or none (one per core)")
         need(
             self.windows is None or all(len(w) == 2 and w[0] < w[1] for w in self.windows),
             "windows",

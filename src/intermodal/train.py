@@ -14,7 +14,9 @@ epoch's batches), ``checkpoint/`` (see :mod:`intermodal.checkpoint`) and, when a
 from __future__ import annotations
 
 import json
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -58,11 +60,75 @@ class _Tables:
     evaluations: dict[str, list[pd.DataFrame]]
 
 
+class _Shard:
+    """A contiguous block of the run's models with its own ensemble, Adam and generators.
+
+    Shards train in parallel threads, one core each: these layers are too small to split
+    one product across cores, but independent models split perfectly.
+    """
+
+    def __init__(self, model: MultimodalVAE, betas: torch.Tensor, generators: list[torch.Generator], lr: float):
+        self.model, self.betas, self.generators = model, betas, generators
+        # Adam's update is elementwise, so one optimiser over stacked parameters is exactly
+        # one Adam per model.
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+
+    def train_epoch(self, epoch: int, inputs: torch.Tensor, targets: torch.Tensor, n_batches: int, batch_size: int):
+        """One epoch; returns ``[models, 3]`` batch means of reconstruction loss, latent
+        loss and weighted loss (on the device)."""
+        model, opt = self.model, self.optimizer
+        n = n_batches * batch_size
+        # Each model's shuffle and ε come from its own generator, in a fixed order, so they
+        # do not depend on which shard or group the model is in.
+        perms = torch.stack([torch.randperm(len(inputs), generator=g)[:n] for g in self.generators])
+        eps = torch.stack([torch.randn(n, model.latent_size, generator=g, dtype=inputs.dtype) for g in self.generators])
+        perms = perms.to(inputs.device).view(model.n_models, n_batches, batch_size)
+        eps = eps.to(inputs.device).view(model.n_models, n_batches, batch_size, -1)
+        beta = self.betas[:, epoch]
+        sums = torch.zeros(model.n_models, 3, dtype=inputs.dtype, device=inputs.device)
+        for b in range(n_batches):
+            idx = perms[:, b]
+            out_mean, out_logvar, z_mean, z_logvar = model(inputs[idx], eps[:, b])
+            recon, latent = model.losses(targets[idx], out_mean, out_logvar, z_mean, z_logvar)
+            recon, latent = recon.mean(1), latent.mean(1)
+            loss = recon + beta * latent
+            opt.zero_grad(set_to_none=True)
+            loss.sum().backward()  # summed over models: each model keeps its own gradient
+            opt.step()
+            sums += torch.stack([recon, latent, loss], 1).detach()
+        return sums / n_batches
+
+    def optimizer_state(self) -> dict[str, torch.Tensor]:
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        return {f"{k}.{names[id(p)]}": torch.as_tensor(v) for p, st in self.optimizer.state.items() for k, v in st.items()}
+
+    def load_optimizer_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        for n, p in self.model.named_parameters():
+            entry = {k.split(".", 1)[0]: v for k, v in tensors.items() if k.split(".", 1)[1] == n}
+            if "step" in entry:
+                entry["step"] = entry["step"].cpu()  # Adam keeps its count on the CPU
+            if entry:
+                self.optimizer.state[p] = entry
+
+
+def default_workers(config: RunConfig, n_models: int) -> int:
+    """One shard per usable core (CPU), one on a GPU; never more shards than models."""
+    if config.workers is not None:
+        return max(1, min(config.workers, n_models))
+    if config.device != "cpu":
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, n_models))
+
+
 class Trainer:
     """Train the ensemble a config describes on a data set; see the module docstring.
 
     ``out``: run folder (None = keep nothing on disk). ``evaluate`` is called at epoch 0
-    and every ``config.eval_every`` epochs (and at the end) with the ensemble and the
+    and every ``config.eval_every`` epochs (and at the end) with the whole ensemble and the
     number of epochs trained.
     """
 
@@ -79,8 +145,7 @@ class Trainer:
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda: no CUDA device is available to torch on this machine; use --device cpu")
         if config.threads:
-            torch.set_num_threads(config.threads)
-        desc = dataset.description
+            torch.set_num_threads(config.threads)  # per worker: torch's pool is process-wide
         inputs, targets = dataset.training_rows(config.patterns)
         self.inputs = torch.as_tensor(inputs, dtype=self.dtype, device=self.device)
         self.targets = torch.as_tensor(targets, dtype=self.dtype, device=self.device)
@@ -90,22 +155,31 @@ class Trainer:
                 f"--batch-size {config.batch_size} is larger than the {len(inputs)} training rows "
                 f"({len(dataset.train)} complete rows × {len(inputs) // len(dataset.train)} muting patterns)"
             )
-        self.architecture = architecture_preset(config.architecture, desc)
-        self.model = MultimodalVAE(desc, self.architecture, len(self.keys), dtype=self.dtype, device=self.device)
-        horizon = config.schedule_horizon
-        betas = np.stack([parse_schedule(s).betas(config.epochs, horizon) for s, _ in self.keys])
-        self.betas = torch.as_tensor(betas, dtype=self.dtype, device=self.device)  # [models, epochs]
-        self._betas_host = betas
-        self.optimizer = self._make_optimizer(self.model.parameters())
-        self.model.reset_parameters([seed for _, seed in self.keys])
-        self.generators = [data_generator(seed) for _, seed in self.keys]
+        self.architecture = architecture_preset(config.architecture, dataset.description)
+        betas = np.stack([parse_schedule(s).betas(config.epochs, config.schedule_horizon) for s, _ in self.keys])
+        self._betas_host = betas  # [models, epochs]
+        model = MultimodalVAE(dataset.description, self.architecture, len(self.keys), dtype=self.dtype, device=self.device)
+        model.reset_parameters([seed for _, seed in self.keys])
+        self._build_shards(model, [data_generator(seed) for _, seed in self.keys])
         self.epoch = 0
         self.tables = _Tables(np.full((config.epochs, len(self.keys), 4), np.nan), {})
 
-    def _make_optimizer(self, params):
-        # Adam's update is elementwise, so one optimiser over stacked parameters is exactly
-        # one Adam per model.
-        return torch.optim.Adam(params, lr=self.config.lr, foreach=True)
+    def _build_shards(self, model: MultimodalVAE, generators: list[torch.Generator]) -> None:
+        n_workers = default_workers(self.config, len(self.keys))
+        bounds = np.linspace(0, len(self.keys), n_workers + 1).round().astype(int)
+        betas = torch.as_tensor(self._betas_host, dtype=self.dtype, device=self.device)
+        self.shards = [
+            _Shard(model.select(list(range(a, b))), betas[a:b], generators[a:b], self.config.lr)
+            for a, b in zip(bounds, bounds[1:])
+        ]
+        self._pool = ThreadPoolExecutor(len(self.shards)) if len(self.shards) > 1 else None
+
+    @property
+    def model(self) -> MultimodalVAE:
+        """The whole ensemble (a copy when it trains in several shards)."""
+        if len(self.shards) == 1:
+            return self.shards[0].model
+        return MultimodalVAE.concatenate([s.model for s in self.shards])
 
     # ------------------------------------------------------------------ resume
     @classmethod
@@ -118,15 +192,26 @@ class Trainer:
         if device is not None:
             config.device = device
         trainer = cls(config, dataset, run, evaluate=evaluate, progress=progress)
-        model, state, optimizer, generators = load_checkpoint(run / "checkpoint", device=config.device,
-                                                              optimizer_factory=trainer._make_optimizer)
+        model, state, optimizer_state, rng_states = load_checkpoint(run / "checkpoint", device=config.device)
         if [tuple(k) for k in state["models"]] != trainer.keys:
             raise ValueError(f"{run}/checkpoint holds models {state['models']}; config.json names {trainer.keys}")
-        trainer.model, trainer.optimizer, trainer.generators = model, optimizer, generators
+        generators = []
+        for s in rng_states:
+            g = torch.Generator()
+            g.set_state(s.clone())
+            generators.append(g)
+        trainer._build_shards(model, generators)
+        start = 0
+        for shard in trainer.shards:
+            stop = start + shard.model.n_models
+            # Copies, not views: Adam updates its state in place, and the step count is one
+            # tensor per parameter that each shard must own.
+            part = {k: (v if k.startswith("step.") else v[start:stop]).clone() for k, v in optimizer_state.items()}
+            shard.load_optimizer_state(part)
+            start = stop
         trainer.epoch = int(state["epochs_done"])
         history = pd.read_parquet(run / "history.parquet")
-        history = history[history["epoch"] < trainer.epoch]
-        trainer._restore_history(history)
+        trainer._restore_history(history[history["epoch"] < trainer.epoch])
         for stem in state.get("tables", []):
             table = pd.read_parquet(run / f"{stem}.parquet")
             trainer.tables.evaluations[stem] = [table[table["epoch"] <= trainer.epoch]]
@@ -139,36 +224,15 @@ class Trainer:
         self.tables.history[history["epoch"].to_numpy(int), idx] = values
 
     # ------------------------------------------------------------------ training
-    def _epoch_batches(self):
-        """Per model, this epoch's shuffled row indices and ε, drawn from its generator."""
-        n = self.n_batches * self.config.batch_size
-        rows = len(self.inputs)
-        perms = torch.stack([torch.randperm(rows, generator=g)[:n] for g in self.generators])
-        eps = torch.stack([
-            torch.randn(n, self.model.latent_size, generator=g, dtype=self.dtype) for g in self.generators
-        ])
-        shape = (len(self.keys), self.n_batches, self.config.batch_size)
-        return perms.to(self.device).view(shape), eps.to(self.device).view(*shape, -1)
-
-    def train_epoch(self) -> torch.Tensor:
-        """One epoch for every model; returns ``[models, 3]`` batch means of
-        reconstruction loss, latent loss and weighted loss (on the device)."""
-        model, opt = self.model, self.optimizer
-        perms, eps = self._epoch_batches()
-        beta = self.betas[:, self.epoch]
-        sums = torch.zeros(len(self.keys), 3, dtype=self.dtype, device=self.device)
-        for b in range(self.n_batches):
-            idx = perms[:, b]
-            x, y = self.inputs[idx], self.targets[idx]
-            out_mean, out_logvar, z_mean, z_logvar = model(x, eps[:, b])
-            recon, latent = model.losses(y, out_mean, out_logvar, z_mean, z_logvar)
-            recon, latent = recon.mean(1), latent.mean(1)
-            loss = recon + beta * latent
-            opt.zero_grad(set_to_none=True)
-            loss.sum().backward()  # summed over models: each model keeps its own gradient
-            opt.step()
-            sums += torch.stack([recon, latent, loss], 1).detach()
-        return sums / self.n_batches
+    def train_epoch(self) -> np.ndarray:
+        """One epoch for every model (shards in parallel); returns ``[models, 3]`` batch
+        means of reconstruction loss, latent loss and weighted loss."""
+        args = (self.epoch, self.inputs, self.targets, self.n_batches, self.config.batch_size)
+        if self._pool is None:
+            parts = [self.shards[0].train_epoch(*args)]
+        else:
+            parts = list(self._pool.map(lambda shard: shard.train_epoch(*args), self.shards))
+        return torch.cat(parts).cpu().numpy()
 
     def run(self) -> "Trainer":
         """Train until ``config.epochs``, evaluating and checkpointing on the way."""
@@ -185,8 +249,14 @@ class Trainer:
         try:
             while self.epoch < cfg.epochs:
                 means = self.train_epoch()
+                if not np.isfinite(means).all():
+                    k = int(np.flatnonzero(~np.isfinite(means).all(1))[0])
+                    raise FloatingPointError(
+                        f"model {self.keys[k]} (schedule, seed) has a non-finite loss at epoch {self.epoch}; "
+                        f"try a smaller --lr (now {cfg.lr:g}) or --dtype float64"
+                    )
                 self.tables.history[self.epoch, :, 0] = self._betas_host[:, self.epoch]
-                self.tables.history[self.epoch, :, 1:] = means.cpu().numpy()
+                self.tables.history[self.epoch, :, 1:] = means
                 self.epoch += 1
                 if self.evaluate is not None and cfg.eval_every and (self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs):
                     self._run_evaluation()
@@ -197,18 +267,24 @@ class Trainer:
                     now = time.monotonic()
                     if now - last_shown > 0.5 or self.epoch == cfg.epochs:
                         last_shown = now
-                        h = self.tables.history[self.epoch - 1]
-                        bar.set_postfix(recon=f"{np.mean(h[:, 1]):.3f}", latent=f"{np.mean(h[:, 2]):.3f}",
-                                        loss=f"{np.mean(h[:, 3]):.3f}", refresh=False)
+                        bar.set_postfix(recon=f"{means[:, 0].mean():.3f}", latent=f"{means[:, 1].mean():.3f}",
+                                        loss=f"{means[:, 2].mean():.3f}", refresh=False)
         finally:
             if bar is not None:
                 bar.close()
         return self
 
     def _run_evaluation(self) -> None:
-        self.model.eval()
-        tables = self.evaluate(self.model, self.epoch)
-        self.model.train()
+        # The shards are idle now: let the evaluation use every worker's core.
+        threads = torch.get_num_threads()
+        if self.device.type == "cpu":
+            torch.set_num_threads(max(threads, len(self.shards)))
+        model = self.model
+        model.eval()
+        try:
+            tables = self.evaluate(model, self.epoch)
+        finally:
+            torch.set_num_threads(threads)
         for stem, table in tables.items():
             table = table.copy()
             keys = [self.keys[i] for i in table.pop("model")]
@@ -249,7 +325,11 @@ class Trainer:
             "config": self.config.to_dict(),
             "tables": sorted(self.tables.evaluations),
         }
-        save_checkpoint(out / "checkpoint", self.model, self.optimizer, self.generators, state)
+        parts = [s.optimizer_state() for s in self.shards]
+        optimizer_state = {k: (torch.cat([p[k] for p in parts]) if not k.startswith("step.") else parts[0][k])
+                           for k in parts[0]} if parts[0] else None
+        rng_states = torch.stack([g.get_state() for s in self.shards for g in s.generators])
+        save_checkpoint(out / "checkpoint", self.model, optimizer_state, rng_states, state)
 
 
 def _progress_bar(total: int, done: int, n_models: int, enabled: bool):
