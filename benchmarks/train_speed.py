@@ -5,7 +5,8 @@ Measures, each in a fresh subprocess (so peak memory is its own):
 - model-epochs per second of intermodal's trainer for 1, 4, 20 and 80 models (float32,
   architecture 1, the iCub data or the simulator's rows of the same shape);
 - the baseline: a plain eager PyTorch port, one model at a time (nn.Linear layers, separate
-  mean and log-variance heads, a Python loop over models);
+  mean and log-variance heads, a Python loop over models, torch's default threads), in
+  float64 as the original code trains and in float32;
 - the evaluation overhead: one evaluation (every measure, every modality, 1024 rows, all
   models) against the paper preset's training between two evaluations (200 epochs);
 - peak memory (RSS) of each.
@@ -109,7 +110,9 @@ def measure_eager(args) -> dict:
     dataset = _dataset(args)
     desc = dataset.description
     arch = architecture_preset("1", desc)
-    inputs, targets = (torch.as_tensor(a, dtype=torch.float32) for a in dataset.training_rows())
+    dtype = getattr(torch, args.dtype)
+    torch.set_default_dtype(dtype)
+    inputs, targets = (torch.as_tensor(a, dtype=dtype) for a in dataset.training_rows())
     columns = [torch.as_tensor(desc.columns_of(m)) for m in desc.modality_names]
 
     def mlp(widths):
@@ -177,9 +180,9 @@ def measure_eager(args) -> dict:
 
 
 # ------------------------------------------------------------------ driver
-def _child(kind: str, args, models: int = 1, evaluate: bool = False) -> dict:
+def _child(kind: str, args, models: int = 1, evaluate: bool = False, dtype: str = "float32") -> dict:
     cmd = [sys.executable, __file__, "--child", kind, "--models", str(models), "--data", args.data,
-           "--device", args.device, "--budget", str(args.budget)]
+           "--device", args.device, "--budget", str(args.budget), "--dtype", dtype]
     if args.data_dir:
         cmd += ["--data-dir", args.data_dir]
     if evaluate:
@@ -214,6 +217,7 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--models", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--evaluate", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         result = {"matmul": measure_matmul, "intermodal": measure_intermodal, "eager": measure_eager}[args.child](args)
@@ -227,9 +231,12 @@ def main() -> None:
     matmul = _child("matmul", args)
     rows.append({"measurement": "float32 matrix product 2048² (all cores)", "models": "", "value": matmul["gflops"],
                  "unit": "GFLOP/s", "peak_rss_mb": matmul["peak_rss_mb"]})
-    eager = _child("eager", args, models=2)
-    rows.append({"measurement": "plain eager PyTorch, per-model loop", "models": 2, "value": eager["model_epochs_per_s"],
-                 "unit": "model-epochs/s", "peak_rss_mb": eager["peak_rss_mb"]})
+    eager = {}
+    for dtype in ("float64", "float32"):
+        eager[dtype] = _child("eager", args, models=2, dtype=dtype)
+        rows.append({"measurement": f"plain eager PyTorch port, per-model loop, {dtype}", "models": 2,
+                     "value": eager[dtype]["model_epochs_per_s"], "unit": "model-epochs/s",
+                     "peak_rss_mb": eager[dtype]["peak_rss_mb"]})
     speeds = {}
     for n in (1, 4, 20, 80):
         r = _child("intermodal", args, models=n, evaluate=(n == 80))
@@ -239,8 +246,10 @@ def main() -> None:
     r80 = speeds[80]
     overhead = r80["evaluation_s"] / (PAPER_EVAL_EVERY * r80["epoch_s"])
     rows += [
-        {"measurement": "ratio: 20 models / plain eager loop", "models": 20,
-         "value": speeds[20]["model_epochs_per_s"] / eager["model_epochs_per_s"], "unit": "×"},
+        {"measurement": "ratio: 20 models / plain eager loop, float64 (as the original)", "models": 20,
+         "value": speeds[20]["model_epochs_per_s"] / eager["float64"]["model_epochs_per_s"], "unit": "×"},
+        {"measurement": "ratio: 20 models / plain eager loop, float32", "models": 20,
+         "value": speeds[20]["model_epochs_per_s"] / eager["float32"]["model_epochs_per_s"], "unit": "×"},
         {"measurement": "ratio: per-model speed 80 / 20 models", "models": 80,
          "value": speeds[80]["model_epochs_per_s"] / speeds[20]["model_epochs_per_s"], "unit": "×"},
         {"measurement": "one evaluation, all measures, 1024 rows", "models": 80, "value": r80["evaluation_s"], "unit": "s"},
