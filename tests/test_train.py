@@ -118,6 +118,17 @@ def test_resume_continues_exactly(tmp_path, tiny):
     assert len(on_disk) == len(whole)
 
 
+def test_resume_before_the_first_checkpoint_starts_again(tmp_path, tiny):
+    cfg = tiny_config(epochs=2)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps(cfg.to_dict()))
+    trainer = Trainer.resume(out, tiny, progress=False)
+    assert trainer.epoch == 0
+    trainer.run()
+    assert len(pd.read_parquet(out / "history.parquet")) == 2
+
+
 def test_checkpoint_holds_no_pickle_and_loads(tmp_path, tiny):
     Trainer(tiny_config(seeds=[0, 1]), tiny, tmp_path / "run", progress=False).run()
     files = sorted(p.name for p in (tmp_path / "run/checkpoint").iterdir())
@@ -150,6 +161,9 @@ def test_cli_trains_on_own_data_and_rejects_bad_options(tmp_path, tiny, capsys):
         code = main(["train", "--data", str(path), "--out", str(tmp_path / "other"), "--quiet", *argv])
         assert code == 2
         assert message in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["train", "--data", str(path), "--out", str(tmp_path / "gpu"), "--device", "cuda", "--quiet"]) == 2
+        assert "no CUDA device is available" in capsys.readouterr().err
     assert main(["train", "--data", str(path), "--out", str(out), "--quiet"]) == 2
     assert "not empty" in capsys.readouterr().err
     bad = tmp_path / "bad.toml"

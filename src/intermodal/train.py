@@ -192,6 +192,9 @@ class Trainer:
         if device is not None:
             config.device = device
         trainer = cls(config, dataset, run, evaluate=evaluate, progress=progress)
+        if not any((run / name / "state.json").exists() for name in ("checkpoint", "checkpoint.old")):
+            print(f"{run}: stopped before its first checkpoint; starting it again from epoch 0", flush=True)
+            return trainer
         model, state, optimizer_state, rng_states = load_checkpoint(run / "checkpoint", device=config.device)
         if [tuple(k) for k in state["models"]] != trainer.keys:
             raise ValueError(f"{run}/checkpoint holds models {state['models']}; config.json names {trainer.keys}")
