@@ -180,3 +180,25 @@ def test_config_file_is_overridden_by_flags(tmp_path):
     args = build_parser().parse_args(["train", "--config", str(cfg), "--epochs", "40"])
     config = _resolve_config(args, RunConfig())
     assert (config.epochs, config.lr, config.schedules, config.seeds) == (40, 0.001, ["constant-1"], [0, 1, 2])
+
+
+@pytest.mark.parametrize("preset", ["1", "2", "3", "4", "5", "6", "7"])
+def test_every_architecture_preset_trains_on_any_data_set(tiny, preset):
+    trainer = Trainer(tiny_config(architecture=preset, epochs=2), tiny, progress=False).run()
+    h = trainer.history_frame()
+    assert np.isfinite(h[HISTORY_COLUMNS[3:]].to_numpy()).all()
+    assert h["reconstruction_loss"].iloc[-1] < h["reconstruction_loss"].iloc[0]
+
+
+def test_architecture_from_a_json_file(tmp_path, tiny):
+    arch = {"encoders": {"arm": [6], "bump": [], "eye": [9, 4]}, "shared_encoder": [16],
+            "shared_decoder": [16, 12], "slices": {"arm": 4, "bump": 2, "eye": 6},
+            "decoders": {"arm": [4], "bump": [], "eye": [8]}, "latent": 5}
+    path = tmp_path / "arch.json"
+    path.write_text(json.dumps(arch))
+    trainer = Trainer(tiny_config(architecture=str(path)), tiny, progress=False)
+    assert trainer.model.latent_size == 5
+    arch["shared_decoder"] = [16, 11]
+    path.write_text(json.dumps(arch))
+    with pytest.raises(ValueError, match="must equal the sum of the slices"):
+        Trainer(tiny_config(architecture=str(path)), tiny, progress=False)
