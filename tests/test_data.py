@@ -14,8 +14,6 @@ import scipy.io
 
 from intermodal.data import (
     DataError,
-    DatasetDescription,
-    TableFile,
     augment,
     builtin_description_path,
     fetch_icub,

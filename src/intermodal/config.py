@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -175,16 +174,6 @@ def _coerce(value, hint, where: str):
 
 def load_config_file(path: str | Path) -> dict:
     """Read a TOML or JSON config file into a plain dict (keys checked later)."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
-    try:
-        if path.suffix == ".toml":
-            return tomllib.loads(text)
-        if path.suffix == ".json":
-            return json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{path}: not valid {path.suffix[1:].upper()}: {e}") from None
-    raise ConfigError(f"config file {path}: expected a .toml or .json file")
+    from .data import read_mapping_file
+
+    return read_mapping_file(path, "config file", ConfigError)

@@ -265,18 +265,30 @@ class DatasetDescription:
             raise DataError(f"{origin}: {e}") from None
 
 
-def load_description(path: str | os.PathLike) -> DatasetDescription:
-    """Read a description from a ``.json`` or ``.toml`` file."""
+def read_mapping_file(path: str | os.PathLike, what: str, error: type[Exception] = None) -> dict:
+    """Read a ``.json`` or ``.toml`` file into a dict; ``what`` names it in errors, raised
+    as ``error`` (default :class:`DataError`)."""
+    error = error or DataError
     path = Path(path)
+    if path.suffix not in (".json", ".toml"):
+        raise error(f"{what} {path}: expected a .json or .toml file")
     try:
         text = path.read_text()
     except OSError as e:
-        raise DataError(f"cannot read data set description {path}: {e.strerror}") from None
+        raise error(f"cannot read {what} {path}: {e.strerror}") from None
     try:
         d = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
-        raise DataError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {e}") from None
-    return DatasetDescription.from_dict(d, origin=str(path), root=path.parent)
+        raise error(f"{path}: not valid {path.suffix[1:].upper()}: {e}") from None
+    if not isinstance(d, dict):
+        raise error(f"{path}: expected a {what} as a JSON object / TOML table")
+    return d
+
+
+def load_description(path: str | os.PathLike) -> DatasetDescription:
+    """Read a description from a ``.json`` or ``.toml`` file."""
+    d = read_mapping_file(path, "data set description")
+    return DatasetDescription.from_dict(d, origin=str(path), root=Path(path).parent)
 
 
 def builtin_description_path(name: str) -> Path:

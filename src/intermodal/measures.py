@@ -29,7 +29,6 @@ with the model axis handled by the model's batched layers (no loop over models).
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
