@@ -166,6 +166,8 @@ def test_cli_trains_on_own_data_and_rejects_bad_options(tmp_path, tiny, capsys):
         assert "no CUDA device is available" in capsys.readouterr().err
     assert main(["train", "--data", str(path), "--out", str(out), "--quiet"]) == 2
     assert "not empty" in capsys.readouterr().err
+    assert main(["train", "--resume", str(out), "--epochs", "9", "--quiet"]) == 2
+    assert "drop --epochs" in capsys.readouterr().err
     bad = tmp_path / "bad.toml"
     bad.write_text('epochs = 3\nlearning_rate = 0.1\n')
     assert main(["train", "--data", str(path), "--config", str(bad), "--out", str(tmp_path / "x"), "--quiet"]) == 2

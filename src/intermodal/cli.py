@@ -68,6 +68,13 @@ def _resolve_config(args, base: RunConfig) -> RunConfig:
     return config.validate()
 
 
+def _refuse_options_with_resume(args) -> None:
+    given = [f.name for f in dataclasses.fields(RunConfig) if getattr(args, f.name) is not None]
+    if given or args.config:
+        flags = ", ".join("--" + _RENAMED.get(n, n).replace("_", "-") for n in given) or "--config"
+        raise ConfigError(f"--resume continues a run as its config.json says; drop {flags}")
+
+
 def _load_data(config: RunConfig):
     from .data import load_dataset
 
@@ -84,6 +91,7 @@ def cmd_train(args) -> int:
     from .train import Trainer
 
     if args.resume:
+        _refuse_options_with_resume(args)
         config = RunConfig.from_dict(json.loads((Path(args.resume) / "config.json").read_text()))
         trainer = Trainer.resume(args.resume, _load_data(config), progress=not args.quiet)
     else:
@@ -100,6 +108,7 @@ def cmd_study(args) -> int:
     from . import study
 
     if args.resume:
+        _refuse_options_with_resume(args)
         run = study.resume_study(args.resume, progress=not args.quiet)
     else:
         base = study.preset_config(args.preset)
