@@ -99,6 +99,8 @@ def estimate_duration(trainer: Trainer, evaluate=None, epochs: int = 2) -> dict:
         start = time.perf_counter()
         evaluate(probe.model, 0)
         per_eval = time.perf_counter() - start
+    if probe._pool is not None:
+        probe._pool.shutdown()
     cfg = trainer.config
     remaining = cfg.epochs - trainer.epoch
     n_evals = (remaining // cfg.eval_every + 1) if cfg.eval_every else 0
