@@ -10,7 +10,7 @@ import pytest
 
 from intermodal.cli import main
 from intermodal.data import write_dataset
-from intermodal.study import PRESETS, preset_config
+from intermodal.study import STUDY_PRESETS, preset_config
 
 QUANTITIES = {"single_modality_error", "loss_of_precision", "baseline", "prediction_error"}
 
@@ -121,7 +121,7 @@ def test_presets_are_as_documented():
     assert paper.eval_every and paper.epochs % paper.eval_every == 0
     quick = preset_config("quick")
     assert quick.epochs * len(quick.seeds) * len(quick.schedules) <= 30_000  # minutes on 2 cores
-    assert set(PRESETS) == {"paper", "quick"}
+    assert set(STUDY_PRESETS) == {"paper", "quick"}
 
 
 def test_data_sim_command_writes_a_loadable_data_set(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""The ``intermodal`` command: train, study, measure, report, data.
+"""intermodal: train multimodal VAEs under KL-weight schedules and measure how they integrate their modalities.
 
 Every option of :class:`intermodal.config.RunConfig` is a flag (``--batch-size``,
 ``--eval-every``, ...); ``--config FILE`` supplies a file of them, and flags given on the
@@ -13,7 +13,7 @@ import sys
 import typing
 from pathlib import Path
 
-from .config import ConfigError, RunConfig, load_config_file
+from .config import ConfigError, RunConfig, load_config_file, preset_config
 from .data import DataError
 
 # Flags whose name differs from the config field, or that take a special form.
@@ -42,7 +42,7 @@ _HELP = {
 }
 
 
-def _add_config_options(parser: argparse.ArgumentParser, defaults: RunConfig) -> None:
+def _add_config_options(parser: argparse.ArgumentParser, defaults: RunConfig, label: str = "default") -> None:
     hints = typing.get_type_hints(RunConfig)
     group = parser.add_argument_group("run options (also keys of --config)")
     for f in dataclasses.fields(RunConfig):
@@ -50,7 +50,7 @@ def _add_config_options(parser: argparse.ArgumentParser, defaults: RunConfig) ->
         default = getattr(defaults, f.name)
         shown = ",".join(map(str, default)) if isinstance(default, list) else default
         group.add_argument(flag, dest=f.name, default=None, metavar=_metavar(hints[f.name]),
-                           help=f"{_HELP.get(f.name, '')} (default: {shown})")
+                           help=f"{_HELP.get(f.name, '')} ({label}: {shown})")
     parser.add_argument("--config", help="a TOML or JSON file of run options")
 
 
@@ -111,7 +111,7 @@ def cmd_study(args) -> int:
         _refuse_options_with_resume(args)
         run = study.resume_study(args.resume, progress=not args.quiet)
     else:
-        base = study.preset_config(args.preset)
+        base = preset_config(args.preset)
         config = _resolve_config(args, base)
         out = Path(args.out or f"runs/study-{args.preset}")
         _check_out(out)
@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("study", help="train, measure every K epochs, draw the figures and write the report")
     p.add_argument("--preset", choices=["quick", "paper"], default="quick",
                    help="quick: minutes on 2 CPU cores (default); paper: the paper's protocol (80 000 epochs)")
-    _add_config_options(p, RunConfig())
+    _add_config_options(p, preset_config("quick"), label="quick preset")
     p.add_argument("--out", help="run folder (default: runs/study-PRESET)")
     p.add_argument("--resume", metavar="RUN", help="continue the study in this folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

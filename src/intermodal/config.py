@@ -14,7 +14,9 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["RunConfig", "ConfigError", "load_config_file", "parse_seeds"]
+from .schedules import PAPER_EPOCHS, PAPER_SCHEDULES
+
+__all__ = ["RunConfig", "ConfigError", "load_config_file", "parse_seeds", "STUDY_PRESETS", "preset_config"]
 
 
 class ConfigError(ValueError):
@@ -103,6 +105,35 @@ class RunConfig:
     @classmethod
     def from_dict(cls, values: dict, origin: str = "config") -> "RunConfig":
         return cls().updated(values, origin)
+
+
+# Study presets: overrides of the defaults above. Why they are as they are: intermodal.study.
+STUDY_PRESETS: dict[str, dict] = {
+    "paper": dict(
+        schedules=list(PAPER_SCHEDULES),
+        seeds=list(range(20)),
+        epochs=PAPER_EPOCHS,
+        lr=5e-5,
+        eval_every=200,
+        checkpoint_every=1000,
+    ),
+    "quick": dict(
+        schedules=list(PAPER_SCHEDULES),
+        seeds=[0, 1, 2],
+        epochs=1500,
+        lr=3e-4,
+        eval_every=50,
+        checkpoint_every=250,
+    ),
+}
+
+
+def preset_config(name: str) -> RunConfig:
+    """The run config of a study preset (see :mod:`intermodal.study` for what they are)."""
+    if name not in STUDY_PRESETS:
+        raise ValueError(f"--preset {name!r}: expected one of {sorted(STUDY_PRESETS)}")
+    return RunConfig().updated(STUDY_PRESETS[name], origin=f"preset {name}")
+
 
 
 def parse_seeds(value) -> list[int]:

@@ -27,39 +27,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import RunConfig
+from .config import STUDY_PRESETS, RunConfig, preset_config
 from .data import Dataset, load_dataset
-from .schedules import PAPER_EPOCHS, PAPER_SCHEDULES
 from .train import Trainer
 
-__all__ = ["PRESETS", "preset_config", "make_evaluator", "run_study", "resume_study", "measure_checkpoint",
+__all__ = ["STUDY_PRESETS", "preset_config", "make_evaluator", "run_study", "resume_study", "measure_checkpoint",
            "estimate_duration"]
-
-PRESETS: dict[str, dict] = {
-    "paper": dict(
-        schedules=list(PAPER_SCHEDULES),
-        seeds=list(range(20)),
-        epochs=PAPER_EPOCHS,
-        lr=5e-5,
-        eval_every=200,
-        checkpoint_every=1000,
-    ),
-    "quick": dict(
-        schedules=list(PAPER_SCHEDULES),
-        seeds=[0, 1, 2],
-        epochs=1500,
-        lr=3e-4,
-        eval_every=50,
-        checkpoint_every=250,
-    ),
-}
-
-
-def preset_config(name: str) -> RunConfig:
-    if name not in PRESETS:
-        raise ValueError(f"--preset {name!r}: expected one of {sorted(PRESETS)}")
-    return RunConfig().updated(PRESETS[name], origin=f"preset {name}")
-
 
 def _evaluation_rows(config: RunConfig, dataset: Dataset) -> np.ndarray:
     from .measures import evaluation_rows
