@@ -138,3 +138,19 @@ def test_data_sim_command_writes_a_loadable_data_set(tmp_path, capsys):
     assert header == direct.description.column_names()
     assert main(["data", "sim", "--out", str(tmp_path / "x"), "--options", '{"n_trian": 3}']) == 2
     assert "n_trian" in capsys.readouterr().err
+
+
+def test_study_options_for_the_measures(tmp_path, tiny_data):
+    out = tmp_path / "run"
+    pairs = '{"arm_past": {"muted": ["arm@t-1"], "compared": ["arm@t-1"]}}'
+    assert main(study_argv(tiny_data, out, "--z-samples", "2", "--eval-rows", "random", "--eval-seed", "4",
+                           "--extra-pairs", pairs)) == 0
+    results = pd.read_parquet(out / "results.parquet")
+    custom = results[results.quantity == "custom"]
+    assert set(custom.modality) == {"arm_past"} and len(custom) == 2 * 2 * 3
+    assert (custom.value >= 0).all()
+    config = json.loads((out / "config.json").read_text())
+    assert (config["z_samples"], config["eval_rows"], config["eval_seed"]) == (2, "random", 4)
+    bad = study_argv(tiny_data, tmp_path / "bad", "--extra-pairs", '{"x": {"muted": ["nose"], "compared": ["arm"]}}')
+    assert main(bad) == 2
+    assert not (tmp_path / "bad").exists()

@@ -43,10 +43,11 @@ def _evaluation_rows(config: RunConfig, dataset: Dataset) -> np.ndarray:
 def make_evaluator(config: RunConfig, dataset: Dataset):
     """The function the trainer calls every K epochs: every measure for every modality and
     the latent diagnostics, for all models at once."""
-    from .measures import integration_measures, latent_diagnostics
+    from .measures import integration_measures, latent_diagnostics, measure_masks
 
     rows = _evaluation_rows(config, dataset)
     desc = dataset.description
+    measure_masks(desc, config.extra_pairs or None)  # a bad pair fails now, before anything is written
     generator = torch.Generator().manual_seed(config.eval_seed)
 
     def evaluate(model, epoch: int) -> dict[str, pd.DataFrame]:
