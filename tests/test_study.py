@@ -110,6 +110,14 @@ def test_measure_command_prints_every_model(tmp_path, tiny_data, capsys):
     assert main(["measure", str(out), "--n-eval-rows", "50"]) == 0
     table = capsys.readouterr().out
     assert "single_modality_error" in table and "eye" in table
+    assert main(["measure", str(out), "--json", "--n-eval-rows", "50", "--seed", "1"]) == 0
+    one = pd.DataFrame(json.loads(capsys.readouterr().out))
+    assert set(one.seed) == {1}
+    # a model measured alone gives the numbers it has in its ensemble
+    both = records[records.seed == 1].reset_index(drop=True)
+    np.testing.assert_allclose(one.value.to_numpy(), both.value.to_numpy(), rtol=1e-5)
+    assert main(["measure", str(out), "--seed", "7"]) == 2
+    assert "no model with schedule None and seed 7" in capsys.readouterr().err
     assert main(["measure", str(out), "--n-eval-rows", "5000"]) == 2
     assert "5000" in capsys.readouterr().err
 

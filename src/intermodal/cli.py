@@ -124,7 +124,8 @@ def cmd_measure(args) -> int:
     from . import study
 
     table = study.measure_checkpoint(args.checkpoint, data_dir=args.data_dir, eval_rows=args.eval_rows,
-                                     n_eval_rows=args.n_eval_rows, z_samples=args.z_samples)
+                                     n_eval_rows=args.n_eval_rows, z_samples=args.z_samples,
+                                     schedule=args.schedule, seed=args.seed)
     if args.json:
         print(table.to_json(orient="records", indent=1))
     else:
@@ -190,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-rows", choices=["first", "random", "all"], default=None)
     p.add_argument("--n-eval-rows", type=int, default=None)
     p.add_argument("--z-samples", type=int, default=None)
+    p.add_argument("--schedule", help="only the models of this schedule")
+    p.add_argument("--seed", type=int, help="only the models of this seed")
     p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     p.set_defaults(func=cmd_measure)
 

@@ -37,7 +37,10 @@ __all__ = ["STUDY_PRESETS", "preset_config", "make_evaluator", "run_study", "res
 def _evaluation_rows(config: RunConfig, dataset: Dataset) -> np.ndarray:
     from .measures import evaluation_rows
 
-    return evaluation_rows(dataset.test, mode=config.eval_rows, n=config.n_eval_rows, seed=config.eval_seed)
+    try:
+        return evaluation_rows(dataset.test, mode=config.eval_rows, n=config.n_eval_rows, seed=config.eval_seed)
+    except ValueError as e:
+        raise ValueError(f"{e} (options --n-eval-rows and --eval-rows)") from None
 
 
 def make_evaluator(config: RunConfig, dataset: Dataset):
@@ -129,13 +132,21 @@ def resume_study(run: str | Path, *, progress: bool = True) -> Path:
 
 
 def measure_checkpoint(path: str | Path, *, data_dir: str | None = None, eval_rows: str | None = None,
-                       n_eval_rows: int | None = None, z_samples: int | None = None) -> pd.DataFrame:
-    """The measures of every model in a checkpoint, on the evaluation rows of the data set
-    it was trained on: columns ``schedule, seed, quantity, modality, scope, value``."""
+                       n_eval_rows: int | None = None, z_samples: int | None = None,
+                       schedule: str | None = None, seed: int | None = None) -> pd.DataFrame:
+    """The measures of the models in a checkpoint (all, or those of one ``schedule`` and/or
+    ``seed``), on the evaluation rows of the data set they were trained on: columns
+    ``schedule, seed, quantity, modality, scope, value``."""
     from .checkpoint import load_model
     from .measures import integration_measures
 
     model, state = load_model(path)
+    keys = [(k[0], int(k[1])) for k in state["models"]]
+    chosen = [i for i, (s, n) in enumerate(keys) if schedule in (None, s) and seed in (None, n)]
+    if not chosen:
+        raise ValueError(f"{path}: no model with schedule {schedule!r} and seed {seed!r}; it holds {keys}")
+    if len(chosen) < len(keys):
+        model, keys = model.select(chosen), [keys[i] for i in chosen]
     config = RunConfig.from_dict(state["config"], origin=f"{path} state.json")
     changes = {k: v for k, v in dict(data_dir=data_dir, eval_rows=eval_rows, n_eval_rows=n_eval_rows,
                                      z_samples=z_samples).items() if v is not None}
@@ -147,7 +158,6 @@ def measure_checkpoint(path: str | Path, *, data_dir: str | None = None, eval_ro
     generator = torch.Generator().manual_seed(config.eval_seed)
     table = integration_measures(model, dataset.description, rows, z_samples=config.z_samples, generator=generator,
                                  extra_pairs=config.extra_pairs or None)
-    keys = [tuple(k) for k in state["models"]]
     table.insert(0, "seed", [keys[i][1] for i in table["model"]])
     table.insert(0, "schedule", [keys[i][0] for i in table["model"]])
     return table.drop(columns="model")
