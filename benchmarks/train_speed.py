@@ -3,7 +3,8 @@
 Measures, each in a fresh subprocess (so peak memory is its own):
 - the machine's float32 matrix-product rate (GFLOP/s, all cores);
 - model-epochs per second of intermodal's trainer for 1, 4, 20 and 80 models (float32,
-  architecture 1, the iCub data or the simulator's rows of the same shape);
+  architecture 1, the iCub data or the simulator's rows of the same shape; the median of
+  three timed windows);
 - the baseline: a plain eager PyTorch port, one model at a time (nn.Linear layers, separate
   mean and log-variance heads, a Python loop over models, torch's default threads), in
   float64 as the original code trains and in float32;
@@ -76,13 +77,18 @@ def measure_intermodal(args) -> dict:
                        device=args.device, lr=5e-5)
     trainer = Trainer(config, dataset, None, progress=False)
     trainer.train_epoch()  # warm-up
-    _sync(args.device)
     epochs = max(2, round(args.budget * 30 / args.models))
-    start = time.perf_counter()
-    for _ in range(epochs):
-        trainer.train_epoch()
-    _sync(args.device)
-    seconds = time.perf_counter() - start
+    # This machine's speed wanders by ±10% from minute to minute: the median of three
+    # timed windows.
+    windows = []
+    for _ in range(3):
+        _sync(args.device)
+        start = time.perf_counter()
+        for _ in range(epochs):
+            trainer.train_epoch()
+        _sync(args.device)
+        windows.append(time.perf_counter() - start)
+    seconds = sorted(windows)[1]
     result = {"model_epochs_per_s": args.models * epochs / seconds, "shards": len(trainer.shards)}
     if args.evaluate:
         from intermodal.study import make_evaluator
