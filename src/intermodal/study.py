@@ -9,7 +9,7 @@ Presets (``intermodal study --preset NAME``; every option can still be overridde
     the windows 60-70 k and 70-80 k that the window figure averages; an evaluation at
     epoch e is taken after e epochs of training).
 ``quick`` (default)
-    About 6 minutes on 2 CPU cores: the four schedules × 3 seeds × 1500 epochs, measures
+    About 5 minutes on 2 CPU cores: the four schedules × 3 seeds × 1500 epochs, measures
     every 50 epochs. So few epochs at the paper's learning rate barely move the models (the
     reconstruction loss falls from 18.98 to about 17.3 in 200 epochs), so the learning rate
     is 6 times the paper's (3e-4; 1e-3 trained faster but left constant-1 with a higher
