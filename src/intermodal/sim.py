@@ -518,28 +518,25 @@ def plan_commands(n_steps: int, rng: np.random.Generator, press_probability: flo
     def pause():
         add(np.zeros((int(rng.integers(PAUSE_STEPS[0], PAUSE_STEPS[1] + 1)), 4)))
 
+    def clear_move(draw, what):
+        """Redraw the target until the move from ``pose`` to it keeps clear of the keys."""
+        for _ in range(MAX_TRIES):
+            poses = draw()
+            commands = _move(pose, poses[0], MIN_MOVE_STEPS, rng)
+            if _clear_and_in_view(_path(pose, commands), PATH_CLEARANCE_M):
+                return poses, commands
+        raise RuntimeError(f"simulator: no {what} keeps clear of the keyboard")
+
     while total < n_steps:
         if rng.random() < press_probability:
-            for _ in range(MAX_TRIES):
-                hover, press, release = _random_key_poses(rng)
-                approach = _move(pose, hover, MIN_MOVE_STEPS, rng)
-                if _clear_and_in_view(_path(pose, approach), PATH_CLEARANCE_M):
-                    break
-            else:
-                raise RuntimeError("simulator: no approach to a key keeps clear of the keyboard")
+            (hover, press, release), approach = clear_move(lambda: _random_key_poses(rng), "approach to a key")
             add(approach)
             add(_move(hover, press, PRESS_MIN_STEPS, rng))
             add(np.zeros((int(rng.integers(HOLD_STEPS[0], HOLD_STEPS[1] + 1)), 4)))
             add(_move(press, release, PRESS_MIN_STEPS, rng))
             pose = release
         else:
-            for _ in range(MAX_TRIES):
-                target = _random_free_pose(rng)
-                commands = _move(pose, target, MIN_MOVE_STEPS, rng)
-                if _clear_and_in_view(_path(pose, commands), PATH_CLEARANCE_M):
-                    break
-            else:
-                raise RuntimeError("simulator: no free move keeps clear of the keyboard")
+            (target,), commands = clear_move(lambda: (_random_free_pose(rng),), "free move")
             add(commands)
             pose = target
         if rng.random() < pause_probability:
