@@ -75,12 +75,6 @@ def _refuse_options_with_resume(args) -> None:
         raise ConfigError(f"--resume continues a run as its config.json says; drop {flags}")
 
 
-def _load_data(config: RunConfig):
-    from .data import load_dataset
-
-    return load_dataset(config.data, config.data_dir, config.sim)
-
-
 def _check_out(out: Path) -> None:
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"--out {out}: the folder exists and is not empty; choose another, or continue it with --resume {out}")
@@ -92,13 +86,13 @@ def cmd_train(args) -> int:
 
     if args.resume:
         _refuse_options_with_resume(args)
-        config = RunConfig.from_dict(json.loads((Path(args.resume) / "config.json").read_text()))
-        trainer = Trainer.resume(args.resume, _load_data(config), progress=not args.quiet)
+        config = RunConfig.from_run(args.resume)
+        trainer = Trainer.resume(args.resume, config.load_dataset(), config=config, progress=not args.quiet)
     else:
         config = _resolve_config(args, RunConfig())
         out = Path(args.out)
         _check_out(out)
-        trainer = Trainer(config, _load_data(config), out, progress=not args.quiet)
+        trainer = Trainer(config, config.load_dataset(), out, progress=not args.quiet)
     trainer.run()
     print(f"trained {len(trainer.keys)} models for {trainer.epoch} epochs; wrote {trainer.out}")
     return 0

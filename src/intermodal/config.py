@@ -106,6 +106,20 @@ class RunConfig:
     def from_dict(cls, values: dict, origin: str = "config") -> "RunConfig":
         return cls().updated(values, origin)
 
+    @classmethod
+    def from_run(cls, run: str | Path) -> "RunConfig":
+        """The config a run folder was started with (its ``config.json``)."""
+        path = Path(run) / "config.json"
+        if not path.exists():
+            raise ConfigError(f"{run}: not a run folder (it has no config.json)")
+        return cls.from_dict(json.loads(path.read_text()), origin=str(path))
+
+    def load_dataset(self):
+        """The data set this config names (see :func:`intermodal.data.load_dataset`)."""
+        from .data import load_dataset
+
+        return load_dataset(self.data, self.data_dir, self.sim)
+
 
 # Study presets: overrides of the defaults above. Why they are as they are: intermodal.study.
 STUDY_PRESETS: dict[str, dict] = {

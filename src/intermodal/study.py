@@ -19,7 +19,6 @@ Presets (``intermodal study --preset NAME``; every option can still be overridde
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import pandas as pd
 import torch
 
 from .config import STUDY_PRESETS, RunConfig, preset_config
-from .data import Dataset, load_dataset
+from .data import Dataset
 from .train import Trainer
 
 __all__ = ["STUDY_PRESETS", "preset_config", "make_evaluator", "run_study", "resume_study", "measure_checkpoint",
@@ -110,7 +109,7 @@ def run_study(config: RunConfig, out: str | Path, *, progress: bool = True) -> P
     out = Path(out)
     if not config.eval_every:
         raise ValueError("a study needs --eval-every > 0 (how often to take the measures)")
-    dataset = load_dataset(config.data, config.data_dir, config.sim)
+    dataset = config.load_dataset()
     evaluate = make_evaluator(config, dataset)
     trainer = Trainer(config, dataset, out, evaluate=evaluate, progress=progress)
     _announce(trainer, evaluate)
@@ -121,10 +120,10 @@ def run_study(config: RunConfig, out: str | Path, *, progress: bool = True) -> P
 def resume_study(run: str | Path, *, progress: bool = True) -> Path:
     """Continue an interrupted study from its last checkpoint, then finish it."""
     run = Path(run)
-    config = RunConfig.from_dict(json.loads((run / "config.json").read_text()), origin=str(run / "config.json"))
-    dataset = load_dataset(config.data, config.data_dir, config.sim)
+    config = RunConfig.from_run(run)
+    dataset = config.load_dataset()
     evaluate = make_evaluator(config, dataset)
-    trainer = Trainer.resume(run, dataset, evaluate=evaluate, progress=progress)
+    trainer = Trainer.resume(run, dataset, config=config, evaluate=evaluate, progress=progress)
     if trainer.epoch < config.epochs:
         _announce(trainer, evaluate)
         trainer.run()
@@ -151,7 +150,7 @@ def measure_checkpoint(path: str | Path, *, data_dir: str | None = None, eval_ro
     changes = {k: v for k, v in dict(data_dir=data_dir, eval_rows=eval_rows, n_eval_rows=n_eval_rows,
                                      z_samples=z_samples).items() if v is not None}
     config = config.updated(changes, origin="command line").validate()
-    dataset = load_dataset(config.data, config.data_dir, config.sim)
+    dataset = config.load_dataset()
     if dataset.description.to_dict()["modalities"] != state["description"]["modalities"]:
         raise ValueError(f"{path}: the data set {config.data!r} no longer has the modalities the checkpoint was trained on")
     rows = _evaluation_rows(config, dataset)

@@ -177,6 +177,8 @@ class Trainer:
         self.tables = _Tables(np.full((config.epochs, len(self.keys), 4), np.nan), {})
 
     def _build_shards(self, model: MultimodalVAE, generators: list[torch.Generator]) -> None:
+        if getattr(self, "_pool", None) is not None:
+            self._pool.shutdown()  # rebuilt on resume: the fresh model's shards are replaced
         n_workers = default_workers(self.config, len(self.keys))
         n_shards = n_workers
         if self.device.type == "cpu":
@@ -203,12 +205,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ resume
     @classmethod
-    def resume(cls, run: str | Path, dataset: Dataset, *, evaluate: Evaluate | None = None,
-               progress: bool = True, device: str | None = None) -> "Trainer":
+    def resume(cls, run: str | Path, dataset: Dataset, *, config: RunConfig | None = None,
+               evaluate: Evaluate | None = None, progress: bool = True, device: str | None = None) -> "Trainer":
         """Continue a run from its last checkpoint: weights, Adam state, every model's
-        generator and the tables written so far."""
+        generator and the tables written so far. ``config``: the run's, if already read."""
         run = Path(run)
-        config = RunConfig.from_dict(json.loads((run / "config.json").read_text()), origin=str(run / "config.json"))
+        config = config or RunConfig.from_run(run)
         if device is not None:
             config.device = device
         trainer = cls(config, dataset, run, evaluate=evaluate, progress=progress)
