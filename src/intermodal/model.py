@@ -284,13 +284,9 @@ class MultimodalVAE(nn.Module):
                                           None if eps is None else eps.transpose(1, 2).contiguous())
         return tuple(t.transpose(1, 2) for t in out)
 
-    def losses(self, target, out_mean, out_logvar, z_mean, z_logvar):
-        """Per-row reconstruction and latent loss ``[models, rows]`` of rows-first tensors;
-        see :func:`losses`."""
-        return loss_terms(self.column_weight, self.recon_constant, target, out_mean, out_logvar, z_mean, z_logvar)
-
     def losses_features_first(self, target_t, out_mean, out_logvar, z_mean, z_logvar):
-        """:meth:`losses` of features-first tensors (``[models, features, rows]``)."""
+        """Per-row reconstruction and latent loss ``[models, rows]`` (see :func:`losses`) of
+        features-first tensors (``[models, features, rows]``)."""
         return loss_terms(self.column_weight[:, None], self.recon_constant, target_t, out_mean, out_logvar,
                           z_mean, z_logvar, dim=1)
 
