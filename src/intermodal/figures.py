@@ -211,7 +211,8 @@ def window_label(window: tuple[float, float]) -> str:
     return f"epochs [{start:g}, {end:g})"
 
 
-def _in_window(epochs: pd.Series, window: tuple[float, float]) -> pd.Series:
+def in_window(epochs: pd.Series, window: tuple[float, float]) -> pd.Series:
+    """Which epochs fall in a half-open window ``[start, end)``."""
     start, end = window
     return (epochs >= start) & (epochs < end)
 
@@ -314,7 +315,7 @@ def window_means(results: pd.DataFrame, windows: list[tuple[float, float]],
         results = results[results["quantity"].isin(quantities)]
     parts = []
     for index, window in enumerate(windows):
-        inside = results[_in_window(results["epoch"], window)]
+        inside = results[in_window(results["epoch"], window)]
         if inside.empty:
             continue
         per_seed = inside.groupby(keys + ["seed"], sort=False).agg(

@@ -26,6 +26,7 @@ from .figures import (
     MEASURES,
     active_unit_counts,
     figure_paths,
+    in_window,
     load_run,
     modality_order,
     normalised_results,
@@ -84,8 +85,7 @@ def _mean_sd(mean: float, sd: float) -> str:
 
 def _window_schedule_means(frame: pd.DataFrame, value: str, window) -> pd.Series:
     """Per schedule: mean over seeds of each seed's mean over the window's epochs."""
-    start, end = window
-    inside = frame[(frame["epoch"] >= start) & (frame["epoch"] < end)]
+    inside = frame[in_window(frame["epoch"], window)]
     if inside.empty:
         return pd.Series(dtype=float)
     return inside.groupby(["schedule", "seed"])[value].mean().groupby("schedule").mean()
