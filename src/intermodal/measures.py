@@ -288,10 +288,11 @@ def integration_measures(
         >= 0 and keeps "regarding m" <= "regarding all" sample by sample; by the joint
         convexity of KL it is an upper bound on the divergence between the two mixtures.
         The prediction error always uses the posterior mean.
-    generator : torch generator for the latent noise (its device must be the model's);
-        None = torch's global generator. The noise is drawn once, as
-        ``torch.randn(z_samples, n_rows, latent, generator=generator)`` in the model's dtype,
-        ``eps_s`` being ``noise[s]`` (row ``r`` uses ``noise[s, r]``).
+    generator : torch generator for the latent noise, on any device (the noise is drawn on
+        the generator's device, then moved to the model's: a CPU generator gives the same
+        numbers for a model on a GPU); None = torch's global CPU generator. The noise is
+        drawn once, as ``torch.randn(z_samples, n_rows, latent, generator=generator)`` in
+        the model's dtype, ``eps_s`` being ``noise[s]`` (row ``r`` uses ``noise[s, r]``).
     extra_pairs : user pairs, see :func:`measure_masks`; reported with quantity
         ``"custom"`` and the pair's name as ``modality``.
     batch_size : evaluation rows per forward pass (each pass stacks every muted copy and
@@ -340,7 +341,8 @@ def integration_measures(
         noise = None
         if z_samples:
             # Drawn once for all rows so that the numbers do not depend on batch_size.
-            noise = torch.randn(z_samples, n_rows, model.latent_size, generator=generator, dtype=dtype, device=device)
+            noise = torch.randn(z_samples, n_rows, model.latent_size, generator=generator, dtype=dtype,
+                                device=generator.device if generator is not None else "cpu").to(device)
         kl_sum = torch.zeros(n_models, n_variants, n_columns, dtype=torch.float64, device=device)
         distance_sum = torch.zeros(n_models, dtype=torch.float64, device=device)
         for start in range(0, n_rows, batch_size):
