@@ -8,6 +8,9 @@ Measures, each in a fresh subprocess (so peak memory is its own):
 - the baseline: a plain eager PyTorch port, one model at a time (nn.Linear layers, separate
   mean and log-variance heads, a Python loop over models, torch's default threads), in
   float64 as the original code trains and in float32;
+- a ceiling: the training step's matrix products alone (forward and backward, nothing
+  else: no elementwise work, no optimiser, no Python between them), one core, for several
+  models per product; times the cores, no trainer of this design can be faster;
 - the evaluation overhead: one evaluation (every measure, every modality, 1024 rows, all
   models) against the paper preset's training between two evaluations (200 epochs);
 - peak memory (RSS) of each.
@@ -101,6 +104,51 @@ def measure_intermodal(args) -> dict:
         result["evaluation_s"] = time.perf_counter() - start
         result["epoch_s"] = seconds / epochs
     return result
+
+
+def measure_products(args) -> dict:
+    """The step's batched matrix products alone, on one core: per layer the forward
+    ``baddbmm`` and the backward's two ``bmm`` (weight gradient, input gradient; the first
+    encoder layers need no input gradient), on tensors of the trainer's shapes."""
+    import torch
+
+    from intermodal.model import MultimodalVAE, architecture_preset
+
+    torch.set_num_threads(1)
+    dataset = _dataset(args)
+    desc = dataset.description
+    arch = architecture_preset("1", desc)
+    rows = 1000  # the batch size
+    steps_per_epoch = len(dataset.training_rows()[0]) // rows
+    best = {}
+    for models in (1, 2, 4, 8, 16):
+        model = MultimodalVAE(desc, arch, models, device=args.device)
+        first = {names[0] for names in model.encoder_layers.values()}
+        layers = []
+        for name, n_in, n_out in model.layer_shapes:
+            t = lambda *shape: torch.randn(*shape, device=args.device)  # noqa: E731
+            layers.append((name in first, t(models, n_in, n_out), t(models, n_out, 1), t(models, n_in, rows),
+                           t(models, n_out, rows)))
+
+        def step():
+            for is_first, weight, bias, h, g in layers:
+                torch.baddbmm(bias, weight.transpose(1, 2), h)
+                torch.bmm(h, g.transpose(1, 2))
+                if not is_first:
+                    torch.bmm(weight, g)
+
+        for _ in range(3):
+            step()
+        steps = max(10, round(args.budget * 200 / models))
+        _sync(args.device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        _sync(args.device)
+        seconds_per_step = (time.perf_counter() - start) / steps
+        best[models] = models / (steps_per_epoch * seconds_per_step)
+    models = max(best, key=best.get)
+    return {"model_epochs_per_s": best[models], "models": models, "cores": len(os.sched_getaffinity(0))}
 
 
 def measure_eager(args) -> dict:
@@ -226,7 +274,8 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        result = {"matmul": measure_matmul, "intermodal": measure_intermodal, "eager": measure_eager}[args.child](args)
+        result = {"matmul": measure_matmul, "products": measure_products, "intermodal": measure_intermodal,
+                  "eager": measure_eager}[args.child](args)
         result["peak_rss_mb"] = _peak_rss_mb()
         print(json.dumps(result))
         return
@@ -237,6 +286,10 @@ def main() -> None:
     matmul = _child("matmul", args)
     rows.append({"measurement": "float32 matrix product 2048² (all cores)", "models": "", "value": matmul["gflops"],
                  "unit": "GFLOP/s", "peak_rss_mb": matmul["peak_rss_mb"]})
+    products = _child("products", args)
+    rows.append({"measurement": f"matrix products alone, one core ({products['models']} models a product)",
+                 "models": products["models"], "value": products["model_epochs_per_s"], "unit": "model-epochs/s",
+                 "peak_rss_mb": products["peak_rss_mb"]})
     eager = {}
     for dtype in ("float64", "float32"):
         eager[dtype] = _child("eager", args, models=2, dtype=dtype)
@@ -256,6 +309,8 @@ def main() -> None:
          "value": speeds[20]["model_epochs_per_s"] / eager["float64"]["model_epochs_per_s"], "unit": "×"},
         {"measurement": "ratio: 20 models / plain eager loop, float32", "models": 20,
          "value": speeds[20]["model_epochs_per_s"] / eager["float32"]["model_epochs_per_s"], "unit": "×"},
+        {"measurement": f"ratio: 20 models / products-alone ceiling ({products['cores']} cores)", "models": 20,
+         "value": speeds[20]["model_epochs_per_s"] / (products["cores"] * products["model_epochs_per_s"]), "unit": "×"},
         {"measurement": "ratio: per-model speed 80 / 20 models", "models": 80,
          "value": speeds[80]["model_epochs_per_s"] / speeds[20]["model_epochs_per_s"], "unit": "×"},
         {"measurement": "one evaluation, all measures, 1024 rows", "models": 80, "value": r80["evaluation_s"], "unit": "s"},
