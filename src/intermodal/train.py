@@ -70,8 +70,12 @@ class _Shard:
     def __init__(self, model: MultimodalVAE, betas: torch.Tensor, generators: list[torch.Generator], lr: float):
         self.model, self.betas, self.generators = model, betas, generators
         # Adam's update is elementwise, so one optimiser over stacked parameters is exactly
-        # one Adam per model.
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+        # one Adam per model. The fused form makes one pass over each parameter, its
+        # gradient and moments (foreach: several): 2-3 % faster here at 20 and 80 models.
+        try:
+            self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+        except RuntimeError:  # a device without a fused Adam
+            self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
 
     def train_epoch(self, epoch: int, inputs_t: torch.Tensor, targets_t: torch.Tensor, n_batches: int, batch_size: int):
         """One epoch on the training rows given features-first (``[columns, rows]``);
@@ -111,7 +115,8 @@ class _Shard:
         for n, p in self.model.named_parameters():
             entry = {k.split(".", 1)[0]: v for k, v in tensors.items() if k.split(".", 1)[1] == n}
             if "step" in entry:
-                entry["step"] = entry["step"].cpu()  # Adam keeps its count on the CPU
+                # The fused Adam keeps its count on the parameter's device, the others on the CPU.
+                entry["step"] = entry["step"].to(p.device if self.optimizer.defaults["fused"] else "cpu")
             if entry:
                 self.optimizer.state[p] = entry
 
