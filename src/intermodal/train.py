@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -278,7 +279,10 @@ class Trainer:
                          lambda p: Path(p).write_text(json.dumps(self.dataset.description.to_dict(), indent=2) + "\n"))
         if self.evaluate is not None and self.epoch == 0 and not self.tables.evaluations:
             self._run_evaluation()
-        bar = _progress_bar(cfg.epochs, self.epoch, len(self.keys), enabled=self.progress)
+        # Twice a second on a terminal; once a minute into a log file, where every update is
+        # kept (a paper study runs for a day).
+        interval = 0.5 if sys.stderr.isatty() else 60.0
+        bar = _progress_bar(cfg.epochs, self.epoch, len(self.keys), interval, enabled=self.progress)
         last_shown = 0.0
         try:
             while self.epoch < cfg.epochs:
@@ -299,7 +303,7 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                     now = time.monotonic()
-                    if now - last_shown > 0.5 or self.epoch == cfg.epochs:
+                    if now - last_shown > interval or self.epoch == cfg.epochs:
                         last_shown = now
                         bar.set_postfix(recon=f"{means[:, 0].mean():.3f}", latent=f"{means[:, 1].mean():.3f}",
                                         loss=f"{means[:, 2].mean():.3f}", refresh=False)
@@ -366,10 +370,10 @@ class Trainer:
         save_checkpoint(out / "checkpoint", self.model, optimizer_state, rng_states, state)
 
 
-def _progress_bar(total: int, done: int, n_models: int, enabled: bool):
+def _progress_bar(total: int, done: int, n_models: int, interval: float, enabled: bool):
     if not enabled:
         return None
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=done, unit="epoch", desc=f"training {n_models} model{'s' * (n_models != 1)}",
-                mininterval=0.5, dynamic_ncols=True)
+                mininterval=interval, maxinterval=max(interval, 10.0), dynamic_ncols=True)
