@@ -41,6 +41,47 @@ def test_loss_matches_an_independent_per_modality_computation():
     np.testing.assert_allclose(latent.numpy(), kl, rtol=1e-12)
 
 
+def test_fused_training_losses_equal_the_plain_form_in_value_and_gradient():
+    desc = small_description()
+    arch = architecture_preset("1", desc)
+    model = MultimodalVAE(desc, arch, 3, dtype=torch.float64)
+    model.reset_parameters([0, 1, 2])
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # head biases that put log-variances from deep in the floor to well above it
+        for name, p in model.named_parameters():
+            if name.startswith("biases.") and name.endswith(("head", "latent")):
+                p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 6)
+    x = torch.rand(3, desc.n_columns, 50, generator=g, dtype=torch.float64) * 2 - 1
+    y = torch.rand(3, desc.n_columns, 50, generator=g, dtype=torch.float64) * 2 - 1
+    eps = torch.randn(3, model.latent_size, 50, generator=g, dtype=torch.float64)
+    beta = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
+    params = list(model.parameters())
+
+    def loss_and_grads(recon, latent):
+        loss = (recon.mean(1) + beta * latent.mean(1)).sum()
+        return recon, latent, torch.autograd.grad(loss, params)
+
+    fused = loss_and_grads(*model.training_losses(x, y, eps))
+    out_mean, out_logvar, z_mean, z_logvar = model.forward_features_first(x, eps)
+    plain = loss_and_grads(*model.losses_features_first(y, out_mean, out_logvar, z_mean, z_logvar))
+    assert out_logvar.min() < math.log(2e-4) and out_logvar.max() > 1  # both regimes are exercised
+    torch.testing.assert_close(fused[0], plain[0], rtol=1e-12, atol=0)
+    torch.testing.assert_close(fused[1], plain[1], rtol=1e-12, atol=0)
+    for name, a, b in zip([n for n, _ in model.named_parameters()], fused[2], plain[2]):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12, msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_fused_loss_functions_pass_gradcheck():
+    from intermodal.model import _GaussianNLL, _LatentSample
+
+    g = torch.Generator().manual_seed(2)
+    t = lambda *shape, scale=1.0: (torch.randn(*shape, generator=g, dtype=torch.float64) * scale)  # noqa: E731
+    mean, raw, eps = t(2, 4, 6).requires_grad_(), t(2, 4, 6, scale=4.0).requires_grad_(), t(2, 4, 6)
+    assert torch.autograd.gradcheck(lambda m, r: _LatentSample.apply(m, r, eps), (mean, raw))
+    target, weight = t(2, 4, 6), torch.rand(4, 1, generator=g, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda m, r: _GaussianNLL.apply(target, m, r, weight, 1.5), (mean, raw))
+
+
 def test_preset_1_has_the_papers_layer_sizes(icub):
     model = MultimodalVAE(icub.description, architecture_preset("1", icub.description), 1)
     shapes = {name: (a, b) for name, a, b in model.layer_shapes}

@@ -101,8 +101,7 @@ class _Shard:
             idx = perms[:, b].reshape(-1)
             x = inputs_t.index_select(1, idx).view(shape).transpose(0, 1)
             y = targets_t.index_select(1, idx).view(shape).transpose(0, 1)
-            out_mean, out_logvar, z_mean, z_logvar = model.forward_features_first(x, eps[b])
-            recon, latent = model.losses_features_first(y, out_mean, out_logvar, z_mean, z_logvar)
+            recon, latent = model.training_losses(x, y, eps[b])
             recon, latent = recon.mean(1), latent.mean(1)
             loss = recon + beta * latent
             opt.zero_grad(set_to_none=True)
