@@ -6,8 +6,8 @@ Measures, each in a fresh subprocess (so peak memory is its own):
   architecture 1, the iCub data or the simulator's rows of the same shape; the median of
   three timed windows);
 - the baseline: a plain eager PyTorch port, one model at a time (nn.Linear layers, separate
-  mean and log-variance heads, a Python loop over models, torch's default threads), in
-  float64 as the original code trains and in float32;
+  mean and log-variance heads, a Python loop over models, torch's default threads, on the
+  same --device), in float64 as the original code trains and in float32;
 - a ceiling: the training step's matrix products alone (forward and backward, nothing
   else: no elementwise work, no optimiser, no Python between them), one core, for several
   models per product; times the cores, no trainer of this design can be faster;
@@ -166,8 +166,9 @@ def measure_eager(args) -> dict:
     arch = architecture_preset("1", desc)
     dtype = getattr(torch, args.dtype)
     torch.set_default_dtype(dtype)
-    inputs, targets = (torch.as_tensor(a, dtype=dtype) for a in dataset.training_rows())
-    columns = [torch.as_tensor(desc.columns_of(m)) for m in desc.modality_names]
+    device = torch.device(args.device)
+    inputs, targets = (torch.as_tensor(a, dtype=dtype, device=device) for a in dataset.training_rows())
+    columns = [torch.as_tensor(desc.columns_of(m), device=device) for m in desc.modality_names]
 
     def mlp(widths):
         layers = []
@@ -212,13 +213,13 @@ def measure_eager(args) -> dict:
         latent = -0.5 * (1 + zl - zm**2 - torch.exp(zl)).sum(1)
         return (recon + latent).mean()
 
-    models = [PlainVAE() for _ in range(args.models)]
+    models = [PlainVAE().to(device) for _ in range(args.models)]
     optimizers = [torch.optim.Adam(m.parameters(), lr=5e-5) for m in models]
     n_batches = len(inputs) // 1000
 
     def epoch():
         for model, opt in zip(models, optimizers):  # the per-model Python loop
-            perm = torch.randperm(len(inputs))
+            perm = torch.randperm(len(inputs), device=device)
             for b in range(n_batches):
                 idx = perm[b * 1000:(b + 1) * 1000]
                 opt.zero_grad()
@@ -227,9 +228,11 @@ def measure_eager(args) -> dict:
 
     epoch()
     epochs = max(2, round(args.budget * 10 / args.models))
+    _sync(args.device)
     start = time.perf_counter()
     for _ in range(epochs):
         epoch()
+    _sync(args.device)
     return {"model_epochs_per_s": args.models * epochs / (time.perf_counter() - start)}
 
 
