@@ -79,8 +79,9 @@ def measure_intermodal(args) -> dict:
     config = RunConfig(data=args.data, seeds=list(range(args.models)), epochs=10_000, dtype="float32",
                        device=args.device, lr=5e-5)
     trainer = Trainer(config, dataset, None, progress=False)
-    trainer.train_epoch()  # warm-up
-    epochs = max(2, round(args.budget * 30 / args.models))
+    for _ in range(2):  # warm-up: every shard allocates its buffers in its first epochs
+        trainer.train_epoch()
+    epochs = max(4, round(args.budget * 30 / args.models))
     # This machine's speed wanders by ±10% from minute to minute: the median of three
     # timed windows.
     windows = []
