@@ -146,7 +146,7 @@ def _floored_logvar(raw: torch.Tensor) -> torch.Tensor:
 
 
 # Training's elementwise tail as two autograd functions with hand-derived gradients: the
-# same values as _floored_logvar, the reparameterisation and loss_terms, in about a third of
+# same values as _floored_logvar, the reparameterisation and losses(), in about a third of
 # the passes over memory that autograd makes for them. tests/test_train.py checks values
 # and gradients against that plain form.
 class _LatentSample(torch.autograd.Function):
@@ -355,19 +355,13 @@ class MultimodalVAE(nn.Module):
     def training_losses(self, xt: torch.Tensor, target_t: torch.Tensor, eps_t: torch.Tensor):
         """Per-row reconstruction and latent loss ``[models, rows]`` of inputs ``xt``,
         targets ``target_t`` and noise ``eps_t`` (each features-first), for training: the
-        values of :meth:`forward_features_first` and :meth:`losses_features_first`, with
-        the elementwise tail fused (fewer passes over memory, hand-derived gradients)."""
+        values of :meth:`forward_features_first` and :func:`losses`, with the elementwise
+        tail fused (fewer passes over memory, hand-derived gradients)."""
         z_mean, z_raw = self._encode_raw(xt)
         z, latent = _LatentSample.apply(z_mean, z_raw, eps_t)
         out_mean, out_raw = self._decode_raw(z)
         recon = _GaussianNLL.apply(target_t, out_mean, out_raw, self.column_weight[:, None], self.recon_constant)
         return recon, latent
-
-    def losses_features_first(self, target_t, out_mean, out_logvar, z_mean, z_logvar):
-        """Per-row reconstruction and latent loss ``[models, rows]`` (see :func:`losses`) of
-        features-first tensors (``[models, features, rows]``)."""
-        return loss_terms(self.column_weight[:, None], self.recon_constant, target_t, out_mean, out_logvar,
-                          z_mean, z_logvar, dim=1)
 
     def select(self, models: list[int]) -> "MultimodalVAE":
         """A new ensemble holding copies of the given models (by position)."""
@@ -404,16 +398,6 @@ def recon_constant(desc: DatasetDescription, latent_size: int) -> float:
     return 0.5 * (latent_size / 2) * math.log(2 * math.pi) * inverse_widths
 
 
-def loss_terms(column_weight, constant, target, out_mean, out_logvar, z_mean, z_logvar, dim: int = -1):
-    """Per-row reconstruction and latent loss, each ``[models, rows]``, given the
-    per-column weights 1/d_m (shaped to broadcast along ``dim``, the features' axis) and
-    :func:`recon_constant`."""
-    sq = (target - out_mean) ** 2 * torch.exp(-out_logvar)
-    recon = (0.5 * (sq + out_logvar) * column_weight).sum(dim) + constant
-    latent = -0.5 * (1 + z_logvar - z_mean**2 - torch.exp(z_logvar)).sum(dim)
-    return recon, latent
-
-
 def losses(desc: DatasetDescription, latent_size: int, target, out_mean, out_logvar, z_mean, z_logvar):
     """Per-row reconstruction and latent loss (SPEC section 3), each ``[models, rows]``.
 
@@ -421,4 +405,7 @@ def losses(desc: DatasetDescription, latent_size: int, target, out_mean, out_log
     latent = KL(N(z_mean, exp(z_logvar)) ‖ N(0, I)), summed over the latent dimensions.
     """
     w = torch.as_tensor(column_weights(desc), dtype=out_mean.dtype, device=out_mean.device)
-    return loss_terms(w, recon_constant(desc, latent_size), target, out_mean, out_logvar, z_mean, z_logvar)
+    sq = (target - out_mean) ** 2 * torch.exp(-out_logvar)
+    recon = (0.5 * (sq + out_logvar) * w).sum(-1) + recon_constant(desc, latent_size)
+    latent = -0.5 * (1 + z_logvar - z_mean**2 - torch.exp(z_logvar)).sum(-1)
+    return recon, latent
