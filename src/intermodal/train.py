@@ -73,11 +73,8 @@ class _Shard:
         # Adam's update is elementwise, so one optimiser over stacked parameters is exactly
         # one Adam per model. The fused form makes one pass over each parameter, its
         # gradient and moments (foreach: several): 4-14 % faster here, and with it small
-        # shards pay (MODELS_PER_CPU_SHARD).
-        try:
-            self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
-        except RuntimeError:  # a device without a fused Adam
-            self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+        # shards pay (MODELS_PER_CPU_SHARD). torch has it on both devices a config allows.
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
 
     def train_epoch(self, epoch: int, inputs_t: torch.Tensor, targets_t: torch.Tensor, n_batches: int, batch_size: int):
         """One epoch on the training rows given features-first (``[columns, rows]``);
@@ -119,8 +116,7 @@ class _Shard:
         for n, p in self.model.named_parameters():
             entry = {k.split(".", 1)[0]: v for k, v in tensors.items() if k.split(".", 1)[1] == n}
             if "step" in entry:
-                # The fused Adam keeps its count on the parameter's device, the others on the CPU.
-                entry["step"] = entry["step"].to(p.device if self.optimizer.defaults["fused"] else "cpu")
+                entry["step"] = entry["step"].to(p.device)  # the fused Adam keeps its count there
             if entry:
                 self.optimizer.state[p] = entry
 
@@ -279,9 +275,7 @@ class Trainer:
                          lambda p: Path(p).write_text(json.dumps(self.dataset.description.to_dict(), indent=2) + "\n"))
         if self.evaluate is not None and self.epoch == 0 and not self.tables.evaluations:
             self._run_evaluation()
-        # Twice a second on a terminal; once a minute into a log file, where every update is
-        # kept (a paper study runs for a day).
-        interval = 0.5 if sys.stderr.isatty() else 60.0
+        interval = progress_interval(sys.stderr)
         bar = _progress_bar(cfg.epochs, self.epoch, len(self.keys), interval, enabled=self.progress)
         last_shown = 0.0
         try:
@@ -368,6 +362,12 @@ class Trainer:
                            for k in parts[0]} if parts[0] else None
         rng_states = torch.stack([g.get_state() for s in self.shards for g in s.generators])
         save_checkpoint(out / "checkpoint", self.model, optimizer_state, rng_states, state)
+
+
+def progress_interval(stream) -> float:
+    """Seconds between progress updates: twice a second on a terminal, once a minute into
+    a log file, where every update is kept (a paper study runs for a day)."""
+    return 0.5 if stream.isatty() else 60.0
 
 
 def _progress_bar(total: int, done: int, n_models: int, interval: float, enabled: bool):
