@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 import math
 
@@ -12,7 +13,7 @@ from intermodal.cli import main
 from intermodal.config import RunConfig
 from intermodal.checkpoint import load_checkpoint
 from intermodal.model import MultimodalVAE, architecture_preset, losses
-from intermodal.train import HISTORY_COLUMNS, Trainer
+from intermodal.train import HISTORY_COLUMNS, Trainer, progress_interval
 
 from conftest import small_description
 
@@ -246,3 +247,13 @@ def test_architecture_from_a_json_file(tmp_path, tiny):
     path.write_text(json.dumps(arch))
     with pytest.raises(ValueError, match="must equal the sum of the slices"):
         Trainer(tiny_config(architecture=str(path)), tiny, progress=False)
+
+
+def test_progress_updates_once_a_minute_into_a_log_file(tmp_path):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert progress_interval(Terminal()) == 0.5
+    with open(tmp_path / "run.log", "w") as log:
+        assert progress_interval(log) == 60.0
