@@ -121,15 +121,15 @@ def measure_products(args) -> dict:
     arch = architecture_preset("1", desc)
     rows = 1000  # the batch size
     steps_per_epoch = len(dataset.training_rows()[0]) // rows
+    def t(*shape):
+        return torch.randn(*shape, device=args.device)
+
     best = {}
     for models in (1, 2, 4, 8, 16):
         model = MultimodalVAE(desc, arch, models, device=args.device)
         first = {names[0] for names in model.encoder_layers.values()}
-        layers = []
-        for name, n_in, n_out in model.layer_shapes:
-            t = lambda *shape: torch.randn(*shape, device=args.device)  # noqa: E731
-            layers.append((name in first, t(models, n_in, n_out), t(models, n_out, 1), t(models, n_in, rows),
-                           t(models, n_out, rows)))
+        layers = [(name in first, t(models, n_in, n_out), t(models, n_out, 1), t(models, n_in, rows), t(models, n_out, rows))
+                  for name, n_in, n_out in model.layer_shapes]
 
         def step():
             for is_first, weight, bias, h, g in layers:
