@@ -40,7 +40,7 @@ def _peak_rss_mb() -> float:
 
 
 def _dataset(args):
-    from intermodal.data import load_dataset
+    from intermodal.catalog import load_dataset
 
     return load_dataset(args.data, args.data_dir)
 

@@ -26,13 +26,18 @@ def icub_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def icub(icub_dir):
-    from intermodal.data import load_dataset
+    from intermodal.catalog import load_dataset
 
     return load_dataset("icub", data_dir=icub_dir)
 
 
-def small_description() -> DatasetDescription:
+@pytest.fixture
+def tiny_description() -> DatasetDescription:
     """Three modalities of sizes 2, 1, 3 at steps t and t-1: nothing like the iCub set."""
+    return _tiny_description()
+
+
+def _tiny_description() -> DatasetDescription:
     return DatasetDescription(
         name="tiny",
         modalities=(Modality("arm", 2), Modality("bump", 1), Modality("eye", 3)),
@@ -42,7 +47,7 @@ def small_description() -> DatasetDescription:
 
 @pytest.fixture
 def tiny() -> Dataset:
-    desc = small_description()
+    desc = _tiny_description()
     rng = np.random.default_rng(0)
     train = np.tanh(rng.normal(size=(400, desc.n_columns)))
     test = np.tanh(rng.normal(size=(150, desc.n_columns)))

@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from intermodal.figures import FIGURES, fig5_window_means, figure_paths, resolve_windows, write_figures
+from intermodal.figures import FIGURES, fig7_window_means
+from intermodal.report import figure_paths, write_figures
+from intermodal.runfolder import resolve_windows
 from intermodal.report import FINDINGS_SECTION_TITLE, check_findings, write_report
 
 PAPER_SCHEDULES = ["constant-1", "constant-0", "dynamic-plateau-0", "dynamic-plateau-1"]
@@ -108,8 +110,8 @@ def fabricate_run(modalities: dict, *, collapse: bool = True, schedules=PAPER_SC
                     for unit in range(28):
                         diagnostic_rows.append((schedule, seed, epoch, f"{schedule}/{seed}", unit,
                                                 1.0 if unit < n_active else 0.001, 0.5, unit < n_active))
-    config = {"data": "fabricated-test-set", "schedules": list(schedules), "epochs": epochs,
-              "evaluate_every": evaluate_every, "seeds": list(seeds), "note": "<escaped & shown whole>"}
+    config = {"data": "fabricated-test-set <escaped & shown whole>", "schedules": list(schedules), "epochs": epochs,
+              "eval_every": evaluate_every, "seeds": list(seeds)}
     if windows is not None:
         config["windows"] = windows
     history = pd.DataFrame(history, columns=["schedule", "seed", "epoch", "beta", "reconstruction_loss",
@@ -250,14 +252,14 @@ def test_figures_and_report_for_own_modalities(tmp_path):
 def test_single_seed_single_evaluation_and_empty_window(tmp_path):
     two_modalities = {name: OWN_ROBOT[name] for name in ("arm", "camera")}
     config, history, results, _ = fabricate_run(
-        two_modalities, schedules=["constant-0", "my-own-schedule"], seeds=(7,), epochs=12, evaluate_every=100,
+        two_modalities, schedules=["constant-0", "linear:warmup=7"], seeds=(7,), epochs=12, evaluate_every=100,
         windows=[[0, 5], [5, 11]])
     results = results[results["epoch"] == 0]  # one evaluation, in the first window only
     run = write_run(tmp_path / "edge", config, history, results)
     text = write_report(run).read_text(encoding="utf-8")
     assert_figures_written(run)
     assert "No evaluations in epochs 5–10" in text
-    figure = fig5_window_means(results, [(0, 5), (5, 11)])
+    figure = fig7_window_means(results, [(0, 5), (5, 11)])
     texts = [t.get_text() for ax in figure.axes for t in ax.texts]
     assert any("no evaluations" in t for t in texts)
 

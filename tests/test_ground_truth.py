@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from intermodal.config import RunConfig
-from intermodal.data import load_dataset
+from intermodal.catalog import load_dataset
 from intermodal.measures import integration_measures
 from intermodal.train import Trainer
 

@@ -1,4 +1,4 @@
-"""Tests of the integration measures (SPEC section 5) and the posterior-collapse diagnostics.
+"""Tests of the integration measures (docs/method.md §5) and the posterior-collapse diagnostics.
 
 Reference values here are computed independently of ``intermodal.measures``: masks from the
 column names, divergences from a numpy formula written in another form, one model at a time.
@@ -6,37 +6,28 @@ column names, divergences from a numpy formula written in another form, one mode
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from intermodal.data import DatasetDescription, Modality, load_dataset
+from intermodal.data import DatasetDescription, Modality
+from intermodal.runfolder import active_unit_counts
 from intermodal.measures import (
     MeasureSpec,
-    active_units,
     evaluation_rows,
     gaussian_kl,
     integration_measures,
     latent_diagnostics,
-    measure_masks,
+    measure_specs,
 )
 from intermodal.model import MultimodalVAE, architecture_preset, losses
 
-ICUB_DIR = Path("/work/shared/data/icub-zambelli2020")
 KEY = ["model", "quantity", "modality", "scope"]
 
 
 # ---------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module")
-def icub():
-    if not (ICUB_DIR / "final_database_test.mat").exists():
-        pytest.skip(f"iCub files not in {ICUB_DIR}")
-    return load_dataset("icub", data_dir=ICUB_DIR)
-
-
 @pytest.fixture(scope="module")
 def rows(icub):
     return icub.test[:200]
@@ -209,7 +200,7 @@ def test_gaussian_kl_rejects_a_mask_of_the_wrong_length():
 def test_icub_masks_follow_spec_table(icub):
     desc = icub.description
     names = desc.column_names()
-    specs = measure_masks(desc)
+    specs = measure_specs(desc)
     assert all(isinstance(s, MeasureSpec) for s in specs)
     assert len(specs) == 4 * 5 + 1
     by_key = {(s.quantity, s.modality, s.scope): s for s in specs}
@@ -235,9 +226,9 @@ def test_icub_masks_follow_spec_table(icub):
 def test_custom_pair_masks_and_mapping_or_list_forms(icub):
     desc = icub.description
     names = desc.column_names()
-    as_list = measure_masks(desc, [("joints_t-1_only", ["joints@t-1"], ["joints@t-1"]), ("nothing", [], ["vision", "touch@t"])])
-    as_mapping = measure_masks(desc, {"joints_t-1_only": (["joints@t-1"], ["joints@t-1"]), "nothing": ([], ["vision", "touch@t"])})
-    as_json = measure_masks(
+    as_list = measure_specs(desc, [("joints_t-1_only", ["joints@t-1"], ["joints@t-1"]), ("nothing", [], ["vision", "touch@t"])])
+    as_mapping = measure_specs(desc, {"joints_t-1_only": (["joints@t-1"], ["joints@t-1"]), "nothing": ([], ["vision", "touch@t"])})
+    as_json = measure_specs(
         desc, {"joints_t-1_only": {"muted": ["joints@t-1"], "compared": ["joints@t-1"]}, "nothing": {"compared": ["vision", "touch@t"], "muted": []}}
     )
     for specs in (as_list, as_mapping, as_json):
@@ -254,19 +245,19 @@ def test_custom_pair_masks_and_mapping_or_list_forms(icub):
 def test_extra_pair_errors_name_the_problem(icub):
     desc = icub.description
     with pytest.raises(ValueError, match=r"'smell'.*joints.*vision.*touch.*sound.*motor"):
-        measure_masks(desc, {"bad": (["smell"], ["joints"])})
+        measure_specs(desc, {"bad": (["smell"], ["joints"])})
     with pytest.raises(ValueError, match="extra pair 'bad'.*'smell'"):
         integration_measures(random_models(desc, 1, 0), desc, icub.test[:5], extra_pairs={"bad": (["joints"], ["smell@t"])})
     with pytest.raises(ValueError, match="time step 't-2'"):
-        measure_masks(desc, {"bad": (["joints@t-2"], ["joints"])})
+        measure_specs(desc, {"bad": (["joints@t-2"], ["joints"])})
     with pytest.raises(ValueError, match="compared selectors are empty"):
-        measure_masks(desc, {"bad": (["joints"], [])})
+        measure_specs(desc, {"bad": (["joints"], [])})
     with pytest.raises(ValueError, match="used twice"):
-        measure_masks(desc, [("a", ["joints"], ["joints"]), ("a", ["vision"], ["vision"])])
+        measure_specs(desc, [("a", ["joints"], ["joints"]), ("a", ["vision"], ["vision"])])
     with pytest.raises(ValueError, match=r"\(name, muted selectors, compared selectors\)"):
-        measure_masks(desc, [("a", ["joints"])])
+        measure_specs(desc, [("a", ["joints"])])
     with pytest.raises(ValueError, match="'a'.*'muted' and 'compared'.*'mute'"):
-        measure_masks(desc, {"a": {"mute": ["joints"], "compared": ["joints"]}})
+        measure_specs(desc, {"a": {"mute": ["joints"], "compared": ["joints"]}})
 
 
 # ---------------------------------------------------------------------- the measures
@@ -431,7 +422,7 @@ def test_a_user_description_gets_its_own_modalities():
     expected = reference_measures(model, desc, rows, pairs)
     pd.testing.assert_series_equal(as_series(table), as_series(expected), rtol=1e-9, atol=1e-12)
 
-    masks = {(s.quantity, s.modality, s.scope): s for s in measure_masks(desc)}
+    masks = {(s.quantity, s.modality, s.scope): s for s in measure_specs(desc)}
     bump = names == np.array(["bump_t_0" if c == "bump_t_0" else "bump_t-1_0" if c == "bump_t-1_0" else "" for c in names])
     np.testing.assert_array_equal(masks[("loss_of_precision", "bump", "modality")].muted, bump)
     assert bump.sum() == 2 and masks[("single_modality_error", "camera", "all")].muted.sum() == 6
@@ -547,9 +538,10 @@ def test_a_collapsed_dimension_is_inactive_and_counted(icub, rows):
     collapsed = table[(table.model == 1) & (table.latent_dim < 5)]
     assert (~collapsed.active).all() and (collapsed.posterior_mean_variance == 0).all()
     assert (collapsed.kl < 1e-6).all()
-    counts = active_units(model, desc, rows)
-    assert counts.dtype == np.int64 and counts.shape == (2,)
-    np.testing.assert_array_equal(counts, table.groupby("model").active.sum().to_numpy())
+    counts = active_unit_counts(table).set_index("model")["active_units"].to_numpy()
+    assert counts.shape == (2,)
+    np.testing.assert_array_equal(counts, [int(table[table.model == m].active.sum()) for m in (0, 1)])
     assert counts[0] > 5 and counts[1] <= latent - 5
     assert counts[0] - counts[1] >= 1
-    assert (active_units(model, desc, rows, threshold=math.inf) == 0).all()
+    none_active = latent_diagnostics(model, desc, rows, threshold=math.inf)
+    assert (active_unit_counts(none_active)["active_units"] == 0).all()

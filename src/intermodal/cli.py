@@ -7,10 +7,8 @@ command line win over the file.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
-import typing
 from pathlib import Path
 
 from .config import ConfigError, RunConfig, load_config_file, preset_config
@@ -43,14 +41,13 @@ _HELP = {
 
 
 def _add_config_options(parser: argparse.ArgumentParser, defaults: RunConfig, label: str = "default") -> None:
-    hints = typing.get_type_hints(RunConfig)
     group = parser.add_argument_group("run options (also keys of --config)")
-    for f in dataclasses.fields(RunConfig):
-        flag = "--" + _RENAMED.get(f.name, f.name).replace("_", "-")
-        default = getattr(defaults, f.name)
+    for name, field in RunConfig.model_fields.items():
+        flag = "--" + _RENAMED.get(name, name).replace("_", "-")
+        default = getattr(defaults, name)
         shown = ",".join(map(str, default)) if isinstance(default, list) else default
-        group.add_argument(flag, dest=f.name, default=None, metavar=_metavar(hints[f.name]),
-                           help=f"{_HELP.get(f.name, '')} ({label}: {shown})")
+        group.add_argument(flag, dest=name, default=None, metavar=_metavar(field.annotation),
+                           help=f"{_HELP.get(name, '')} ({label}: {shown})")
     parser.add_argument("--config", help="a TOML or JSON file of run options")
 
 
@@ -63,13 +60,13 @@ def _resolve_config(args, base: RunConfig) -> RunConfig:
     config = base
     if args.config:
         config = config.updated(load_config_file(args.config), origin=args.config)
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig) if getattr(args, f.name) is not None}
-    config = config.updated(given, origin="command line")
-    return config.validate()
+    given = {name: getattr(args, name) for name in RunConfig.model_fields if getattr(args, name) is not None}
+    config = config.updated(RunConfig.from_strings(given, origin="command line"), origin="command line")
+    return config.with_absolute_paths()
 
 
 def _refuse_options_with_resume(args) -> None:
-    given = [f.name for f in dataclasses.fields(RunConfig) if getattr(args, f.name) is not None]
+    given = [name for name in RunConfig.model_fields if getattr(args, name) is not None]
     if given or args.config:
         flags = ", ".join("--" + _RENAMED.get(n, n).replace("_", "-") for n in given) or "--config"
         raise ConfigError(f"--resume continues a run as its config.json says; drop {flags}")
@@ -82,17 +79,19 @@ def _check_out(out: Path) -> None:
 
 # ---------------------------------------------------------------------- commands
 def cmd_train(args) -> int:
+    from .catalog import dataset_of
+    from .runfolder import read_config
     from .train import Trainer
 
     if args.resume:
         _refuse_options_with_resume(args)
-        config = RunConfig.from_run(args.resume)
-        trainer = Trainer.resume(args.resume, config.load_dataset(), config=config, progress=not args.quiet)
+        config = read_config(args.resume)
+        trainer = Trainer.resume(args.resume, dataset_of(config), config=config, progress=not args.quiet)
     else:
         config = _resolve_config(args, RunConfig())
         out = Path(args.out)
         _check_out(out)
-        trainer = Trainer(config, config.load_dataset(), out, progress=not args.quiet)
+        trainer = Trainer(config, dataset_of(config), out, progress=not args.quiet)
     trainer.run()
     print(f"trained {len(trainer.keys)} models for {trainer.epoch} epochs; wrote {trainer.out}")
     return 0
@@ -140,7 +139,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_data_sim(args) -> int:
-    from .data import write_dataset
+    from .catalog import write_dataset
     from .sim import simulate
 
     options = json.loads(args.options) if args.options else {}
@@ -153,7 +152,7 @@ def cmd_data_sim(args) -> int:
 
 
 def cmd_data_fetch(args) -> int:
-    from .data import fetch_icub
+    from .catalog import fetch_icub
 
     print(f"iCub files in {fetch_icub()}")
     return 0

@@ -1,13 +1,15 @@
-"""Data sets: their description, loading, validation and training augmentation.
+"""Data sets: their description, reading and validation, and training augmentation.
 
 A data set is a table of complete rows; each row holds every modality at every time step
-(by default two steps, ``t`` and ``t-1``). Its *description* names the modalities, their
-sizes per time step, the column order, the value range, the muted value and the muting
-patterns used to augment the training rows (Zambelli et al. 2020, Table 1). Nothing in
-this module knows how many modalities there are: the iCub set is one description
-(``datasets/icub-zambelli2020.json``) among any a user writes.
+(by default two steps, ``t`` and ``t-1``; docs/method.md §1). Its *description* names the
+modalities, their sizes per time step, the column order, the value range, the muted value
+and the muting patterns used to augment the training rows (Zambelli et al. 2020, Table 1).
+Nothing in this module knows how many modalities there are: the iCub set is one
+description (``datasets/icub-zambelli2020.json``) among any a user writes. This module
+imports nothing else of the package: it is where the data flow starts.
 
-Description files are JSON (or TOML) with these keys; unknown keys are rejected::
+Description files are JSON (or TOML) with these keys; every value's type is checked and
+unknown keys are rejected at every level (docs/data.md)::
 
     name            str
     modalities      [{"name": "joints", "size": 4}, ...]   size = values per time step
@@ -19,8 +21,13 @@ Description files are JSON (or TOML) with these keys; unknown keys are rejected:
     muting_patterns {"complete": [], "vision-only": ["joints", ...], ...}
                     each a list of selectors: "modality" (every step) or "modality@step"
     train, test     {"file": "train.csv", "layout": "complete"|"input-target",
-                     "variable": "<.mat variable or .npz key>"}   file relative to the
-                    description; test is optional (then evaluation uses the train rows)
+                     "variable": "<.mat variable or .npz key>", "extra_columns": "error"|"ignore"}
+                    file relative to the description; test is optional (then evaluation
+                    uses the train rows)
+    motor_modalities optional list of the modalities that are motor commands (default:
+                    "motor" where the data set has it); the prediction baselines need them
+    prediction_tests optional {"name": {"given": [selectors], "chained": false,
+                    "about": "..."}}: the prediction tests of ``intermodal predict --tests``
     architectures   optional {"1": {...}, ...} presets given per modality name
     source          optional {"url": "...{file}", "sha256": {"file": "hex", ...}}
 """
@@ -28,73 +35,119 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass as validated_dataclass
 
 __all__ = [
     "Modality",
     "TableFile",
+    "PredictionTest",
     "DatasetDescription",
     "Dataset",
     "DataError",
     "load_description",
+    "read_mapping_file",
     "read_table",
     "augment",
-    "load_dataset",
     "builtin_description_path",
-    "fetch_icub",
-    "write_dataset",
+    "validation_message",
 ]
 
 _DATASETS_DIR = Path(__file__).with_name("datasets")
+
+# Values read from files are checked strictly: a whole number where a size is expected (not
+# 2.7, not true), a list where a list is expected (a string is never split into characters),
+# finite numbers. Strings typed on a command line are turned into values before this (see
+# intermodal.options), so the same rules hold for every source.
+PositiveInt = Annotated[int, Strict(), Field(gt=0)]
+FiniteFloat = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+Name = Annotated[str, Strict(), Field(min_length=1)]
+_STRICT = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
 
 class DataError(ValueError):
     """A data file or description does not hold what was expected."""
 
 
-@dataclass(frozen=True)
+def validation_message(error: ValidationError, origin: str) -> str:
+    """One line per problem of a pydantic error, each naming ``origin`` and the key path."""
+    lines = []
+    for problem in error.errors():
+        where = ".".join(str(p) for p in problem["loc"]) or "(top level)"
+        kind = problem["type"]
+        if kind in ("unexpected_keyword_argument", "extra_forbidden"):
+            text = "unknown key"
+        elif kind == "missing" or kind == "missing_argument":
+            text = "missing key"
+        elif kind == "value_error" and "error" in problem.get("ctx", {}):
+            text = str(problem["ctx"]["error"])
+        else:
+            shown = problem.get("input")
+            msg = problem["msg"].replace("valid tuple", "list").replace("valid dictionary", "mapping")
+            text = f"{msg[0].lower()}{msg[1:]} (got {shown!r})"
+        lines.append(f"{origin}: {text}" if not problem["loc"] else f"{origin}: {where}: {text}")
+    return "\n".join(lines)
+
+
+@validated_dataclass(frozen=True, config=_STRICT)
 class Modality:
     """One sensory or motor modality: ``size`` values per time step."""
 
-    name: str
-    size: int
+    name: Name
+    size: PositiveInt
 
 
-@dataclass(frozen=True)
+@validated_dataclass(frozen=True, config=_STRICT)
 class TableFile:
     """Where one part (train or test) of a data set lies, and how its columns are laid out.
 
     ``layout="complete"``: every row is a complete row of ``n_columns`` values.
     ``layout="input-target"``: ``2 * n_columns`` values, an (already muted) input then its
     complete target, as in the iCub training file; the complete rows are taken back out.
+    ``extra_columns``: what to do with CSV header columns the description does not name:
+    ``"error"`` (default) or ``"ignore"`` (the description's columns are selected by name).
     """
 
-    file: str
-    layout: str = "complete"
-    variable: str | None = None
+    file: Name
+    layout: Literal["complete", "input-target"] = "complete"
+    variable: Name | None = None
+    extra_columns: Literal["error", "ignore"] = "error"
 
 
-@dataclass(frozen=True)
+@validated_dataclass(frozen=True, config=_STRICT)
+class PredictionTest:
+    """One prediction test (docs/prediction.md): the selectors given to the model, and
+    whether the prediction is chained along time (a rollout)."""
+
+    given: tuple[Name, ...]
+    chained: Annotated[bool, Strict()] = False
+    about: Annotated[str, Strict()] = ""
+
+
+@validated_dataclass(frozen=True, config=_STRICT)
 class DatasetDescription:
     """What the columns of a data set mean. See the module docstring for the file format."""
 
-    name: str
+    name: Name
     modalities: tuple[Modality, ...]
-    muting_patterns: dict[str, tuple[str, ...]]
-    time_steps: tuple[str, ...] = ("t", "t-1")
-    columns: tuple[str, ...] | None = None
-    value_range: tuple[float, float] = (-1.0, 1.0)
-    muted_value: float = -2.0
+    muting_patterns: dict[Name, tuple[Name, ...]]
+    time_steps: tuple[Name, ...] = ("t", "t-1")
+    columns: tuple[Name, ...] | None = None
+    value_range: tuple[FiniteFloat, FiniteFloat] = (-1.0, 1.0)
+    muted_value: FiniteFloat = -2.0
     train: TableFile | None = None
     test: TableFile | None = None
-    architectures: dict[str, dict] = field(default_factory=dict)
-    source: dict | None = None
+    motor_modalities: tuple[Name, ...] | None = None
+    prediction_tests: dict[Name, PredictionTest] | None = None
+    architectures: dict[Name, dict[str, Any]] = field(default_factory=dict)
+    source: dict[str, Any] | None = None
     root: Path | None = None  # folder the file paths are relative to (not serialised)
 
     def __post_init__(self):
@@ -109,13 +162,11 @@ class DatasetDescription:
                     f"description {self.name!r}: modality name {m.name!r} must start with a "
                     "letter and hold only letters, digits, '_' and '-'"
                 )
-            if int(m.size) < 1:
-                raise DataError(f"description {self.name!r}: modality {m.name!r} has size {m.size}; expected >= 1")
         if len(set(self.time_steps)) != len(self.time_steps) or not self.time_steps:
             raise DataError(f"description {self.name!r}: time_steps must be distinct and non-empty")
         low, high = self.value_range
         if not low < high:
-            raise DataError(f"description {self.name!r}: value_range {self.value_range} must be [low, high] with low < high")
+            raise DataError(f"description {self.name!r}: value_range {list(self.value_range)} must be [low, high] with low < high")
         if low <= self.muted_value <= high:
             raise DataError(
                 f"description {self.name!r}: muted_value {self.muted_value} lies inside value_range "
@@ -127,11 +178,20 @@ class DatasetDescription:
             raise DataError(
                 f"description {self.name!r}: 'columns' must list each column once; missing {missing}, unknown {extra}"
             )
-        for pattern, selectors in self.muting_patterns.items():
-            for s in selectors:
-                self.mask(s)  # raises on an unknown selector
         if not self.muting_patterns:
             raise DataError(f"description {self.name!r}: 'muting_patterns' is empty; give at least {{\"complete\": []}}")
+        for pattern, selectors in self.muting_patterns.items():
+            self._check_selectors(selectors, f"muting pattern {pattern!r}")
+        for name in self.motor_modalities or ():
+            self.modality(name)
+        for name, test in (self.prediction_tests or {}).items():
+            self._check_selectors(test.given, f"prediction test {name!r}")
+
+    def _check_selectors(self, selectors, what: str) -> None:
+        try:
+            self.mask(list(selectors))
+        except DataError as e:
+            raise DataError(f"{what}: {e}") from None
 
     # ------------------------------------------------------------------ columns
     @property
@@ -196,6 +256,14 @@ class DatasetDescription:
         return np.stack([self.mask(list(self.muting_patterns[n])) for n in names])
 
     # ------------------------------------------------------------ serialising
+    @property
+    def motor(self) -> list[str]:
+        """The motor-command modalities: ``motor_modalities``, else ``["motor"]`` where the
+        data set has a modality of that name, else none."""
+        if self.motor_modalities is not None:
+            return list(self.motor_modalities)
+        return ["motor"] if "motor" in self.modality_names else []
+
     def to_dict(self) -> dict:
         d = {
             "name": self.name,
@@ -210,7 +278,14 @@ class DatasetDescription:
         for part in ("train", "test"):
             spec = getattr(self, part)
             if spec is not None:
-                d[part] = {k: v for k, v in dataclasses.asdict(spec).items() if v is not None}
+                default = TableFile(spec.file)
+                d[part] = {k: v for k, v in dataclasses.asdict(spec).items()
+                           if k == "file" or (v is not None and v != getattr(default, k))}
+        if self.motor_modalities is not None:
+            d["motor_modalities"] = list(self.motor_modalities)
+        if self.prediction_tests is not None:
+            d["prediction_tests"] = {k: {"given": list(t.given), "chained": t.chained, "about": t.about}
+                                     for k, t in self.prediction_tests.items()}
         if self.architectures:
             d["architectures"] = self.architectures
         if self.source:
@@ -218,123 +293,138 @@ class DatasetDescription:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict, *, origin: str = "description", root: Path | None = None) -> "DatasetDescription":
-        allowed = {f.name for f in dataclasses.fields(cls)} - {"root"}
-        unknown = sorted(set(d) - allowed)
-        if unknown:
-            raise DataError(f"{origin}: unknown key(s) {unknown}; allowed keys are {sorted(allowed)}")
-        for key in ("name", "modalities", "muting_patterns"):
-            if key not in d:
-                raise DataError(f"{origin}: missing key {key!r}")
+    def from_dict(cls, d: dict, *, origin: str = "description", root: Path | None = None) -> DatasetDescription:
+        """Validate a mapping (as read from a description file); errors name ``origin`` and
+        the key."""
+        if not isinstance(d, dict):
+            raise DataError(f"{origin}: expected a mapping of keys, got {type(d).__name__}")
+        if "root" in d:
+            raise DataError(f"{origin}: root: unknown key")
         try:
-            modalities = tuple(Modality(str(m["name"]), int(m["size"])) for m in d["modalities"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise DataError(f"{origin}: 'modalities' must be a list of {{\"name\": str, \"size\": int}} ({e})") from None
-        kwargs = dict(
-            name=str(d["name"]),
-            modalities=modalities,
-            muting_patterns={str(k): tuple(v) for k, v in d["muting_patterns"].items()},
-            root=root,
-        )
-        if "time_steps" in d:
-            kwargs["time_steps"] = tuple(str(s) for s in d["time_steps"])
-        if "columns" in d:
-            kwargs["columns"] = tuple(d["columns"])
-        if "value_range" in d:
-            kwargs["value_range"] = (float(d["value_range"][0]), float(d["value_range"][1]))
-        if "muted_value" in d:
-            kwargs["muted_value"] = float(d["muted_value"])
-        for part in ("train", "test"):
-            if part in d:
-                spec = d[part]
-                if isinstance(spec, str):
-                    spec = {"file": spec}
-                bad = sorted(set(spec) - {"file", "layout", "variable"})
-                if bad or "file" not in spec:
-                    raise DataError(f"{origin}: {part!r} must be {{\"file\", \"layout\", \"variable\"}}; got keys {sorted(spec)}")
-                if spec.get("layout", "complete") not in ("complete", "input-target"):
-                    raise DataError(f"{origin}: {part}.layout is {spec['layout']!r}; expected 'complete' or 'input-target'")
-                kwargs[part] = TableFile(**spec)
-        if "architectures" in d:
-            kwargs["architectures"] = dict(d["architectures"])
-        if "source" in d:
-            kwargs["source"] = dict(d["source"])
-        try:
-            return cls(**kwargs)
+            return _DESCRIPTION.validate_python({**d, "root": root})
+        except ValidationError as e:
+            raise DataError(validation_message(e, origin)) from None
         except DataError as e:
             raise DataError(f"{origin}: {e}") from None
 
+    def replace(self, **changes) -> DatasetDescription:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
 
-def read_mapping_file(path: str | os.PathLike, what: str, error: type[Exception] = None) -> dict:
-    """Read a ``.json`` or ``.toml`` file into a dict; ``what`` names it in errors, raised
-    as ``error`` (default :class:`DataError`)."""
-    error = error or DataError
+
+def _errors_as_data_errors(cls):
+    """Constructing ``cls`` directly (or through dataclasses.replace) raises DataError, as
+    reading it from a file does, rather than pydantic's ValidationError."""
+    init = cls.__init__
+
+    def __init__(self, *args, **kwargs):
+        try:
+            init(self, *args, **kwargs)
+        except ValidationError as e:
+            raise DataError(validation_message(e, cls.__name__)) from None
+
+    cls.__init__ = __init__
+    return cls
+
+
+for _cls in (Modality, TableFile, PredictionTest, DatasetDescription):
+    _errors_as_data_errors(_cls)
+_DESCRIPTION = TypeAdapter(DatasetDescription)
+
+
+def read_mapping_file(path: str | Path, what: str) -> dict:
+    """Read a ``.json`` or ``.toml`` file into a dict; ``what`` names it in errors."""
     path = Path(path)
     if path.suffix not in (".json", ".toml"):
-        raise error(f"{what} {path}: expected a .json or .toml file")
+        raise DataError(f"{what} {path}: expected a .json or .toml file")
     try:
         text = path.read_text()
     except OSError as e:
-        raise error(f"cannot read {what} {path}: {e.strerror}") from None
+        raise DataError(f"cannot read {what} {path}: {e.strerror}") from None
     try:
         d = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
-        raise error(f"{path}: not valid {path.suffix[1:].upper()}: {e}") from None
+        raise DataError(f"{path}: not valid {path.suffix[1:].upper()}: {e}") from None
     if not isinstance(d, dict):
-        raise error(f"{path}: expected a {what} as a JSON object / TOML table")
+        raise DataError(f"{path}: expected a {what} as a JSON object / TOML table")
     return d
 
 
-def load_description(path: str | os.PathLike) -> DatasetDescription:
+def load_description(path: str | Path) -> DatasetDescription:
     """Read a description from a ``.json`` or ``.toml`` file."""
     d = read_mapping_file(path, "data set description")
     return DatasetDescription.from_dict(d, origin=str(path), root=Path(path).parent)
 
 
 def builtin_description_path(name: str) -> Path:
+    """The description file of a data set shipped with intermodal (e.g. ``icub-zambelli2020``)."""
     return _DATASETS_DIR / f"{name}.json"
 
 
 # ---------------------------------------------------------------------- reading
-def _read_matrix(path: Path, variable: str | None, header_names: list[str] | None) -> np.ndarray:
+def _read_csv(path: Path, header_names: list[str] | None, extra_columns: str) -> np.ndarray:
+    import pandas as pd
+
+    with open(path, newline="") as f:
+        first = f.readline().strip()
+    if not first:
+        raise DataError(f"{path}: the file is empty; expected a header line of column names or rows of numbers")
+    try:
+        [float(c) for c in first.split(",")]
+        has_header = False  # the first row is data
+    except ValueError:
+        has_header = True
+    try:
+        frame = pd.read_csv(path, header=0 if has_header else None)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not a readable CSV table ({str(e).strip()})") from None
+    if has_header and header_names is not None:
+        missing = [c for c in header_names if c not in frame.columns]
+        unknown = [str(c) for c in frame.columns if c not in header_names]
+        if missing or (unknown and extra_columns == "error"):
+            problems = []
+            if missing:
+                problems.append(f"lacks column(s) {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+            if unknown:
+                problems.append(f"has column(s) the description does not name {unknown[:5]}"
+                                + (" (set \"extra_columns\": \"ignore\" in the description's part to skip them)"
+                                   if not missing else ""))
+            raise DataError(
+                f"{path}: the header {' and '.join(problems)}; expected the {len(header_names)} "
+                f"column names of the description, like {header_names[:3]}"
+            )
+        frame = frame[header_names]  # the description's order, whatever the file's
+    for column in frame.columns:
+        if not np.issubdtype(frame[column].dtype, np.number):
+            values = pd.to_numeric(frame[column], errors="coerce")
+            row = int(np.flatnonzero(values.isna() & frame[column].notna())[0]) if values.isna().any() else 0
+            raise DataError(f"{path}: column {column!r}, data row {row}: {frame[column].iloc[row]!r} is not a number")
+    return frame.to_numpy(dtype=np.float64)
+
+
+def _read_matrix(path: Path, variable: str | None, header_names: list[str] | None,
+                 extra_columns: str = "error") -> np.ndarray:
     suffix = path.suffix.lower()
-    if not path.exists():
+    if not path.is_file():
         raise DataError(f"data file {path} does not exist")
     if suffix == ".csv":
-        import pandas as pd
+        return _read_csv(path, header_names, extra_columns)
+    if suffix in (".npz", ".npy"):
+        import zipfile
 
-        with open(path, newline="") as f:
-            first = f.readline().strip().split(",")
         try:
-            [float(c) for c in first]
-            has_header = False  # the first row is data
-        except ValueError:
-            has_header = True
-        frame = pd.read_csv(path, header=0 if has_header else None)
-        if has_header:
-            if header_names is not None:
-                missing = [c for c in header_names if c not in frame.columns]
-                if missing:
-                    unknown = [c for c in frame.columns if c not in header_names]
-                    raise DataError(
-                        f"{path}: the header lacks column(s) {missing[:5]}{' ...' if len(missing) > 5 else ''}"
-                        f"{f' and has unknown {unknown[:5]}' if unknown else ''}; expected the {len(header_names)} "
-                        f"column names of the description, like {header_names[:3]}"
-                    ) from None
-                frame = frame[header_names]  # the description's order, whatever the file's
-        non_numeric = [c for c in frame.columns if not np.issubdtype(frame[c].dtype, np.number)]
-        if non_numeric:
-            raise DataError(f"{path}: column {non_numeric[0]!r} is not numeric")
-        return frame.to_numpy(dtype=np.float64)
-    if suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            keys = list(z.keys())
-            key = variable or (keys[0] if len(keys) == 1 else None)
-            if key is None or key not in keys:
-                raise DataError(f"{path}: name the array with 'variable' (one of {keys})")
-            return np.asarray(z[key], dtype=np.float64)
-    if suffix == ".npy":
-        return np.asarray(np.load(path, allow_pickle=False), dtype=np.float64)
+            if suffix == ".npy":
+                return np.asarray(np.load(path, allow_pickle=False), dtype=np.float64)
+            with np.load(path, allow_pickle=False) as z:
+                keys = list(z.keys())
+                key = variable or (keys[0] if len(keys) == 1 else None)
+                if key is None or key not in keys:
+                    raise DataError(f"{path}: name the array with 'variable' (one of {keys})")
+                return np.asarray(z[key], dtype=np.float64)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+            if isinstance(e, DataError):
+                raise
+            raise DataError(f"{path}: not a readable numeric {suffix} array ({e})") from None
     if suffix == ".mat":
         import scipy.io
 
@@ -380,7 +470,7 @@ def read_table(spec: TableFile, desc: DatasetDescription, root: Path | None = No
         path = (root or desc.root or Path.cwd()) / path
     names = desc.column_names()
     header = names if spec.layout == "complete" else [f"input_{c}" for c in names] + names
-    matrix = _read_matrix(path, spec.variable, header)
+    matrix = _read_matrix(path, spec.variable, header, spec.extra_columns)
     if matrix.ndim != 2:
         raise DataError(f"{path}: expected a 2-D table, got shape {matrix.shape}")
     n = desc.n_columns
@@ -428,7 +518,7 @@ def augment(complete: np.ndarray, desc: DatasetDescription, patterns: list[str] 
 
 
 # ---------------------------------------------------------------------- data sets
-@dataclass
+@dataclasses.dataclass
 class Dataset:
     """Complete rows of a data set with its description.
 
@@ -443,118 +533,3 @@ class Dataset:
 
     def training_rows(self, patterns: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
         return augment(self.train, self.description, patterns)
-
-
-def _cache_dir() -> Path:
-    env = os.environ.get("INTERMODAL_DATA")
-    if env:
-        return Path(env)
-    import pooch
-
-    return Path(pooch.os_cache("intermodal"))
-
-
-def fetch_icub(desc: DatasetDescription | None = None) -> Path:
-    """Download (once) the iCub files from their pinned address, check their SHA-256,
-    and return the cache folder that holds them (``$INTERMODAL_DATA`` or the user cache)."""
-    import pooch
-
-    desc = desc or load_description(builtin_description_path("icub-zambelli2020"))
-    cache = _cache_dir() / desc.name
-    url, hashes = desc.source["url"], desc.source["sha256"]
-    for fname, sha in hashes.items():
-        try:
-            pooch.retrieve(url.format(file=fname), known_hash=f"sha256:{sha}", fname=fname, path=cache, progressbar=False)
-        except ValueError as e:  # pooch's checksum mismatch
-            raise DataError(f"{cache / fname}: {e}".strip()) from None
-        except Exception as e:  # no network, HTTP error, ...
-            raise DataError(
-                f"cannot fetch {fname} from {url.format(file=fname)} ({type(e).__name__}: {e}).\n"
-                f"Either connect to the internet once (the files are then cached in {cache}), "
-                f"or put final_database_train.mat and final_database_test.mat in a folder and pass "
-                f"--data-dir FOLDER (or set INTERMODAL_DATA to a folder that holds '{desc.name}/<files>')."
-            ) from None
-    return cache
-
-
-def _verify_sha256(folder: Path, desc: DatasetDescription) -> None:
-    import hashlib
-
-    for fname, sha in (desc.source or {}).get("sha256", {}).items():
-        path = folder / fname
-        if not path.exists():
-            raise DataError(f"{path} does not exist; --data-dir must hold {sorted(desc.source['sha256'])}")
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if digest != sha:
-            raise DataError(f"{path}: SHA-256 is {digest}; expected {sha} (the pinned file). Is it damaged or another version?")
-
-
-def load_dataset(data: str = "sim", data_dir: str | os.PathLike | None = None, sim_options: dict | None = None) -> Dataset:
-    """Load a data set by name or description path.
-
-    ``data``: ``"sim"`` (the embedded simulator; ``sim_options`` go to it), ``"icub"``
-    (fetched and cached, or read from ``data_dir``), or the path of a description file
-    (``.json``/``.toml``) whose ``train``/``test`` files lie beside it or in ``data_dir``.
-    """
-    if data == "sim":
-        from . import sim
-
-        return sim.simulate(**(sim_options or {}))
-    if sim_options:
-        raise DataError(f"simulator options {sorted(sim_options)} apply only to --data sim")
-    if data == "icub":
-        desc = load_description(builtin_description_path("icub-zambelli2020"))
-        if data_dir is not None:
-            root = Path(data_dir)
-            _verify_sha256(root, desc)
-        else:
-            root = fetch_icub(desc)
-    else:
-        path = Path(data)
-        if path.is_dir():
-            candidates = sorted(path.glob("*.json")) + sorted(path.glob("*.toml"))
-            if len(candidates) != 1:
-                raise DataError(f"{path}: expected one description file (*.json or *.toml) in the folder, found {len(candidates)}")
-            path = candidates[0]
-        if not path.exists():
-            raise DataError(f"--data {data!r}: not 'sim', 'icub' or an existing description file")
-        desc = load_description(path)
-        root = Path(data_dir) if data_dir is not None else path.parent
-    if desc.train is None:
-        raise DataError(f"description {desc.name!r} names no 'train' file")
-    train = read_table(desc.train, desc, root)
-    test = read_table(desc.test, desc, root) if desc.test is not None else train
-    return Dataset(desc, train, test, origin=str(root))
-
-
-def write_dataset(dataset: Dataset, out: str | os.PathLike, *, float_format: str = "%.17g") -> Path:
-    """Write ``train.csv``, ``test.csv`` (header = column names) and ``description.json``
-    into ``out``, each through a temporary file so nothing half-written is left. Loading
-    the folder back with :func:`load_dataset` gives identical arrays."""
-    import pandas as pd
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    desc = dataclasses.replace(
-        dataset.description,
-        train=TableFile("train.csv"),
-        test=TableFile("test.csv"),
-        source=None,
-    )
-    names = desc.column_names()
-    for part, rows in (("train", dataset.train), ("test", dataset.test)):
-        atomic_write(out / f"{part}.csv", lambda p, rows=rows: pd.DataFrame(rows, columns=names).to_csv(p, index=False, float_format=float_format))
-    atomic_write(out / "description.json", lambda p: Path(p).write_text(json.dumps(desc.to_dict(), indent=2) + "\n"))
-    return out / "description.json"
-
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

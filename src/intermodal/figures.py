@@ -1,15 +1,15 @@
-"""The study's six figures (SPEC section 6), drawn from a run folder's tables alone.
+"""The study's figures (docs/method.md §7): drawing only.
 
-Data flows one way: training writes ``history.parquet`` and ``results.parquet`` into a run
-folder; this module reads them and never imports the training code. Every figure function
-takes DataFrames (not paths) and returns a :class:`matplotlib.figure.Figure`;
-:func:`write_figures` reads a run folder and saves each figure as PNG and SVG into
-``RUN/figures/``.
+Every figure function takes DataFrames (the tables of :mod:`intermodal.runfolder`) and
+returns a :class:`matplotlib.figure.Figure`, named after the paper's figure it reproduces
+(``fig4_losses`` draws the paper's Fig. 4). :func:`draw_figures` draws all of a run's;
+:func:`save_figure` writes one as PNG and SVG, atomically. Reading the run folder is
+:mod:`intermodal.runfolder`'s job; the report writes the files.
 
 Curves are the mean over seeds; the band around each is ±1 standard deviation over seeds
 (``band="sd"``, the default) or the seeds' minimum to maximum (``band="minmax"``). A schedule
 with a single seed gets no band. Modalities are never assumed: their names and order come
-from ``results.parquet`` (order of first appearance).
+from the results table (order of first appearance).
 
 Figures are built on :class:`~matplotlib.figure.Figure` with the Agg canvas directly rather
 than through ``pyplot``, so drawing them never touches the user's interactive backend and
@@ -17,10 +17,8 @@ nothing is left open in pyplot's figure registry.
 """
 from __future__ import annotations
 
-import json
 import math
 import textwrap
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -30,50 +28,57 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+from .files import atomic_write
+from .runfolder import (
+    BAND_DESCRIPTIONS,
+    MEASURE_QUANTITIES,
+    Run,
+    active_unit_counts,
+    modality_order,
+    normalised_results,
+    resolve_windows,
+    schedule_order,
+    seed_summary,
+    window_label,
+    window_means,
+)
 
 __all__ = [
     "FIGURES",
     "MEASURES",
-    "RunTables",
-    "load_run",
-    "resolve_windows",
-    "default_windows",
-    "window_label",
-    "schedule_order",
-    "modality_order",
+    "ACTIVE_UNITS_FIGURE",
+    "ACTIVE_UNITS_CAPTION",
     "schedule_colours",
-    "seed_summary",
-    "window_means",
-    "normalised_results",
-    "fig1_schedules",
-    "fig2_losses",
-    "fig3_baseline",
-    "fig4_measures",
-    "fig5_window_means",
-    "fig6_per_modality",
+    "fig2_schedules",
+    "fig4_losses",
+    "fig5_baseline",
+    "fig6_measures",
+    "fig7_window_means",
+    "figA1_per_modality",
     "fig_active_units",
-    "write_figures",
-    "figure_paths",
+    "draw_figures",
+    "save_figure",
 ]
 
-# File stem and caption of each figure, in the order of SPEC section 6.
+# File stem and caption of each figure, in the order of docs/method.md §7.
 FIGURES: dict[str, str] = {
-    "fig1_schedules": "KL weight β against epoch, one panel per schedule (paper Fig. 2).",
-    "fig2_losses": (
+    "fig2_schedules": "KL weight β against epoch, one panel per schedule (paper Fig. 2).",
+    "fig4_losses": (
         "Prediction error, reconstruction loss, latent loss and weighted loss against epoch; "
         "a column per schedule (paper Fig. 4)."
     ),
-    "fig3_baseline": "Baseline (everything muted, regarding all) against epoch per schedule (paper Fig. 5).",
-    "fig4_measures": (
+    "fig5_baseline": "Baseline (everything muted, regarding all) against epoch per schedule (paper Fig. 5).",
+    "fig6_measures": (
         "The four measures per modality: columns = measures, rows = schedules, "
         "one line per modality (paper Fig. 6)."
     ),
-    "fig5_window_means": (
+    "fig7_window_means": (
         "Measures averaged over two epoch windows, modality on the x-axis, one marker per schedule; "
         "light = regarding the modality itself, dark = regarding all (paper Fig. 7)."
     ),
-    "fig6_per_modality": (
+    "figA1_per_modality": (
         "Per modality, single modality error and loss of precision against epoch; "
         "light = regarding the modality itself, dark = regarding all (paper appendix A.1)."
     ),
@@ -88,7 +93,6 @@ MEASURES: list[tuple[str, str, str, str]] = [
     ("loss_of_precision", "modality", "LoP regarding m", "loss of precision, regarding m"),
     ("loss_of_precision", "all", "LoP regarding all", "loss of precision, regarding all"),
 ]
-MEASURE_QUANTITIES = ("single_modality_error", "loss_of_precision")
 
 # Fixed colours for the paper's schedules so a schedule looks the same in every figure and
 # every run; other schedules take the remaining hues in the order they are listed.
@@ -99,13 +103,12 @@ _KNOWN_SCHEDULE_COLOURS = {
     "dynamic-plateau-1": "#ff7f0e",
 }
 _OTHER_SCHEDULE_COLOURS = ["#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#393b79", "#637939"]
-# Modalities (lines in Fig. 4) use a palette unlike the schedules' so colour is not read as
+# Modalities (lines in Fig. 6) use a palette unlike the schedules' so colour is not read as
 # "schedule" there.
 _MODALITY_COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
 _MODALITY_LINESTYLES = ["-", "--", ":", "-."]
 _SCHEDULE_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 
-BAND_DESCRIPTIONS = {"sd": "band: ±1 sd over seeds", "minmax": "band: min–max over seeds"}
 # Beyond this many epochs a curve is drawn from bin means (plus each bin's range), which keeps
 # an 80 000-epoch run's SVGs small. 500 bins make each bin two of the paper's β cycles
 # (T/1000 epochs each, at any run length T), so the bin means of a cycling curve come out
@@ -114,134 +117,7 @@ MAX_POINTS_PER_CURVE = 500
 DPI = 150
 
 
-# --------------------------------------------------------------------------- run tables
-@dataclass
-class RunTables:
-    """The tables of one run folder, as read from disk."""
-
-    run_dir: Path
-    config: dict
-    history: pd.DataFrame
-    results: pd.DataFrame
-    diagnostics: pd.DataFrame | None
-
-
-def load_run(run_dir: str | Path) -> RunTables:
-    """Read ``config.json``, ``history.parquet``, ``results.parquet`` and, if present,
-    ``diagnostics.parquet`` from a run folder."""
-    run_dir = Path(run_dir)
-    missing = [n for n in ("config.json", "history.parquet", "results.parquet") if not (run_dir / n).is_file()]
-    if missing:
-        raise FileNotFoundError(f"run folder {run_dir} lacks {', '.join(missing)}")
-    config = json.loads((run_dir / "config.json").read_text())
-    history = _clean_history(pd.read_parquet(run_dir / "history.parquet"))
-    results = _clean_results(pd.read_parquet(run_dir / "results.parquet"))
-    diagnostics_path = run_dir / "diagnostics.parquet"
-    diagnostics = pd.read_parquet(diagnostics_path) if diagnostics_path.is_file() else None
-    return RunTables(run_dir, config, history, results, diagnostics)
-
-
-def _clean_history(history: pd.DataFrame) -> pd.DataFrame:
-    # Cleans in place: called only on a frame just read from disk (a paper-scale history has
-    # millions of rows, so a copy would double the memory).
-    history["schedule"] = history["schedule"].astype(str)
-    return history
-
-
-def _clean_results(results: pd.DataFrame) -> pd.DataFrame:
-    for column in ("schedule", "quantity"):
-        results[column] = results[column].astype(str)
-    # Missing modality/scope mean "does not apply"; "" is the table's spelling of that.
-    for column in ("modality", "scope"):
-        results[column] = results[column].fillna("").astype(str)
-    results["value"] = results["value"].astype(float)
-    return results
-
-
-def normalised_results(results: pd.DataFrame) -> pd.DataFrame:
-    """``results`` with missing modality/scope spelled "" (a copy only if any is missing), so
-    the public functions accept a table built in memory as well as one read by load_run."""
-    if results["modality"].isna().any() or results["scope"].isna().any():
-        results = results.assign(modality=results["modality"].fillna(""), scope=results["scope"].fillna(""))
-    return results
-
-
-def default_windows(epochs: int) -> list[tuple[float, float]]:
-    """The paper's two windows (60–70 k and 70–80 k of 80 k epochs) scaled to ``epochs``.
-
-    Windows are half-open ``[start, end)``; the last one ends at ``epochs + 1`` so that an
-    evaluation written at epoch ``epochs`` (after the last training epoch) still counts.
-    """
-    epochs = int(epochs)
-    return [(int(0.75 * epochs), int(0.875 * epochs)), (int(0.875 * epochs), epochs + 1)]
-
-
-def resolve_windows(config: dict | None, history: pd.DataFrame | None = None,
-                    results: pd.DataFrame | None = None) -> list[tuple[float, float]]:
-    """``config["windows"]`` if given, else :func:`default_windows` for the run's length
-    (``config["epochs"]``, else one past the last epoch found in the tables)."""
-    config = config or {}
-    if config.get("windows"):
-        try:
-            windows = [(float(a), float(b)) for a, b in config["windows"]]
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"config 'windows' must be a list of [start, end] epoch pairs, got "
-                             f"{config['windows']!r}") from error
-        backwards = [w for w in windows if not w[0] < w[1]]
-        if backwards:
-            raise ValueError(f"config 'windows': each window needs start < end; not so for {backwards}")
-        return [(_int_if_whole(a), _int_if_whole(b)) for a, b in windows]
-    epochs = config.get("epochs")
-    if epochs is None:
-        last = [int(t["epoch"].max()) for t in (history, results) if t is not None and len(t)]
-        epochs = max(last) + 1 if last else 1
-    return default_windows(int(epochs))
-
-
-def _int_if_whole(x: float):
-    return int(x) if float(x).is_integer() else x
-
-
-def window_label(window: tuple[float, float]) -> str:
-    """Human-readable range of a half-open window; integer epochs are shown inclusively."""
-    start, end = window
-    if float(start).is_integer() and float(end).is_integer():
-        last = int(end) - 1
-        return f"epochs {int(start)}–{last}" if last > int(start) else f"epoch {int(start)}"
-    return f"epochs [{start:g}, {end:g})"
-
-
-def in_window(epochs: pd.Series, window: tuple[float, float]) -> pd.Series:
-    """Which epochs fall in a half-open window ``[start, end)``."""
-    start, end = window
-    return (epochs >= start) & (epochs < end)
-
-
 # --------------------------------------------------------------------------- orders, colours
-def schedule_order(*tables: pd.DataFrame | None, config: dict | None = None) -> list[str]:
-    """Schedules in the config's order, then any others in order of first appearance."""
-    names: list[str] = []
-    for name in (config or {}).get("schedules") or []:
-        if str(name) not in names:
-            names.append(str(name))
-    present: set[str] = set()
-    for table in tables:
-        if table is not None and "schedule" in table:
-            for name in pd.unique(table["schedule"].astype(str)):
-                present.add(name)
-                if name not in names:
-                    names.append(name)
-    # A configured schedule with no rows (e.g. a crashed run) would only draw empty panels.
-    return [n for n in names if n in present] if present else names
-
-
-def modality_order(results: pd.DataFrame) -> list[str]:
-    """Modality names in order of first appearance among the measure rows."""
-    rows = results[results["quantity"].isin(MEASURE_QUANTITIES)]
-    rows = rows[rows["modality"].notna() & (rows["modality"] != "")]
-    return [str(m) for m in pd.unique(rows["modality"])]
-
-
 def schedule_colours(schedules: list[str]) -> dict[str, str]:
     """A fixed colour per schedule: the paper's schedules always get the same hue."""
     colours: dict[str, str] = {}
@@ -267,28 +143,6 @@ def _darker(colour: str, amount: float = 0.35) -> str:
     return to_hex(np.array(to_rgb(colour)) * (1.0 - amount))
 
 
-# --------------------------------------------------------------------------- aggregation
-def seed_summary(frame: pd.DataFrame, keys: list[str], value: str, band: str = "sd") -> pd.DataFrame:
-    """Mean over seeds per ``keys`` + epoch, with the band's ``low``/``high`` and ``n_seeds``."""
-    if band not in BAND_DESCRIPTIONS:
-        raise ValueError(f"band must be one of {sorted(BAND_DESCRIPTIONS)}, not {band!r}")
-    columns = keys + ["epoch", "mean", "low", "high", "n_seeds"]
-    if frame.empty:
-        return pd.DataFrame(columns=columns)
-    stats = (
-        frame.groupby(keys + ["epoch"], sort=True, observed=True)[value]
-        .agg(["mean", "std", "min", "max", "count"])
-        .reset_index()
-    )
-    if band == "sd":
-        spread = stats["std"].fillna(0.0)
-        stats["low"], stats["high"] = stats["mean"] - spread, stats["mean"] + spread
-    else:
-        stats["low"], stats["high"] = stats["min"], stats["max"]
-    stats["n_seeds"] = stats["count"]
-    return stats[columns]
-
-
 def _thin(curve: pd.DataFrame, max_points: int = MAX_POINTS_PER_CURVE) -> pd.DataFrame:
     """Bin means of a long curve (sorted by epoch) so at most ``max_points`` remain; also
     each bin's range of the mean (``range_low``/``range_high``), to show fast oscillation."""
@@ -299,38 +153,6 @@ def _thin(curve: pd.DataFrame, max_points: int = MAX_POINTS_PER_CURVE) -> pd.Dat
     return curve.groupby(bins).agg(epoch=("epoch", "mean"), mean=("mean", "mean"), low=("low", "mean"),
                                    high=("high", "mean"), n_seeds=("n_seeds", "min"),
                                    range_low=("mean", "min"), range_high=("mean", "max"))
-
-
-def window_means(results: pd.DataFrame, windows: list[tuple[float, float]],
-                 quantities: tuple[str, ...] | None = None) -> pd.DataFrame:
-    """Per window: each seed's mean over the window's evaluations, then mean and sd over seeds.
-
-    Returns one row per (window, schedule, quantity, modality, scope) with columns
-    ``window`` (index into ``windows``), ``start``, ``end``, ``mean``, ``sd`` (sample sd,
-    NaN for one seed), ``min``, ``max``, ``n_seeds``, ``n_epochs``.
-    """
-    keys = ["schedule", "quantity", "modality", "scope"]
-    results = normalised_results(results)
-    if quantities is not None:
-        results = results[results["quantity"].isin(quantities)]
-    parts = []
-    for index, window in enumerate(windows):
-        inside = results[in_window(results["epoch"], window)]
-        if inside.empty:
-            continue
-        per_seed = inside.groupby(keys + ["seed"], sort=False).agg(
-            value=("value", "mean"), n_epochs=("epoch", "nunique")).reset_index()
-        stats = per_seed.groupby(keys, sort=False).agg(
-            mean=("value", "mean"), sd=("value", "std"), min=("value", "min"), max=("value", "max"),
-            n_seeds=("seed", "nunique"), n_epochs=("n_epochs", "max")).reset_index()
-        stats.insert(0, "end", window[1])
-        stats.insert(0, "start", window[0])
-        stats.insert(0, "window", index)
-        parts.append(stats)
-    columns = ["window", "start", "end"] + keys + ["mean", "sd", "min", "max", "n_seeds", "n_epochs"]
-    if not parts:
-        return pd.DataFrame(columns=columns)
-    return pd.concat(parts, ignore_index=True)[columns]
 
 
 # --------------------------------------------------------------------------- drawing helpers
@@ -382,9 +204,21 @@ def _share_epoch_axis(axes, *tables: pd.DataFrame | None) -> None:
     pad = 0.03 * (high - low) if high > low else 0.5
     for ax in axes.flat:
         ax.set_xlim(low - pad, high + pad)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+        # Few ticks, thousands as "6k": long runs' labels would otherwise run together.
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+        ax.xaxis.set_major_formatter(_EPOCH_FORMATTER)
     for ax in axes[:-1, :].flat:
         ax.tick_params(labelbottom=False)
+
+
+def _epoch_label(value: float, _position=None) -> str:
+    """Tick label of an epoch: 6000 -> "6k", 1500 -> "1.5k", 250 -> "250"."""
+    if abs(value) >= 1000:
+        return f"{value / 1000:g}k"
+    return f"{value:g}"
+
+
+_EPOCH_FORMATTER = FuncFormatter(_epoch_label)
 
 
 def _by_keys(summary: pd.DataFrame, keys: list[str]):
@@ -436,8 +270,8 @@ def _resolve(schedules, colours, *tables):
 
 
 # --------------------------------------------------------------------------- figures
-def fig1_schedules(history: pd.DataFrame, *, schedules=None, colours=None, windows=None) -> Figure:
-    """Fig. 1: β against epoch, one panel per schedule (shared epoch axis)."""
+def fig2_schedules(history: pd.DataFrame, *, schedules=None, colours=None, windows=None) -> Figure:
+    """Paper Fig. 2: β against epoch, one panel per schedule (shared epoch axis)."""
     schedules, colours = _resolve(schedules, colours, history)
     figure, axes = _new_figure(max(len(schedules), 1), 1, (7.5, 1.5), sharey=True)
     # β is the same for every seed of a schedule, so the seed summary has no band.
@@ -458,16 +292,16 @@ def fig1_schedules(history: pd.DataFrame, *, schedules=None, colours=None, windo
     _share_epoch_axis(axes, history)
     notes = ["one panel per schedule"]
     if windows:
-        notes.append("grey: averaging windows of Fig. 5")
+        notes.append("grey: averaging windows of Fig. 7")
     if thinned:
         notes.append(f"dense curves: means over ≤{MAX_POINTS_PER_CURVE} epoch bins, fill = range within a bin")
-    _suptitle(figure, "Fig. 1 — KL weight schedules", notes)
+    _suptitle(figure, "Fig. 2 — KL weight schedules", notes)
     return figure
 
 
-def fig2_losses(history: pd.DataFrame, results: pd.DataFrame, *, schedules=None, colours=None, band="sd",
+def fig4_losses(history: pd.DataFrame, results: pd.DataFrame, *, schedules=None, colours=None, band="sd",
                 windows=None) -> Figure:
-    """Fig. 2: prediction error (results) and reconstruction, latent and weighted loss
+    """Paper Fig. 4: prediction error (results) and reconstruction, latent and weighted loss
     (history) against epoch; a column per schedule, a row per quantity, y shared per row."""
     results = normalised_results(results)
     schedules, colours = _resolve(schedules, colours, history, results)
@@ -494,12 +328,12 @@ def fig2_losses(history: pd.DataFrame, results: pd.DataFrame, *, schedules=None,
                 ax.set_title(name, fontsize=9, color=colours[name])
         axes[-1, col].set_xlabel("epoch")
     _share_epoch_axis(axes, history, results)
-    _title(figure, "Fig. 2 — prediction error and the loss terms", band, _n_seeds(history, results), thinned)
+    _title(figure, "Fig. 4 — prediction error and the loss terms", band, _n_seeds(history, results), thinned)
     return figure
 
 
-def fig3_baseline(results: pd.DataFrame, *, schedules=None, colours=None, band="sd", windows=None) -> Figure:
-    """Fig. 3: the baseline (everything muted, regarding all) against epoch, a panel per
+def fig5_baseline(results: pd.DataFrame, *, schedules=None, colours=None, band="sd", windows=None) -> Figure:
+    """Paper Fig. 5: the baseline (everything muted, regarding all) against epoch, a panel per
     schedule with a shared y-axis so the schedules' levels compare directly."""
     results = normalised_results(results)
     schedules, colours = _resolve(schedules, colours, results)
@@ -519,13 +353,13 @@ def fig3_baseline(results: pd.DataFrame, *, schedules=None, colours=None, band="
         ax.set_xlabel("epoch")
     axes[0, 0].set_ylabel("baseline (nats)")
     _share_epoch_axis(axes, baseline)
-    _title(figure, "Fig. 3 — baseline", band, _n_seeds(baseline), thinned)
+    _title(figure, "Fig. 5 — baseline", band, _n_seeds(baseline), thinned)
     return figure
 
 
-def fig4_measures(results: pd.DataFrame, *, schedules=None, modalities=None, band="sd", windows=None,
+def fig6_measures(results: pd.DataFrame, *, schedules=None, modalities=None, band="sd", windows=None,
                   colours=None) -> Figure:
-    """Fig. 4: the four measures; columns = measures, rows = schedules, a line per modality.
+    """Paper Fig. 6: the four measures; columns = measures, rows = schedules, a line per modality.
     The y-axis is shared within a schedule's row so its measures compare directly."""
     results = normalised_results(results)
     schedules, colours = _resolve(schedules, colours, results)
@@ -557,14 +391,14 @@ def fig4_measures(results: pd.DataFrame, *, schedules=None, modalities=None, ban
     if handles:
         figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 8), fontsize=9,
                       title="modality", title_fontsize=9, frameon=False)
-    _title(figure, "Fig. 4 — single modality error (SME) and loss of precision (LoP) per modality", band,
+    _title(figure, "Fig. 6 — single modality error (SME) and loss of precision (LoP) per modality", band,
            _n_seeds(measures), thinned)
     return figure
 
 
-def fig5_window_means(results: pd.DataFrame, windows=None, *, schedules=None, modalities=None, colours=None,
+def fig7_window_means(results: pd.DataFrame, windows=None, *, schedules=None, modalities=None, colours=None,
                       band="sd", yscale="auto") -> Figure:
-    """Fig. 5: measures averaged over each window; rows = SME / LoP, columns = windows,
+    """Paper Fig. 7: measures averaged over each window; rows = SME / LoP, columns = windows,
     modality on the x-axis, a marker per schedule; regarding all is the darker marker.
     Error bars: ±1 sd (or min–max) over seeds of each seed's window mean.
 
@@ -644,13 +478,13 @@ def fig5_window_means(results: pd.DataFrame, windows=None, *, schedules=None, mo
                          + (" (min–max on log-scale rows)" if band == "sd" and log_rows else ""))
     if log_rows:
         notes.append("log scale: " + ", ".join(log_rows.values()))
-    _suptitle(figure, "Fig. 5 — measures averaged over epoch windows", notes)
+    _suptitle(figure, "Fig. 7 — measures averaged over epoch windows", notes)
     return figure
 
 
-def fig6_per_modality(results: pd.DataFrame, *, schedules=None, modalities=None, colours=None, band="sd",
+def figA1_per_modality(results: pd.DataFrame, *, schedules=None, modalities=None, colours=None, band="sd",
                       windows=None) -> Figure:
-    """Fig. 6 (appendix A.1): for every modality two rows, single modality error then loss
+    """Paper appendix Fig. A.1: for every modality two rows, single modality error then loss
     of precision, against epoch; a column per schedule; regarding all is the darker line.
     The y-axis is shared along each row so schedules compare directly."""
     results = normalised_results(results)
@@ -687,15 +521,8 @@ def fig6_per_modality(results: pd.DataFrame, *, schedules=None, modalities=None,
     handles = [Line2D([], [], color=_lighter("#777777"), linewidth=2, label="regarding the modality (light)"),
                Line2D([], [], color=_darker("#777777"), linewidth=2, label="regarding all (dark)")]
     figure.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
-    _title(figure, "Fig. 6 — measures per modality (two rows each: SME, LoP)", band, _n_seeds(measures), thinned)
+    _title(figure, "Fig. A.1 — measures per modality (two rows each: SME, LoP)", band, _n_seeds(measures), thinned)
     return figure
-
-
-def active_unit_counts(diagnostics: pd.DataFrame) -> pd.DataFrame:
-    """Number of active latent units per (schedule, seed, model, epoch)."""
-    keys = [k for k in ("schedule", "seed", "model", "epoch") if k in diagnostics]
-    counts = diagnostics.assign(active=diagnostics["active"].astype(float)).groupby(keys, sort=True)["active"].sum()
-    return counts.reset_index(name="active_units")
 
 
 def fig_active_units(diagnostics: pd.DataFrame, *, schedules=None, colours=None, band="sd", windows=None) -> Figure:
@@ -721,55 +548,40 @@ def fig_active_units(diagnostics: pd.DataFrame, *, schedules=None, colours=None,
     return figure
 
 
-# --------------------------------------------------------------------------- saving
-def figure_paths(run_dir: str | Path, diagnostics: bool = False) -> dict[str, tuple[Path, Path]]:
-    """Where :func:`write_figures` puts each figure: stem -> (PNG path, SVG path)."""
-    folder = Path(run_dir) / "figures"
-    stems = list(FIGURES) + ([ACTIVE_UNITS_FIGURE] if diagnostics else [])
-    return {stem: (folder / f"{stem}.png", folder / f"{stem}.svg") for stem in stems}
+# --------------------------------------------------------------------------- all of them
+def draw_figures(run: Run, band: str = "sd") -> dict[str, Figure]:
+    """Every figure of a run (the six of the paper, and the active units where the run has
+    diagnostics), by file stem, drawn from the run's tables alone."""
+    config = run.config.to_dict()
+    schedules = schedule_order(run.history, run.results, config=config)
+    colours = schedule_colours(schedules)
+    modalities = modality_order(run.results)
+    windows = resolve_windows(config, run.history, run.results)
+    common = {"schedules": schedules, "colours": colours}
+    figures = {
+        "fig2_schedules": fig2_schedules(run.history, windows=windows, **common),
+        "fig4_losses": fig4_losses(run.history, run.results, band=band, windows=windows, **common),
+        "fig5_baseline": fig5_baseline(run.results, band=band, windows=windows, **common),
+        "fig6_measures": fig6_measures(run.results, modalities=modalities, band=band, windows=windows, **common),
+        "fig7_window_means": fig7_window_means(run.results, windows, modalities=modalities, band=band, **common),
+        "figA1_per_modality": figA1_per_modality(run.results, modalities=modalities, band=band, windows=windows,
+                                                 **common),
+    }
+    if run.diagnostics is not None:
+        figures[ACTIVE_UNITS_FIGURE] = fig_active_units(
+            run.diagnostics, schedules=schedule_order(run.diagnostics, config=config), colours=colours, band=band,
+            windows=windows)
+    return figures
 
 
-def _save(figure: Figure, png: Path, svg: Path) -> None:
+def save_figure(figure: Figure, png: Path, svg: Path) -> None:
+    """Save a figure as PNG and SVG, each atomically, and release it."""
     # Fixed hash salt and no date make SVGs byte-identical across reruns (clean diffs);
     # text stays text in the SVG so it is small and searchable.
     with matplotlib.rc_context({"svg.hashsalt": "intermodal", "svg.fonttype": "none"}):
-        figure.savefig(png, dpi=DPI, metadata={"Software": None})
+        atomic_write(png, lambda p: figure.savefig(p, format="png", dpi=DPI, metadata={"Software": None}))
         # The constrained layout solved while drawing the PNG holds for the SVG too; freezing
         # it saves a second solve, which dominates the time on figures with many panels.
         figure.set_layout_engine("none")
-        figure.savefig(svg, metadata={"Date": None})
+        atomic_write(svg, lambda p: figure.savefig(p, format="svg", metadata={"Date": None}))
     figure.clear()
-
-
-def write_figures(run_dir: str | Path, band: str = "sd") -> list[Path]:
-    """Draw the six figures (and the active-units figure if the run has diagnostics) from a
-    run folder and save each as PNG and SVG into ``RUN/figures/``; returns the paths."""
-    run = load_run(run_dir)
-    schedules = schedule_order(run.history, run.results, config=run.config)
-    colours = schedule_colours(schedules)
-    modalities = modality_order(run.results)
-    windows = resolve_windows(run.config, run.history, run.results)
-    paths = figure_paths(run.run_dir, diagnostics=run.diagnostics is not None)
-    next(iter(paths.values()))[0].parent.mkdir(parents=True, exist_ok=True)
-    common = {"schedules": schedules, "colours": colours}
-    makers = {
-        "fig1_schedules": lambda: fig1_schedules(run.history, windows=windows, **common),
-        "fig2_losses": lambda: fig2_losses(run.history, run.results, band=band, windows=windows, **common),
-        "fig3_baseline": lambda: fig3_baseline(run.results, band=band, windows=windows, **common),
-        "fig4_measures": lambda: fig4_measures(run.results, modalities=modalities, band=band, windows=windows,
-                                               **common),
-        "fig5_window_means": lambda: fig5_window_means(run.results, windows, modalities=modalities, band=band,
-                                                       **common),
-        "fig6_per_modality": lambda: fig6_per_modality(run.results, modalities=modalities, band=band,
-                                                       windows=windows, **common),
-    }
-    if run.diagnostics is not None:
-        diagnostic_schedules = schedule_order(run.diagnostics, config=run.config)
-        makers[ACTIVE_UNITS_FIGURE] = lambda: fig_active_units(
-            run.diagnostics, schedules=diagnostic_schedules, colours=colours, band=band, windows=windows)
-    written: list[Path] = []
-    for stem, make in makers.items():
-        png, svg = paths[stem]
-        _save(make(), png, svg)
-        written += [png, svg]
-    return written

@@ -1,4 +1,4 @@
-"""Information-theoretic integration measures (Langer et al. 2024, Section 2.3; SPEC section 5).
+"""Information-theoretic integration measures (Langer et al. 2024, Section 2.3; docs/method.md §5).
 
 For an evaluation row ``x`` (complete), ``p = N(mu_p, diag sigma_p^2)`` is the decoder's
 output for input ``x`` and ``q = N(mu_q, diag sigma_q^2)`` its output for a muted copy of
@@ -43,12 +43,11 @@ __all__ = [
     "SCOPES",
     "MeasureSpec",
     "gaussian_kl",
-    "measure_masks",
+    "measure_specs",
     "integration_measures",
     "evaluation_rows",
     "EVALUATION_MODES",
     "latent_diagnostics",
-    "active_units",
 ]
 
 QUANTITIES = ("single_modality_error", "loss_of_precision", "baseline", "prediction_error", "custom")
@@ -56,8 +55,8 @@ SCOPES = ("modality", "all", "")
 EVALUATION_MODES = ("first", "random", "all")
 
 # Stacked rows (models x muted variants x rows x z samples) in one pass when ``batch_size``
-# is None. Measured on CPU: passes this small keep the activations in cache and run faster
-# than one big pass (20 or 80 models, architecture "1"), and bound the memory.
+# is None: passes this small keep the activations in cache, which is faster on a CPU than one
+# big pass (docs/performance.md), and they bound the memory.
 _STACKED_ROWS_PER_PASS = 8192
 
 
@@ -169,7 +168,7 @@ def _selector_mask(desc: DatasetDescription, selectors, what: str) -> np.ndarray
         raise DataError(f"{what}: {e}") from None
 
 
-def measure_masks(desc: DatasetDescription, extra_pairs=None) -> list[MeasureSpec]:
+def measure_specs(desc: DatasetDescription, extra_pairs=None) -> list[MeasureSpec]:
     """The KL measures computed by :func:`integration_measures`, with their masks.
 
     Parameters
@@ -293,7 +292,7 @@ def integration_measures(
         numbers for a model on a GPU); None = torch's global CPU generator. The noise is
         drawn once, as ``torch.randn(z_samples, n_rows, latent, generator=generator)`` in
         the model's dtype, ``eps_s`` being ``noise[s]`` (row ``r`` uses ``noise[s, r]``).
-    extra_pairs : user pairs, see :func:`measure_masks`; reported with quantity
+    extra_pairs : user pairs, see :func:`measure_specs`; reported with quantity
         ``"custom"`` and the pair's name as ``modality``.
     batch_size : evaluation rows per forward pass (each pass stacks every muted copy and
         sample of those rows, for every model); None picks a size that keeps
@@ -306,14 +305,14 @@ def integration_measures(
     (modality name; ``""`` for baseline and prediction_error; the pair's name for custom),
     ``scope`` (``"modality"``, ``"all"`` or ``""``), ``value`` (float: nats for the KL
     measures, data units for the prediction error; each a mean over the rows). Model-major;
-    within a model: prediction_error, then the order of :func:`measure_masks`.
+    within a model: prediction_error, then the order of :func:`measure_specs`.
     """
     _check_model(model, desc)
     _check_batch_size(batch_size)
     if isinstance(z_samples, bool) or not isinstance(z_samples, (int, np.integer)) or z_samples < 0:
         raise ValueError(f"z_samples: expected a whole number >= 0; got {z_samples!r}")
     z_samples = int(z_samples)
-    specs = measure_masks(desc, extra_pairs)
+    specs = measure_specs(desc, extra_pairs)
     parameter = next(model.parameters())
     dtype, device = parameter.dtype, parameter.device
     x = _as_rows(rows, desc, dtype=dtype, device=device)
@@ -469,10 +468,3 @@ def latent_diagnostics(model, desc: DatasetDescription, rows, *, threshold: floa
             "active": variance > threshold,
         }
     )
-
-
-def active_units(model, desc: DatasetDescription, rows, *, threshold: float = 0.01) -> np.ndarray:
-    """Number of active latent dimensions per model (see :func:`latent_diagnostics`),
-    int array ``[n_models]``."""
-    table = latent_diagnostics(model, desc, rows, threshold=threshold)
-    return table.groupby("model", sort=True)["active"].sum().reindex(range(model.n_models), fill_value=0).to_numpy(dtype=np.int64)

@@ -9,16 +9,17 @@ data set's description where it lists them, else derived from each modality's wi
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import torch
+from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass as validated_dataclass
 from torch import nn
 
-from .data import DatasetDescription
+from .data import DataError, DatasetDescription, read_mapping_file, validation_message
 
 __all__ = ["Architecture", "architecture_preset", "MultimodalVAE", "PRESETS", "column_weights", "losses", "recon_constant"]
 
@@ -39,7 +40,10 @@ _GENERIC = {
 _GENERIC["7"] = _GENERIC["1"]
 
 
-@dataclass
+Width = Annotated[int, Strict(), Field(ge=1)]
+
+
+@validated_dataclass(config=ConfigDict(extra="forbid"))
 class Architecture:
     """Layer widths of one multimodal VAE.
 
@@ -51,12 +55,12 @@ class Architecture:
     included); then a Gaussian head maps the last width to the modality's columns.
     """
 
-    encoders: dict[str, list[int]]
-    shared_encoder: list[int]
-    shared_decoder: list[int]
-    slices: dict[str, int]
-    decoders: dict[str, list[int]]
-    latent: int | None = None
+    encoders: dict[str, list[Width]]
+    shared_encoder: list[Width]
+    shared_decoder: list[Width]
+    slices: dict[str, Width]
+    decoders: dict[str, list[Width]]
+    latent: Width | None = None
 
     def check(self, desc: DatasetDescription) -> None:
         names = desc.modality_names
@@ -71,31 +75,20 @@ class Architecture:
                 f"architecture: the last shared decoder width ({self.shared_decoder[-1] if self.shared_decoder else None}) "
                 f"must equal the sum of the slices ({sum(self.slices.values())})"
             )
-        widths = [w for ws in (*self.encoders.values(), *self.decoders.values()) for w in ws]
-        widths += list(self.shared_encoder) + list(self.shared_decoder) + list(self.slices.values())
-        if any(int(w) < 1 for w in widths) or (self.latent is not None and self.latent < 1):
-            raise ValueError("architecture: every width must be a positive whole number")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict, origin: str = "architecture") -> "Architecture":
-        allowed = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - allowed)
-        if unknown:
-            raise ValueError(f"{origin}: unknown key(s) {unknown}; allowed {sorted(allowed)}")
-        missing = sorted(allowed - {"latent"} - set(d))
-        if missing:
-            raise ValueError(f"{origin}: missing key(s) {missing}")
-        return cls(
-            encoders={k: [int(w) for w in v] for k, v in d["encoders"].items()},
-            shared_encoder=[int(w) for w in d["shared_encoder"]],
-            shared_decoder=[int(w) for w in d["shared_decoder"]],
-            slices={k: int(v) for k, v in d["slices"].items()},
-            decoders={k: [int(w) for w in v] for k, v in d["decoders"].items()},
-            latent=None if d.get("latent") is None else int(d["latent"]),
-        )
+    def from_dict(cls, d: dict, origin: str = "architecture") -> Architecture:
+        """Validate a mapping of widths (as read from JSON); errors name ``origin`` and the key."""
+        try:
+            return _ARCHITECTURE.validate_python(d)
+        except ValidationError as e:
+            raise DataError(validation_message(e, origin)) from None
+
+
+_ARCHITECTURE = TypeAdapter(Architecture)
 
 
 def architecture_preset(preset: str | int, desc: DatasetDescription) -> Architecture:
@@ -107,8 +100,11 @@ def architecture_preset(preset: str | int, desc: DatasetDescription) -> Architec
     if preset not in PRESETS:
         path = Path(preset)
         if path.suffix == ".json" and path.exists():
-            arch = Architecture.from_dict(json.loads(path.read_text()), origin=str(path))
-            arch.check(desc)
+            arch = Architecture.from_dict(read_mapping_file(path, "architecture file"), origin=str(path))
+            try:
+                arch.check(desc)
+            except ValueError as e:
+                raise DataError(f"{path}: {e}") from None
             return arch
         raise ValueError(f"--architecture {preset!r}: expected one of {', '.join(PRESETS)} or a .json file of widths")
     rule = _GENERIC[preset]
@@ -140,8 +136,8 @@ VARIANCE_FLOOR = 1e-4
 
 def _floored_logvar(raw: torch.Tensor) -> torch.Tensor:
     # The original's log(exp(a) + 1e-4), a variance floored at 1e-4, written as the original
-    # does: 1.4x faster here than logaddexp. It overflows where the original does (a > 88 in
-    # float32, 709 in float64); the trainer stops with a clear error if that ever happens.
+    # does (faster than logaddexp; docs/performance.md). It overflows where the original does
+    # (a > 88 in float32, 709 in float64); the trainer then stops that model (isolated divergence).
     return torch.log(torch.exp(raw) + VARIANCE_FLOOR)
 
 
@@ -175,7 +171,7 @@ class _LatentSample(torch.autograd.Function):
 
 
 class _GaussianNLL(torch.autograd.Function):
-    """The reconstruction loss per row (SPEC section 3) from the output Gaussian's mean and
+    """The reconstruction loss per row (docs/method.md §3) from the output Gaussian's mean and
     raw log-variance (variance ``exp(raw) + 1e-4``): ``Σ_i w_i·½((x_i−μ_i)²/σ_i² + log σ_i²)
     + constant``, features-first (``[models, columns, rows]`` -> ``[models, rows]``);
     ``column_weight [columns, 1]`` holds 1/d_m."""
@@ -277,10 +273,10 @@ class MultimodalVAE(nn.Module):
         return list(self._layers)
 
     # ---------------------------------------------------------------- forward
-    # Inside, activations are features-first, [models, features, rows]: the products are
-    # W^T h, with the rows as the long, contiguous dimension. Measured here on the iCub
-    # architecture: 14% faster per training step than rows-first, and slicing a modality
-    # out of the features is a contiguous block.
+    # Inside, activations are features-first, [models, features, rows] (names ending in
+    # _ff): the products are W^T h with the rows as the long, contiguous dimension, which is
+    # faster per training step than rows-first (docs/performance.md), and a modality's
+    # features are one contiguous block.
     def _linear(self, name: str, h: torch.Tensor) -> torch.Tensor:
         return torch.baddbmm(self.biases[name].transpose(1, 2), self.weights[name].transpose(1, 2), h)
 
@@ -289,19 +285,19 @@ class MultimodalVAE(nn.Module):
             h = torch.relu_(self._linear(name, h))  # in place: the product's output is fresh
         return h
 
-    def _encode_raw(self, xt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _encode_raw(self, x_ff: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # the posterior's mean and raw log-variance (before the floor), features-first
         if not self._identity_order:
-            xt = xt.index_select(1, self._input_index)
-        parts = torch.split(xt, self._modality_widths, dim=1)
+            x_ff = x_ff.index_select(1, self._input_index)
+        parts = torch.split(x_ff, self._modality_widths, dim=1)
         h = torch.cat([self._mlp(self.encoder_layers[m], p) for m, p in zip(self.modalities, parts)], dim=1)
         h = self._mlp(self.shared_encoder_layers, h)
         mean, raw = self._linear(self.latent_head, h).chunk(2, dim=1)
         return mean, raw
 
-    def _decode_raw(self, zt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _decode_raw(self, z_ff: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # the output Gaussian's mean and raw log-variance in column order, features-first
-        h = self._mlp(self.shared_decoder_layers, zt)
+        h = self._mlp(self.shared_decoder_layers, z_ff)
         means, raws = [], []
         for m, s in zip(self.modalities, torch.split(h, self.slice_sizes, dim=1)):
             mu, raw = self._linear(self.output_heads[m], self._mlp(self.decoder_layers[m], s)).chunk(2, dim=1)
@@ -312,23 +308,23 @@ class MultimodalVAE(nn.Module):
             mean, raw = mean.index_select(1, self._output_index), raw.index_select(1, self._output_index)
         return mean, raw
 
-    def encode_features_first(self, xt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`encode` for inputs ``xt [models, n_columns, rows]``; returns
+    def encode_features_first(self, x_ff: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`encode` for inputs ``x_ff [models, n_columns, rows]``; returns
         ``[models, latent, rows]``."""
-        mean, raw = self._encode_raw(xt)
+        mean, raw = self._encode_raw(x_ff)
         return mean, _floored_logvar(raw)
 
-    def decode_features_first(self, zt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`decode` for latents ``zt [models, latent, rows]``; returns
+    def decode_features_first(self, z_ff: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`decode` for latents ``z_ff [models, latent, rows]``; returns
         ``[models, n_columns, rows]`` in column order."""
-        mean, raw = self._decode_raw(zt)
+        mean, raw = self._decode_raw(z_ff)
         return mean, _floored_logvar(raw)
 
-    def forward_features_first(self, xt: torch.Tensor, eps_t: torch.Tensor | None = None):
+    def forward_features_first(self, x_ff: torch.Tensor, eps_ff: torch.Tensor | None = None):
         """:meth:`forward` with every tensor features-first (``[models, features, rows]``);
         what training uses."""
-        z_mean, z_logvar = self.encode_features_first(xt)
-        z = z_mean if eps_t is None else z_mean + torch.exp(0.5 * z_logvar) * eps_t
+        z_mean, z_logvar = self.encode_features_first(x_ff)
+        z = z_mean if eps_ff is None else z_mean + torch.exp(0.5 * z_logvar) * eps_ff
         out_mean, out_logvar = self.decode_features_first(z)
         return out_mean, out_logvar, z_mean, z_logvar
 
@@ -352,15 +348,15 @@ class MultimodalVAE(nn.Module):
                                           None if eps is None else eps.transpose(1, 2).contiguous())
         return tuple(t.transpose(1, 2) for t in out)
 
-    def training_losses(self, xt: torch.Tensor, target_t: torch.Tensor, eps_t: torch.Tensor):
-        """Per-row reconstruction and latent loss ``[models, rows]`` of inputs ``xt``,
-        targets ``target_t`` and noise ``eps_t`` (each features-first), for training: the
+    def training_losses(self, x_ff: torch.Tensor, target_ff: torch.Tensor, eps_ff: torch.Tensor):
+        """Per-row reconstruction and latent loss ``[models, rows]`` of inputs ``x_ff``,
+        targets ``target_ff`` and noise ``eps_ff`` (each features-first), for training: the
         values of :meth:`forward_features_first` and :func:`losses`, with the elementwise
         tail fused (fewer passes over memory, hand-derived gradients)."""
-        z_mean, z_raw = self._encode_raw(xt)
-        z, latent = _LatentSample.apply(z_mean, z_raw, eps_t)
+        z_mean, z_raw = self._encode_raw(x_ff)
+        z, latent = _LatentSample.apply(z_mean, z_raw, eps_ff)
         out_mean, out_raw = self._decode_raw(z)
-        recon = _GaussianNLL.apply(target_t, out_mean, out_raw, self.column_weight[:, None], self.recon_constant)
+        recon = _GaussianNLL.apply(target_ff, out_mean, out_raw, self.column_weight[:, None], self.recon_constant)
         return recon, latent
 
     def select(self, models: list[int]) -> "MultimodalVAE":
@@ -399,7 +395,7 @@ def recon_constant(desc: DatasetDescription, latent_size: int) -> float:
 
 
 def losses(desc: DatasetDescription, latent_size: int, target, out_mean, out_logvar, z_mean, z_logvar):
-    """Per-row reconstruction and latent loss (SPEC section 3), each ``[models, rows]``.
+    """Per-row reconstruction and latent loss (docs/method.md §3), each ``[models, rows]``.
 
     recon = Σ_m [ ½Σ_{i∈m}(x_i−μ_i)²/σ_i² + ½Σ_{i∈m} log σ_i² + ½·(n_z/2)·log 2π ] / d_m;
     latent = KL(N(z_mean, exp(z_logvar)) ‖ N(0, I)), summed over the latent dimensions.

@@ -1,40 +1,40 @@
 """One self-contained HTML page per run: figures, tables and the paper's findings checked.
 
-:func:`write_report` reads a run folder (see :mod:`intermodal.figures`) and writes
-``RUN/report.html``: every figure is embedded as a base64 PNG, styles are inline, and the
-page needs no other file, no network and no JavaScript. :func:`check_findings` tests each of
-the paper's findings (SPEC, end of section 6) against the run's numbers; its rules and
-thresholds are the module constants below and are printed in the page.
+:func:`write_report` reads a run folder (through :mod:`intermodal.runfolder`), draws its
+figures (:mod:`intermodal.figures`) into ``RUN/figures/`` and renders
+``templates/report.html.j2`` into ``RUN/report.html``: every figure is embedded as a base64
+PNG, styles are inline, and the page needs no other file, no network and no JavaScript.
+:func:`check_findings` tests each of the paper's findings (docs/method.md §8) against the
+run's numbers; its rules and thresholds are the module constants below and are printed in
+the page.
 """
 from __future__ import annotations
 
 import base64
-import html
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
+
+import jinja2
 
 import numpy as np
 import pandas as pd
 
-from .figures import (
-    ACTIVE_UNITS_CAPTION,
-    ACTIVE_UNITS_FIGURE,
+from . import runfolder
+from .figures import ACTIVE_UNITS_CAPTION, ACTIVE_UNITS_FIGURE, FIGURES, MEASURES, draw_figures, save_figure
+from .files import atomic_write
+from .runfolder import (
     BAND_DESCRIPTIONS,
-    FIGURES,
     MEASURE_QUANTITIES,
-    MEASURES,
     active_unit_counts,
-    figure_paths,
-    in_window,
-    load_run,
     modality_order,
     normalised_results,
     resolve_windows,
     schedule_order,
     window_label,
     window_means,
-    write_figures,
+    window_schedule_means,
 )
 
 __all__ = [
@@ -47,6 +47,8 @@ __all__ = [
     "check_findings",
     "render_report",
     "write_report",
+    "write_figures",
+    "figure_paths",
 ]
 
 FINDINGS_SECTION_TITLE = "Does this run show what the paper found?"
@@ -81,14 +83,6 @@ def _mean_sd(mean: float, sd: float) -> str:
     if sd is None or (isinstance(sd, float) and math.isnan(sd)):
         return _fmt(mean)
     return f"{_fmt(mean)} ± {_fmt(sd)}"
-
-
-def _window_schedule_means(frame: pd.DataFrame, value: str, window) -> pd.Series:
-    """Per schedule: mean over seeds of each seed's mean over the window's epochs."""
-    inside = frame[in_window(frame["epoch"], window)]
-    if inside.empty:
-        return pd.Series(dtype=float)
-    return inside.groupby(["schedule", "seed"])[value].mean().groupby("schedule").mean()
 
 
 def _measure_table(means: pd.DataFrame, quantity: str, scope: str, schedule: str) -> pd.Series:
@@ -136,10 +130,10 @@ def _check_collapse(history, results, window, where) -> dict:
             f"{LATENT_NEAR_ZERO_NATS:g} nats or below {LATENT_NEAR_ZERO_FRACTION:.0%} of the median of the "
             f"other schedules' latent losses. Values within {TIE_TOLERANCE:.0%} of each other count as tied, and a tie "
             "counts as lowest/highest.")
-    figures = ["fig2_losses", "fig3_baseline"]
-    baseline = _window_schedule_means(results[results["quantity"] == "baseline"], "value", window)
-    prediction = _window_schedule_means(results[results["quantity"] == "prediction_error"], "value", window)
-    latent = _window_schedule_means(history, "latent_loss", window)
+    figures = ["fig4_losses", "fig5_baseline"]
+    baseline = window_schedule_means(results[results["quantity"] == "baseline"], "value", window)
+    prediction = window_schedule_means(results[results["quantity"] == "prediction_error"], "value", window)
+    latent = window_schedule_means(history, "latent_loss", window)
     schedules = set(history["schedule"]) | set(results["schedule"])
     if COLLAPSED_SCHEDULE not in schedules:
         return _finding(finding, rule, None, f"This run has no {COLLAPSED_SCHEDULE} schedule.", figures)
@@ -179,7 +173,7 @@ def _check_informative(means, non_collapsed, modalities, where) -> dict:
     rule = (f"Over the {where}, for every schedule except {COLLAPSED_SCHEDULE}: {m} has the lowest single "
             f"modality error regarding all among the modalities, and its loss of precision regarding all is "
             "above the median across modalities.")
-    figures = ["fig5_window_means", "fig4_measures", "fig6_per_modality"]
+    figures = ["fig7_window_means", "fig6_measures", "figA1_per_modality"]
     if m not in modalities:
         return _finding(finding, rule, None, f"This run has no modality called {m!r} (it has: "
                         f"{', '.join(modalities) or 'none'}).", figures)
@@ -211,7 +205,7 @@ def _check_hard_to_predict(means, non_collapsed, modalities, where) -> dict:
             f"{' and '.join(HARD_MODALITIES)}: its single modality error regarding itself is above the median "
             f"across modalities, and its loss of precision regarding itself is within a factor "
             f"{LOP_CLOSE_TO_SME_RATIO:g} of that single modality error.")
-    figures = ["fig5_window_means", "fig6_per_modality", "fig4_measures"]
+    figures = ["fig7_window_means", "figA1_per_modality", "fig6_measures"]
     if not present:
         wanted = " or ".join(map(repr, HARD_MODALITIES))
         return _finding(finding, rule, None, f"This run has no modality called {wanted} "
@@ -317,175 +311,150 @@ def _active_units_table(diagnostics: pd.DataFrame, schedules: list[str]) -> pd.D
 
 
 # --------------------------------------------------------------------------- HTML
-_STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em auto; max-width: 1150px;
-       padding: 0 1em; color: #222; line-height: 1.45; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; }
-h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 2em; }
-table { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 0.88em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
-td { white-space: nowrap; }
-th { background: #f2f2f2; text-align: left; }
-th.group { vertical-align: top; }
-td:first-child, th:first-child { text-align: left; }
-table.summary td { text-align: left; }
-pre { background: #f6f6f6; border: 1px solid #ddd; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
-figure { margin: 1.2em 0 2em; }
-figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
-figcaption { font-size: 0.9em; color: #444; margin-top: 0.3em; }
-.finding { border-left: 5px solid #999; padding: 0.4em 1em; margin: 1em 0; background: #fafafa; }
-.finding.yes { border-color: #2a9d3a; } .finding.no { border-color: #c62828; } .finding.unknown { border-color: #999; }
-.verdict { font-weight: bold; font-size: 1.05em; }
-.yes .verdict { color: #1b7a2a; } .no .verdict { color: #b71c1c; } .unknown .verdict { color: #555; }
-.muted { color: #666; font-size: 0.9em; }
-"""
+def _plain(table: pd.DataFrame) -> dict:
+    return {"columns": [str(c) for c in table.columns],
+            "rows": [["n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in row]
+                     for row in table.itertuples(index=False)]}
 
 
-def _table_html(table: pd.DataFrame) -> str:
-    # A plain column table (no meaningful index) is written without pandas' row numbers.
-    plain = isinstance(table.index, pd.RangeIndex)
-    return table.to_html(escape=True, border=0, na_rep="n/a", index=not plain)
-
-
-def _grouped_table_html(table: pd.DataFrame) -> str:
-    """A table whose first column repeats in runs (schedule, then its modalities): each run's
-    first cell spans its rows, so the table reads as one block per schedule."""
-    header = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
-    lines = [f"<table><thead><tr>{header}</tr></thead><tbody>"]
+def _grouped(table: pd.DataFrame) -> dict:
+    """A table whose first column repeats in runs, as (name, rows of the other columns)."""
     first = table.columns[0]
-    run_lengths = table.groupby((table[first] != table[first].shift()).cumsum(), sort=False).size().tolist()
-    row = 0
-    for length in run_lengths:
-        for offset in range(length):
-            values = table.iloc[row + offset].tolist()
-            cells = []
-            if offset == 0:
-                cells.append(f'<th rowspan="{length}" class="group">{html.escape(str(values[0]))}</th>')
-            cells.append(f"<th>{html.escape(str(values[1]))}</th>")
-            cells += [f"<td>{html.escape(str(v))}</td>" for v in values[2:]]
-            lines.append("<tr>" + "".join(cells) + "</tr>")
-        row += length
-    lines.append("</tbody></table>")
-    return "\n".join(lines)
-
-
-def _figure_html(stem: str, png: Path, caption: str) -> str:
-    encoded = base64.b64encode(png.read_bytes()).decode("ascii")
-    return (f'<figure id="{html.escape(stem)}"><img src="data:image/png;base64,{encoded}" '
-            f'alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}</figcaption></figure>')
+    groups = []
+    for name, block in table.groupby((table[first] != table[first].shift()).cumsum(), sort=False):
+        groups.append((block[first].iloc[0], block.drop(columns=first).values.tolist()))
+    return {"columns": [str(c) for c in table.columns], "groups": groups}
 
 
 def _figure_number(stem: str) -> str:
+    if stem.startswith("figA"):
+        return f"Fig. A.{stem[4]}"
     return f"Fig. {stem[3]}" if stem.startswith("fig") and stem[3].isdigit() else stem
 
 
-def _findings_html(findings: list[dict]) -> str:
-    parts = []
-    for f in findings:
-        state = {True: "yes", False: "no", None: "unknown"}[f["holds"]]
-        verdict = {True: "Yes", False: "No", None: "Cannot tell from this run"}[f["holds"]]
-        links = ", ".join(f'<a href="#{html.escape(s)}">{html.escape(_figure_number(s))}</a>'
-                          for s in f.get("figures", []))
-        parts.append(
-            f'<div class="finding {state}"><h3>{html.escape(f["finding"])}</h3>'
-            f'<p class="verdict">{verdict}</p>'
-            f'<p><b>Rule:</b> {html.escape(f.get("rule", ""))}</p>'
-            f'<p><b>Numbers:</b><br>{html.escape(f["evidence"]).replace(chr(10), "<br>")}</p>'
-            + (f'<p><b>Figures:</b> {links}</p>' if links else "") + "</div>")
-    return "\n".join(parts)
+def _png_base64(png: Path) -> str | None:
+    return base64.b64encode(png.read_bytes()).decode("ascii") if png.is_file() else None
 
 
-def render_report(run_dir: str | Path, band: str = "sd") -> str:
+def figure_paths(run_dir: str | Path, diagnostics: bool = False) -> dict[str, tuple[Path, Path]]:
+    """Where :func:`write_figures` puts each figure: stem -> (PNG path, SVG path)."""
+    folder = Path(run_dir) / runfolder.FIGURES
+    stems = list(FIGURES) + ([ACTIVE_UNITS_FIGURE] if diagnostics else [])
+    return {stem: (folder / f"{stem}.png", folder / f"{stem}.svg") for stem in stems}
+
+
+def write_figures(run_dir: str | Path, band: str = "sd") -> list[Path]:
+    """Draw every figure of a run folder and save each as PNG and SVG into ``RUN/figures/``
+    (each file atomically); returns the paths."""
+    run = runfolder.read_run(run_dir)
+    figures = draw_figures(run, band=band)
+    paths = figure_paths(run.path, diagnostics=run.diagnostics is not None)
+    (run.path / runfolder.FIGURES).mkdir(exist_ok=True)
+    written: list[Path] = []
+    for stem, figure in figures.items():
+        png, svg = paths[stem]
+        save_figure(figure, png, svg)
+        written += [png, svg]
+    return written
+
+
+_TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("intermodal", "templates"),
+                                autoescape=True, trim_blocks=True, lstrip_blocks=True,
+                                undefined=jinja2.StrictUndefined)
+
+# Sections other modules add to the report (e.g. prediction): functions of the run folder
+# that return None (nothing to add) or a dict with id, title, paragraphs, tables (title,
+# frame) and figures (stem, png path, caption).
+ReportSection = Callable[[Path], dict | None]
+
+
+def render_report(run_dir: str | Path, band: str = "sd", sections: list[ReportSection] = ()) -> str:
     """The report page as a string; the figures' PNGs must already be in ``RUN/figures``."""
-    run = load_run(run_dir)
-    config, history, results = run.config, run.history, run.results
+    run = runfolder.read_run(run_dir)
+    config = run.config.to_dict()
+    history, results = run.history, run.results
     schedules = schedule_order(history, results, config=config)
     modalities = modality_order(results)
     windows = resolve_windows(config, history, results)
     findings = check_findings(history, results, windows)
     means = window_means(results, windows, MEASURE_QUANTITIES)
-    paths = figure_paths(run.run_dir, diagnostics=run.diagnostics is not None)
+    paths = figure_paths(run.path, diagnostics=run.diagnostics is not None)
     n_seeds = history.groupby("schedule")["seed"].nunique()
     evaluation_epochs = sorted(results["epoch"].unique())
 
-    title = f"intermodal run report: {run.run_dir.name}"
-    dataset = config.get("data", "(not given in config.json)")
-    summary_rows = [
-        ("data set", str(dataset)),
+    summary = [
+        ("data set", str(config.get("data"))),
         ("schedules", ", ".join(schedules)),
         ("seeds per schedule", ", ".join(f"{s}: {int(n_seeds.get(s, 0))}" for s in schedules)),
-        ("epochs", str(config.get("epochs", int(history["epoch"].max()) + 1 if len(history) else "n/a"))),
+        ("epochs", str(config.get("epochs"))),
         ("evaluations", f"{len(evaluation_epochs)} epochs"
                         + (f" ({evaluation_epochs[0]}–{evaluation_epochs[-1]})" if evaluation_epochs else "")),
         ("modalities", ", ".join(modalities) or "none"),
-        ("windows (Fig. 5)", "; ".join(window_label(w) for w in windows)
+        ("windows (Fig. 7)", "; ".join(window_label(w) for w in windows)
          + ("" if config.get("windows") else " (default: the paper's 60–70 k and 70–80 k of 80 k, scaled)")),
     ]
-    summary = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in summary_rows)
-    summary = f'<table class="summary">{summary}</table>'
-
-    body = [f"<h1>{html.escape(title)}</h1>",
-            f'<p class="muted">Multimodal VAE integration measures (Langer et al. 2024). Curves and table '
-            f'entries are means over seeds; {html.escape(BAND_DESCRIPTIONS[band])}; table entries are mean ± sd '
-            f'over seeds (sample sd; no ± with one seed).</p>',
-            summary]
-
-    body.append(f"<h2 id=\"findings\">{html.escape(FINDINGS_SECTION_TITLE)}</h2>")
-    body.append('<p class="muted">Each finding of the paper is tested on this run\'s numbers by the rule stated '
-                'with it; values are seed means of each seed\'s mean over the last window. "Cannot tell" means '
-                'the run lacks the schedule, modality or evaluations the rule needs.</p>')
-    body.append(_findings_html(findings))
-
-    body.append("<h2 id=\"figures\">Figures</h2>")
     captions = dict(FIGURES)
-    if run.diagnostics is not None:
-        captions[ACTIVE_UNITS_FIGURE] = ACTIVE_UNITS_CAPTION
-    for stem, (png, _svg) in paths.items():
-        caption = f"{_figure_number(stem)}: {captions[stem]}"
-        body.append(_figure_html(stem, png, caption) if png.is_file()
-                    else f'<p id="{html.escape(stem)}">{html.escape(caption)}: figure missing.</p>')
-
-    body.append("<h2 id=\"final\">Final values per schedule</h2>")
-    body.append('<p class="muted">Each seed\'s value at its last epoch (results: last evaluation; history: last '
-                'training epoch), mean ± sd over seeds.</p>')
-    body.append(_table_html(_final_values(history, results, schedules)))
-
-    body.append("<h2 id=\"window-means\">Window means of the measures</h2>")
-    body.append('<p class="muted">Each seed\'s mean over the evaluations in the window, then mean ± sd over seeds '
-                '(nats). SME = single modality error, LoP = loss of precision; "regarding m" = over the '
-                'modality\'s own columns, "regarding all" = over all columns.</p>')
+    captions[ACTIVE_UNITS_FIGURE] = ACTIVE_UNITS_CAPTION
+    window_sections = []
     for index, window in enumerate(windows):
-        body.append(f"<h3>{html.escape(window_label(window))}</h3>")
         inside = means[means["window"] == index]
-        if inside.empty:
-            body.append(f"<p>No evaluations in {html.escape(window_label(window))}.</p>")
-            continue
-        n_epochs = int(inside["n_epochs"].max())
-        body.append(f'<p class="muted">{n_epochs} evaluation epoch{"s" if n_epochs != 1 else ""} in the window.</p>')
-        body.append(_grouped_table_html(_window_table(means, index, schedules, modalities)))
+        window_sections.append({
+            "label": window_label(window),
+            "table": None if inside.empty else _grouped(_window_table(means, index, schedules, modalities)),
+            "n_epochs": int(inside["n_epochs"].max()) if len(inside) else 0,
+        })
+    extra = []
+    for section in sections:
+        content = section(run.path)
+        if content:
+            extra.append({**content,
+                          "tables": [{"title": t.get("title"), "frame": _plain(t["frame"])} for t in content["tables"]],
+                          "figures": [{"stem": f["stem"], "png": _png_base64(Path(f["png"])), "caption": f["caption"]}
+                                      for f in content.get("figures", []) if Path(f["png"]).is_file()]})
+    context = {
+        "title": f"intermodal run report: {run.path.resolve().name}",
+        "band_description": BAND_DESCRIPTIONS[band],
+        "summary": summary,
+        "diverged": diverged_lines(history),
+        "findings_title": FINDINGS_SECTION_TITLE,
+        "findings": [{
+            "finding": f["finding"], "rule": f.get("rule", ""), "evidence": f["evidence"],
+            "state": {True: "yes", False: "no", None: "unknown"}[f["holds"]],
+            "verdict": {True: "Yes", False: "No", None: "Cannot tell from this run"}[f["holds"]],
+            "figures": [(stem, _figure_number(stem)) for stem in f.get("figures", [])],
+        } for f in findings],
+        "figures": [{"stem": stem, "caption": f"{_figure_number(stem)}: {captions[stem]}", "png": _png_base64(png)}
+                    for stem, (png, _svg) in paths.items()],
+        "final_values": _plain(_final_values(history, results, schedules)),
+        "windows": window_sections,
+        "active_units": (_plain(_active_units_table(run.diagnostics, schedules))
+                         if run.diagnostics is not None else None),
+        "active_units_figure": ACTIVE_UNITS_FIGURE,
+        "extra_sections": extra,
+        "config_json": json.dumps(config, indent=2, ensure_ascii=False),
+    }
+    return _TEMPLATES.get_template("report.html.j2").render(**context)
 
-    if run.diagnostics is not None:
-        body.append("<h2 id=\"diagnostics\">Diagnostics: active latent units</h2>")
-        body.append('<p class="muted">Latent units flagged active at each schedule\'s last diagnostic epoch, '
-                    f'mean ± sd over seeds; the curve is <a href="#{ACTIVE_UNITS_FIGURE}">above</a>.</p>')
-        body.append(_table_html(_active_units_table(run.diagnostics, schedules)))
 
-    body.append("<h2 id=\"config\">Configuration</h2>")
-    body.append(f"<pre>{html.escape(json.dumps(config, indent=2, ensure_ascii=False, sort_keys=False))}</pre>")
-
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+def diverged_lines(history: pd.DataFrame) -> list[str]:
+    """One line per model whose training diverged (history column ``diverged``)."""
+    if "diverged" not in history or not history["diverged"].any():
+        return []
+    first = history[history["diverged"]].groupby(["schedule", "seed"], sort=False)["epoch"].min()
+    return [f"schedule {s}, seed {n}: diverged at epoch {e}" for (s, n), e in first.items()]
 
 
-def write_report(run_dir: str | Path, band: str = "sd", redraw: bool = False) -> Path:
-    """Write ``RUN/report.html`` and return its path. The figures are drawn first if any PNG
-    is missing, or always with ``redraw=True`` (e.g. after a run was resumed and extended)."""
+def write_report(run_dir: str | Path, band: str = "sd", redraw: bool = False,
+                 sections: list[ReportSection] = ()) -> Path:
+    """Write ``RUN/report.html`` (atomically) and return its path. The figures are drawn
+    first if any PNG is missing, or always with ``redraw=True`` (e.g. after a run was
+    resumed and extended)."""
     run_dir = Path(run_dir)
-    has_diagnostics = (run_dir / "diagnostics.parquet").is_file()
+    has_diagnostics = (run_dir / runfolder.DIAGNOSTICS).is_file()
     pngs = [png for png, _svg in figure_paths(run_dir, diagnostics=has_diagnostics).values()]
     if redraw or any(not png.is_file() for png in pngs):
         write_figures(run_dir, band=band)
-    path = run_dir / "report.html"
-    path.write_text(render_report(run_dir, band=band), encoding="utf-8")
+    path = run_dir / runfolder.REPORT
+    page = render_report(run_dir, band=band, sections=sections)
+    atomic_write(path, lambda p: Path(p).write_text(page, encoding="utf-8"))
     return path

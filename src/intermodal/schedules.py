@@ -125,13 +125,13 @@ def parse_schedule(spec: str) -> Schedule:
     if missing:
         raise ScheduleError(f"schedule {spec!r}: give {', '.join(f'{k}=…' for k in missing)}")
     checks = {
-        "beta": lambda v: v >= 0 and math.isfinite(v),
+        "beta": lambda v: v >= 0,
         "warmup": lambda v: v > 0,
         "cycles": lambda v: v >= 1,
         "ratio": lambda v: 0 < v <= 1,
     }
     for key, v in values.items():
-        if not checks[key](v):
+        if not (math.isfinite(v) and checks[key](v)):
             raise ScheduleError(f"schedule {spec!r}: {key}={v:g} is out of range")
     return Schedule(spec, kind, tuple(sorted(values.items())))
 
@@ -141,10 +141,19 @@ def _read_table(path: str, spec: str) -> tuple[np.ndarray, np.ndarray]:
 
     if not path or not Path(path).exists():
         raise ScheduleError(f"schedule {spec!r}: table file {path!r} does not exist (expected a CSV with columns epoch,beta)")
-    frame = pd.read_csv(path)
-    if list(frame.columns)[:2] != ["epoch", "beta"] or len(frame) == 0:
-        raise ScheduleError(f"{path}: expected a CSV with columns epoch,beta and at least one row; got columns {list(frame.columns)}")
-    epochs, values = frame["epoch"].to_numpy(float), frame["beta"].to_numpy(float)
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise ScheduleError(f"{path}: not a readable CSV table ({str(e).strip()}); expected columns epoch,beta") from None
+    if list(frame.columns) != ["epoch", "beta"] or len(frame) == 0:
+        raise ScheduleError(f"{path}: expected a CSV with exactly the columns epoch,beta and at least one row; "
+                            f"got columns {list(frame.columns)} and {len(frame)} rows")
+    try:
+        epochs, values = frame["epoch"].to_numpy(float), frame["beta"].to_numpy(float)
+    except ValueError:
+        raise ScheduleError(f"{path}: columns epoch and beta must hold numbers") from None
+    if not np.all(np.isfinite(epochs)):
+        raise ScheduleError(f"{path}: column epoch must hold finite numbers")
     if not (np.all(np.isfinite(values)) and np.all(values >= 0)):
         raise ScheduleError(f"{path}: column beta must hold finite values >= 0")
     if np.any(np.diff(epochs) <= 0):

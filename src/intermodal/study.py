@@ -14,7 +14,7 @@ Presets (``intermodal study --preset NAME``; every option can still be overridde
     reconstruction loss falls from 18.98 to about 17.3 in 200 epochs), so the learning rate
     is 6 times the paper's (3e-4; 1e-3 trained faster but left constant-1 with a higher
     baseline than dynamic-plateau-1 on the iCub data), and the schedules are scaled to the
-    run's length as SPEC section 4 says (constant-0 falls over the first 19 epochs; the
+    run's length as docs/method.md §4 says (constant-0 falls over the first 19 epochs; the
     dynamic cycles last 1.5 epochs, and β = 0 or 1 from epoch 1312 on).
 """
 from __future__ import annotations
@@ -26,16 +26,19 @@ import numpy as np
 import pandas as pd
 import torch
 
+from . import runfolder
+from .catalog import dataset_of
+from .checkpoint import load_model
 from .config import STUDY_PRESETS, RunConfig, preset_config
 from .data import Dataset
+from .measures import evaluation_rows, integration_measures, latent_diagnostics, measure_specs
+from .report import write_report
 from .train import Trainer
 
 __all__ = ["STUDY_PRESETS", "preset_config", "make_evaluator", "run_study", "resume_study", "measure_checkpoint",
            "estimate_duration"]
 
 def _evaluation_rows(config: RunConfig, dataset: Dataset) -> np.ndarray:
-    from .measures import evaluation_rows
-
     try:
         return evaluation_rows(dataset.test, mode=config.eval_rows, n=config.n_eval_rows, seed=config.eval_seed)
     except ValueError as e:
@@ -45,11 +48,9 @@ def _evaluation_rows(config: RunConfig, dataset: Dataset) -> np.ndarray:
 def make_evaluator(config: RunConfig, dataset: Dataset):
     """The function the trainer calls every K epochs: every measure for every modality and
     the latent diagnostics, for all models at once."""
-    from .measures import integration_measures, latent_diagnostics, measure_masks
-
     rows = _evaluation_rows(config, dataset)
     desc = dataset.description
-    measure_masks(desc, config.extra_pairs or None)  # a bad pair fails now, before anything is written
+    measure_specs(desc, config.extra_pairs or None)  # a bad pair fails now, before anything is written
     generator = torch.Generator().manual_seed(config.eval_seed)
 
     def evaluate(model, epoch: int) -> dict[str, pd.DataFrame]:
@@ -64,19 +65,17 @@ def make_evaluator(config: RunConfig, dataset: Dataset):
 def estimate_duration(trainer: Trainer, evaluate=None, epochs: int = 2) -> dict:
     """Time a few epochs (and one evaluation) of a throwaway copy of the ensemble and
     project the whole run. Returns seconds per epoch, per evaluation and in total."""
-    probe = Trainer(trainer.config, trainer.dataset, None, progress=False)
-    probe.train_epoch()  # warm-up: first-call allocations
-    start = time.perf_counter()
-    for _ in range(epochs):
-        probe.train_epoch()
-    per_epoch = (time.perf_counter() - start) / epochs
-    per_eval = 0.0
-    if evaluate is not None:
+    with Trainer(trainer.config, trainer.dataset, None, progress=False) as probe:
+        probe.train_epoch()  # warm-up: first-call allocations
         start = time.perf_counter()
-        evaluate(probe.model, 0)
-        per_eval = time.perf_counter() - start
-    if probe._pool is not None:
-        probe._pool.shutdown()
+        for _ in range(epochs):
+            probe.train_epoch()
+        per_epoch = (time.perf_counter() - start) / epochs
+        per_eval = 0.0
+        if evaluate is not None:
+            start = time.perf_counter()
+            evaluate(probe.model, 0)
+            per_eval = time.perf_counter() - start
     cfg = trainer.config
     remaining = cfg.epochs - trainer.epoch
     n_evals = (remaining // cfg.eval_every + 1) if cfg.eval_every else 0
@@ -97,8 +96,6 @@ def _announce(trainer: Trainer, evaluate) -> None:
 
 
 def _finish(run: Path) -> Path:
-    from .report import write_report
-
     write_report(run, redraw=True)
     return run
 
@@ -109,7 +106,7 @@ def run_study(config: RunConfig, out: str | Path, *, progress: bool = True) -> P
     out = Path(out)
     if not config.eval_every:
         raise ValueError("a study needs --eval-every > 0 (how often to take the measures)")
-    dataset = config.load_dataset()
+    dataset = dataset_of(config)
     evaluate = make_evaluator(config, dataset)
     trainer = Trainer(config, dataset, out, evaluate=evaluate, progress=progress)
     _announce(trainer, evaluate)
@@ -120,8 +117,8 @@ def run_study(config: RunConfig, out: str | Path, *, progress: bool = True) -> P
 def resume_study(run: str | Path, *, progress: bool = True) -> Path:
     """Continue an interrupted study from its last checkpoint, then finish it."""
     run = Path(run)
-    config = RunConfig.from_run(run)
-    dataset = config.load_dataset()
+    config = runfolder.read_config(run)
+    dataset = dataset_of(config)
     evaluate = make_evaluator(config, dataset)
     trainer = Trainer.resume(run, dataset, config=config, evaluate=evaluate, progress=progress)
     if trainer.epoch < config.epochs:
@@ -136,9 +133,6 @@ def measure_checkpoint(path: str | Path, *, data_dir: str | None = None, eval_ro
     """The measures of the models in a checkpoint (all, or those of one ``schedule`` and/or
     ``seed``), on the evaluation rows of the data set they were trained on: columns
     ``schedule, seed, quantity, modality, scope, value``."""
-    from .checkpoint import load_model
-    from .measures import integration_measures
-
     model, state = load_model(path)
     keys = [(k[0], int(k[1])) for k in state["models"]]
     chosen = [i for i, (s, n) in enumerate(keys) if schedule in (None, s) and seed in (None, n)]
@@ -149,8 +143,8 @@ def measure_checkpoint(path: str | Path, *, data_dir: str | None = None, eval_ro
     config = RunConfig.from_dict(state["config"], origin=f"{path} state.json")
     changes = {k: v for k, v in dict(data_dir=data_dir, eval_rows=eval_rows, n_eval_rows=n_eval_rows,
                                      z_samples=z_samples).items() if v is not None}
-    config = config.updated(changes, origin="command line").validate()
-    dataset = config.load_dataset()
+    config = config.updated(changes, origin="command line")
+    dataset = dataset_of(config)
     if dataset.description.to_dict()["modalities"] != state["description"]["modalities"]:
         raise ValueError(f"{path}: the data set {config.data!r} no longer has the modalities the checkpoint was trained on")
     rows = _evaluation_rows(config, dataset)

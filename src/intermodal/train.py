@@ -1,19 +1,17 @@
 """Training: every (schedule, seed) model of a run in one batched computation.
 
-Model ``k`` of a run is ``(schedules[k // n_seeds], seeds[k % n_seeds])``. Its
-initialisation, its shuffling and its ε come from its seed alone (never from its position
-or the group), and its loss is summed, not averaged, with the others', so each model gets
-exactly the gradient it would get alone: a model trained in a group of 20 has the history
-it has trained alone, to float tolerance.
+Model ``k`` of a run is ``config.model_keys()[k]`` (schedule-major). Its initialisation,
+its shuffling and its ε come from its seed alone (never from its position or the group),
+and its loss is summed, not averaged, with the others', so each model gets exactly the
+gradient it would get alone: a model trained in a group of 20 has the history it has
+trained alone, to float tolerance (docs/method.md §3).
 
-Outputs in the run folder: ``config.json``, ``history.parquet`` (one row per schedule,
-seed, epoch: ``beta, reconstruction_loss, latent_loss, loss``, each the mean over the
-epoch's batches), ``checkpoint/`` (see :mod:`intermodal.checkpoint`) and, when an
-``evaluate`` function is given, ``results.parquet`` and ``diagnostics.parquet``.
+What it writes goes through :mod:`intermodal.runfolder`: the config, the history (each
+epoch's batch means), the evaluation tables an ``evaluate`` function returns, and the
+checkpoint (:mod:`intermodal.checkpoint`).
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -26,24 +24,19 @@ import numpy as np
 import pandas as pd
 import torch
 
+from . import runfolder
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RunConfig
-from .data import Dataset, atomic_write
+from .data import Dataset
 from .model import MultimodalVAE, architecture_preset
-from .schedules import parse_schedule
+from .runfolder import HISTORY_COLUMNS
+from .schedules import ScheduleError, parse_schedule
 
-__all__ = ["Trainer", "model_keys", "data_generator", "HISTORY_COLUMNS"]
-
-HISTORY_COLUMNS = ["schedule", "seed", "epoch", "beta", "reconstruction_loss", "latent_loss", "loss"]
+__all__ = ["Trainer", "data_generator", "progress_interval"]
 
 # An evaluation function: (model ensemble, epochs trained) -> tables keyed by file stem,
 # each with a column "model" (position in the ensemble).
 Evaluate = Callable[[MultimodalVAE, int], dict[str, pd.DataFrame]]
-
-
-def model_keys(config: RunConfig) -> list[tuple[str, int]]:
-    """(schedule, seed) of each model position, schedule-major."""
-    return [(s, seed) for s in config.schedules for seed in config.seeds]
 
 
 def data_generator(seed: int) -> torch.Generator:
@@ -62,30 +55,37 @@ class _Tables:
 
 
 class _Shard:
-    """A contiguous block of the run's models with its own ensemble, Adam and generators.
+    """Some of the run's models (``positions`` in the run) with their own ensemble, Adam
+    and generators.
 
     Shards train in parallel threads, one core each: these layers are too small to split
     one product across cores, but independent models split perfectly.
     """
 
-    def __init__(self, model: MultimodalVAE, betas: torch.Tensor, generators: list[torch.Generator], lr: float):
-        self.model, self.betas, self.generators = model, betas, generators
+    def __init__(self, positions: list[int], model: MultimodalVAE, betas: torch.Tensor,
+                 generators: list[torch.Generator], lr: float):
+        self.positions, self.model, self.betas, self.generators = positions, model, betas, generators
+        self.snapshot: dict[str, torch.Tensor] | None = None
         # Adam's update is elementwise, so one optimiser over stacked parameters is exactly
         # one Adam per model. The fused form makes one pass over each parameter, its
-        # gradient and moments (foreach: several): 4-14 % faster here, and with it small
-        # shards pay (MODELS_PER_CPU_SHARD). torch has it on both devices a config allows.
+        # gradient and moments (docs/performance.md); torch has it on both devices a
+        # config allows.
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
 
-    def train_epoch(self, epoch: int, inputs_t: torch.Tensor, targets_t: torch.Tensor, n_batches: int, batch_size: int):
+    def train_epoch(self, epoch: int, inputs_ff: torch.Tensor, targets_ff: torch.Tensor, n_batches: int,
+                    batch_size: int):
         """One epoch on the training rows given features-first (``[columns, rows]``);
         returns ``[models, 3]`` batch means of reconstruction loss, latent loss and weighted
         loss (on the device)."""
         model, opt = self.model, self.optimizer
+        # The parameters as they were before this epoch: what a model that diverges in it
+        # is frozen at.
+        self.snapshot = {n: p.detach().clone() for n, p in model.named_parameters()}
         n = n_batches * batch_size
         # Each model's shuffle and ε come from its own generator, in a fixed order, so they
         # do not depend on which shard or group the model is in.
-        dtype, device = inputs_t.dtype, inputs_t.device
-        perms = torch.stack([torch.randperm(inputs_t.shape[1], generator=g)[:n] for g in self.generators])
+        dtype, device = inputs_ff.dtype, inputs_ff.device
+        perms = torch.stack([torch.randperm(inputs_ff.shape[1], generator=g)[:n] for g in self.generators])
         eps = torch.stack([torch.randn(n, model.latent_size, generator=g, dtype=dtype) for g in self.generators])
         perms = perms.to(device).view(model.n_models, n_batches, batch_size)
         # The model computes features-first ([models, features, rows]); one copy an epoch.
@@ -94,11 +94,11 @@ class _Shard:
         sums = torch.zeros(model.n_models, 3, dtype=dtype, device=device)
         for b in range(n_batches):
             # Gathering rows of [columns, rows] gives [columns, models, batch]; index_select
-            # with flat indices is 4-5x faster here than indexing with the 2-D idx.
+            # with flat indices is much faster than indexing with the 2-D idx.
             shape = (-1, model.n_models, batch_size)
             idx = perms[:, b].reshape(-1)
-            x = inputs_t.index_select(1, idx).view(shape).transpose(0, 1)
-            y = targets_t.index_select(1, idx).view(shape).transpose(0, 1)
+            x = inputs_ff.index_select(1, idx).view(shape).transpose(0, 1)
+            y = targets_ff.index_select(1, idx).view(shape).transpose(0, 1)
             recon, latent = model.training_losses(x, y, eps[b])
             recon, latent = recon.mean(1), latent.mean(1)
             loss = recon + beta * latent
@@ -112,6 +112,29 @@ class _Shard:
         names = {id(p): n for n, p in self.model.named_parameters()}
         return {f"{k}.{names[id(p)]}": torch.as_tensor(v) for p, st in self.optimizer.state.items() for k, v in st.items()}
 
+    def without(self, local: list[int], lr: float) -> _Shard | None:
+        """This shard less the models at ``local`` positions (None if none is left); the
+        others keep their parameters, Adam state and generators exactly."""
+        keep = [j for j in range(self.model.n_models) if j not in local]
+        if not keep:
+            return None
+        state = self.optimizer_state()
+        shard = _Shard([self.positions[j] for j in keep], self.model.select(keep), self.betas[keep],
+                       [self.generators[j] for j in keep], lr)
+        index = torch.as_tensor(keep, device=self.betas.device)
+        shard.load_optimizer_state({k: v.clone() if k.startswith("step.") else v.index_select(0, index)
+                                    for k, v in state.items()})
+        return shard
+
+    def frozen_model(self, j: int) -> MultimodalVAE:
+        """Model ``j`` as it was before the last epoch (from the snapshot)."""
+        frozen = self.model.select([j])
+        if self.snapshot is not None:
+            with torch.no_grad():
+                for n, p in frozen.named_parameters():
+                    p.copy_(self.snapshot[n][j : j + 1])
+        return frozen
+
     def load_optimizer_state(self, tensors: dict[str, torch.Tensor]) -> None:
         for n, p in self.model.named_parameters():
             entry = {k.split(".", 1)[0]: v for k, v in tensors.items() if k.split(".", 1)[1] == n}
@@ -121,10 +144,8 @@ class _Shard:
                 self.optimizer.state[p] = entry
 
 
-# The largest shard on a CPU. Measured on 2 cores with the fused Adam (model-epochs/s,
-# 80 models / 20 models): shards of at most 4 models 62.6 / 67.8, 5: 68.7 / 69.5-72.0,
-# 6: 68.2 / 70.3, 8: 66.8 / 70.8, 16: 64.0-65.2 / 68.7-68.9. Larger shards outgrow the cache;
-# smaller ones pay Python's overhead per step more often.
+# The largest shard on a CPU: larger shards outgrow the cache, smaller ones pay Python's
+# overhead per step more often (measurements in docs/performance.md).
 MODELS_PER_CPU_SHARD = 6
 
 
@@ -151,12 +172,12 @@ class Trainer:
 
     def __init__(self, config: RunConfig, dataset: Dataset, out: str | Path | None = None, *,
                  evaluate: Evaluate | None = None, progress: bool = True):
-        self.config = config.validate()
+        self.config = config
         self.dataset = dataset
         self.out = Path(out) if out is not None else None
         self.evaluate = evaluate
         self.progress = progress
-        self.keys = model_keys(config)
+        self.keys = config.model_keys()
         self.dtype = getattr(torch, config.dtype)
         self.device = torch.device(config.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
@@ -165,8 +186,8 @@ class Trainer:
             torch.set_num_threads(config.threads)  # per worker: torch's pool is process-wide
         inputs, targets = dataset.training_rows(config.patterns)
         # features-first, as the model computes: [columns, rows]
-        self.inputs_t = torch.as_tensor(inputs.T, dtype=self.dtype, device=self.device).contiguous()
-        self.targets_t = torch.as_tensor(targets.T, dtype=self.dtype, device=self.device).contiguous()
+        self.inputs_ff = torch.as_tensor(inputs.T, dtype=self.dtype, device=self.device).contiguous()
+        self.targets_ff = torch.as_tensor(targets.T, dtype=self.dtype, device=self.device).contiguous()
         self.n_batches = len(inputs) // config.batch_size
         if self.n_batches < 1:
             raise ValueError(
@@ -175,7 +196,14 @@ class Trainer:
             )
         self.architecture = architecture_preset(config.architecture, dataset.description)
         betas = np.stack([parse_schedule(s).betas(config.epochs, config.schedule_horizon) for s, _ in self.keys])
+        # A β the dtype cannot hold can only diverge: refuse it before training starts.
+        largest = float(torch.finfo(self.dtype).max)
+        for k, (schedule, _) in enumerate(self.keys):
+            if not np.all(np.isfinite(betas[k])) or np.abs(betas[k]).max() >= largest:
+                raise ScheduleError(f"schedule {schedule!r}: β reaches {np.abs(betas[k]).max():g}, beyond what "
+                                    f"--dtype {config.dtype} holds ({largest:g})")
         self._betas_host = betas  # [models, epochs]
+        self.diverged: dict[int, dict] = {}  # position -> {"epoch", "cause"}
         model = MultimodalVAE(dataset.description, self.architecture, len(self.keys), dtype=self.dtype, device=self.device)
         model.reset_parameters([seed for _, seed in self.keys])
         self._build_shards(model, [data_generator(seed) for _, seed in self.keys])
@@ -183,8 +211,7 @@ class Trainer:
         self.tables = _Tables(np.full((config.epochs, len(self.keys), 4), np.nan), {})
 
     def _build_shards(self, model: MultimodalVAE, generators: list[torch.Generator]) -> None:
-        if getattr(self, "_pool", None) is not None:
-            self._pool.shutdown()  # rebuilt on resume: the fresh model's shards are replaced
+        self.close()  # rebuilt on resume: the fresh model's shards and their workers are replaced
         n_workers = default_workers(self.config, len(self.keys))
         n_shards = n_workers
         if self.device.type == "cpu":
@@ -196,18 +223,78 @@ class Trainer:
         bounds = np.linspace(0, len(self.keys), n_shards + 1).round().astype(int)
         betas = torch.as_tensor(self._betas_host, dtype=self.dtype, device=self.device)
         self.shards = [
-            _Shard(model.select(list(range(a, b))), betas[a:b], generators[a:b], self.config.lr)
+            _Shard(list(range(a, b)), model.select(list(range(a, b))), betas[a:b], generators[a:b], self.config.lr)
             for a, b in zip(bounds, bounds[1:])
         ]
-        self._pool = ThreadPoolExecutor(n_workers) if n_workers > 1 else None
+        self.frozen: dict[int, MultimodalVAE] = {}  # diverged models by position, no longer trained
+        self._frozen_generators: dict[int, torch.Generator] = {}
+        self._pool = None  # started on the first epoch (see _workers)
         self.n_workers = n_workers
+
+    def close(self) -> None:
+        """Stop the worker threads (a run ends, or fails); training again restarts them."""
+        pool, self._pool = getattr(self, "_pool", None), None
+        if pool is not None:
+            pool.shutdown()
+
+    def __enter__(self) -> Trainer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _workers(self) -> ThreadPoolExecutor | None:
+        if self._pool is None and self.n_workers > 1:
+            self._pool = ThreadPoolExecutor(self.n_workers)
+        return self._pool
 
     @property
     def model(self) -> MultimodalVAE:
-        """The whole ensemble (a copy when it trains in several shards)."""
-        if len(self.shards) == 1:
+        """The whole ensemble in position order (a copy when it trains in several shards or
+        has frozen models)."""
+        if len(self.shards) == 1 and not self.frozen:
             return self.shards[0].model
-        return MultimodalVAE.concatenate([s.model for s in self.shards])
+        pieces = [(s.positions, s.model) for s in self.shards] + [([k], m) for k, m in self.frozen.items()]
+        positions = [k for ps, _ in pieces for k in ps]
+        whole = MultimodalVAE.concatenate([m for _, m in pieces])
+        if positions == sorted(positions):
+            return whole
+        return whole.select([int(i) for i in np.argsort(positions)])
+
+    def _generators(self) -> list[torch.Generator]:
+        """Every model's generator, in position order."""
+        by_position = dict(self._frozen_generators)
+        for shard in self.shards:
+            by_position.update(zip(shard.positions, shard.generators))
+        return [by_position[k] for k in range(len(self.keys))]
+
+    def _freeze(self, diverged: dict[int, str]) -> None:
+        """Stop training the models at these positions (position -> cause): each keeps the
+        parameters it had before the epoch its loss became non-finite, and leaves its shard,
+        so that the other models train on exactly as they would without it."""
+        shards = []
+        for shard in self.shards:
+            local = [j for j, k in enumerate(shard.positions) if k in diverged]
+            for j in local:
+                k = shard.positions[j]
+                self.frozen[k] = shard.frozen_model(j)
+                self._frozen_generators[k] = shard.generators[j]
+            rest = shard.without(local, self.config.lr) if local else shard
+            if rest is not None:
+                shards.append(rest)
+        self.shards = shards
+        for k, cause in diverged.items():
+            self.diverged[k] = {"epoch": self.epoch, "cause": cause}
+
+    def _cause(self, k: int) -> str:
+        """The likely cause of model ``k``'s divergence at this epoch, in words."""
+        beta = float(self._betas_host[k, self.epoch])
+        if beta > 1e3:
+            return f"its schedule's β is {beta:g} at this epoch; choose a schedule with a smaller β"
+        if self.config.lr > 1e-2:
+            return f"the learning rate --lr {self.config.lr:g} is large; try a smaller one"
+        return (f"β is {beta:g} and --lr {self.config.lr:g}; look at its data (values far from the others?), or try "
+                "a smaller --lr or --dtype float64")
 
     # ------------------------------------------------------------------ resume
     @classmethod
@@ -216,14 +303,15 @@ class Trainer:
         """Continue a run from its last checkpoint: weights, Adam state, every model's
         generator and the tables written so far. ``config``: the run's, if already read."""
         run = Path(run)
-        config = config or RunConfig.from_run(run)
+        config = config or runfolder.read_config(run)
         if device is not None:
-            config.device = device
+            config = config.updated({"device": device})
         trainer = cls(config, dataset, run, evaluate=evaluate, progress=progress)
         if not any((run / name / "state.json").exists() for name in ("checkpoint", "checkpoint.old")):
             print(f"{run}: stopped before its first checkpoint; starting it again from epoch 0", flush=True)
             return trainer
-        model, state, optimizer_state, rng_states = load_checkpoint(run / "checkpoint", device=config.device)
+        model, state, optimizer_state, rng_states = load_checkpoint(run / runfolder.CHECKPOINT, device=config.device,
+                                                                    fallback=True)
         if [tuple(k) for k in state["models"]] != trainer.keys:
             raise ValueError(f"{run}/checkpoint holds models {state['models']}; config.json names {trainer.keys}")
         generators = []
@@ -241,10 +329,14 @@ class Trainer:
             shard.load_optimizer_state(part)
             start = stop
         trainer.epoch = int(state["epochs_done"])
-        history = pd.read_parquet(run / "history.parquet")
+        diverged = {int(k): v for k, v in state.get("diverged", {}).items()}
+        if diverged:
+            trainer._freeze({k: v["cause"] for k, v in diverged.items()})
+            trainer.diverged = diverged
+        history = runfolder.read_history(run)
         trainer._restore_history(history[history["epoch"] < trainer.epoch])
         for stem in state.get("tables", []):
-            table = pd.read_parquet(run / f"{stem}.parquet")
+            table = runfolder.read_table(run / f"{stem}.parquet")
             trainer.tables.evaluations[stem] = [table[table["epoch"] <= trainer.epoch]]
         return trainer
 
@@ -258,21 +350,23 @@ class Trainer:
     def train_epoch(self) -> np.ndarray:
         """One epoch for every model (shards in parallel); returns ``[models, 3]`` batch
         means of reconstruction loss, latent loss and weighted loss."""
-        args = (self.epoch, self.inputs_t, self.targets_t, self.n_batches, self.config.batch_size)
-        if self._pool is None:
+        args = (self.epoch, self.inputs_ff, self.targets_ff, self.n_batches, self.config.batch_size)
+        pool = self._workers()
+        if pool is None:
             parts = [shard.train_epoch(*args) for shard in self.shards]
         else:
-            parts = list(self._pool.map(lambda shard: shard.train_epoch(*args), self.shards))
-        return torch.cat(parts).cpu().numpy()
+            parts = list(pool.map(lambda shard: shard.train_epoch(*args), self.shards))
+        means = np.full((len(self.keys), 3), np.nan)  # frozen models: no losses
+        if parts:
+            means[[k for shard in self.shards for k in shard.positions]] = torch.cat(parts).cpu().numpy()
+        return means
 
     def run(self) -> "Trainer":
         """Train until ``config.epochs``, evaluating and checkpointing on the way."""
         cfg = self.config
         if self.out is not None:
             self.out.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.out / "config.json", lambda p: Path(p).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n"))
-            atomic_write(self.out / "description.json",
-                         lambda p: Path(p).write_text(json.dumps(self.dataset.description.to_dict(), indent=2) + "\n"))
+            runfolder.start_run(self.out, cfg, self.dataset.description)
         if self.evaluate is not None and self.epoch == 0 and not self.tables.evaluations:
             self._run_evaluation()
         interval = progress_interval(sys.stderr)
@@ -281,12 +375,9 @@ class Trainer:
         try:
             while self.epoch < cfg.epochs:
                 means = self.train_epoch()
-                if not np.isfinite(means).all():
-                    k = int(np.flatnonzero(~np.isfinite(means).all(1))[0])
-                    raise FloatingPointError(
-                        f"model {self.keys[k]} (schedule, seed) has a non-finite loss at epoch {self.epoch}; "
-                        f"try a smaller --lr (now {cfg.lr:g}) or --dtype float64"
-                    )
+                bad = [k for k in np.flatnonzero(~np.isfinite(means).all(1)) if k not in self.frozen]
+                if bad:
+                    self._freeze({int(k): self._cause(int(k)) for k in bad})
                 self.tables.history[self.epoch, :, 0] = self._betas_host[:, self.epoch]
                 self.tables.history[self.epoch, :, 1:] = means
                 self.epoch += 1
@@ -297,13 +388,14 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                     now = time.monotonic()
-                    if now - last_shown > interval or self.epoch == cfg.epochs:
+                    if (now - last_shown > interval or self.epoch == cfg.epochs) and np.isfinite(means).any():
                         last_shown = now
-                        bar.set_postfix(recon=f"{means[:, 0].mean():.3f}", latent=f"{means[:, 1].mean():.3f}",
-                                        loss=f"{means[:, 2].mean():.3f}", refresh=False)
+                        bar.set_postfix(recon=f"{np.nanmean(means[:, 0]):.3f}", latent=f"{np.nanmean(means[:, 1]):.3f}",
+                                        loss=f"{np.nanmean(means[:, 2]):.3f}", refresh=False)
         finally:
             if bar is not None:
                 bar.close()
+            self.close()
         return self
 
     def _run_evaluation(self) -> None:
@@ -318,7 +410,7 @@ class Trainer:
         finally:
             torch.set_num_threads(threads)
         for stem, table in tables.items():
-            table = table.copy()
+            table = table[~table["model"].isin(list(self.diverged))].copy()  # diverged models are not measured
             keys = [self.keys[i] for i in table.pop("model")]
             table.insert(0, "epoch", self.epoch)
             table.insert(0, "seed", [k[1] for k in keys])
@@ -336,8 +428,12 @@ class Trainer:
             "epoch": np.tile(np.arange(n_epochs, dtype=np.int64), n_models),
         })
         values = h.transpose(1, 0, 2).reshape(-1, 4)
-        for j, name in enumerate(HISTORY_COLUMNS[3:]):
+        for j, name in enumerate(HISTORY_COLUMNS[3:7]):
             frame[name] = values[:, j]
+        diverged = np.zeros((n_models, n_epochs), dtype=bool)
+        for k, what in self.diverged.items():
+            diverged[k, what["epoch"]:] = True
+        frame["diverged"] = diverged.reshape(-1)
         return frame
 
     def table(self, stem: str) -> pd.DataFrame:
@@ -347,21 +443,34 @@ class Trainer:
     def save(self) -> None:
         """Write history, evaluation tables and the checkpoint, each atomically."""
         out = self.out
-        atomic_write(out / "history.parquet", lambda p: self.history_frame().to_parquet(p, index=False))
-        for stem in self.tables.evaluations:
-            table = self.table(stem)
-            atomic_write(out / f"{stem}.parquet", lambda p, t=table: t.to_parquet(p, index=False))
+        runfolder.save_tables(out, self.history_frame(), {stem: self.table(stem) for stem in self.tables.evaluations})
         state = {
             "epochs_done": self.epoch,
             "models": [list(k) for k in self.keys],
             "config": self.config.to_dict(),
             "tables": sorted(self.tables.evaluations),
+            "diverged": {str(k): v for k, v in sorted(self.diverged.items())},
         }
-        parts = [s.optimizer_state() for s in self.shards]
-        optimizer_state = {k: (torch.cat([p[k] for p in parts]) if not k.startswith("step.") else parts[0][k])
-                           for k in parts[0]} if parts[0] else None
-        rng_states = torch.stack([g.get_state() for s in self.shards for g in s.generators])
-        save_checkpoint(out / "checkpoint", self.model, optimizer_state, rng_states, state)
+        rng_states = torch.stack([g.get_state() for g in self._generators()])
+        save_checkpoint(out / runfolder.CHECKPOINT, self.model, self._optimizer_state(), rng_states, state)
+
+    def _optimizer_state(self) -> dict[str, torch.Tensor] | None:
+        """Every model's Adam state in position order (zeros for frozen models), or None
+        when no model is training."""
+        parts = [(s.positions, s.optimizer_state()) for s in self.shards]
+        parts = [(positions, state) for positions, state in parts if state]
+        if not parts:
+            return None
+        out = {}
+        for name, first in parts[0][1].items():
+            if name.startswith("step."):
+                out[name] = first
+                continue
+            full = first.new_zeros((len(self.keys), *first.shape[1:]))
+            for positions, state in parts:
+                full[positions] = state[name]
+            out[name] = full
+        return out
 
 
 def progress_interval(stream) -> float:
