@@ -1,0 +1,697 @@
+"""Use a trained ensemble: prediction and control from partial information.
+
+Zambelli, Cully & Demiris (2020) trained the multimodal VAE to fill in what an input lacks:
+the columns a caller does not give are set to the muted value, and the decoder's output
+holds a prediction of every column. This module does that for any data set description
+(nothing here knows how many modalities or columns there are) and runs the original
+work's five tests as one table of selectors (:data:`DEFAULT_TESTS`).
+
+Units: every array is in data units (the description's ``value_range``, e.g. [-1, 1]);
+``std`` is the standard deviation of the decoder's Gaussian, ``exp(logvar / 2)``, in the
+same units. Shapes name the model axis first: ``[n_models, n_rows, n_columns]``.
+
+Selectors are the project's (see :meth:`DatasetDescription.mask`): ``"vision"`` (every
+time step), ``"joints@t-1"`` (one step), and two tokens expanded from the description:
+``"*"`` (every modality, every step) and ``"*@STEP"`` (every modality at that step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .data import DataError, DatasetDescription
+
+if TYPE_CHECKING:
+    from .model import MultimodalVAE
+
+__all__ = [
+    "Prediction",
+    "PredictionTest",
+    "DEFAULT_TESTS",
+    "ERROR_COLUMNS",
+    "expand_selectors",
+    "given_mask",
+    "predict",
+    "rollout",
+    "prediction_table",
+    "prediction_tests",
+    "prediction_for_test",
+    "continuing_rows",
+    "run_prediction_tests",
+    "persistence_baseline",
+    "summarise_errors",
+    "combine_models",
+    "Segment",
+    "Tests",
+]
+
+# Columns of every error table here and in :mod:`intermodal.baselines`, so they concatenate.
+ERROR_COLUMNS = ["schedule", "seed", "test", "modality", "time_step", "given", "rmse"]
+
+# Stacked rows (models x rows) per forward pass: bounds the memory of a long table of rows
+# and keeps a pass's activations in cache on a CPU (the measures use the same size).
+_STACKED_ROWS_PER_PASS = 8192
+
+
+# ---------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class Prediction:
+    """What :func:`predict` and :func:`rollout` return.
+
+    ``mean``, ``std``: the decoder's Gaussian per model, in data units;
+    ``[n_models, n_rows, n_columns]`` from :func:`predict`, ``[n_models, steps, n_rows,
+    n_columns]`` from :func:`rollout`. ``std = exp(logvar / 2)`` (the model floors the
+    variance at 1e-4, so ``std >= 0.01``). ``given``: boolean ``[n_columns]``, True where
+    the first step's input held the caller's values (every other column was muted).
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    given: np.ndarray
+
+
+@dataclass(frozen=True)
+class PredictionTest:
+    """One prediction test: the selectors given to the model and whether the prediction is
+    chained along time (see :func:`prediction_for_test`)."""
+
+    name: str
+    about: str
+    given: tuple[str, ...]
+    chained: bool = False
+
+
+# Consecutive test rows: None (all), a slice, or (start, stop).
+Segment = slice | tuple[int, int] | None
+# Tests: PredictionTest records, or a mapping name -> {"given", "chained", "about"}.
+Tests = Sequence[PredictionTest] | Mapping[str, Mapping] | None
+
+# The original work's tests (Zambelli et al. 2020; test_final_completeloss.py of their code
+# runs them as "Test 1" .. "Test 4" and "using VAE for predictions"), as selectors, so a data
+# set with other modalities names its own (see prediction_tests()).
+DEFAULT_TESTS: list[PredictionTest] = [
+    PredictionTest(
+        "complete",
+        "Every modality at both steps given: the model reconstructs the complete row (original test 1).",
+        ("*",),
+    ),
+    PredictionTest(
+        "vision-only",
+        "Only vision (both steps) given: every other modality is inferred from what the robot sees (original test 2).",
+        ("vision",),
+    ),
+    PredictionTest(
+        "control",
+        "Joints at t-1 and vision at both steps given: the motor command at t-1 that "
+        "moves the arm to the seen position at t is inferred, as for control (original test 3).",
+        ("joints@t-1", "vision"),
+    ),
+    PredictionTest(
+        "forward",
+        "Every modality at t-1 given, nothing at t: the next step is predicted, a forward model (original test 4).",
+        ("*@t-1",),
+    ),
+    PredictionTest(
+        "vision-chained",
+        "Vision only, then chained: the predicted step t is shifted to t-1 and the "
+        "next step predicted from it alone, compared with the next test row (original "
+        "'use the VAE for prediction').",
+        ("vision",),
+        chained=True,
+    ),
+]
+
+
+# ---------------------------------------------------------------------- selectors
+def expand_selectors(description: DatasetDescription, given: str | Sequence[str]) -> list[str]:
+    """The selectors in ``given`` with ``"*"`` and ``"*@STEP"`` expanded from the
+    description; each is checked (an unknown modality or time step raises the
+    description's :class:`DataError`, which names it)."""
+    items = [given] if isinstance(given, str) else list(given)
+    out: list[str] = []
+    for s in items:
+        if not isinstance(s, str):
+            raise ValueError(f"given: selectors must be strings like 'vision' or 'joints@t-1'; got {s!r}")
+        name, at, step = s.partition("@")
+        if name == "*":
+            out += [f"{m}{at}{step}" for m in description.modality_names]
+        else:
+            out.append(s)
+    for s in out:
+        try:
+            description.mask(s)
+        except DataError as e:
+            raise DataError(f"given selector {s!r}: {e}") from None
+    return out
+
+
+def given_mask(description: DatasetDescription, given: str | Sequence[str]) -> np.ndarray:
+    """Boolean mask ``[n_columns]``, True for the columns ``given`` selects."""
+    selectors = expand_selectors(description, given)
+    if not selectors:
+        return np.zeros(description.n_columns, dtype=bool)
+    return np.asarray(description.mask(selectors), dtype=bool)
+
+
+def _two_steps(description: DatasetDescription, what: str) -> tuple[str, str]:
+    steps = list(description.time_steps)
+    if len(steps) != 2:
+        raise ValueError(
+            f"{what} needs a data set with exactly two time steps (the current one, then the previous one); "
+            f"{description.name!r} has {steps}"
+        )
+    return steps[0], steps[1]
+
+
+def _shift_columns(description: DatasetDescription, current: str, previous: str) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices ``(src, dst)``: ``src[k]`` is a column at the current step and
+    ``dst[k]`` the same modality and index at the previous step. By name, so a description
+    with its own column order pairs the right columns."""
+    names = description.column_names()
+    position = {n: i for i, n in enumerate(names)}
+    src, dst = [], []
+    for m in description.modalities:
+        for i in range(m.size):
+            src.append(position[f"{m.name}_{current}_{i}"])
+            dst.append(position[f"{m.name}_{previous}_{i}"])
+    return np.array(src), np.array(dst)
+
+
+# ---------------------------------------------------------------------- checks
+def _description(model: MultimodalVAE, description: DatasetDescription | None) -> DatasetDescription:
+    built_for = model.description
+    if description is None:
+        return built_for
+    # The model's input layout is its description's: another column order or muted value
+    # would silently feed it the wrong numbers.
+    if description.column_names() != built_for.column_names() or description.muted_value != built_for.muted_value:
+        raise ValueError(
+            f"the model was built for {built_for.name!r} ({built_for.n_columns} columns, muted value "
+            f"{built_for.muted_value:g}); the description {description.name!r} has {description.n_columns} columns "
+            f"and muted value {description.muted_value:g}, or another column order"
+        )
+    return description
+
+
+def _rows_array(rows, description: DatasetDescription, mask: np.ndarray, n_models: int) -> np.ndarray:
+    """``rows`` as float64 ``[n_rows, n_columns]`` or ``[n_models, n_rows, n_columns]``,
+    checked where it matters: the width, and the given columns (finite, never muted)."""
+    names = description.column_names()
+    if isinstance(rows, pd.DataFrame):
+        # Columns by name, so a table needs to hold only the given columns.
+        unknown = [c for c in rows.columns if c not in names]
+        if unknown:
+            raise ValueError(
+                f"rows: unknown column(s) {unknown[:5]}; the columns of {description.name!r} are named like {names[:3]}"
+            )
+        missing_given = [names[c] for c in np.flatnonzero(mask) if names[c] not in rows.columns]
+        if missing_given:
+            raise ValueError(f"rows: the given column(s) {missing_given[:5]} are missing from the table")
+        rows = rows.reindex(columns=names).to_numpy(dtype=np.float64)
+    x = np.asarray(rows, dtype=np.float64)
+    if x.ndim not in (2, 3) or x.shape[-1] != description.n_columns:
+        got = f"{x.shape[-1]} columns" if x.ndim in (2, 3) else f"an array of shape {x.shape}"
+        raise ValueError(
+            f"rows: expected [n_rows, n_columns] with n_columns = {description.n_columns} (the columns of "
+            f"{description.name!r}: {', '.join(f'{m.name}×{m.size}' for m in description.modalities)} at steps "
+            f"{list(description.time_steps)}); got {got}"
+        )
+    if x.ndim == 3 and x.shape[0] != n_models:
+        raise ValueError(f"rows: a 3-D array must be [n_models = {n_models}, n_rows, n_columns]; got shape {x.shape}")
+    if x.shape[-2] == 0:
+        raise ValueError("rows: no rows given")
+    part = x[..., mask]
+    bad = ~np.isfinite(part) | (part == description.muted_value)
+    if bad.any():
+        where = np.argwhere(bad)[0]
+        c = np.flatnonzero(mask)[where[-1]]
+        at = f"row {where[-2]}" + (f" of model {where[0]}" if x.ndim == 3 else "")
+        value = x[(*where[:-1], c)]
+        why = f"holds the muted value {description.muted_value:g}" if np.isfinite(value) else f"is {value}"
+        raise ValueError(
+            f"rows: {at}, column {c} ({names[c]}) {why} but is given; a given column must hold data "
+            "(leave a column out of 'given' to mute it)"
+        )
+    return x
+
+
+def _generator(seed: int | None) -> torch.Generator | None:
+    if seed is None:
+        return None
+    return torch.Generator().manual_seed(int(seed))
+
+
+def _decode(
+    model: MultimodalVAE, inputs: np.ndarray, generator: torch.Generator | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Encode already muted ``inputs`` (``[n_rows, n_columns]``, the same for every model,
+    or ``[n_models, n_rows, n_columns]``) and decode from the latent mean, or from one
+    sample ``z = mean + exp(logvar/2)·eps`` when a generator is given. Returns the output
+    Gaussian's mean and std, float64 ``[n_models, n_rows, n_columns]``."""
+    p = next(model.parameters())
+    n_models, n_rows = model.n_models, inputs.shape[-2]
+    x = torch.as_tensor(inputs, dtype=p.dtype)
+    eps = None
+    if generator is not None:
+        # One draw for all rows before any chunking, on the CPU, in the model's dtype: the
+        # same eps for every model (a model gives the same numbers alone as in its
+        # ensemble) and on every device.
+        eps = torch.randn(n_rows, model.latent_size, generator=generator, dtype=p.dtype)
+    chunk = max(1, _STACKED_ROWS_PER_PASS // n_models)
+    means, stds = [], []
+    with torch.no_grad():
+        for a in range(0, n_rows, chunk):
+            part = x[..., a : a + chunk, :].to(p.device)
+            part = part.expand(n_models, -1, -1) if part.ndim == 2 else part
+            e = None if eps is None else eps[a : a + chunk].to(p.device).expand(n_models, -1, -1)
+            out_mean, out_logvar, _, _ = model(part, e)
+            means.append(out_mean.double().cpu())
+            stds.append(torch.exp(0.5 * out_logvar.double()).cpu())
+    return torch.cat(means, 1).numpy(), torch.cat(stds, 1).numpy()
+
+
+# ---------------------------------------------------------------------- predict, rollout
+def predict(
+    model: MultimodalVAE,
+    description: DatasetDescription | None,
+    rows: np.ndarray | pd.DataFrame,
+    given: str | Sequence[str],
+    *,
+    seed: int | None = None,
+) -> Prediction:
+    """Predict every column from the ``given`` ones, for every model of an ensemble.
+
+    Parameters
+    ----------
+    model : :class:`~intermodal.model.MultimodalVAE`, an ensemble of ``n_models``.
+    description : the data set's description (None = the model's own); it must have the
+        model's columns in the model's order.
+    rows : array ``[n_rows, n_columns]`` in data units: complete rows, or rows where only
+        the given columns matter (the others may hold anything, NaN included). Also
+        accepted: ``[n_models, n_rows, n_columns]`` (an input per model), or a DataFrame
+        whose columns are named as ``description.column_names()`` (it needs only the given
+        ones).
+    given : a selector or list of selectors (``"vision"``, ``"joints@t-1"``, ``"*@t-1"``,
+        ``"*"``); an empty list gives nothing (every column muted).
+    seed : None decodes from the latent mean (as the original's evaluation). An integer
+        decodes one latent sample per row, ``z = mean + exp(logvar/2)·eps`` with ``eps``
+        drawn as ``torch.randn(n_rows, latent, generator=torch.Generator().manual_seed(seed))``
+        in the model's dtype, the same ``eps`` for every model.
+
+    Every column not given is set to ``description.muted_value`` before encoding.
+
+    Returns
+    -------
+    :class:`Prediction` with ``mean``, ``std`` ``[n_models, n_rows, n_columns]`` (float64,
+    data units) and the ``given`` mask ``[n_columns]``.
+
+    Raises
+    ------
+    DataError (a ValueError) for an unknown selector; ValueError for rows of the wrong
+    width, or a given column that holds the muted value or a non-finite number (naming the
+    row and column).
+    """
+    desc = _description(model, description)
+    mask = given_mask(desc, given)
+    x = _rows_array(rows, desc, mask, model.n_models)
+    inputs = np.where(mask, x, desc.muted_value)
+    mean, std = _decode(model, inputs, _generator(seed))
+    return Prediction(mean, std, mask)
+
+
+def rollout(
+    model: MultimodalVAE,
+    description: DatasetDescription | None,
+    start_rows: np.ndarray | pd.DataFrame,
+    steps: int,
+    given: str | Sequence[str],
+    *,
+    seed: int | None = None,
+) -> Prediction:
+    """Chained prediction: Zambelli et al.'s "use the VAE for prediction" (reconstruct,
+    shift, predict again), for any number of steps.
+
+    Step 0 is ``predict(model, description, start_rows, given)``. Each further step ``k``
+    feeds the model an input that gives only the previous time step: its columns at the
+    previous step (the description's second time step, e.g. ``t-1``) hold step ``k-1``'s
+    predicted means at the current step (the first, e.g. ``t``), column for column by
+    modality and index; every column at the current step is muted. Each model is fed its
+    own prediction, so from step 1 on the inputs are ``[n_models, n_rows, n_columns]``.
+    The shifted means are used as they are (not clipped to the value range), as the
+    original does.
+
+    Parameters
+    ----------
+    start_rows, given : as :func:`predict` (``given`` applies to step 0 only).
+    steps : number of steps, >= 1 (1 = just :func:`predict`).
+    seed : None decodes every step from the latent mean; an integer seeds one
+        ``torch.Generator`` once, and every step draws its ``eps [n_rows, latent]`` from it
+        in turn (the same eps for every model).
+
+    Returns
+    -------
+    :class:`Prediction` with ``mean``, ``std`` ``[n_models, steps, n_rows, n_columns]``;
+    ``given`` is step 0's mask. Needs a description with exactly two time steps.
+    """
+    desc = _description(model, description)
+    current, previous = _two_steps(desc, "rollout")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"rollout: steps must be a whole number >= 1; got {steps!r}")
+    src, dst = _shift_columns(desc, current, previous)
+    mask = given_mask(desc, given)
+    x = _rows_array(start_rows, desc, mask, model.n_models)
+    generator = _generator(seed)
+    mean, std = _decode(model, np.where(mask, x, desc.muted_value), generator)
+    means, stds = [mean], [std]
+    for _ in range(1, int(steps)):
+        shifted = np.full(mean.shape, desc.muted_value)
+        shifted[..., dst] = means[-1][..., src]
+        mean, std = _decode(model, shifted, generator)
+        means.append(mean)
+        stds.append(std)
+    return Prediction(np.stack(means, 1), np.stack(stds, 1), mask)
+
+
+# ---------------------------------------------------------------------- tidy tables
+def prediction_table(
+    mean: np.ndarray,
+    std: np.ndarray,
+    description: DatasetDescription,
+    keys: Sequence[tuple[str, int]],
+    truth: np.ndarray | None = None,
+    row_index: Sequence | None = None,
+) -> pd.DataFrame:
+    """A prediction as a long table, one line per model, (step,) row and column.
+
+    Parameters
+    ----------
+    mean, std : ``[n_models, n_rows, n_columns]`` (from :func:`predict`) or
+        ``[n_models, steps, n_rows, n_columns]`` (from :func:`rollout`; adds a ``step``
+        column, 0-based).
+    keys : ``(schedule, seed)`` of each model position.
+    truth : optional true values, broadcastable to ``mean.shape[1:]`` (``[n_rows,
+        n_columns]``; for a rollout ``[steps, n_rows, n_columns]`` where step ``k`` of
+        start row ``r`` is compared with the row ``k`` later); adds a ``true`` column.
+    row_index : labels of the rows (default 0..n_rows-1), e.g. test row numbers.
+
+    Returns
+    -------
+    DataFrame ``schedule, seed, [step,] row, column, mean, std[, true]``; ``column`` is the
+    column's name (``description.column_names()``), values in data units.
+    """
+    mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+    if mean.shape != std.shape or mean.ndim not in (3, 4) or mean.shape[-1] != description.n_columns:
+        raise ValueError(
+            f"mean and std must both be [n_models, (steps,) n_rows, {description.n_columns}]; "
+            f"got {mean.shape} and {std.shape}"
+        )
+    keys = [(str(s), int(k)) for s, k in keys]
+    if len(keys) != mean.shape[0]:
+        raise ValueError(f"keys: {len(keys)} (schedule, seed) pairs for {mean.shape[0]} models")
+    n_rows, n_cols = mean.shape[-2], mean.shape[-1]
+    rows = np.arange(n_rows) if row_index is None else np.asarray(row_index)
+    if len(rows) != n_rows:
+        raise ValueError(f"row_index: {len(rows)} labels for {n_rows} rows")
+    lead = mean.shape[:-2]  # (models,) or (models, steps)
+    n_lead = int(np.prod(lead))
+    per_lead = n_rows * n_cols
+    frame = {
+        "schedule": np.repeat([k[0] for k in keys], per_lead * (n_lead // len(keys))),
+        "seed": np.repeat(np.array([k[1] for k in keys], dtype=np.int64), per_lead * (n_lead // len(keys))),
+    }
+    if mean.ndim == 4:
+        frame["step"] = np.tile(np.repeat(np.arange(lead[1], dtype=np.int64), per_lead), lead[0])
+    frame["row"] = np.tile(np.repeat(rows, n_cols), n_lead)
+    frame["column"] = np.tile(np.asarray(description.column_names(), dtype=object), n_lead * n_rows)
+    frame["mean"] = mean.reshape(-1)
+    frame["std"] = std.reshape(-1)
+    if truth is not None:
+        truth = np.broadcast_to(np.asarray(truth, dtype=np.float64), mean.shape[1:])
+        frame["true"] = np.broadcast_to(truth, mean.shape).reshape(-1)
+    return pd.DataFrame(frame)
+
+
+def combine_models(mean: np.ndarray, std: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of the equal-weight mixture of the models' Gaussians along ``axis``
+    (the model axis): ``mean = E[mean_k]``, ``std = sqrt(E[std_k² + mean_k²] − mean²)``,
+    so the spread between models adds to each model's own. Same units as the inputs."""
+    mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+    mixture_mean = mean.mean(axis)
+    second = (std**2 + mean**2).mean(axis)
+    return mixture_mean, np.sqrt(np.maximum(second - mixture_mean**2, 0.0))
+
+
+# ---------------------------------------------------------------------- the tests
+def _as_test(name: str, spec) -> PredictionTest:
+    if isinstance(spec, PredictionTest):
+        return spec
+    if isinstance(spec, Mapping):
+        unknown = sorted(set(spec) - {"given", "chained", "about"})
+        if unknown or "given" not in spec:
+            raise ValueError(
+                f"prediction test {name!r}: expected the keys 'given' (required), 'chained' and 'about'; "
+                f"got {sorted(spec)}"
+            )
+        given, chained, about = spec["given"], spec.get("chained", False), spec.get("about", "")
+    else:  # an object with those attributes (the description's own record type)
+        given, chained, about = spec.given, getattr(spec, "chained", False), getattr(spec, "about", "")
+    given = (given,) if isinstance(given, str) else tuple(given)
+    return PredictionTest(str(name), str(about or ""), tuple(str(g) for g in given), bool(chained))
+
+
+def _normalise_tests(tests: Tests) -> list[PredictionTest]:
+    if isinstance(tests, Mapping):
+        out = [_as_test(n, s) for n, s in tests.items()]
+    else:
+        out = [t if isinstance(t, PredictionTest) else _as_test(getattr(t, "name", "?"), t) for t in tests]
+    names = [t.name for t in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"prediction tests: names repeat: {names}")
+    return out
+
+
+def _runs_on(test: PredictionTest, description: DatasetDescription) -> bool:
+    try:
+        expand_selectors(description, test.given)
+    except DataError:
+        return False
+    return not test.chained or len(description.time_steps) == 2
+
+
+def prediction_tests(description: DatasetDescription) -> list[PredictionTest]:
+    """The tests to run on a data set.
+
+    The description's own, when it has an attribute ``prediction_tests`` that is not None
+    (a mapping ``name -> {"given": [...], "chained": bool, "about": str}``, or records with
+    those attributes); each is checked, and an unknown selector raises. Otherwise
+    :data:`DEFAULT_TESTS` minus those that cannot run on it: a test naming a modality or
+    a time step the data set does not have, or a chained test on a data set without
+    exactly two time steps.
+    """
+    own = getattr(description, "prediction_tests", None)
+    if own is not None:
+        tests = _normalise_tests(own)
+        for t in tests:
+            try:
+                expand_selectors(description, t.given)
+            except DataError as e:
+                raise DataError(f"prediction test {t.name!r}: {e}") from None
+            if t.chained:
+                _two_steps(description, f"the chained prediction test {t.name!r}")
+        return tests
+    return [t for t in DEFAULT_TESTS if _runs_on(t, description)]
+
+
+def _segment_bounds(segment: Segment, n: int) -> tuple[int, int]:
+    if segment is None:
+        return 0, n
+    if isinstance(segment, slice):
+        if segment.step not in (None, 1):
+            raise ValueError(f"segment: a slice with step {segment.step}; the rows must be consecutive")
+        start, stop, _ = segment.indices(n)
+    else:
+        try:
+            start, stop = (int(v) for v in segment)
+        except (TypeError, ValueError):
+            raise ValueError(f"segment: expected None, a slice or (start, stop); got {segment!r}") from None
+        start, stop, _ = slice(start, stop).indices(n)
+    if stop <= start:
+        raise ValueError(f"segment {segment!r} holds no rows of the {n} test rows")
+    return start, stop
+
+
+def continuing_rows(description: DatasetDescription, rows: np.ndarray, *, tolerance: float = 1e-6) -> np.ndarray:
+    """Indices ``r`` of ``rows [n_rows, n_columns]`` whose next row continues them: row
+    ``r + 1``'s columns at the previous step equal row ``r``'s at the current step (within
+    ``tolerance`` times the value range's width). In a time-ordered test part every ``r``
+    but the last; a break between two trajectories drops one pair."""
+    current, previous = _two_steps(description, "a chained test")
+    src, dst = _shift_columns(description, current, previous)
+    rows = np.asarray(rows, dtype=np.float64)
+    low, high = description.value_range
+    gap = np.abs(rows[1:, dst] - rows[:-1, src]).max(axis=1) if len(rows) > 1 else np.zeros(0)
+    return np.flatnonzero(gap <= tolerance * (high - low))
+
+
+def prediction_for_test(
+    model: MultimodalVAE,
+    description: DatasetDescription | None,
+    test_rows: np.ndarray,
+    test: PredictionTest,
+    *,
+    segment: Segment = None,
+) -> tuple[Prediction, np.ndarray, np.ndarray]:
+    """One test's prediction, with the truth it is compared with.
+
+    A test that is not chained: :func:`predict` on the rows of ``segment`` with the test's
+    selectors given; the truth is those rows.
+
+    A chained test (Zambelli's "use the VAE for prediction"): for every row ``r`` of the
+    segment whose next row continues it (see :func:`continuing_rows`; both rows in the
+    segment), a two-step :func:`rollout` from row ``r`` with the test's selectors given.
+    Step 1 predicts the step after row ``r``'s current step, which is row ``r + 1``'s
+    current step: the prediction is step 1, the truth row ``r + 1``. Only its columns at
+    the current step are a prediction (those at the previous step reconstruct the shifted
+    input), so only they are scored.
+
+    Parameters
+    ----------
+    test_rows : complete rows ``[n_rows, n_columns]``, time-ordered for a chained test.
+    segment : None (all rows), a slice, or ``(start, stop)``: the consecutive rows used.
+
+    Returns
+    -------
+    ``(prediction, truth, row_index)``: ``prediction.mean``/``std`` ``[n_models, n,
+    n_columns]``, ``truth [n, n_columns]``, ``row_index [n]`` (the truth rows' positions
+    in ``test_rows``). ``prediction.given`` is the mask of the input the scored step saw
+    (for a chained test: every column at the previous step, holding predicted values).
+    """
+    desc = _description(model, description)
+    test_rows = np.asarray(test_rows, dtype=np.float64)
+    start, stop = _segment_bounds(segment, len(test_rows))
+    rows = test_rows[start:stop]
+    if not test.chained:
+        return predict(model, desc, rows, test.given), rows, np.arange(start, stop)
+    starts = continuing_rows(desc, rows)
+    if len(starts) == 0:
+        raise ValueError(
+            f"chained test {test.name!r}: no row of the {len(rows)} test rows is continued by the next one (row r+1's "
+            f"columns at {desc.time_steps[1]} must repeat row r's at {desc.time_steps[0]}); a chained test needs "
+            "time-ordered test rows"
+        )
+    chained = rollout(model, desc, rows[starts], 2, test.given)
+    step1 = Prediction(chained.mean[:, 1], chained.std[:, 1], given_mask(desc, f"*@{desc.time_steps[1]}"))
+    return step1, rows[starts + 1], starts + 1 + start
+
+
+def _rmse_rows(
+    mean: np.ndarray, truth: np.ndarray, description: DatasetDescription, mask: np.ndarray, steps: Sequence[str]
+) -> list[tuple[int, str, str, bool, float]]:
+    out = []
+    for m in description.modality_names:
+        for step in steps:
+            cols = description.columns_of(f"{m}@{step}")
+            err = mean[:, :, cols] - truth[None, :, cols]
+            rmse = np.sqrt(np.mean(err**2, axis=(1, 2)))
+            for k in range(mean.shape[0]):
+                out.append((k, m, step, bool(mask[cols].all()), float(rmse[k])))
+    return out
+
+
+def run_prediction_tests(
+    model: MultimodalVAE,
+    keys: Sequence[tuple[str, int]],
+    description: DatasetDescription | None,
+    test_rows: np.ndarray,
+    tests: Tests = None,
+    *,
+    segment: Segment = None,
+) -> pd.DataFrame:
+    """Root mean square error of every test, model, modality and time step.
+
+    Parameters
+    ----------
+    model : the ensemble; ``keys``: ``(schedule, seed)`` of each model position.
+    test_rows : complete rows ``[n_rows, n_columns]`` (time-ordered for a chained test).
+    tests : None (:func:`prediction_tests` of the description), a list of
+        :class:`PredictionTest`, or a mapping ``name -> {"given", "chained", "about"}``.
+    segment : the consecutive rows used (see :func:`prediction_for_test`); Zambelli et al.
+        used test rows 100 to 1099, ``segment=(100, 1100)``.
+
+    Returns
+    -------
+    DataFrame :data:`ERROR_COLUMNS`: ``schedule, seed, test, modality, time_step, given,
+    rmse``. ``rmse`` is ``sqrt(mean over rows and the modality's columns at that step of
+    (predicted mean − true)²)``, in data units, of the prediction from the latent mean.
+    ``given`` says whether those columns were in the input: False = a prediction (what
+    the test asks), True = a reconstruction of the input.
+
+    Why per time step and flagged: a test predicts some of a modality's steps and is
+    given others (the control test gives joints at t-1 and asks for joints at t and the
+    motor command at t-1; the forward test asks for every column at t). Pooling both steps
+    would mix a reconstruction into a prediction error; keeping only the columns at t would
+    drop the control test's answer, the motor command at t-1. A chained test scores only
+    the current step (see :func:`prediction_for_test`).
+    """
+    desc = _description(model, description)
+    keys = [(str(s), int(k)) for s, k in keys]
+    if len(keys) != model.n_models:
+        raise ValueError(f"keys: {len(keys)} (schedule, seed) pairs for an ensemble of {model.n_models} models")
+    tests = prediction_tests(desc) if tests is None else _normalise_tests(tests)
+    records = []
+    for test in tests:
+        pred, truth, _ = prediction_for_test(model, desc, test_rows, test, segment=segment)
+        steps = [desc.time_steps[0]] if test.chained else list(desc.time_steps)
+        for k, m, step, given, rmse in _rmse_rows(pred.mean, truth, desc, pred.given, steps):
+            records.append((keys[k][0], keys[k][1], test.name, m, step, given and not test.chained, rmse))
+    table = pd.DataFrame.from_records(records, columns=ERROR_COLUMNS)
+    table["seed"] = table["seed"].astype("Int64")
+    return table
+
+
+def persistence_baseline(
+    description: DatasetDescription, test_rows: np.ndarray, *, test: str = "forward"
+) -> pd.DataFrame:
+    """RMSE of predicting every column at the current step by the same column at the
+    previous step (``x_t = x_{t-1}``), per modality.
+
+    It uses the information the forward test has (everything at ``t-1``), so its rows sit
+    beside that test (``test``, default ``"forward"``). Returns :data:`ERROR_COLUMNS` with
+    ``schedule = "persistence"``, ``seed`` missing (<NA>), ``time_step`` the current step
+    and ``given = False``; ``rmse`` in data units over ``test_rows [n_rows, n_columns]``.
+    """
+    current, previous = _two_steps(description, "the persistence baseline")
+    rows = np.asarray(test_rows, dtype=np.float64)
+    if rows.ndim != 2 or rows.shape[1] != description.n_columns:
+        raise ValueError(f"test_rows: expected [n_rows, {description.n_columns}]; got shape {rows.shape}")
+    src, dst = _shift_columns(description, current, previous)
+    guess = rows.copy()
+    guess[:, src] = rows[:, dst]
+    records = []
+    for m in description.modality_names:
+        cols = description.columns_of(f"{m}@{current}")
+        rmse = float(np.sqrt(np.mean((guess[:, cols] - rows[:, cols]) ** 2)))
+        records.append(("persistence", pd.NA, test, m, current, False, rmse))
+    table = pd.DataFrame.from_records(records, columns=ERROR_COLUMNS)
+    table["seed"] = table["seed"].astype("Int64")
+    return table
+
+
+def summarise_errors(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean ± sd over seeds of an error table (:data:`ERROR_COLUMNS`), per schedule, test,
+    modality, time step and given. Returns those keys and ``mean, sd, n_seeds`` (``sd``
+    is NaN for a single seed; baselines without seeds count 1), in the table's order."""
+    keys = ["schedule", "test", "modality", "time_step", "given"]
+    if table.empty:
+        return pd.DataFrame(columns=keys + ["mean", "sd", "n_seeds"])
+    out = (
+        table.groupby(keys, sort=False, dropna=False)["rmse"].agg(mean="mean", sd="std", n_seeds="count").reset_index()
+    )
+    out["n_seeds"] = out["n_seeds"].astype(np.int64)
+    return out
