@@ -8,6 +8,7 @@ as CSV and a figure of the curves into --out.
 
     python benchmarks/faithfulness.py --data-dir ../shared/data/icub-zambelli2020 --out runs/faithfulness
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,24 @@ def run(out: Path, data_dir: str | None, seeds: int) -> dict[str, pd.DataFrame]:
     for dtype in ("float64", "float32"):
         folder = out / dtype
         if not (folder / "history.parquet").exists():
-            argv = ["train", "--data", "icub", "--schedule", "constant-0", "--seeds", str(seeds), "--epochs", "200",
-                    "--schedule-horizon", "80000", "--dtype", dtype, "--out", str(folder), "--quiet"]
+            argv = [
+                "train",
+                "--data",
+                "icub",
+                "--schedule",
+                "constant-0",
+                "--seeds",
+                str(seeds),
+                "--epochs",
+                "200",
+                "--schedule-horizon",
+                "80000",
+                "--dtype",
+                dtype,
+                "--out",
+                str(folder),
+                "--quiet",
+            ]
             if data_dir:
                 argv += ["--data-dir", data_dir]
             if intermodal(argv) != 0:
@@ -39,8 +56,11 @@ def run(out: Path, data_dir: str | None, seeds: int) -> dict[str, pd.DataFrame]:
 def table(histories: dict[str, pd.DataFrame], reference: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for e in EPOCHS:
-        row = {"epoch": e, "reference recon": reference.loc[e, "reconstruction_loss"],
-               "reference latent": reference.loc[e, "latent_loss"]}
+        row = {
+            "epoch": e,
+            "reference recon": reference.loc[e, "reconstruction_loss"],
+            "reference latent": reference.loc[e, "latent_loss"],
+        }
         for dtype, h in histories.items():
             at = h[h.epoch == e]
             row[f"{dtype} recon"] = f"{at.reconstruction_loss.mean():.3f} ± {at.reconstruction_loss.std():.3f}"
@@ -73,7 +93,9 @@ def figure(histories: dict[str, pd.DataFrame], reference: pd.DataFrame, path: Pa
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", help="folder with the iCub .mat files (default: fetch and cache)")
-    parser.add_argument("--reference", default=str(HERE.parents[1] / "shared/reference/original-tf1-constant0-200epochs.csv"))
+    parser.add_argument(
+        "--reference", default=str(HERE.parents[1] / "shared/reference/original-tf1-constant0-200epochs.csv")
+    )
     parser.add_argument("--out", default="runs/faithfulness")
     parser.add_argument("--seeds", type=int, default=5)
     args = parser.parse_args()

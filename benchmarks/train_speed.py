@@ -19,6 +19,7 @@ Prints one table and writes it as CSV and JSON beside --out.
 
     python benchmarks/train_speed.py [--data icub --data-dir DIR] [--out runs/benchmark] [--device cuda]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,8 +77,9 @@ def measure_intermodal(args) -> dict:
     from intermodal.train import Trainer
 
     dataset = _dataset(args)
-    config = RunConfig(data=args.data, seeds=list(range(args.models)), epochs=10_000, dtype="float32",
-                       device=args.device, lr=5e-5)
+    config = RunConfig(
+        data=args.data, seeds=list(range(args.models)), epochs=10_000, dtype="float32", device=args.device, lr=5e-5
+    )
     trainer = Trainer(config, dataset, None, progress=False)
     for _ in range(2):  # warm-up: every shard allocates its buffers in its first epochs
         trainer.train_epoch()
@@ -121,6 +123,7 @@ def measure_products(args) -> dict:
     arch = architecture_preset("1", desc)
     rows = 1000  # the batch size
     steps_per_epoch = len(dataset.training_rows()[0]) // rows
+
     def t(*shape):
         return torch.randn(*shape, device=args.device)
 
@@ -128,8 +131,10 @@ def measure_products(args) -> dict:
     for models in (1, 2, 4, 8, 16):
         model = MultimodalVAE(desc, arch, models, device=args.device)
         first = {names[0] for names in model.encoder_layers.values()}
-        layers = [(name in first, t(models, n_in, n_out), t(models, n_out, 1), t(models, n_in, rows), t(models, n_out, rows))
-                  for name, n_in, n_out in model.layer_shapes]
+        layers = [
+            (name in first, t(models, n_in, n_out), t(models, n_out, 1), t(models, n_in, rows), t(models, n_out, rows))
+            for name, n_in, n_out in model.layer_shapes
+        ]
 
         def step():
             for is_first, weight, bias, h, g in layers:
@@ -209,8 +214,9 @@ def measure_eager(args) -> dict:
         recon = 0
         for mu, lv, c in zip(means, logvars, columns):
             t = y[:, c]
-            recon = recon + (0.5 * ((t - mu) ** 2 / torch.exp(lv)).sum(1) + 0.5 * lv.sum(1)
-                             + 0.5 * 14 * math.log(2 * math.pi)) / len(c)
+            recon = recon + (
+                0.5 * ((t - mu) ** 2 / torch.exp(lv)).sum(1) + 0.5 * lv.sum(1) + 0.5 * 14 * math.log(2 * math.pi)
+            ) / len(c)
         latent = -0.5 * (1 + zl - zm**2 - torch.exp(zl)).sum(1)
         return (recon + latent).mean()
 
@@ -222,7 +228,7 @@ def measure_eager(args) -> dict:
         for model, opt in zip(models, optimizers):  # the per-model Python loop
             perm = torch.randperm(len(inputs), device=device)
             for b in range(n_batches):
-                idx = perm[b * 1000:(b + 1) * 1000]
+                idx = perm[b * 1000 : (b + 1) * 1000]
                 opt.zero_grad()
                 loss(model, inputs[idx], targets[idx]).backward()
                 opt.step()
@@ -239,8 +245,22 @@ def measure_eager(args) -> dict:
 
 # ------------------------------------------------------------------ driver
 def _child(kind: str, args, models: int = 1, evaluate: bool = False, dtype: str = "float32") -> dict:
-    cmd = [sys.executable, __file__, "--child", kind, "--models", str(models), "--data", args.data,
-           "--device", args.device, "--budget", str(args.budget), "--dtype", dtype]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        kind,
+        "--models",
+        str(models),
+        "--data",
+        args.data,
+        "--device",
+        args.device,
+        "--budget",
+        str(args.budget),
+        "--dtype",
+        dtype,
+    ]
     if args.data_dir:
         cmd += ["--data-dir", args.data_dir]
     if evaluate:
@@ -261,8 +281,10 @@ def machine_line(device: str) -> str:
     except OSError:
         pass
     gpu = f", {torch.cuda.get_device_name(0)}" if device.startswith("cuda") else ""
-    return (f"{cpu}, {len(os.sched_getaffinity(0))} cores{gpu}; Python {platform.python_version()}, "
-            f"torch {torch.__version__}, device {device}")
+    return (
+        f"{cpu}, {len(os.sched_getaffinity(0))} cores{gpu}; Python {platform.python_version()}, "
+        f"torch {torch.__version__}, device {device}"
+    )
 
 
 def main() -> None:
@@ -278,8 +300,12 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        result = {"matmul": measure_matmul, "products": measure_products, "intermodal": measure_intermodal,
-                  "eager": measure_eager}[args.child](args)
+        result = {
+            "matmul": measure_matmul,
+            "products": measure_products,
+            "intermodal": measure_intermodal,
+            "eager": measure_eager,
+        }[args.child](args)
         result["peak_rss_mb"] = _peak_rss_mb()
         print(json.dumps(result))
         return
@@ -289,18 +315,37 @@ def main() -> None:
 
     rows = []
     matmul = _child("matmul", args)
-    rows.append({"measurement": "float32 matrix product 2048² (all cores)", "models": "", "value": matmul["gflops"],
-                 "unit": "GFLOP/s", "peak_rss_mb": matmul["peak_rss_mb"]})
+    rows.append(
+        {
+            "measurement": "float32 matrix product 2048² (all cores)",
+            "models": "",
+            "value": matmul["gflops"],
+            "unit": "GFLOP/s",
+            "peak_rss_mb": matmul["peak_rss_mb"],
+        }
+    )
     products = _child("products", args)
-    rows.append({"measurement": f"matrix products alone, one core ({products['models']} models a product)",
-                 "models": products["models"], "value": products["model_epochs_per_s"], "unit": "model-epochs/s",
-                 "peak_rss_mb": products["peak_rss_mb"]})
+    rows.append(
+        {
+            "measurement": f"matrix products alone, one core ({products['models']} models a product)",
+            "models": products["models"],
+            "value": products["model_epochs_per_s"],
+            "unit": "model-epochs/s",
+            "peak_rss_mb": products["peak_rss_mb"],
+        }
+    )
     eager = {}
     for dtype in ("float64", "float32"):
         eager[dtype] = _child("eager", args, models=2, dtype=dtype)
-        rows.append({"measurement": f"plain eager PyTorch port, per-model loop, {dtype}", "models": 2,
-                     "value": eager[dtype]["model_epochs_per_s"], "unit": "model-epochs/s",
-                     "peak_rss_mb": eager[dtype]["peak_rss_mb"]})
+        rows.append(
+            {
+                "measurement": f"plain eager PyTorch port, per-model loop, {dtype}",
+                "models": 2,
+                "value": eager[dtype]["model_epochs_per_s"],
+                "unit": "model-epochs/s",
+                "peak_rss_mb": eager[dtype]["peak_rss_mb"],
+            }
+        )
     speeds = {}
     runs = {}
     # 20 and 80 models twice, alternating, so that the machine's drift does not decide
@@ -313,25 +358,60 @@ def main() -> None:
         r["model_epochs_per_s"] = float(np.mean([x["model_epochs_per_s"] for x in results]))
         r["peak_rss_mb"] = max(x["peak_rss_mb"] for x in results)
         speeds[n] = r
-        rows.append({"measurement": f"intermodal trainer ({r['shards']} shards{', mean of 2 runs' * (len(results) > 1)})",
-                     "models": n, "value": r["model_epochs_per_s"], "unit": "model-epochs/s",
-                     "peak_rss_mb": r["peak_rss_mb"]})
+        rows.append(
+            {
+                "measurement": f"intermodal trainer ({r['shards']} shards{', mean of 2 runs' * (len(results) > 1)})",
+                "models": n,
+                "value": r["model_epochs_per_s"],
+                "unit": "model-epochs/s",
+                "peak_rss_mb": r["peak_rss_mb"],
+            }
+        )
     r80 = speeds[80]
     overhead = r80["evaluation_s"] / (PAPER_EVAL_EVERY * r80["epoch_s"])
     rows += [
-        {"measurement": "ratio: 20 models / plain eager loop, float64 (as the original)", "models": 20,
-         "value": speeds[20]["model_epochs_per_s"] / eager["float64"]["model_epochs_per_s"], "unit": "×"},
-        {"measurement": "ratio: 20 models / plain eager loop, float32", "models": 20,
-         "value": speeds[20]["model_epochs_per_s"] / eager["float32"]["model_epochs_per_s"], "unit": "×"},
-        {"measurement": f"ratio: 20 models / products-alone ceiling ({products['cores']} cores)", "models": 20,
-         "value": speeds[20]["model_epochs_per_s"] / (products["cores"] * products["model_epochs_per_s"]), "unit": "×"},
-        {"measurement": "ratio: per-model speed 80 / 20 models", "models": 80,
-         "value": speeds[80]["model_epochs_per_s"] / speeds[20]["model_epochs_per_s"], "unit": "×"},
-        {"measurement": "one evaluation, all measures, 1024 rows", "models": 80, "value": r80["evaluation_s"], "unit": "s"},
-        {"measurement": f"evaluation overhead (every {PAPER_EVAL_EVERY} epochs)", "models": 80, "value": 100 * overhead,
-         "unit": "% of training"},
-        {"measurement": "projected paper study (4 × 20 × 80 000 epochs)", "models": 80,
-         "value": PAPER_MODEL_EPOCHS / r80["model_epochs_per_s"] * (1 + overhead) / 3600, "unit": "hours"},
+        {
+            "measurement": "ratio: 20 models / plain eager loop, float64 (as the original)",
+            "models": 20,
+            "value": speeds[20]["model_epochs_per_s"] / eager["float64"]["model_epochs_per_s"],
+            "unit": "×",
+        },
+        {
+            "measurement": "ratio: 20 models / plain eager loop, float32",
+            "models": 20,
+            "value": speeds[20]["model_epochs_per_s"] / eager["float32"]["model_epochs_per_s"],
+            "unit": "×",
+        },
+        {
+            "measurement": f"ratio: 20 models / products-alone ceiling ({products['cores']} cores)",
+            "models": 20,
+            "value": speeds[20]["model_epochs_per_s"] / (products["cores"] * products["model_epochs_per_s"]),
+            "unit": "×",
+        },
+        {
+            "measurement": "ratio: per-model speed 80 / 20 models",
+            "models": 80,
+            "value": speeds[80]["model_epochs_per_s"] / speeds[20]["model_epochs_per_s"],
+            "unit": "×",
+        },
+        {
+            "measurement": "one evaluation, all measures, 1024 rows",
+            "models": 80,
+            "value": r80["evaluation_s"],
+            "unit": "s",
+        },
+        {
+            "measurement": f"evaluation overhead (every {PAPER_EVAL_EVERY} epochs)",
+            "models": 80,
+            "value": 100 * overhead,
+            "unit": "% of training",
+        },
+        {
+            "measurement": "projected paper study (4 × 20 × 80 000 epochs)",
+            "models": 80,
+            "value": PAPER_MODEL_EPOCHS / r80["model_epochs_per_s"] * (1 + overhead) / 3600,
+            "unit": "hours",
+        },
     ]
     table = pd.DataFrame(rows)
     line = machine_line(args.device)

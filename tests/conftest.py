@@ -1,5 +1,6 @@
 """Shared fixtures: the iCub copy beside the project (skipped where absent) and a small
 synthetic data set that no test needs to download."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -16,7 +16,6 @@ from intermodal.catalog import fetch_icub, load_dataset, write_dataset
 from intermodal.data import DataError, augment, builtin_description_path, load_description
 
 
-
 # ------------------------------------------------------------------ the iCub set
 def test_icub_augmentation_rebuilds_the_training_file_exactly(icub, icub_dir):
     raw = scipy.io.loadmat(icub_dir / "final_database_train.mat")["final_database_train"]
@@ -35,7 +34,9 @@ def test_icub_layout_matches_its_readme(icub):
     assert desc.columns_of("motor@t").tolist() == [20, 21, 22, 23]
     # t-1 columns of row i+1 are the t columns of row i in the time-ordered test file
     for m in desc.modality_names:
-        np.testing.assert_array_equal(icub.test[1:, desc.columns_of(f"{m}@t-1")], icub.test[:-1, desc.columns_of(f"{m}@t")])
+        np.testing.assert_array_equal(
+            icub.test[1:, desc.columns_of(f"{m}@t-1")], icub.test[:-1, desc.columns_of(f"{m}@t")]
+        )
 
 
 def test_icub_checksum_mismatch_is_refused(tmp_path, icub_dir):
@@ -168,7 +169,10 @@ def test_own_data_in_each_format(tmp_path, fmt, tiny_description):
     [
         (lambda a: a[:, :-1], r"train.csv: the header lacks column\(s\) \['eye_t-1_2'\]"),
         (lambda a: np.where(np.arange(a.size).reshape(a.shape) == 7, np.nan, a), r"row 0, column 7 \(eye_t_1\) is nan"),
-        (lambda a: np.where(np.arange(a.size).reshape(a.shape) == 13, 1.5, a), r"row 1, column 1 \(arm_t_1\) is 1.5; expected values in"),
+        (
+            lambda a: np.where(np.arange(a.size).reshape(a.shape) == 13, 1.5, a),
+            r"row 1, column 1 \(arm_t_1\) is 1.5; expected values in",
+        ),
     ],
 )
 def test_bad_own_data_names_file_row_and_column(tmp_path, damage, message, tiny_description):

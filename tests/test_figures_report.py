@@ -3,6 +3,7 @@
 The fabricated tables follow the run-folder format that training writes; their values are
 constructed so that each of the paper's findings holds in one run and fails in another.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,8 @@ import pandas as pd
 import pytest
 
 from intermodal.figures import FIGURES, fig7_window_means
-from intermodal.report import figure_paths, write_figures
+from intermodal.report import FINDINGS_SECTION_TITLE, check_findings, figure_paths, write_figures, write_report
 from intermodal.runfolder import resolve_windows
-from intermodal.report import FINDINGS_SECTION_TITLE, check_findings, write_report
 
 PAPER_SCHEDULES = ["constant-1", "constant-0", "dynamic-plateau-0", "dynamic-plateau-1"]
 
@@ -64,9 +64,18 @@ def beta(schedule: str, epoch: int, epochs: int) -> float:
     return max(1.0 - position / max(cycle / 2, 1), 0.0)
 
 
-def fabricate_run(modalities: dict, *, collapse: bool = True, schedules=PAPER_SCHEDULES, seeds=(0, 1, 2),
-                  epochs: int = 40, evaluate_every: int = 2, windows=None, diagnostics: bool = False,
-                  rng_seed: int = 0):
+def fabricate_run(
+    modalities: dict,
+    *,
+    collapse: bool = True,
+    schedules=PAPER_SCHEDULES,
+    seeds=(0, 1, 2),
+    epochs: int = 40,
+    evaluate_every: int = 2,
+    windows=None,
+    diagnostics: bool = False,
+    rng_seed: int = 0,
+):
     """Config, history, results (and diagnostics) tables in the run-folder format.
 
     ``collapse=True``: constant-1 has the lowest baseline, the highest prediction error and a
@@ -74,12 +83,24 @@ def fabricate_run(modalities: dict, *, collapse: bool = True, schedules=PAPER_SC
     """
     rng = np.random.default_rng(rng_seed)
     evaluation_epochs = sorted(set(range(0, epochs, evaluate_every)) | {epochs - 1})
-    latent_level = {"constant-1": 0.1 if collapse else 40.0, "constant-0": 60.0,
-                    "dynamic-plateau-0": 15.0, "dynamic-plateau-1": 12.0}
-    baseline_level = {"constant-1": 0.3 if collapse else 30.0, "constant-0": 12.0,
-                      "dynamic-plateau-0": 10.0, "dynamic-plateau-1": 8.0}
-    prediction_level = {"constant-1": 1.2 if collapse else 0.2, "constant-0": 0.4,
-                        "dynamic-plateau-0": 0.5, "dynamic-plateau-1": 0.6}
+    latent_level = {
+        "constant-1": 0.1 if collapse else 40.0,
+        "constant-0": 60.0,
+        "dynamic-plateau-0": 15.0,
+        "dynamic-plateau-1": 12.0,
+    }
+    baseline_level = {
+        "constant-1": 0.3 if collapse else 30.0,
+        "constant-0": 12.0,
+        "dynamic-plateau-0": 10.0,
+        "dynamic-plateau-1": 8.0,
+    }
+    prediction_level = {
+        "constant-1": 1.2 if collapse else 0.2,
+        "constant-0": 0.4,
+        "dynamic-plateau-0": 0.5,
+        "dynamic-plateau-1": 0.6,
+    }
     history, results, diagnostic_rows = [], [], []
     for schedule in schedules:
         for seed in seeds:
@@ -95,32 +116,53 @@ def fabricate_run(modalities: dict, *, collapse: bool = True, schedules=PAPER_SC
                 shrink = 0.1 if (schedule == "constant-1" and collapse) else 1.0
                 noise = seed_factor * settle * (1 + 0.02 * rng.standard_normal())
                 results.append((schedule, seed, epoch, "baseline", "", "", baseline_level.get(schedule, 9.0) * noise))
-                results.append((schedule, seed, epoch, "prediction_error", "", "",
-                                prediction_level.get(schedule, 0.5) * noise))
+                results.append(
+                    (schedule, seed, epoch, "prediction_error", "", "", prediction_level.get(schedule, 0.5) * noise)
+                )
                 for modality, (sme_m, sme_all, lop_m, lop_all) in modalities.items():
-                    for quantity, scope, level in [("single_modality_error", "modality", sme_m),
-                                                   ("single_modality_error", "all", sme_all),
-                                                   ("loss_of_precision", "modality", lop_m),
-                                                   ("loss_of_precision", "all", lop_all)]:
+                    for quantity, scope, level in [
+                        ("single_modality_error", "modality", sme_m),
+                        ("single_modality_error", "all", sme_all),
+                        ("loss_of_precision", "modality", lop_m),
+                        ("loss_of_precision", "all", lop_all),
+                    ]:
                         results.append((schedule, seed, epoch, quantity, modality, scope, level * shrink * noise))
                 # Extra quantities may appear in a run; the standard figures must ignore them.
                 results.append((schedule, seed, epoch, "custom", next(iter(modalities)), "modality", 123.0))
                 if diagnostics:
                     n_active = 2 if (schedule == "constant-1" and collapse) else 20
                     for unit in range(28):
-                        diagnostic_rows.append((schedule, seed, epoch, f"{schedule}/{seed}", unit,
-                                                1.0 if unit < n_active else 0.001, 0.5, unit < n_active))
-    config = {"data": "fabricated-test-set <escaped & shown whole>", "schedules": list(schedules), "epochs": epochs,
-              "eval_every": evaluate_every, "seeds": list(seeds)}
+                        diagnostic_rows.append(
+                            (
+                                schedule,
+                                seed,
+                                epoch,
+                                f"{schedule}/{seed}",
+                                unit,
+                                1.0 if unit < n_active else 0.001,
+                                0.5,
+                                unit < n_active,
+                            )
+                        )
+    config = {
+        "data": "fabricated-test-set <escaped & shown whole>",
+        "schedules": list(schedules),
+        "epochs": epochs,
+        "eval_every": evaluate_every,
+        "seeds": list(seeds),
+    }
     if windows is not None:
         config["windows"] = windows
-    history = pd.DataFrame(history, columns=["schedule", "seed", "epoch", "beta", "reconstruction_loss",
-                                             "latent_loss", "loss"])
+    history = pd.DataFrame(
+        history, columns=["schedule", "seed", "epoch", "beta", "reconstruction_loss", "latent_loss", "loss"]
+    )
     results = pd.DataFrame(results, columns=["schedule", "seed", "epoch", "quantity", "modality", "scope", "value"])
     diagnostics_table = None
     if diagnostics:
-        diagnostics_table = pd.DataFrame(diagnostic_rows, columns=["schedule", "seed", "epoch", "model", "latent_dim",
-                                                                   "kl", "posterior_mean_variance", "active"])
+        diagnostics_table = pd.DataFrame(
+            diagnostic_rows,
+            columns=["schedule", "seed", "epoch", "model", "latent_dim", "kl", "posterior_mean_variance", "active"],
+        )
     return config, history, results, diagnostics_table
 
 
@@ -234,8 +276,9 @@ def test_report_is_one_self_contained_page(paper_like_run):
 
 
 def test_figures_and_report_for_own_modalities(tmp_path):
-    run = write_run(tmp_path / "own", *fabricate_run(OWN_ROBOT, schedules=["constant-1", "constant-0"], seeds=(0, 1),
-                                                     epochs=16))
+    run = write_run(
+        tmp_path / "own", *fabricate_run(OWN_ROBOT, schedules=["constant-1", "constant-0"], seeds=(0, 1), epochs=16)
+    )
     paths = write_figures(run)
     assert len(paths) == 12 and all(p.is_file() for p in paths)
     assert {p.suffix for p in paths} == {".png", ".svg"}
@@ -252,8 +295,13 @@ def test_figures_and_report_for_own_modalities(tmp_path):
 def test_single_seed_single_evaluation_and_empty_window(tmp_path):
     two_modalities = {name: OWN_ROBOT[name] for name in ("arm", "camera")}
     config, history, results, _ = fabricate_run(
-        two_modalities, schedules=["constant-0", "linear:warmup=7"], seeds=(7,), epochs=12, evaluate_every=100,
-        windows=[[0, 5], [5, 11]])
+        two_modalities,
+        schedules=["constant-0", "linear:warmup=7"],
+        seeds=(7,),
+        epochs=12,
+        evaluate_every=100,
+        windows=[[0, 5], [5, 11]],
+    )
     results = results[results["epoch"] == 0]  # one evaluation, in the first window only
     run = write_run(tmp_path / "edge", config, history, results)
     text = write_report(run).read_text(encoding="utf-8")
@@ -275,15 +323,38 @@ def test_report_renders_in_headless_chromium(paper_like_run, tmp_path):
     if browser is None:
         pytest.skip("headless Chromium not installed; install Debian's chromium to run this test")
     report = paper_like_run / "report.html"
-    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--hide-scrollbars"]
+    flags = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+    ]
     screenshot = tmp_path / "report.png"
-    subprocess.run(flags + [f"--user-data-dir={tmp_path / 'profile-shot'}", f"--screenshot={screenshot}",
-                            "--window-size=1200,3000", report.as_uri()],
-                   check=True, capture_output=True, timeout=120)
-    dom = subprocess.run(flags + [f"--user-data-dir={tmp_path / 'profile-dom'}", "--dump-dom", report.as_uri()],
-                         check=True, capture_output=True, timeout=120, text=True).stdout
+    subprocess.run(
+        flags
+        + [
+            f"--user-data-dir={tmp_path / 'profile-shot'}",
+            f"--screenshot={screenshot}",
+            "--window-size=1200,3000",
+            report.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    dom = subprocess.run(
+        flags + [f"--user-data-dir={tmp_path / 'profile-dom'}", "--dump-dom", report.as_uri()],
+        check=True,
+        capture_output=True,
+        timeout=120,
+        text=True,
+    ).stdout
     assert FINDINGS_SECTION_TITLE in dom
     assert len(re.findall(r'<img src="data:image/png;base64,', dom)) >= 6
 

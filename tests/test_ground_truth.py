@@ -1,12 +1,13 @@
 """The measures against the simulator's known structure: a modality of pure noise carries
 nothing about the others and cannot be predicted, and vision (a fixed function of the
 joints) predicts the rest. Trains 2 small models for 150 epochs (about 10 s)."""
+
 from __future__ import annotations
 
 import pytest
 
-from intermodal.config import RunConfig
 from intermodal.catalog import load_dataset
+from intermodal.config import RunConfig
 from intermodal.measures import integration_measures
 from intermodal.train import Trainer
 

@@ -3,6 +3,7 @@
 Reference values here are computed independently of ``intermodal.measures``: masks from the
 column names, divergences from a numpy formula written in another form, one model at a time.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,7 +14,6 @@ import pytest
 import torch
 
 from intermodal.data import DatasetDescription, Modality
-from intermodal.runfolder import active_unit_counts
 from intermodal.measures import (
     MeasureSpec,
     evaluation_rows,
@@ -23,6 +23,7 @@ from intermodal.measures import (
     measure_specs,
 )
 from intermodal.model import MultimodalVAE, architecture_preset, losses
+from intermodal.runfolder import active_unit_counts
 
 KEY = ["model", "quantity", "modality", "scope"]
 
@@ -156,8 +157,14 @@ def as_series(table):
 def test_gaussian_kl_matches_torch_distributions():
     gen = torch.Generator().manual_seed(0)
     shape = (3, 5, 11)
-    mean_p, mean_q = torch.randn(shape, generator=gen, dtype=torch.float64), torch.randn(shape, generator=gen, dtype=torch.float64)
-    logvar_p, logvar_q = 2 * torch.randn(shape, generator=gen, dtype=torch.float64), 2 * torch.randn(shape, generator=gen, dtype=torch.float64)
+    mean_p, mean_q = (
+        torch.randn(shape, generator=gen, dtype=torch.float64),
+        torch.randn(shape, generator=gen, dtype=torch.float64),
+    )
+    logvar_p, logvar_q = (
+        2 * torch.randn(shape, generator=gen, dtype=torch.float64),
+        2 * torch.randn(shape, generator=gen, dtype=torch.float64),
+    )
     p = torch.distributions.Normal(mean_p, torch.exp(0.5 * logvar_p))
     q = torch.distributions.Normal(mean_q, torch.exp(0.5 * logvar_q))
     expected = torch.distributions.kl_divergence(p, q)
@@ -167,10 +174,20 @@ def test_gaussian_kl_matches_torch_distributions():
     torch.testing.assert_close(got, expected.sum(-1), rtol=1e-12, atol=1e-12)
 
     index = np.array([0, 4, 7])
-    torch.testing.assert_close(gaussian_kl(mean_p, logvar_p, mean_q, logvar_q, columns=index), expected[..., index].sum(-1), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        gaussian_kl(mean_p, logvar_p, mean_q, logvar_q, columns=index),
+        expected[..., index].sum(-1),
+        rtol=1e-12,
+        atol=1e-12,
+    )
     mask = np.zeros(11, dtype=bool)
     mask[[1, 2, 10]] = True
-    torch.testing.assert_close(gaussian_kl(mean_p, logvar_p, mean_q, logvar_q, columns=mask), expected[..., mask].sum(-1), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        gaussian_kl(mean_p, logvar_p, mean_q, logvar_q, columns=mask),
+        expected[..., mask].sum(-1),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 def test_gaussian_kl_numpy_in_numpy_out_and_matches_textbook_form():
@@ -226,10 +243,18 @@ def test_icub_masks_follow_spec_table(icub):
 def test_custom_pair_masks_and_mapping_or_list_forms(icub):
     desc = icub.description
     names = desc.column_names()
-    as_list = measure_specs(desc, [("joints_t-1_only", ["joints@t-1"], ["joints@t-1"]), ("nothing", [], ["vision", "touch@t"])])
-    as_mapping = measure_specs(desc, {"joints_t-1_only": (["joints@t-1"], ["joints@t-1"]), "nothing": ([], ["vision", "touch@t"])})
+    as_list = measure_specs(
+        desc, [("joints_t-1_only", ["joints@t-1"], ["joints@t-1"]), ("nothing", [], ["vision", "touch@t"])]
+    )
+    as_mapping = measure_specs(
+        desc, {"joints_t-1_only": (["joints@t-1"], ["joints@t-1"]), "nothing": ([], ["vision", "touch@t"])}
+    )
     as_json = measure_specs(
-        desc, {"joints_t-1_only": {"muted": ["joints@t-1"], "compared": ["joints@t-1"]}, "nothing": {"compared": ["vision", "touch@t"], "muted": []}}
+        desc,
+        {
+            "joints_t-1_only": {"muted": ["joints@t-1"], "compared": ["joints@t-1"]},
+            "nothing": {"compared": ["vision", "touch@t"], "muted": []},
+        },
     )
     for specs in (as_list, as_mapping, as_json):
         custom = [s for s in specs if s.quantity == "custom"]
@@ -239,7 +264,9 @@ def test_custom_pair_masks_and_mapping_or_list_forms(icub):
         np.testing.assert_array_equal(custom[0].compared, expected)
         assert expected.sum() == 4
         assert not custom[1].muted.any()
-        np.testing.assert_array_equal(custom[1].compared, np.array([modality_of(c) == "vision" or c == "touch_t_0" for c in names]))
+        np.testing.assert_array_equal(
+            custom[1].compared, np.array([modality_of(c) == "vision" or c == "touch_t_0" for c in names])
+        )
 
 
 def test_extra_pair_errors_name_the_problem(icub):
@@ -247,7 +274,9 @@ def test_extra_pair_errors_name_the_problem(icub):
     with pytest.raises(ValueError, match=r"'smell'.*joints.*vision.*touch.*sound.*motor"):
         measure_specs(desc, {"bad": (["smell"], ["joints"])})
     with pytest.raises(ValueError, match="extra pair 'bad'.*'smell'"):
-        integration_measures(random_models(desc, 1, 0), desc, icub.test[:5], extra_pairs={"bad": (["joints"], ["smell@t"])})
+        integration_measures(
+            random_models(desc, 1, 0), desc, icub.test[:5], extra_pairs={"bad": (["joints"], ["smell@t"])}
+        )
     with pytest.raises(ValueError, match="time step 't-2'"):
         measure_specs(desc, {"bad": (["joints@t-2"], ["joints"])})
     with pytest.raises(ValueError, match="compared selectors are empty"):
@@ -320,9 +349,14 @@ def test_measures_are_nonnegative_and_ordered_for_a_trained_model(icub, trained,
 
 def test_empty_muted_set_gives_zero_and_other_custom_pairs_do_not(icub, trained, rows):
     desc = icub.description
-    pairs = {"itself": ([], ["joints", "vision", "touch", "sound", "motor"]), "past_joints": (["joints@t-1"], ["joints"])}
+    pairs = {
+        "itself": ([], ["joints", "vision", "touch", "sound", "motor"]),
+        "past_joints": (["joints@t-1"], ["joints"]),
+    }
     for z_samples in (0, 2):
-        table = integration_measures(trained, desc, rows, extra_pairs=pairs, z_samples=z_samples, generator=torch.Generator().manual_seed(1))
+        table = integration_measures(
+            trained, desc, rows, extra_pairs=pairs, z_samples=z_samples, generator=torch.Generator().manual_seed(1)
+        )
         custom = table[table.quantity == "custom"].set_index(["model", "modality"])["value"]
         assert (custom.xs("itself", level="modality") == 0).all()
         assert (custom.xs("past_joints", level="modality") > 0).all()
@@ -380,7 +414,9 @@ def test_z_samples_equal_an_independent_computation_with_the_documented_noise(ic
     desc = icub.description
     few = rows[:40]
     got = integration_measures(trained, desc, few, z_samples=3, generator=torch.Generator().manual_seed(6))
-    noise = torch.randn(3, len(few), trained.latent_size, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    noise = torch.randn(
+        3, len(few), trained.latent_size, generator=torch.Generator().manual_seed(6), dtype=torch.float64
+    )
     expected = reference_measures(trained, desc, few, standard_pairs_from_names(desc), noise=noise)
     pd.testing.assert_series_equal(as_series(got), as_series(expected), rtol=1e-9, atol=1e-12)
 
@@ -388,7 +424,9 @@ def test_z_samples_equal_an_independent_computation_with_the_documented_noise(ic
 def test_z_samples_with_one_model_alone_match_the_ensemble(icub, trained, rows):
     desc = icub.description
     together = integration_measures(trained, desc, rows[:50], z_samples=2, generator=torch.Generator().manual_seed(8))
-    alone = integration_measures(trained.select([2]), desc, rows[:50], z_samples=2, generator=torch.Generator().manual_seed(8))
+    alone = integration_measures(
+        trained.select([2]), desc, rows[:50], z_samples=2, generator=torch.Generator().manual_seed(8)
+    )
     np.testing.assert_allclose(together[together.model == 2].value.to_numpy(), alone.value.to_numpy(), rtol=1e-10)
 
 
@@ -423,7 +461,9 @@ def test_a_user_description_gets_its_own_modalities():
     pd.testing.assert_series_equal(as_series(table), as_series(expected), rtol=1e-9, atol=1e-12)
 
     masks = {(s.quantity, s.modality, s.scope): s for s in measure_specs(desc)}
-    bump = names == np.array(["bump_t_0" if c == "bump_t_0" else "bump_t-1_0" if c == "bump_t-1_0" else "" for c in names])
+    bump = names == np.array(
+        ["bump_t_0" if c == "bump_t_0" else "bump_t-1_0" if c == "bump_t-1_0" else "" for c in names]
+    )
     np.testing.assert_array_equal(masks[("loss_of_precision", "bump", "modality")].muted, bump)
     assert bump.sum() == 2 and masks[("single_modality_error", "camera", "all")].muted.sum() == 6
 

@@ -2,6 +2,7 @@
 measures and latent diagnostics, recorded before a refactor, are recomputed and compared
 to 1e-9 (``data/pinned_run_float64.json``; rerecord only for a deliberate change of the
 numbers, and say why in the commit)."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,11 @@ def runs():
     config = RunConfig.from_dict(recorded["config"])
     dataset = dataset_of(config)
     trainer = Trainer(config, dataset, None, evaluate=make_evaluator(config, dataset), progress=False).run()
-    computed = {"history": trainer.history_frame(), "results": trainer.table("results"),
-                "diagnostics": trainer.table("diagnostics")}
+    computed = {
+        "history": trainer.history_frame(),
+        "results": trainer.table("results"),
+        "diagnostics": trainer.table("diagnostics"),
+    }
     return recorded, computed
 
 
@@ -42,7 +46,12 @@ def test_pinned_values(runs, table):
     assert len(got) == len(expected)
     for column in expected.columns:
         if pd.api.types.is_float_dtype(expected[column]):
-            np.testing.assert_allclose(got[column].to_numpy(float), expected[column].to_numpy(float),
-                                       rtol=1e-9, atol=1e-12, err_msg=f"{table}.{column}")
+            np.testing.assert_allclose(
+                got[column].to_numpy(float),
+                expected[column].to_numpy(float),
+                rtol=1e-9,
+                atol=1e-12,
+                err_msg=f"{table}.{column}",
+            )
         else:
             assert got[column].astype(str).tolist() == expected[column].astype(str).tolist(), f"{table}.{column}"

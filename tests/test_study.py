@@ -1,5 +1,6 @@
 """The study end to end on small data: run folder, tables, figures, report, resume,
 ``intermodal measure``."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from intermodal.cli import main
 from intermodal.catalog import write_dataset
+from intermodal.cli import main
 from intermodal.study import STUDY_PRESETS, preset_config
 
 QUANTITIES = {"single_modality_error", "loss_of_precision", "baseline", "prediction_error"}
@@ -21,9 +22,29 @@ def tiny_data(tmp_path, tiny):
 
 
 def study_argv(data, out, *extra):
-    return ["study", "--data", data, "--schedule", "constant-1,constant-0", "--seeds", "2", "--epochs", "6",
-            "--eval-every", "3", "--batch-size", "200", "--lr", "1e-3", "--n-eval-rows", "100", "--out", str(out),
-            "--quiet", *extra]
+    return [
+        "study",
+        "--data",
+        data,
+        "--schedule",
+        "constant-1,constant-0",
+        "--seeds",
+        "2",
+        "--epochs",
+        "6",
+        "--eval-every",
+        "3",
+        "--batch-size",
+        "200",
+        "--lr",
+        "1e-3",
+        "--n-eval-rows",
+        "100",
+        "--out",
+        str(out),
+        "--quiet",
+        *extra,
+    ]
 
 
 def test_study_writes_tidy_tables_figures_and_report(tmp_path, tiny_data, capsys):
@@ -74,8 +95,8 @@ def test_study_resumes_to_the_same_tables(tmp_path, tiny_data, monkeypatch):
 
     make_evaluator = study.make_evaluator
 
-    def stopping_at_6(config, dataset):
-        evaluate = make_evaluator(config, dataset)
+    def stopping_at_6(config, dataset, **options):
+        evaluate = make_evaluator(config, dataset, **options)
 
         def wrapped(model, epoch):
             if epoch == 6:  # after the last epoch's training, before its checkpoint
@@ -93,15 +114,38 @@ def test_study_resumes_to_the_same_tables(tmp_path, tiny_data, monkeypatch):
 
     assert main(["study", "--resume", str(stopped), "--quiet"]) == 0
     for table in ("results", "history"):
-        pd.testing.assert_frame_equal(pd.read_parquet(whole / f"{table}.parquet"),
-                                      pd.read_parquet(stopped / f"{table}.parquet"), check_exact=False, rtol=1e-5)
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(whole / f"{table}.parquet"),
+            pd.read_parquet(stopped / f"{table}.parquet"),
+            check_exact=False,
+            rtol=1e-5,
+        )
     assert (stopped / "report.html").exists()
 
 
 def test_measure_command_prints_every_model(tmp_path, tiny_data, capsys):
     out = tmp_path / "run"
-    assert main(["train", "--data", tiny_data, "--schedule", "constant-0", "--seeds", "2", "--epochs", "2",
-                 "--batch-size", "200", "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                tiny_data,
+                "--schedule",
+                "constant-0",
+                "--seeds",
+                "2",
+                "--epochs",
+                "2",
+                "--batch-size",
+                "200",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["measure", str(out), "--json", "--n-eval-rows", "50"]) == 0
     records = pd.DataFrame(json.loads(capsys.readouterr().out))
@@ -151,8 +195,14 @@ def test_data_sim_command_writes_a_loadable_data_set(tmp_path, capsys):
 def test_study_options_for_the_measures(tmp_path, tiny_data):
     out = tmp_path / "run"
     pairs = '{"arm_past": {"muted": ["arm@t-1"], "compared": ["arm@t-1"]}}'
-    assert main(study_argv(tiny_data, out, "--z-samples", "2", "--eval-rows", "random", "--eval-seed", "4",
-                           "--extra-pairs", pairs)) == 0
+    assert (
+        main(
+            study_argv(
+                tiny_data, out, "--z-samples", "2", "--eval-rows", "random", "--eval-seed", "4", "--extra-pairs", pairs
+            )
+        )
+        == 0
+    )
     results = pd.read_parquet(out / "results.parquet")
     custom = results[results.quantity == "custom"]
     assert set(custom.modality) == {"arm_past"} and len(custom) == 2 * 2 * 3

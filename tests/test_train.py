@@ -9,13 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
+from intermodal.checkpoint import load_checkpoint
 from intermodal.cli import main
 from intermodal.config import RunConfig
-from intermodal.checkpoint import load_checkpoint
 from intermodal.model import MultimodalVAE, architecture_preset, losses
 from intermodal.runfolder import HISTORY_COLUMNS
 from intermodal.train import Trainer, progress_interval
-
 
 
 def tiny_config(**kw) -> RunConfig:
@@ -77,7 +76,7 @@ def test_fused_loss_functions_pass_gradcheck():
     from intermodal.model import _GaussianNLL, _LatentSample
 
     g = torch.Generator().manual_seed(2)
-    t = lambda *shape, scale=1.0: (torch.randn(*shape, generator=g, dtype=torch.float64) * scale)  # noqa: E731
+    t = lambda *shape, scale=1.0: torch.randn(*shape, generator=g, dtype=torch.float64) * scale  # noqa: E731
     mean, raw, eps = t(2, 4, 6).requires_grad_(), t(2, 4, 6, scale=4.0).requires_grad_(), t(2, 4, 6)
     assert torch.autograd.gradcheck(lambda m, r: _LatentSample.apply(m, r, eps), (mean, raw))
     target, weight = t(2, 4, 6), torch.rand(4, 1, generator=g, dtype=torch.float64)
@@ -128,8 +127,15 @@ def test_a_model_in_a_group_of_20_trains_as_it_does_alone(tiny):
 
 
 def test_history_columns_and_loss_identity(tiny):
-    h = Trainer(tiny_config(schedules=["constant-1", "cyclical:cycles=2:ratio=0.5"], seeds=[0, 1], epochs=4), tiny,
-                progress=False).run().history_frame()
+    h = (
+        Trainer(
+            tiny_config(schedules=["constant-1", "cyclical:cycles=2:ratio=0.5"], seeds=[0, 1], epochs=4),
+            tiny,
+            progress=False,
+        )
+        .run()
+        .history_frame()
+    )
     assert list(h.columns) == HISTORY_COLUMNS
     assert len(h) == 2 * 2 * 4
     np.testing.assert_allclose(h["loss"], h["reconstruction_loss"] + h["beta"] * h["latent_loss"], rtol=1e-12)
@@ -149,14 +155,17 @@ def test_resume_continues_exactly(tmp_path, tiny):
             raise _Interrupt
         return {}
 
-    cut = Trainer(RunConfig(**{**cfg.to_dict(), "eval_every": 5}), tiny, tmp_path / "cut", evaluate=stop_at_5, progress=False)
+    cut = Trainer(
+        RunConfig(**{**cfg.to_dict(), "eval_every": 5}), tiny, tmp_path / "cut", evaluate=stop_at_5, progress=False
+    )
     with pytest.raises(_Interrupt):
         cut.run()
     assert json.loads((tmp_path / "cut/checkpoint/state.json").read_text())["epochs_done"] == 4
     resumed = Trainer.resume(tmp_path / "cut", tiny, progress=False).run()
     assert resumed.epoch == 6
-    np.testing.assert_allclose(resumed.history_frame()[HISTORY_COLUMNS[3:7]].to_numpy(),
-                               whole[HISTORY_COLUMNS[3:7]].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(
+        resumed.history_frame()[HISTORY_COLUMNS[3:7]].to_numpy(), whole[HISTORY_COLUMNS[3:7]].to_numpy(), rtol=1e-12
+    )
     on_disk = pd.read_parquet(tmp_path / "cut/history.parquet")
     assert len(on_disk) == len(whole)
 
@@ -186,8 +195,24 @@ def test_cli_trains_on_own_data_and_rejects_bad_options(tmp_path, tiny, capsys):
 
     path = write_dataset(tiny, tmp_path / "data")
     out = tmp_path / "run"
-    code = main(["train", "--data", str(path), "--schedule", "constant-1,constant-0", "--seeds", "2",
-                 "--epochs", "2", "--batch-size", "200", "--out", str(out), "--quiet"])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(path),
+            "--schedule",
+            "constant-1,constant-0",
+            "--seeds",
+            "2",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "200",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     h = pd.read_parquet(out / "history.parquet")
     assert sorted(set(h.schedule)) == ["constant-0", "constant-1"] and sorted(set(h.seed)) == [0, 1]
@@ -212,7 +237,7 @@ def test_cli_trains_on_own_data_and_rejects_bad_options(tmp_path, tiny, capsys):
     assert main(["train", "--resume", str(out), "--epochs", "9", "--quiet"]) == 2
     assert "drop --epochs" in capsys.readouterr().err
     bad = tmp_path / "bad.toml"
-    bad.write_text('epochs = 3\nlearning_rate = 0.1\n')
+    bad.write_text("epochs = 3\nlearning_rate = 0.1\n")
     assert main(["train", "--data", str(path), "--config", str(bad), "--out", str(tmp_path / "x"), "--quiet"]) == 2
     assert "learning_rate: unknown key" in capsys.readouterr().err
 
@@ -236,9 +261,14 @@ def test_every_architecture_preset_trains_on_any_data_set(tiny, preset):
 
 
 def test_architecture_from_a_json_file(tmp_path, tiny):
-    arch = {"encoders": {"arm": [6], "bump": [], "eye": [9, 4]}, "shared_encoder": [16],
-            "shared_decoder": [16, 12], "slices": {"arm": 4, "bump": 2, "eye": 6},
-            "decoders": {"arm": [4], "bump": [], "eye": [8]}, "latent": 5}
+    arch = {
+        "encoders": {"arm": [6], "bump": [], "eye": [9, 4]},
+        "shared_encoder": [16],
+        "shared_decoder": [16, 12],
+        "slices": {"arm": 4, "bump": 2, "eye": 6},
+        "decoders": {"arm": [4], "bump": [], "eye": [8]},
+        "latent": 5,
+    }
     path = tmp_path / "arch.json"
     path.write_text(json.dumps(arch))
     trainer = Trainer(tiny_config(architecture=str(path)), tiny, progress=False)

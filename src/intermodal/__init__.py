@@ -6,4 +6,5 @@ Data flows one way: :mod:`~intermodal.data` (and :mod:`~intermodal.sim`) →
 :mod:`~intermodal.measures` → results tables → :mod:`~intermodal.figures` and
 :mod:`~intermodal.report`; :mod:`~intermodal.study` ties them together.
 """
+
 __version__ = "0.1.0"

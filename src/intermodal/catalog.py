@@ -3,6 +3,7 @@ pinned address, checked and cached) or a user's description file; and writing a 
 out as CSV files with its description. :mod:`intermodal.data` reads and checks any one
 data set; this module chooses among them.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -45,7 +46,9 @@ def fetch_icub(desc: DatasetDescription | None = None) -> Path:
     url, hashes = desc.source["url"], desc.source["sha256"]
     for fname, sha in hashes.items():
         try:
-            pooch.retrieve(url.format(file=fname), known_hash=f"sha256:{sha}", fname=fname, path=cache, progressbar=False)
+            pooch.retrieve(
+                url.format(file=fname), known_hash=f"sha256:{sha}", fname=fname, path=cache, progressbar=False
+            )
         except ValueError as e:  # pooch's checksum mismatch
             raise DataError(f"{cache / fname}: {e}".strip()) from None
         except Exception as e:  # no network, HTTP error, ...
@@ -65,10 +68,14 @@ def _verify_sha256(folder: Path, desc: DatasetDescription) -> None:
             raise DataError(f"{path} does not exist; --data-dir must hold {sorted(desc.source['sha256'])}")
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         if digest != sha:
-            raise DataError(f"{path}: SHA-256 is {digest}; expected {sha} (the pinned file). Is it damaged or another version?")
+            raise DataError(
+                f"{path}: SHA-256 is {digest}; expected {sha} (the pinned file). Is it damaged or another version?"
+            )
 
 
-def load_dataset(data: str = "sim", data_dir: str | os.PathLike | None = None, sim_options: dict | None = None) -> Dataset:
+def load_dataset(
+    data: str = "sim", data_dir: str | os.PathLike | None = None, sim_options: dict | None = None
+) -> Dataset:
     """Load a data set by name or description path.
 
     ``data``: ``"sim"`` (the embedded simulator; ``sim_options`` go to it), ``"icub"``
@@ -77,8 +84,10 @@ def load_dataset(data: str = "sim", data_dir: str | os.PathLike | None = None, s
     """
     if data == "sim":
         if data_dir is not None:
-            raise DataError(f"--data-dir {data_dir}: the simulator makes its data; --data-dir applies to 'icub' "
-                            "or a description file")
+            raise DataError(
+                f"--data-dir {data_dir}: the simulator makes its data; --data-dir applies to 'icub' "
+                "or a description file"
+            )
         return sim.simulate(**(sim_options or {}))
     if sim_options:
         raise DataError(f"simulator options {sorted(sim_options)} apply only to --data sim")
@@ -94,7 +103,9 @@ def load_dataset(data: str = "sim", data_dir: str | os.PathLike | None = None, s
         if path.is_dir():
             candidates = sorted(path.glob("*.json")) + sorted(path.glob("*.toml"))
             if len(candidates) != 1:
-                raise DataError(f"{path}: expected one description file (*.json or *.toml) in the folder, found {len(candidates)}")
+                raise DataError(
+                    f"{path}: expected one description file (*.json or *.toml) in the folder, found {len(candidates)}"
+                )
             path = candidates[0]
         if not path.exists():
             raise DataError(f"--data {data!r}: not 'sim', 'icub' or an existing description file")
@@ -124,6 +135,8 @@ def write_dataset(dataset: Dataset, out: str | os.PathLike, *, float_format: str
     names = desc.column_names()
     for part, rows in (("train", dataset.train), ("test", dataset.test)):
         frame = pd.DataFrame(rows, columns=names)
-        atomic_write(out / f"{part}.csv", lambda p, frame=frame: frame.to_csv(p, index=False, float_format=float_format))
+        atomic_write(
+            out / f"{part}.csv", lambda p, frame=frame: frame.to_csv(p, index=False, float_format=float_format)
+        )
     write_json(out / "description.json", desc.to_dict())
     return out / "description.json"

@@ -15,6 +15,7 @@ beside its destination (``NAME.new``) and renamed into place; the one it replace
 as ``NAME.old`` until the next save, so a damaged latest checkpoint still leaves the
 previous one to resume from (:func:`load_checkpoint` with ``fallback=True``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,8 +35,16 @@ from .model import Architecture, MultimodalVAE
 __all__ = ["save_checkpoint", "load_checkpoint", "load_model", "merge_checkpoints", "CheckpointError"]
 
 FORMAT_VERSION = 2
-_REQUIRED_STATE = ("format_version", "n_models", "dtype", "architecture", "description", "models", "epochs_done",
-                   "sha256")
+_REQUIRED_STATE = (
+    "format_version",
+    "n_models",
+    "dtype",
+    "architecture",
+    "description",
+    "models",
+    "epochs_done",
+    "sha256",
+)
 
 
 class CheckpointError(ValueError):
@@ -56,8 +65,13 @@ def _save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
         os.fsync(f.fileno())
 
 
-def save_checkpoint(path: str | os.PathLike, model: MultimodalVAE, optimizer_state: dict[str, torch.Tensor] | None,
-                    rng_states: torch.Tensor | None, state: dict) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: MultimodalVAE,
+    optimizer_state: dict[str, torch.Tensor] | None,
+    rng_states: torch.Tensor | None,
+    state: dict,
+) -> Path:
     """Write a checkpoint folder at ``path`` atomically (see the module docstring).
 
     ``optimizer_state``: tensors named ``<kind>.<parameter name>`` (e.g.
@@ -72,8 +86,9 @@ def save_checkpoint(path: str | os.PathLike, model: MultimodalVAE, optimizer_sta
     new.mkdir(parents=True)
     _save_tensors({n: p.detach().contiguous().cpu() for n, p in model.named_parameters()}, new / "model.safetensors")
     if optimizer_state is not None:
-        _save_tensors({k: v.detach().contiguous().cpu() for k, v in optimizer_state.items()},
-                      new / "optimizer.safetensors")
+        _save_tensors(
+            {k: v.detach().contiguous().cpu() for k, v in optimizer_state.items()}, new / "optimizer.safetensors"
+        )
     if rng_states is not None:
         _save_tensors({"states": rng_states.contiguous()}, new / "rng.safetensors")
     p0 = next(model.parameters())
@@ -127,11 +142,17 @@ def load_checkpoint(path: str | os.PathLike, *, device: str = "cpu", fallback: b
         if errors:
             import sys
 
-            print(f"intermodal: warning: {errors[0]}; resuming from the previous checkpoint {candidate} "
-                  f"(epoch {loaded[1]['epochs_done']})", file=sys.stderr, flush=True)
+            print(
+                f"intermodal: warning: {errors[0]}; resuming from the previous checkpoint {candidate} "
+                f"(epoch {loaded[1]['epochs_done']})",
+                file=sys.stderr,
+                flush=True,
+            )
         return loaded
     if not any((c / "state.json").exists() for c in candidates):
-        raise CheckpointError(f"{path}: no checkpoint here (expected state.json, or a run folder with checkpoint/state.json)")
+        raise CheckpointError(
+            f"{path}: no checkpoint here (expected state.json, or a run folder with checkpoint/state.json)"
+        )
     raise CheckpointError("; and the previous one: ".join(errors))
 
 
@@ -146,8 +167,9 @@ def _load(path: Path, device: str):
     if not isinstance(state, dict):
         raise CheckpointError(f"{state_file}: expected a JSON object")
     if state.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{state_file}: checkpoint format {state.get('format_version')!r}; "
-                              f"this intermodal reads {FORMAT_VERSION}")
+        raise CheckpointError(
+            f"{state_file}: checkpoint format {state.get('format_version')!r}; this intermodal reads {FORMAT_VERSION}"
+        )
     missing = [k for k in _REQUIRED_STATE if k not in state]
     if missing:
         raise CheckpointError(f"{state_file}: lacks key(s) {missing}")
@@ -167,9 +189,14 @@ def _load(path: Path, device: str):
         raise CheckpointError(f"{state_file}: {e}") from None
     try:
         weights = load_file(str(path / "model.safetensors"), device=device)
-        optimizer_state = (load_file(str(path / "optimizer.safetensors"), device=device)
-                           if "optimizer.safetensors" in state["sha256"] else {})
-        rng_states = load_file(str(path / "rng.safetensors"))["states"] if "rng.safetensors" in state["sha256"] else None
+        optimizer_state = (
+            load_file(str(path / "optimizer.safetensors"), device=device)
+            if "optimizer.safetensors" in state["sha256"]
+            else {}
+        )
+        rng_states = (
+            load_file(str(path / "rng.safetensors"))["states"] if "rng.safetensors" in state["sha256"] else None
+        )
     except (SafetensorError, OSError, KeyError) as e:
         raise CheckpointError(f"{path}: a tensor file cannot be read ({e})") from None
     expected = {n for n, _ in model.named_parameters()}
@@ -178,8 +205,9 @@ def _load(path: Path, device: str):
     with torch.no_grad():
         for n, p in model.named_parameters():
             if weights[n].shape != p.shape:
-                raise CheckpointError(f"{path / 'model.safetensors'}: {n} has shape {tuple(weights[n].shape)}; "
-                                      f"expected {tuple(p.shape)}")
+                raise CheckpointError(
+                    f"{path / 'model.safetensors'}: {n} has shape {tuple(weights[n].shape)}; expected {tuple(p.shape)}"
+                )
             p.copy_(weights[n])
     return model, state, optimizer_state, rng_states
 
@@ -190,8 +218,9 @@ def load_model(path: str | os.PathLike, *, device: str = "cpu"):
     return model, state
 
 
-def merge_checkpoints(sources: list[Path], out: str | os.PathLike, keys: list[tuple[str, int]], config: dict,
-                      tables: list[str]) -> Path:
+def merge_checkpoints(
+    sources: list[Path], out: str | os.PathLike, keys: list[tuple[str, int]], config: dict, tables: list[str]
+) -> Path:
     """One checkpoint of the models ``keys`` (in that order) from checkpoints that hold them
     between them, all at the same epoch: weights, Adam moments and generator states are
     taken model by model; Adam's step counts, one per parameter, must agree."""

@@ -4,6 +4,7 @@ Every option of :class:`intermodal.config.RunConfig` is a flag (``--batch-size``
 ``--eval-every``, ...); ``--config FILE`` supplies a file of them, and flags given on the
 command line win over the file.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,22 +20,27 @@ _RENAMED = {"schedules": "schedule"}
 _HELP = {
     "data": "data set: 'sim' (embedded simulator, default), 'icub' (fetched and cached), or a description file",
     "data_dir": "read the data files from this folder instead of fetching them",
-    "sim": "simulator options as JSON, e.g. '{\"seed\": 3, \"n_train\": 1000}' (see --data sim)",
+    "sim": 'simulator options as JSON, e.g. \'{"seed": 3, "n_train": 1000}\' (see --data sim)',
     "patterns": "muting patterns to train on, comma-separated (default: all of the data set's)",
     "schedules": "KL-weight schedules, comma-separated: constant-1, constant-0, dynamic-plateau-0, "
     "dynamic-plateau-1, constant:beta=B, linear:warmup=E, cyclical:cycles=M:ratio=R, table:FILE.csv",
     "seeds": "a number of seeds (5 = seeds 0-4), a list (0,3,7) or a range (10-19)",
     "architecture": "architecture preset 1..7 of the original code, or a .json file of layer widths",
     "epochs": "epochs to train",
-    "schedule_horizon": "epochs the schedules are laid over (default: --epochs; 80000 = the paper's constants unscaled)",
-    "lr": "Adam learning rate", "batch_size": "rows per batch",
-    "dtype": "float32 or float64", "device": "cpu or cuda", "threads": "torch threads per worker (none = torch's choice)",
+    "schedule_horizon": "epochs the schedules are laid over (default: --epochs; 80000 = the paper's constants "
+    "unscaled)",
+    "lr": "Adam learning rate",
+    "batch_size": "rows per batch",
+    "dtype": "float32 or float64",
+    "device": "cpu or cuda",
+    "threads": "torch threads per worker (none = torch's choice)",
     "workers": "parallel shards of models, one core each (none = one per core)",
     "eval_every": "evaluate the measures every this many epochs (0 = never)",
     "eval_rows": "evaluation rows of the test part: first, random or all",
-    "n_eval_rows": "number of evaluation rows (first/random)", "eval_seed": "seed of the random evaluation rows",
+    "n_eval_rows": "number of evaluation rows (first/random)",
+    "eval_seed": "seed of the random evaluation rows",
     "z_samples": "decode from this many samples of z (0 = from the latent mean)",
-    "extra_pairs": "extra measures as JSON: {\"name\": {\"muted\": [selectors], \"compared\": [selectors]}}",
+    "extra_pairs": 'extra measures as JSON: {"name": {"muted": [selectors], "compared": [selectors]}}',
     "windows": "epoch windows for the window means, as JSON [[start, end], ...]",
     "checkpoint_every": "epochs between checkpoints",
 }
@@ -46,8 +52,13 @@ def _add_config_options(parser: argparse.ArgumentParser, defaults: RunConfig, la
         flag = "--" + _RENAMED.get(name, name).replace("_", "-")
         default = getattr(defaults, name)
         shown = ",".join(map(str, default)) if isinstance(default, list) else default
-        group.add_argument(flag, dest=name, default=None, metavar=_metavar(field.annotation),
-                           help=f"{_HELP.get(name, '')} ({label}: {shown})")
+        group.add_argument(
+            flag,
+            dest=name,
+            default=None,
+            metavar=_metavar(field.annotation),
+            help=f"{_HELP.get(name, '')} ({label}: {shown})",
+        )
     parser.add_argument("--config", help="a TOML or JSON file of run options")
 
 
@@ -72,59 +83,75 @@ def _refuse_options_with_resume(args) -> None:
         raise ConfigError(f"--resume continues a run as its config.json says; drop {flags}")
 
 
-def _check_out(out: Path) -> None:
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"--out {out}: the folder exists and is not empty; choose another, or continue it with --resume {out}")
+# Exit statuses: 0 done; 2 a user error (one line names the file, option or key); 3 the run
+# finished but some models diverged (named on stderr); 130 interrupted.
+EXIT_USER_ERROR = 2
+EXIT_DIVERGED = 3
+
+
+def _finished(trainer) -> int:
+    lines = trainer.divergence_lines()
+    for line in lines:
+        print(f"intermodal: {line}", file=sys.stderr)
+    return EXIT_DIVERGED if lines else 0
 
 
 # ---------------------------------------------------------------------- commands
 def cmd_train(args) -> int:
     from .catalog import dataset_of
-    from .runfolder import read_config
+    from .runfolder import read_config, writing
     from .train import Trainer
 
     if args.resume:
         _refuse_options_with_resume(args)
-        config = read_config(args.resume)
-        trainer = Trainer.resume(args.resume, dataset_of(config), config=config, progress=not args.quiet)
+        with writing(args.resume, new=False):
+            config = read_config(args.resume)
+            trainer = Trainer.resume(args.resume, dataset_of(config), config=config, progress=not args.quiet).run()
     else:
         config = _resolve_config(args, RunConfig())
-        out = Path(args.out)
-        _check_out(out)
-        trainer = Trainer(config, dataset_of(config), out, progress=not args.quiet)
-    trainer.run()
+        with writing(Path(args.out), new=True) as out:
+            trainer = Trainer(config, dataset_of(config), out, progress=not args.quiet).run()
     print(f"trained {len(trainer.keys)} models for {trainer.epoch} epochs; wrote {trainer.out}")
-    return 0
+    return _finished(trainer)
 
 
 def cmd_study(args) -> int:
     from . import study
+    from .runfolder import writing
 
     if args.resume:
         _refuse_options_with_resume(args)
-        run = study.resume_study(args.resume, progress=not args.quiet)
+        with writing(args.resume, new=False):
+            trainer = study.resume_study(args.resume, progress=not args.quiet)
     else:
         base = preset_config(args.preset)
         config = _resolve_config(args, base)
-        out = Path(args.out or f"runs/study-{args.preset}")
-        _check_out(out)
-        run = study.run_study(config, out, progress=not args.quiet)
-    print(f"report: {run / 'report.html'}")
-    return 0
+        with writing(Path(args.out or f"runs/study-{args.preset}"), new=True) as out:
+            trainer = study.run_study(config, out, progress=not args.quiet)
+    print(f"report: {trainer.out / 'report.html'}")
+    return _finished(trainer)
 
 
 def cmd_measure(args) -> int:
     from . import study
 
-    table = study.measure_checkpoint(args.checkpoint, data_dir=args.data_dir, eval_rows=args.eval_rows,
-                                     n_eval_rows=args.n_eval_rows, z_samples=args.z_samples,
-                                     schedule=args.schedule, seed=args.seed)
+    table = study.measure_checkpoint(
+        args.checkpoint,
+        data_dir=args.data_dir,
+        eval_rows=args.eval_rows,
+        n_eval_rows=args.n_eval_rows,
+        z_samples=args.z_samples,
+        schedule=args.schedule,
+        seed=args.seed,
+    )
     if args.json:
         print(table.to_json(orient="records", indent=1))
     else:
         import pandas as pd
 
-        wide = table.pivot_table(index=["schedule", "seed", "modality"], columns=["quantity", "scope"], values="value", sort=False)
+        wide = table.pivot_table(
+            index=["schedule", "seed", "modality"], columns=["quantity", "scope"], values="value", sort=False
+        )
         with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 500):
             print(wide.round(4).to_string())
     return 0
@@ -132,8 +159,10 @@ def cmd_measure(args) -> int:
 
 def cmd_report(args) -> int:
     from .report import write_report
+    from .runfolder import writing
 
-    path = write_report(Path(args.run), redraw=True)
+    with writing(args.run, new=False):
+        path = write_report(Path(args.run), redraw=True)
     print(f"report: {path}")
     return 0
 
@@ -142,7 +171,12 @@ def cmd_data_sim(args) -> int:
     from .catalog import write_dataset
     from .sim import simulate
 
-    options = json.loads(args.options) if args.options else {}
+    try:
+        options = json.loads(args.options) if args.options else {}
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"--options: not valid JSON ({e})") from None
+    if not isinstance(options, dict):
+        raise ConfigError("--options: expected a JSON object of simulator options")
     if args.seed is not None:
         options["seed"] = args.seed
     dataset = simulate(**options)
@@ -170,8 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("study", help="train, measure every K epochs, draw the figures and write the report")
-    p.add_argument("--preset", choices=["quick", "paper"], default="quick",
-                   help="quick: minutes on 2 CPU cores (default); paper: the paper's protocol (80 000 epochs)")
+    p.add_argument(
+        "--preset",
+        choices=["quick", "paper"],
+        default="quick",
+        help="quick: minutes on 2 CPU cores (default); paper: the paper's protocol (80 000 epochs)",
+    )
     _add_config_options(p, preset_config("quick"), label="quick preset")
     p.add_argument("--out", help="run folder (default: runs/study-PRESET)")
     p.add_argument("--resume", metavar="RUN", help="continue the study in this folder")
@@ -209,9 +247,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, DataError, ValueError, FileNotFoundError) as e:
+    except (ConfigError, DataError, ValueError) as e:
+        # Every intermodal error that a user's input causes is a ValueError; a bug is not,
+        # and keeps its traceback.
         print(f"intermodal: error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"intermodal: error: {where}{e.strerror or e}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("intermodal: interrupted; continue with --resume RUN", file=sys.stderr)
         return 130

@@ -7,6 +7,7 @@ only make training diverge (an infinite learning rate, say) are refused before a
 starts. A run folder keeps the resolved config as ``config.json``, from which the run can
 be resumed and its figures rebuilt.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +19,15 @@ from .data import DataError, read_mapping_file
 from .options import RAW_STRING, OptionError, Options
 from .schedules import PAPER_EPOCHS, PAPER_SCHEDULES, ScheduleError, parse_schedule
 
-__all__ = ["RunConfig", "ConfigError", "load_config_file", "parse_seeds", "STUDY_PRESETS", "preset_config",
-           "model_keys"]
+__all__ = [
+    "RunConfig",
+    "ConfigError",
+    "load_config_file",
+    "parse_seeds",
+    "STUDY_PRESETS",
+    "preset_config",
+    "model_keys",
+]
 
 ConfigError = OptionError
 
@@ -62,7 +70,8 @@ class RunConfig(Options):
     # --- models: one per (schedule, seed) -------------------------------------------
     schedules: list[str] = Field(default_factory=lambda: ["constant-0"], min_length=1)
     seeds: Annotated[list[Annotated[int, Strict(), Field(ge=0)]], BeforeValidator(parse_seeds)] = Field(
-        default_factory=lambda: [0], min_length=1, json_schema_extra=RAW_STRING)
+        default_factory=lambda: [0], min_length=1, json_schema_extra=RAW_STRING
+    )
     architecture: str = "1"  # preset 1..7 of the original code, or an architecture .json
     # --- optimisation (docs/method.md §3) -------------------------------------------
     epochs: Positive = 200
@@ -78,7 +87,7 @@ class RunConfig(Options):
     # --- evaluation during training (0 = never) ---------------------------------------
     eval_every: Annotated[Whole, Field(ge=0)] = 0
     eval_rows: Literal["first", "random", "all"] = "first"  # rows of the test part
-    n_eval_rows: Positive = 1024
+    n_eval_rows: Positive | None = None  # None = 1024 (the paper's), or every test row when fewer
     eval_seed: Whole = 0
     z_samples: Annotated[Whole, Field(ge=0)] = 0  # 0 = decode from the latent mean (as the original's evaluation)
     extra_pairs: dict[str, dict[str, list[str]]] = Field(default_factory=dict)  # name -> {"muted", "compared"}
@@ -168,7 +177,7 @@ class RunConfig(Options):
 
 def _absolute_table(spec: str, base: Path) -> str:
     if spec.startswith("table:"):
-        return "table:" + str((base / spec[len("table:"):]).resolve())
+        return "table:" + str((base / spec[len("table:") :]).resolve())
     return spec
 
 
@@ -211,5 +220,3 @@ def load_config_file(path: str | Path) -> dict:
         return read_mapping_file(path, "config file")
     except DataError as e:
         raise ConfigError(str(e)) from None
-
-

@@ -31,17 +31,18 @@ unknown keys are rejected at every level (docs/data.md)::
     architectures   optional {"1": {...}, ...} presets given per modality name
     source          optional {"url": "...{file}", "sha256": {"file": "hex", ...}}
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import re
-import tomllib
 from dataclasses import field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
+import tomllib
 from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass as validated_dataclass
 
@@ -166,7 +167,9 @@ class DatasetDescription:
             raise DataError(f"description {self.name!r}: time_steps must be distinct and non-empty")
         low, high = self.value_range
         if not low < high:
-            raise DataError(f"description {self.name!r}: value_range {list(self.value_range)} must be [low, high] with low < high")
+            raise DataError(
+                f"description {self.name!r}: value_range {list(self.value_range)} must be [low, high] with low < high"
+            )
         if low <= self.muted_value <= high:
             raise DataError(
                 f"description {self.name!r}: muted_value {self.muted_value} lies inside value_range "
@@ -179,7 +182,9 @@ class DatasetDescription:
                 f"description {self.name!r}: 'columns' must list each column once; missing {missing}, unknown {extra}"
             )
         if not self.muting_patterns:
-            raise DataError(f"description {self.name!r}: 'muting_patterns' is empty; give at least {{\"complete\": []}}")
+            raise DataError(
+                f"description {self.name!r}: 'muting_patterns' is empty; give at least {{\"complete\": []}}"
+            )
         for pattern, selectors in self.muting_patterns.items():
             self._check_selectors(selectors, f"muting pattern {pattern!r}")
         for name in self.motor_modalities or ():
@@ -209,9 +214,7 @@ class DatasetDescription:
         raise DataError(f"data set {self.name!r} has no modality {name!r}; it has {self.modality_names}")
 
     def default_columns(self) -> list[str]:
-        return [
-            f"{m.name}_{step}_{i}" for m in self.modalities for step in self.time_steps for i in range(m.size)
-        ]
+        return [f"{m.name}_{step}_{i}" for m in self.modalities for step in self.time_steps for i in range(m.size)]
 
     def column_names(self) -> list[str]:
         """Names of the columns in file order, e.g. ``joints_t_0`` or ``touch_t-1_0``."""
@@ -252,7 +255,9 @@ class DatasetDescription:
         names = list(self.muting_patterns) if patterns is None else patterns
         for n in names:
             if n not in self.muting_patterns:
-                raise DataError(f"data set {self.name!r} has no muting pattern {n!r}; it has {list(self.muting_patterns)}")
+                raise DataError(
+                    f"data set {self.name!r} has no muting pattern {n!r}; it has {list(self.muting_patterns)}"
+                )
         return np.stack([self.mask(list(self.muting_patterns[n])) for n in names])
 
     # ------------------------------------------------------------ serialising
@@ -279,13 +284,18 @@ class DatasetDescription:
             spec = getattr(self, part)
             if spec is not None:
                 default = TableFile(spec.file)
-                d[part] = {k: v for k, v in dataclasses.asdict(spec).items()
-                           if k == "file" or (v is not None and v != getattr(default, k))}
+                d[part] = {
+                    k: v
+                    for k, v in dataclasses.asdict(spec).items()
+                    if k == "file" or (v is not None and v != getattr(default, k))
+                }
         if self.motor_modalities is not None:
             d["motor_modalities"] = list(self.motor_modalities)
         if self.prediction_tests is not None:
-            d["prediction_tests"] = {k: {"given": list(t.given), "chained": t.chained, "about": t.about}
-                                     for k, t in self.prediction_tests.items()}
+            d["prediction_tests"] = {
+                k: {"given": list(t.given), "chained": t.chained, "about": t.about}
+                for k, t in self.prediction_tests.items()
+            }
         if self.architectures:
             d["architectures"] = self.architectures
         if self.source:
@@ -386,24 +396,32 @@ def _read_csv(path: Path, header_names: list[str] | None, extra_columns: str) ->
             if missing:
                 problems.append(f"lacks column(s) {missing[:5]}{' ...' if len(missing) > 5 else ''}")
             if unknown:
-                problems.append(f"has column(s) the description does not name {unknown[:5]}"
-                                + (" (set \"extra_columns\": \"ignore\" in the description's part to skip them)"
-                                   if not missing else ""))
+                problems.append(
+                    f"has column(s) the description does not name {unknown[:5]}"
+                    + (
+                        ' (set "extra_columns": "ignore" in the description\'s part to skip them)'
+                        if not missing
+                        else ""
+                    )
+                )
             raise DataError(
                 f"{path}: the header {' and '.join(problems)}; expected the {len(header_names)} "
                 f"column names of the description, like {header_names[:3]}"
             )
         frame = frame[header_names]  # the description's order, whatever the file's
+    if len(frame) == 0:
+        raise DataError(f"{path}: has no rows")
     for column in frame.columns:
-        if not np.issubdtype(frame[column].dtype, np.number):
+        if not pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column]):
             values = pd.to_numeric(frame[column], errors="coerce")
             row = int(np.flatnonzero(values.isna() & frame[column].notna())[0]) if values.isna().any() else 0
             raise DataError(f"{path}: column {column!r}, data row {row}: {frame[column].iloc[row]!r} is not a number")
     return frame.to_numpy(dtype=np.float64)
 
 
-def _read_matrix(path: Path, variable: str | None, header_names: list[str] | None,
-                 extra_columns: str = "error") -> np.ndarray:
+def _read_matrix(
+    path: Path, variable: str | None, header_names: list[str] | None, extra_columns: str = "error"
+) -> np.ndarray:
     suffix = path.suffix.lower()
     if not path.is_file():
         raise DataError(f"data file {path} does not exist")
@@ -445,7 +463,9 @@ def _check_values(rows: np.ndarray, desc: DatasetDescription, path: Path, *, all
     bad = ~np.isfinite(rows)
     if bad.any():
         r, c = np.argwhere(bad)[0]
-        raise DataError(f"{path}: row {r}, column {c} ({names[c % len(names)]}) is {rows[r, c]}; expected a finite number")
+        raise DataError(
+            f"{path}: row {r}, column {c} ({names[c % len(names)]}) is {rows[r, c]}; expected a finite number"
+        )
     low, high = desc.value_range
     outside = (rows < low) | (rows > high)
     if allow_muted:
@@ -496,7 +516,9 @@ def read_table(spec: TableFile, desc: DatasetDescription, root: Path | None = No
     return targets[complete]
 
 
-def augment(complete: np.ndarray, desc: DatasetDescription, patterns: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def augment(
+    complete: np.ndarray, desc: DatasetDescription, patterns: list[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Training rows from complete rows: each row once per muting pattern (Zambelli Table 1).
 
     Parameters

@@ -15,6 +15,7 @@ Figures are built on :class:`~matplotlib.figure.Figure` with the Agg canvas dire
 than through ``pyplot``, so drawing them never touches the user's interactive backend and
 nothing is left open in pyplot's figure registry.
 """
+
 from __future__ import annotations
 
 import math
@@ -71,8 +72,7 @@ FIGURES: dict[str, str] = {
     ),
     "fig5_baseline": "Baseline (everything muted, regarding all) against epoch per schedule (paper Fig. 5).",
     "fig6_measures": (
-        "The four measures per modality: columns = measures, rows = schedules, "
-        "one line per modality (paper Fig. 6)."
+        "The four measures per modality: columns = measures, rows = schedules, one line per modality (paper Fig. 6)."
     ),
     "fig7_window_means": (
         "Measures averaged over two epoch windows, modality on the x-axis, one marker per schedule; "
@@ -150,9 +150,15 @@ def _thin(curve: pd.DataFrame, max_points: int = MAX_POINTS_PER_CURVE) -> pd.Dat
         return curve
     width = math.ceil(len(curve) / max_points)
     bins = np.arange(len(curve)) // width
-    return curve.groupby(bins).agg(epoch=("epoch", "mean"), mean=("mean", "mean"), low=("low", "mean"),
-                                   high=("high", "mean"), n_seeds=("n_seeds", "min"),
-                                   range_low=("mean", "min"), range_high=("mean", "max"))
+    return curve.groupby(bins).agg(
+        epoch=("epoch", "mean"),
+        mean=("mean", "mean"),
+        low=("low", "mean"),
+        high=("high", "mean"),
+        n_seeds=("n_seeds", "min"),
+        range_low=("mean", "min"),
+        range_high=("mean", "max"),
+    )
 
 
 # --------------------------------------------------------------------------- drawing helpers
@@ -163,8 +169,9 @@ def _new_figure(n_rows: int, n_cols: int, panel_size: tuple[float, float], **sub
     return figure, axes
 
 
-def _plot_curve(ax, curve: pd.DataFrame, colour: str, label: str | None = None, linestyle: str = "-",
-                linewidth: float = 1.4) -> bool:
+def _plot_curve(
+    ax, curve: pd.DataFrame, colour: str, label: str | None = None, linestyle: str = "-", linewidth: float = 1.4
+) -> bool:
     """Mean line and band; returns whether the curve was thinned."""
     if curve.empty:
         return False
@@ -173,15 +180,30 @@ def _plot_curve(ax, curve: pd.DataFrame, colour: str, label: str | None = None, 
     curve = _thin(curve)
     x = curve["epoch"].to_numpy(float)
     if thinned:
-        ax.fill_between(x, curve["range_low"].to_numpy(float), curve["range_high"].to_numpy(float), color=colour,
-                        alpha=0.3, linewidth=0)
+        ax.fill_between(
+            x,
+            curve["range_low"].to_numpy(float),
+            curve["range_high"].to_numpy(float),
+            color=colour,
+            alpha=0.3,
+            linewidth=0,
+        )
     # Few evaluations: markers so a single point (or a sparse series) is still visible.
     marker = "o" if len(curve) <= 30 else None
-    ax.plot(x, curve["mean"].to_numpy(float), color=colour, label=label, linestyle=linestyle,
-            linewidth=linewidth, marker=marker, markersize=3.5)
+    ax.plot(
+        x,
+        curve["mean"].to_numpy(float),
+        color=colour,
+        label=label,
+        linestyle=linestyle,
+        linewidth=linewidth,
+        marker=marker,
+        markersize=3.5,
+    )
     if (curve["n_seeds"] > 1).any() and len(curve) > 1:
-        ax.fill_between(x, curve["low"].to_numpy(float), curve["high"].to_numpy(float), color=colour,
-                        alpha=0.18, linewidth=0)
+        ax.fill_between(
+            x, curve["low"].to_numpy(float), curve["high"].to_numpy(float), color=colour, alpha=0.18, linewidth=0
+        )
     return thinned
 
 
@@ -229,8 +251,7 @@ def _by_keys(summary: pd.DataFrame, keys: list[str]):
 
 
 def _say_no_data(ax, text: str = "no data") -> None:
-    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=9, color="0.35",
-            wrap=True)
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=9, color="0.35", wrap=True)
 
 
 def _title(figure: Figure, number_and_name: str, band: str | None, n_seeds: int | None, thinned: bool) -> None:
@@ -299,15 +320,18 @@ def fig2_schedules(history: pd.DataFrame, *, schedules=None, colours=None, windo
     return figure
 
 
-def fig4_losses(history: pd.DataFrame, results: pd.DataFrame, *, schedules=None, colours=None, band="sd",
-                windows=None) -> Figure:
+def fig4_losses(
+    history: pd.DataFrame, results: pd.DataFrame, *, schedules=None, colours=None, band="sd", windows=None
+) -> Figure:
     """Paper Fig. 4: prediction error (results) and reconstruction, latent and weighted loss
     (history) against epoch; a column per schedule, a row per quantity, y shared per row."""
     results = normalised_results(results)
     schedules, colours = _resolve(schedules, colours, history, results)
     quantities = [
-        ("prediction error", seed_summary(results[results["quantity"] == "prediction_error"], ["schedule"],
-                                          "value", band)),
+        (
+            "prediction error",
+            seed_summary(results[results["quantity"] == "prediction_error"], ["schedule"], "value", band),
+        ),
         ("reconstruction loss", seed_summary(history, ["schedule"], "reconstruction_loss", band)),
         ("latent loss (nats)", seed_summary(history, ["schedule"], "latent_loss", band)),
         ("weighted loss", seed_summary(history, ["schedule"], "loss", band)),
@@ -357,8 +381,9 @@ def fig5_baseline(results: pd.DataFrame, *, schedules=None, colours=None, band="
     return figure
 
 
-def fig6_measures(results: pd.DataFrame, *, schedules=None, modalities=None, band="sd", windows=None,
-                  colours=None) -> Figure:
+def fig6_measures(
+    results: pd.DataFrame, *, schedules=None, modalities=None, band="sd", windows=None, colours=None
+) -> Figure:
     """Paper Fig. 6: the four measures; columns = measures, rows = schedules, a line per modality.
     The y-axis is shared within a schedule's row so its measures compare directly."""
     results = normalised_results(results)
@@ -382,22 +407,34 @@ def fig6_measures(results: pd.DataFrame, *, schedules=None, modalities=None, ban
             if row == 0:
                 ax.set_title(short, fontsize=9)
             if col == 0:
-                ax.set_ylabel(f"{name}\n(nats)" if name is not None else "", fontsize=9,
-                              color=colours.get(name, "k"))
+                ax.set_ylabel(f"{name}\n(nats)" if name is not None else "", fontsize=9, color=colours.get(name, "k"))
     for ax in axes[-1, :]:
         ax.set_xlabel("epoch")
     _share_epoch_axis(axes, measures)
     handles = [Line2D([], [], label=m, linewidth=1.6, **_modality_style(i)) for i, m in enumerate(modalities)]
     if handles:
-        figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 8), fontsize=9,
-                      title="modality", title_fontsize=9, frameon=False)
-    _title(figure, "Fig. 6 — single modality error (SME) and loss of precision (LoP) per modality", band,
-           _n_seeds(measures), thinned)
+        figure.legend(
+            handles=handles,
+            loc="outside lower center",
+            ncols=min(len(handles), 8),
+            fontsize=9,
+            title="modality",
+            title_fontsize=9,
+            frameon=False,
+        )
+    _title(
+        figure,
+        "Fig. 6 — single modality error (SME) and loss of precision (LoP) per modality",
+        band,
+        _n_seeds(measures),
+        thinned,
+    )
     return figure
 
 
-def fig7_window_means(results: pd.DataFrame, windows=None, *, schedules=None, modalities=None, colours=None,
-                      band="sd", yscale="auto") -> Figure:
+def fig7_window_means(
+    results: pd.DataFrame, windows=None, *, schedules=None, modalities=None, colours=None, band="sd", yscale="auto"
+) -> Figure:
     """Paper Fig. 7: measures averaged over each window; rows = SME / LoP, columns = windows,
     modality on the x-axis, a marker per schedule; regarding all is the darker marker.
     Error bars: ±1 sd (or min–max) over seeds of each seed's window mean.
@@ -413,10 +450,11 @@ def fig7_window_means(results: pd.DataFrame, windows=None, *, schedules=None, mo
         windows = resolve_windows(None, results=results)
     windows = list(windows)
     means = window_means(results, windows, MEASURE_QUANTITIES)
-    families = [("single_modality_error", "single modality error (nats)"),
-                ("loss_of_precision", "loss of precision (nats)")]
-    figure, axes = _new_figure(2, max(len(windows), 1), (max(3.6, 0.75 * len(modalities) + 1.2), 2.6),
-                               sharey="row")
+    families = [
+        ("single_modality_error", "single modality error (nats)"),
+        ("loss_of_precision", "loss of precision (nats)"),
+    ]
+    figure, axes = _new_figure(2, max(len(windows), 1), (max(3.6, 0.75 * len(modalities) + 1.2), 2.6), sharey="row")
     log_rows: dict[int, str] = {}
     for row, (quantity, label) in enumerate(families):
         positive = means.loc[(means["quantity"] == quantity) & (means["mean"] > 0), "mean"]
@@ -456,34 +494,64 @@ def fig7_window_means(results: pd.DataFrame, windows=None, *, schedules=None, mo
                     else:
                         low = mean - rows["min"].to_numpy(float)
                         high = rows["max"].to_numpy(float) - mean
-                    ax.errorbar(x + offsets[s_index], mean, yerr=np.vstack([low, high]), fmt=marker, color=shade,
-                                markersize=5, elinewidth=0.9, capsize=2, markeredgecolor=_darker(colours[name], 0.5),
-                                markeredgewidth=0.5)
-    handles = [Line2D([], [], linestyle="none", marker=_SCHEDULE_MARKERS[i % len(_SCHEDULE_MARKERS)],
-                      color=colours[name], markersize=6, label=name) for i, name in enumerate(schedules)]
-    handles += [Line2D([], [], linestyle="none", marker="o", color=_lighter("#777777"), markersize=6,
-                       label="regarding m (light)"),
-                Line2D([], [], linestyle="none", marker="o", color=_darker("#777777"), markersize=6,
-                       label="regarding all (dark)")]
-    figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), fontsize=8,
-                  frameon=False)
+                    ax.errorbar(
+                        x + offsets[s_index],
+                        mean,
+                        yerr=np.vstack([low, high]),
+                        fmt=marker,
+                        color=shade,
+                        markersize=5,
+                        elinewidth=0.9,
+                        capsize=2,
+                        markeredgecolor=_darker(colours[name], 0.5),
+                        markeredgewidth=0.5,
+                    )
+    handles = [
+        Line2D(
+            [],
+            [],
+            linestyle="none",
+            marker=_SCHEDULE_MARKERS[i % len(_SCHEDULE_MARKERS)],
+            color=colours[name],
+            markersize=6,
+            label=name,
+        )
+        for i, name in enumerate(schedules)
+    ]
+    handles += [
+        Line2D(
+            [], [], linestyle="none", marker="o", color=_lighter("#777777"), markersize=6, label="regarding m (light)"
+        ),
+        Line2D(
+            [], [], linestyle="none", marker="o", color=_darker("#777777"), markersize=6, label="regarding all (dark)"
+        ),
+    ]
+    figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), fontsize=8, frameon=False)
     n_seeds = _n_seeds(results[results["quantity"].isin(MEASURE_QUANTITIES)])
-    notes = [f"mean over {n_seeds} seed{'s' if n_seeds != 1 else ''} of each seed's window mean" if n_seeds
-             else "no measure evaluations"]
+    notes = [
+        f"mean over {n_seeds} seed{'s' if n_seeds != 1 else ''} of each seed's window mean"
+        if n_seeds
+        else "no measure evaluations"
+    ]
     if n_seeds and n_seeds > 1:
         if band == "sd" and len(log_rows) == len(families):
             notes.append("error bars: min–max over seeds")
         else:
-            notes.append("error bars: " + ("±1 sd" if band == "sd" else "min–max") + " over seeds"
-                         + (" (min–max on log-scale rows)" if band == "sd" and log_rows else ""))
+            notes.append(
+                "error bars: "
+                + ("±1 sd" if band == "sd" else "min–max")
+                + " over seeds"
+                + (" (min–max on log-scale rows)" if band == "sd" and log_rows else "")
+            )
     if log_rows:
         notes.append("log scale: " + ", ".join(log_rows.values()))
     _suptitle(figure, "Fig. 7 — measures averaged over epoch windows", notes)
     return figure
 
 
-def figA1_per_modality(results: pd.DataFrame, *, schedules=None, modalities=None, colours=None, band="sd",
-                      windows=None) -> Figure:
+def figA1_per_modality(
+    results: pd.DataFrame, *, schedules=None, modalities=None, colours=None, band="sd", windows=None
+) -> Figure:
     """Paper appendix Fig. A.1: for every modality two rows, single modality error then loss
     of precision, against epoch; a column per schedule; regarding all is the darker line.
     The y-axis is shared along each row so schedules compare directly."""
@@ -518,8 +586,10 @@ def figA1_per_modality(results: pd.DataFrame, *, schedules=None, modalities=None
     for ax in axes[-1, :]:
         ax.set_xlabel("epoch")
     _share_epoch_axis(axes, measures)
-    handles = [Line2D([], [], color=_lighter("#777777"), linewidth=2, label="regarding the modality (light)"),
-               Line2D([], [], color=_darker("#777777"), linewidth=2, label="regarding all (dark)")]
+    handles = [
+        Line2D([], [], color=_lighter("#777777"), linewidth=2, label="regarding the modality (light)"),
+        Line2D([], [], color=_darker("#777777"), linewidth=2, label="regarding all (dark)"),
+    ]
     figure.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
     _title(figure, "Fig. A.1 — measures per modality (two rows each: SME, LoP)", band, _n_seeds(measures), thinned)
     return figure
@@ -564,13 +634,18 @@ def draw_figures(run: Run, band: str = "sd") -> dict[str, Figure]:
         "fig5_baseline": fig5_baseline(run.results, band=band, windows=windows, **common),
         "fig6_measures": fig6_measures(run.results, modalities=modalities, band=band, windows=windows, **common),
         "fig7_window_means": fig7_window_means(run.results, windows, modalities=modalities, band=band, **common),
-        "figA1_per_modality": figA1_per_modality(run.results, modalities=modalities, band=band, windows=windows,
-                                                 **common),
+        "figA1_per_modality": figA1_per_modality(
+            run.results, modalities=modalities, band=band, windows=windows, **common
+        ),
     }
     if run.diagnostics is not None:
         figures[ACTIVE_UNITS_FIGURE] = fig_active_units(
-            run.diagnostics, schedules=schedule_order(run.diagnostics, config=config), colours=colours, band=band,
-            windows=windows)
+            run.diagnostics,
+            schedules=schedule_order(run.diagnostics, config=config),
+            colours=colours,
+            band=band,
+            windows=windows,
+        )
     return figures
 
 

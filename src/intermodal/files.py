@@ -1,6 +1,7 @@
 """Writing files so that nothing is ever half-written: every file intermodal writes goes
 to a temporary name beside its destination, is flushed to disk, and is renamed into place;
 the folder is then flushed too, so that the rename itself survives a power cut."""
+
 from __future__ import annotations
 
 import json

@@ -27,6 +27,7 @@ Everything is computed for a whole ensemble at once: every muted copy of the eva
 rows is stacked into one batch and encoded and decoded in a single pass per chunk of rows,
 with the model axis handled by the model's batched layers (no loop over models).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -61,7 +62,9 @@ _STACKED_ROWS_PER_PASS = 8192
 
 
 # ---------------------------------------------------------------------- KL divergence
-def _kl_per_column(mean_p: torch.Tensor, logvar_p: torch.Tensor, mean_q: torch.Tensor, logvar_q: torch.Tensor) -> torch.Tensor:
+def _kl_per_column(
+    mean_p: torch.Tensor, logvar_p: torch.Tensor, mean_q: torch.Tensor, logvar_q: torch.Tensor
+) -> torch.Tensor:
     """Element-wise KL(N(mean_p, exp(logvar_p)) || N(mean_q, exp(logvar_q))), broadcast."""
     # log(s_q/s_p) + s_p^2/(2 s_q^2) - 1/2 = (exp(d) - 1 - d)/2 with d = logvar_p - logvar_q;
     # expm1 stays accurate near d = 0, where the literal form cancels to rounding noise. It is
@@ -89,7 +92,9 @@ def gaussian_kl(mean_p, logvar_p, mean_q, logvar_q, columns=None):
     """
     as_numpy = not any(isinstance(a, torch.Tensor) for a in (mean_p, logvar_p, mean_q, logvar_q))
     tensors = [torch.as_tensor(a) for a in (mean_p, logvar_p, mean_q, logvar_q)]
-    dtype = torch.promote_types(torch.promote_types(tensors[0].dtype, tensors[1].dtype), torch.promote_types(tensors[2].dtype, tensors[3].dtype))
+    dtype = torch.promote_types(
+        torch.promote_types(tensors[0].dtype, tensors[1].dtype), torch.promote_types(tensors[2].dtype, tensors[3].dtype)
+    )
     if not dtype.is_floating_point:
         dtype = torch.get_default_dtype()
     tensors = [t.to(dtype) for t in tensors]
@@ -99,10 +104,15 @@ def gaussian_kl(mean_p, logvar_p, mean_q, logvar_q, columns=None):
         n = per_column.shape[-1]
         if index.dtype == torch.bool:
             if index.ndim != 1 or index.numel() != n:
-                raise ValueError(f"columns: boolean mask of length {index.numel()}; expected one of length {n} (the last axis)")
+                raise ValueError(
+                    f"columns: boolean mask of length {index.numel()}; expected one of length {n} (the last axis)"
+                )
             index = torch.nonzero(index).flatten()
         elif index.numel() and (index.dtype.is_floating_point or index.min() < -n or index.max() >= n):
-            raise ValueError(f"columns: expected integer indices in [0, {n}) or a boolean mask of length {n}; got {np.asarray(columns)!r}")
+            raise ValueError(
+                f"columns: expected integer indices in [0, {n}) or a boolean mask of length {n}; "
+                f"got {np.asarray(columns)!r}"
+            )
         per_column = per_column.index_select(-1, index.to(per_column.device).long().remainder(n).flatten())
     kl = per_column.sum(-1)
     return kl.numpy() if as_numpy else kl
@@ -134,7 +144,9 @@ def _normalise_pairs(extra_pairs) -> list[tuple[str, object, object]]:
         for name, pair in extra_pairs.items():
             if isinstance(pair, Mapping):
                 if sorted(pair) != ["compared", "muted"]:
-                    raise ValueError(f"extra pair {name!r}: expected the keys 'muted' and 'compared'; got {sorted(pair)}")
+                    raise ValueError(
+                        f"extra pair {name!r}: expected the keys 'muted' and 'compared'; got {sorted(pair)}"
+                    )
                 items.append((name, pair["muted"], pair["compared"]))
             elif isinstance(pair, (tuple, list)) and len(pair) == 2:
                 items.append((name, *pair))
@@ -209,7 +221,10 @@ def measure_specs(desc: DatasetDescription, extra_pairs=None) -> list[MeasureSpe
         muted_mask = _selector_mask(desc, muted, f"extra pair {name!r}, muted selectors")
         compared_mask = _selector_mask(desc, compared, f"extra pair {name!r}, compared selectors")
         if not compared_mask.any():
-            raise ValueError(f"extra pair {name!r}: the compared selectors are empty, so the divergence would be 0 by construction; name at least one modality")
+            raise ValueError(
+                f"extra pair {name!r}: the compared selectors are empty, so the divergence would be 0 by "
+                "construction; name at least one modality"
+            )
         specs.append(MeasureSpec("custom", name, "", muted_mask, compared_mask))
     return specs
 
@@ -223,7 +238,8 @@ def _check_model(model, desc: DatasetDescription) -> None:
         raise ValueError(
             f"the model was built for {model.description.name!r} (modalities {model.description.modality_names}, "
             f"{len(built_for)} columns); the description {desc.name!r} has {desc.modality_names} "
-            f"({desc.n_columns} columns){' in another column order' if sorted(built_for) == sorted(desc.column_names()) else ''}"
+            f"({desc.n_columns} columns)"
+            f"{' in another column order' if sorted(built_for) == sorted(desc.column_names()) else ''}"
         )
 
 
@@ -242,7 +258,10 @@ def _as_rows(rows, desc: DatasetDescription, *, dtype, device) -> torch.Tensor:
     finite = torch.isfinite(x) if x.dtype.is_floating_point else torch.ones_like(x, dtype=torch.bool)
     if not bool(finite.all()):
         r, c = (int(i) for i in torch.nonzero(~finite)[0])
-        raise ValueError(f"rows: row {r}, column {c} ({desc.column_names()[c]}) is {float(x[r, c])}; every value must be finite (no NaN rows)")
+        raise ValueError(
+            f"rows: row {r}, column {c} ({desc.column_names()[c]}) is {float(x[r, c])}; every value must be finite "
+            "(no NaN rows)"
+        )
     muted = x == desc.muted_value
     if bool(muted.any()):
         r, c = (int(i) for i in torch.nonzero(muted)[0])
@@ -254,7 +273,9 @@ def _as_rows(rows, desc: DatasetDescription, *, dtype, device) -> torch.Tensor:
 
 
 def _check_batch_size(batch_size) -> None:
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1
+    ):
         raise ValueError(f"batch_size: expected a positive whole number or None; got {batch_size!r}")
 
 
@@ -340,8 +361,14 @@ def integration_measures(
         noise = None
         if z_samples:
             # Drawn once for all rows so that the numbers do not depend on batch_size.
-            noise = torch.randn(z_samples, n_rows, model.latent_size, generator=generator, dtype=dtype,
-                                device=generator.device if generator is not None else "cpu").to(device)
+            noise = torch.randn(
+                z_samples,
+                n_rows,
+                model.latent_size,
+                generator=generator,
+                dtype=dtype,
+                device=generator.device if generator is not None else "cpu",
+            ).to(device)
         kl_sum = torch.zeros(n_models, n_variants, n_columns, dtype=torch.float64, device=device)
         distance_sum = torch.zeros(n_models, dtype=torch.float64, device=device)
         for start in range(0, n_rows, batch_size):
@@ -408,7 +435,9 @@ def evaluation_rows(test_rows, mode: str = "first", n: int = 1024, seed: int = 0
     The selected rows ``[n, n_columns]``, of the same type as ``test_rows``.
     """
     if mode not in EVALUATION_MODES:
-        raise ValueError(f"evaluation rows: unknown mode {mode!r}; expected one of {', '.join(repr(m) for m in EVALUATION_MODES)}")
+        raise ValueError(
+            f"evaluation rows: unknown mode {mode!r}; expected one of {', '.join(repr(m) for m in EVALUATION_MODES)}"
+        )
     available = len(test_rows)
     if mode == "all":
         return test_rows

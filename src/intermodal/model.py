@@ -6,6 +6,7 @@ numbers. Layer sizes come from an :class:`Architecture`, which names its per-mod
 by the data set's modality names; presets "1".."7" are the original code's (taken from a
 data set's description where it lists them, else derived from each modality's width).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,7 +22,15 @@ from torch import nn
 
 from .data import DataError, DatasetDescription, read_mapping_file, validation_message
 
-__all__ = ["Architecture", "architecture_preset", "MultimodalVAE", "PRESETS", "column_weights", "losses", "recon_constant"]
+__all__ = [
+    "Architecture",
+    "architecture_preset",
+    "MultimodalVAE",
+    "PRESETS",
+    "column_weights",
+    "losses",
+    "recon_constant",
+]
 
 PRESETS = ("1", "2", "3", "4", "5", "6", "7")
 
@@ -67,12 +76,15 @@ class Architecture:
         for part in ("encoders", "slices", "decoders"):
             got = list(getattr(self, part))
             if sorted(got) != sorted(names):
-                raise ValueError(f"architecture: '{part}' names modalities {got}; the data set {desc.name!r} has {names}")
+                raise ValueError(
+                    f"architecture: '{part}' names modalities {got}; the data set {desc.name!r} has {names}"
+                )
         if not self.shared_encoder:
             raise ValueError("architecture: 'shared_encoder' needs at least one layer")
         if not self.shared_decoder or self.shared_decoder[-1] != sum(self.slices.values()):
             raise ValueError(
-                f"architecture: the last shared decoder width ({self.shared_decoder[-1] if self.shared_decoder else None}) "
+                "architecture: the last shared decoder width "
+                f"({self.shared_decoder[-1] if self.shared_decoder else None}) "
                 f"must equal the sum of the slices ({sum(self.slices.values())})"
             )
 
@@ -203,7 +215,9 @@ class MultimodalVAE(nn.Module):
     and ``biases.<layer>`` ``[models, 1, out]``.
     """
 
-    def __init__(self, desc: DatasetDescription, arch: Architecture, n_models: int, *, dtype=torch.float32, device="cpu"):
+    def __init__(
+        self, desc: DatasetDescription, arch: Architecture, n_models: int, *, dtype=torch.float32, device="cpu"
+    ):
         super().__init__()
         arch.check(desc)
         self.description, self.architecture, self.n_models = desc, arch, int(n_models)
@@ -246,7 +260,9 @@ class MultimodalVAE(nn.Module):
         self._identity_order = bool(np.array_equal(order, np.arange(self.n_columns)))
         self.register_buffer("_output_index", torch.as_tensor(np.argsort(order)), persistent=False)
         self._modality_widths = [len(c) for c in column_index]
-        self.register_buffer("column_weight", torch.as_tensor(column_weights(desc), dtype=dtype, device=device), persistent=False)
+        self.register_buffer(
+            "column_weight", torch.as_tensor(column_weights(desc), dtype=dtype, device=device), persistent=False
+        )
         self.recon_constant = recon_constant(desc, self.latent_size)
 
     # ---------------------------------------------------------------- set-up
@@ -344,8 +360,9 @@ class MultimodalVAE(nn.Module):
         """Encode ``x [models, rows, n_columns]``, draw ``z = mean + exp(logvar/2)·eps``
         (the posterior mean where ``eps`` is None), decode. Returns ``(out_mean, out_logvar,
         z_mean, z_logvar)``, each ``[models, rows, ·]``."""
-        out = self.forward_features_first(x.transpose(1, 2).contiguous(),
-                                          None if eps is None else eps.transpose(1, 2).contiguous())
+        out = self.forward_features_first(
+            x.transpose(1, 2).contiguous(), None if eps is None else eps.transpose(1, 2).contiguous()
+        )
         return tuple(t.transpose(1, 2) for t in out)
 
     def training_losses(self, x_ff: torch.Tensor, target_ff: torch.Tensor, eps_ff: torch.Tensor):
@@ -359,19 +376,22 @@ class MultimodalVAE(nn.Module):
         recon = _GaussianNLL.apply(target_ff, out_mean, out_raw, self.column_weight[:, None], self.recon_constant)
         return recon, latent
 
-    def select(self, models: list[int]) -> "MultimodalVAE":
+    def select(self, models: list[int]) -> MultimodalVAE:
         """A new ensemble holding copies of the given models (by position)."""
         idx = torch.as_tensor(models, device=self.column_weight.device)
         return self._from_tensors(len(models), {n: p.detach().index_select(0, idx) for n, p in self.named_parameters()})
 
     @staticmethod
-    def concatenate(ensembles: list["MultimodalVAE"]) -> "MultimodalVAE":
+    def concatenate(ensembles: list[MultimodalVAE]) -> MultimodalVAE:
         """One ensemble holding copies of the models of several (same architecture), in order."""
         first = ensembles[0]
-        tensors = {n: torch.cat([dict(e.named_parameters())[n].detach() for e in ensembles]) for n, _ in first.named_parameters()}
+        tensors = {
+            n: torch.cat([dict(e.named_parameters())[n].detach() for e in ensembles])
+            for n, _ in first.named_parameters()
+        }
         return first._from_tensors(sum(e.n_models for e in ensembles), tensors)
 
-    def _from_tensors(self, n_models: int, tensors: dict[str, torch.Tensor]) -> "MultimodalVAE":
+    def _from_tensors(self, n_models: int, tensors: dict[str, torch.Tensor]) -> MultimodalVAE:
         p = self.column_weight
         out = MultimodalVAE(self.description, self.architecture, n_models, dtype=p.dtype, device=p.device)
         with torch.no_grad():

@@ -5,6 +5,7 @@ never a string split into characters); strings typed on a command line are first
 into values by :func:`parse_string`, from the field's declared type. Errors name the
 source and the key.
 """
+
 from __future__ import annotations
 
 import json
@@ -96,13 +97,16 @@ class Options(BaseModel):
             if field is None:
                 raise OptionError(_with_known_keys(f"{origin}: {key}: unknown key", cls))
             raw = isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("cli") == "raw"
-            out[name] = text if raw or not isinstance(text, str) else parse_string(text, field.annotation, f"{origin}: {key}")
+            out[name] = (
+                text if raw or not isinstance(text, str) else parse_string(text, field.annotation, f"{origin}: {key}")
+            )
         return out
 
     def updated(self, values: dict, origin: str = "config"):
         """A copy with ``values`` applied, all of it validated again."""
-        return type(self).from_mapping({**self.to_dict(), **{str(k).replace("-", "_"): v for k, v in values.items()}},
-                                       origin)
+        return type(self).from_mapping(
+            {**self.to_dict(), **{str(k).replace("-", "_"): v for k, v in values.items()}}, origin
+        )
 
     def to_dict(self) -> dict:
         return self.model_dump(mode="json")

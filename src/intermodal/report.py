@@ -8,6 +8,7 @@ PNG, styles are inline, and the page needs no other file, no network and no Java
 run's numbers; its rules and thresholds are the module constants below and are printed in
 the page.
 """
+
 from __future__ import annotations
 
 import base64
@@ -17,7 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import jinja2
-
 import numpy as np
 import pandas as pd
 
@@ -123,13 +123,14 @@ def check_findings(history: pd.DataFrame, results: pd.DataFrame, windows=None) -
 
 
 def _check_collapse(history, results, window, where) -> dict:
-    finding = (f"{COLLAPSED_SCHEDULE} collapses: lowest baseline, highest prediction error, "
-               "latent loss near 0")
-    rule = (f"Over the {where}: {COLLAPSED_SCHEDULE}'s baseline is below every other schedule's, its "
-            f"prediction error above every other schedule's, and its latent loss below "
-            f"{LATENT_NEAR_ZERO_NATS:g} nats or below {LATENT_NEAR_ZERO_FRACTION:.0%} of the median of the "
-            f"other schedules' latent losses. Values within {TIE_TOLERANCE:.0%} of each other count as tied, and a tie "
-            "counts as lowest/highest.")
+    finding = f"{COLLAPSED_SCHEDULE} collapses: lowest baseline, highest prediction error, latent loss near 0"
+    rule = (
+        f"Over the {where}: {COLLAPSED_SCHEDULE}'s baseline is below every other schedule's, its "
+        f"prediction error above every other schedule's, and its latent loss below "
+        f"{LATENT_NEAR_ZERO_NATS:g} nats or below {LATENT_NEAR_ZERO_FRACTION:.0%} of the median of the "
+        f"other schedules' latent losses. Values within {TIE_TOLERANCE:.0%} of each other count as tied, and a tie "
+        "counts as lowest/highest."
+    )
     figures = ["fig4_losses", "fig5_baseline"]
     baseline = window_schedule_means(results[results["quantity"] == "baseline"], "value", window)
     prediction = window_schedule_means(results[results["quantity"] == "prediction_error"], "value", window)
@@ -138,15 +139,20 @@ def _check_collapse(history, results, window, where) -> dict:
     if COLLAPSED_SCHEDULE not in schedules:
         return _finding(finding, rule, None, f"This run has no {COLLAPSED_SCHEDULE} schedule.", figures)
     if not schedules - {COLLAPSED_SCHEDULE}:
-        return _finding(finding, rule, None, f"This run has no schedule to compare {COLLAPSED_SCHEDULE} with.",
-                        figures)
-    gaps = [name for name, series in (("baseline", baseline), ("prediction error", prediction),
-                                      ("latent loss", latent))
-            if COLLAPSED_SCHEDULE not in series.index or len(series) < 2]
+        return _finding(finding, rule, None, f"This run has no schedule to compare {COLLAPSED_SCHEDULE} with.", figures)
+    gaps = [
+        name
+        for name, series in (("baseline", baseline), ("prediction error", prediction), ("latent loss", latent))
+        if COLLAPSED_SCHEDULE not in series.index or len(series) < 2
+    ]
     if gaps:
-        return _finding(finding, rule, None,
-                        f"No {', '.join(gaps)} values for {COLLAPSED_SCHEDULE} and another schedule in the {where}.",
-                        figures)
+        return _finding(
+            finding,
+            rule,
+            None,
+            f"No {', '.join(gaps)} values for {COLLAPSED_SCHEDULE} and another schedule in the {where}.",
+            figures,
+        )
     others_baseline = baseline.drop(COLLAPSED_SCHEDULE)
     others_prediction = prediction.drop(COLLAPSED_SCHEDULE)
     others_latent = latent.drop(COLLAPSED_SCHEDULE)
@@ -170,13 +176,20 @@ def _check_collapse(history, results, window, where) -> dict:
 def _check_informative(means, non_collapsed, modalities, where) -> dict:
     m = INFORMATIVE_MODALITY
     finding = f"{m} is the most informative modality: lowest single modality error, high loss of precision"
-    rule = (f"Over the {where}, for every schedule except {COLLAPSED_SCHEDULE}: {m} has the lowest single "
-            f"modality error regarding all among the modalities, and its loss of precision regarding all is "
-            "above the median across modalities.")
+    rule = (
+        f"Over the {where}, for every schedule except {COLLAPSED_SCHEDULE}: {m} has the lowest single "
+        f"modality error regarding all among the modalities, and its loss of precision regarding all is "
+        "above the median across modalities."
+    )
     figures = ["fig7_window_means", "fig6_measures", "figA1_per_modality"]
     if m not in modalities:
-        return _finding(finding, rule, None, f"This run has no modality called {m!r} (it has: "
-                        f"{', '.join(modalities) or 'none'}).", figures)
+        return _finding(
+            finding,
+            rule,
+            None,
+            f"This run has no modality called {m!r} (it has: {', '.join(modalities) or 'none'}).",
+            figures,
+        )
     if len(modalities) < 2:
         return _finding(finding, rule, None, "There is only one modality; nothing to compare with.", figures)
     parts, verdicts = [], []
@@ -189,27 +202,43 @@ def _check_informative(means, non_collapsed, modalities, where) -> dict:
         median = float(np.median(lop_all.to_numpy(float)))
         high = bool(lop_all[m] > median)
         verdicts.append(lowest and high)
-        parts.append(f"{schedule}: SME regarding all {_values(sme_all)} → {m} lowest: {_yes(lowest)}; "
-                     f"LoP regarding all of {m} {_fmt(lop_all[m])} vs median {_fmt(median)} → above: {_yes(high)}.")
+        parts.append(
+            f"{schedule}: SME regarding all {_values(sme_all)} → {m} lowest: {_yes(lowest)}; "
+            f"LoP regarding all of {m} {_fmt(lop_all[m])} vs median {_fmt(median)} → above: {_yes(high)}."
+        )
     if not verdicts:
-        return _finding(finding, rule, None, f"No measure evaluations in the {where} for a schedule other than "
-                        f"{COLLAPSED_SCHEDULE}.", figures)
+        return _finding(
+            finding,
+            rule,
+            None,
+            f"No measure evaluations in the {where} for a schedule other than {COLLAPSED_SCHEDULE}.",
+            figures,
+        )
     return _finding(finding, rule, all(verdicts), "\n".join(parts), figures)
 
 
 def _check_hard_to_predict(means, non_collapsed, modalities, where) -> dict:
     present = [m for m in HARD_MODALITIES if m in modalities]
-    finding = (f"{' and '.join(HARD_MODALITIES)} are hard to predict: high on every measure, loss of precision "
-               "close to single modality error")
-    rule = (f"Over the {where}, for every schedule except {COLLAPSED_SCHEDULE} and each of "
-            f"{' and '.join(HARD_MODALITIES)}: its single modality error regarding itself is above the median "
-            f"across modalities, and its loss of precision regarding itself is within a factor "
-            f"{LOP_CLOSE_TO_SME_RATIO:g} of that single modality error.")
+    finding = (
+        f"{' and '.join(HARD_MODALITIES)} are hard to predict: high on every measure, loss of precision "
+        "close to single modality error"
+    )
+    rule = (
+        f"Over the {where}, for every schedule except {COLLAPSED_SCHEDULE} and each of "
+        f"{' and '.join(HARD_MODALITIES)}: its single modality error regarding itself is above the median "
+        f"across modalities, and its loss of precision regarding itself is within a factor "
+        f"{LOP_CLOSE_TO_SME_RATIO:g} of that single modality error."
+    )
     figures = ["fig7_window_means", "figA1_per_modality", "fig6_measures"]
     if not present:
         wanted = " or ".join(map(repr, HARD_MODALITIES))
-        return _finding(finding, rule, None, f"This run has no modality called {wanted} "
-                        f"(it has: {', '.join(modalities) or 'none'}).", figures)
+        return _finding(
+            finding,
+            rule,
+            None,
+            f"This run has no modality called {wanted} (it has: {', '.join(modalities) or 'none'}).",
+            figures,
+        )
     if len(modalities) < 2:
         return _finding(finding, rule, None, "There is only one modality; nothing to compare with.", figures)
     absent = [m for m in HARD_MODALITIES if m not in present]
@@ -228,12 +257,19 @@ def _check_hard_to_predict(means, non_collapsed, modalities, where) -> dict:
             # NaN compares False: no evidence of closeness
             close = bool(1 / LOP_CLOSE_TO_SME_RATIO <= ratio <= LOP_CLOSE_TO_SME_RATIO)
             verdicts.append(high and close)
-            notes.append(f"{m}: SME regarding {m} {_fmt(sme_m[m])} vs median {_fmt(median)} → above: {_yes(high)}, "
-                         f"LoP/SME {_fmt(ratio)} → close: {_yes(close)}")
+            notes.append(
+                f"{m}: SME regarding {m} {_fmt(sme_m[m])} vs median {_fmt(median)} → above: {_yes(high)}, "
+                f"LoP/SME {_fmt(ratio)} → close: {_yes(close)}"
+            )
         parts.append(f"{schedule}: " + "; ".join(notes) + ".")
     if not verdicts:
-        return _finding(finding, rule, None, f"No measure evaluations in the {where} for a schedule other than "
-                        f"{COLLAPSED_SCHEDULE}.", figures)
+        return _finding(
+            finding,
+            rule,
+            None,
+            f"No measure evaluations in the {where} for a schedule other than {COLLAPSED_SCHEDULE}.",
+            figures,
+        )
     return _finding(finding, rule, all(verdicts), "\n".join(parts), figures)
 
 
@@ -244,10 +280,15 @@ def _yes(flag: bool) -> str:
 # --------------------------------------------------------------------------- tables
 def _final_values(history: pd.DataFrame, results: pd.DataFrame, schedules: list[str]) -> pd.DataFrame:
     """Per schedule, each seed's value at its last epoch, as mean ± sd over seeds."""
-    evaluations = {"prediction error": results[results["quantity"] == "prediction_error"],
-                   "baseline (nats)": results[results["quantity"] == "baseline"]}
-    training = {"latent loss (nats)": "latent_loss", "reconstruction loss": "reconstruction_loss",
-                "weighted loss": "loss"}
+    evaluations = {
+        "prediction error": results[results["quantity"] == "prediction_error"],
+        "baseline (nats)": results[results["quantity"] == "baseline"],
+    }
+    training = {
+        "latent loss (nats)": "latent_loss",
+        "reconstruction loss": "reconstruction_loss",
+        "weighted loss": "loss",
+    }
 
     def at_last_epoch(frame: pd.DataFrame, value: str) -> pd.DataFrame:
         if frame.empty:
@@ -287,10 +328,15 @@ def _window_table(means: pd.DataFrame, window_index: int, schedules: list[str], 
         for modality in modalities:
             cells = {"schedule": schedule, "modality": modality}
             for quantity, scope, short, _ in MEASURES:
-                match = inside[(inside["schedule"] == schedule) & (inside["modality"] == modality)
-                               & (inside["quantity"] == quantity) & (inside["scope"] == scope)]
-                cells[short] = (_mean_sd(float(match["mean"].iloc[0]), float(match["sd"].iloc[0]))
-                                if len(match) else "n/a")
+                match = inside[
+                    (inside["schedule"] == schedule)
+                    & (inside["modality"] == modality)
+                    & (inside["quantity"] == quantity)
+                    & (inside["scope"] == scope)
+                ]
+                cells[short] = (
+                    _mean_sd(float(match["mean"].iloc[0]), float(match["sd"].iloc[0])) if len(match) else "n/a"
+                )
             rows.append(cells)
     return pd.DataFrame(rows)
 
@@ -298,30 +344,37 @@ def _window_table(means: pd.DataFrame, window_index: int, schedules: list[str], 
 def _active_units_table(diagnostics: pd.DataFrame, schedules: list[str]) -> pd.DataFrame:
     counts = active_unit_counts(diagnostics)
     last = counts[counts["epoch"] == counts.groupby("schedule")["epoch"].transform("max")]
-    stats = last.groupby("schedule").agg(mean=("active_units", "mean"), sd=("active_units", "std"),
-                                         epoch=("epoch", "max"))
+    stats = last.groupby("schedule").agg(
+        mean=("active_units", "mean"), sd=("active_units", "std"), epoch=("epoch", "max")
+    )
     n_latent = int(diagnostics["latent_dim"].nunique()) if "latent_dim" in diagnostics else None
     rows = {}
     for s in schedules:
         if s in stats.index:
-            rows[s] = {"last epoch": int(stats.at[s, "epoch"]),
-                       "active latent units": _mean_sd(stats.at[s, "mean"], stats.at[s, "sd"])
-                       + (f" of {n_latent}" if n_latent else "")}
+            rows[s] = {
+                "last epoch": int(stats.at[s, "epoch"]),
+                "active latent units": _mean_sd(stats.at[s, "mean"], stats.at[s, "sd"])
+                + (f" of {n_latent}" if n_latent else ""),
+            }
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("schedule").reset_index()
 
 
 # --------------------------------------------------------------------------- HTML
 def _plain(table: pd.DataFrame) -> dict:
-    return {"columns": [str(c) for c in table.columns],
-            "rows": [["n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in row]
-                     for row in table.itertuples(index=False)]}
+    return {
+        "columns": [str(c) for c in table.columns],
+        "rows": [
+            ["n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in row]
+            for row in table.itertuples(index=False)
+        ],
+    }
 
 
 def _grouped(table: pd.DataFrame) -> dict:
     """A table whose first column repeats in runs, as (name, rows of the other columns)."""
     first = table.columns[0]
     groups = []
-    for name, block in table.groupby((table[first] != table[first].shift()).cumsum(), sort=False):
+    for _, block in table.groupby((table[first] != table[first].shift()).cumsum(), sort=False):
         groups.append((block[first].iloc[0], block.drop(columns=first).values.tolist()))
     return {"columns": [str(c) for c in table.columns], "groups": groups}
 
@@ -358,9 +411,13 @@ def write_figures(run_dir: str | Path, band: str = "sd") -> list[Path]:
     return written
 
 
-_TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("intermodal", "templates"),
-                                autoescape=True, trim_blocks=True, lstrip_blocks=True,
-                                undefined=jinja2.StrictUndefined)
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("intermodal", "templates"),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    undefined=jinja2.StrictUndefined,
+)
 
 # Sections other modules add to the report (e.g. prediction): functions of the run folder
 # that return None (nothing to add) or a dict with id, title, paragraphs, tables (title,
@@ -387,48 +444,71 @@ def render_report(run_dir: str | Path, band: str = "sd", sections: list[ReportSe
         ("schedules", ", ".join(schedules)),
         ("seeds per schedule", ", ".join(f"{s}: {int(n_seeds.get(s, 0))}" for s in schedules)),
         ("epochs", str(config.get("epochs"))),
-        ("evaluations", f"{len(evaluation_epochs)} epochs"
-                        + (f" ({evaluation_epochs[0]}–{evaluation_epochs[-1]})" if evaluation_epochs else "")),
+        (
+            "evaluations",
+            f"{len(evaluation_epochs)} epochs"
+            + (f" ({evaluation_epochs[0]}–{evaluation_epochs[-1]})" if evaluation_epochs else ""),
+        ),
         ("modalities", ", ".join(modalities) or "none"),
-        ("windows (Fig. 7)", "; ".join(window_label(w) for w in windows)
-         + ("" if config.get("windows") else " (default: the paper's 60–70 k and 70–80 k of 80 k, scaled)")),
+        (
+            "windows (Fig. 7)",
+            "; ".join(window_label(w) for w in windows)
+            + ("" if config.get("windows") else " (default: the paper's 60–70 k and 70–80 k of 80 k, scaled)"),
+        ),
     ]
     captions = dict(FIGURES)
     captions[ACTIVE_UNITS_FIGURE] = ACTIVE_UNITS_CAPTION
     window_sections = []
     for index, window in enumerate(windows):
         inside = means[means["window"] == index]
-        window_sections.append({
-            "label": window_label(window),
-            "table": None if inside.empty else _grouped(_window_table(means, index, schedules, modalities)),
-            "n_epochs": int(inside["n_epochs"].max()) if len(inside) else 0,
-        })
+        window_sections.append(
+            {
+                "label": window_label(window),
+                "table": None if inside.empty else _grouped(_window_table(means, index, schedules, modalities)),
+                "n_epochs": int(inside["n_epochs"].max()) if len(inside) else 0,
+            }
+        )
     extra = []
     for section in sections:
         content = section(run.path)
         if content:
-            extra.append({**content,
-                          "tables": [{"title": t.get("title"), "frame": _plain(t["frame"])} for t in content["tables"]],
-                          "figures": [{"stem": f["stem"], "png": _png_base64(Path(f["png"])), "caption": f["caption"]}
-                                      for f in content.get("figures", []) if Path(f["png"]).is_file()]})
+            extra.append(
+                {
+                    **content,
+                    "tables": [{"title": t.get("title"), "frame": _plain(t["frame"])} for t in content["tables"]],
+                    "figures": [
+                        {"stem": f["stem"], "png": _png_base64(Path(f["png"])), "caption": f["caption"]}
+                        for f in content.get("figures", [])
+                        if Path(f["png"]).is_file()
+                    ],
+                }
+            )
     context = {
         "title": f"intermodal run report: {run.path.resolve().name}",
         "band_description": BAND_DESCRIPTIONS[band],
         "summary": summary,
         "diverged": diverged_lines(history),
         "findings_title": FINDINGS_SECTION_TITLE,
-        "findings": [{
-            "finding": f["finding"], "rule": f.get("rule", ""), "evidence": f["evidence"],
-            "state": {True: "yes", False: "no", None: "unknown"}[f["holds"]],
-            "verdict": {True: "Yes", False: "No", None: "Cannot tell from this run"}[f["holds"]],
-            "figures": [(stem, _figure_number(stem)) for stem in f.get("figures", [])],
-        } for f in findings],
-        "figures": [{"stem": stem, "caption": f"{_figure_number(stem)}: {captions[stem]}", "png": _png_base64(png)}
-                    for stem, (png, _svg) in paths.items()],
+        "findings": [
+            {
+                "finding": f["finding"],
+                "rule": f.get("rule", ""),
+                "evidence": f["evidence"],
+                "state": {True: "yes", False: "no", None: "unknown"}[f["holds"]],
+                "verdict": {True: "Yes", False: "No", None: "Cannot tell from this run"}[f["holds"]],
+                "figures": [(stem, _figure_number(stem)) for stem in f.get("figures", [])],
+            }
+            for f in findings
+        ],
+        "figures": [
+            {"stem": stem, "caption": f"{_figure_number(stem)}: {captions[stem]}", "png": _png_base64(png)}
+            for stem, (png, _svg) in paths.items()
+        ],
         "final_values": _plain(_final_values(history, results, schedules)),
         "windows": window_sections,
-        "active_units": (_plain(_active_units_table(run.diagnostics, schedules))
-                         if run.diagnostics is not None else None),
+        "active_units": (
+            _plain(_active_units_table(run.diagnostics, schedules)) if run.diagnostics is not None else None
+        ),
         "active_units_figure": ACTIVE_UNITS_FIGURE,
         "extra_sections": extra,
         "config_json": json.dumps(config, indent=2, ensure_ascii=False),
@@ -444,8 +524,9 @@ def diverged_lines(history: pd.DataFrame) -> list[str]:
     return [f"schedule {s}, seed {n}: diverged at epoch {e}" for (s, n), e in first.items()]
 
 
-def write_report(run_dir: str | Path, band: str = "sd", redraw: bool = False,
-                 sections: list[ReportSection] = ()) -> Path:
+def write_report(
+    run_dir: str | Path, band: str = "sd", redraw: bool = False, sections: list[ReportSection] = ()
+) -> Path:
     """Write ``RUN/report.html`` (atomically) and return its path. The figures are drawn
     first if any PNG is missing, or always with ``redraw=True`` (e.g. after a run was
     resumed and extended)."""

@@ -18,11 +18,14 @@ Every file is written atomically and durably (:mod:`intermodal.files`). Derived 
 (seed summaries, window means, active-unit counts, the epoch windows) are computed here
 and only here.
 """
+
 from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,12 +39,42 @@ from .files import atomic_write, write_json
 from .options import OptionError
 
 __all__ = [
-    "CONFIG", "DESCRIPTION", "HISTORY", "RESULTS", "DIAGNOSTICS", "CHECKPOINT", "FIGURES", "REPORT",
-    "HISTORY_COLUMNS", "RESULTS_COLUMNS", "MEASURE_QUANTITIES", "BAND_DESCRIPTIONS",
-    "RunFolderError", "Run", "RunLock", "start_run", "save_tables", "read_config", "read_history",
-    "read_table", "read_run", "list_models", "merge_tables", "merge_runs",
-    "normalised_results", "default_windows", "resolve_windows", "window_label", "in_window",
-    "schedule_order", "modality_order", "seed_summary", "window_means", "window_schedule_means", "active_unit_counts",
+    "CONFIG",
+    "DESCRIPTION",
+    "HISTORY",
+    "RESULTS",
+    "DIAGNOSTICS",
+    "CHECKPOINT",
+    "FIGURES",
+    "REPORT",
+    "HISTORY_COLUMNS",
+    "RESULTS_COLUMNS",
+    "MEASURE_QUANTITIES",
+    "BAND_DESCRIPTIONS",
+    "RunFolderError",
+    "Run",
+    "RunLock",
+    "writing",
+    "start_run",
+    "save_tables",
+    "read_config",
+    "read_history",
+    "read_table",
+    "read_run",
+    "list_models",
+    "merge_tables",
+    "merge_runs",
+    "normalised_results",
+    "default_windows",
+    "resolve_windows",
+    "window_label",
+    "in_window",
+    "schedule_order",
+    "modality_order",
+    "seed_summary",
+    "window_means",
+    "window_schedule_means",
+    "active_unit_counts",
 ]
 
 CONFIG = "config.json"
@@ -86,8 +119,10 @@ class RunLock:
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise RunFolderError(f"{self.folder}: another intermodal process (pid {holder}) is writing this run "
-                                 "folder; wait for it to finish, or stop it") from None
+            raise RunFolderError(
+                f"{self.folder}: another intermodal process (pid {holder}) is writing this run "
+                "folder; wait for it to finish, or stop it"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
@@ -105,6 +140,58 @@ class RunLock:
         self.release()
 
 
+@contextmanager
+def writing(folder: str | Path, *, new: bool):
+    """Hold ``folder``'s lock for the life of a command that writes it.
+
+    ``new``: the command starts a run there, so the folder must be absent or empty (it is
+    created); if the command then fails before its first checkpoint, what it wrote is
+    removed (the folder too, if it made it), so that a rerun is not refused. ``new=False``:
+    the folder must be a run folder (resume)."""
+    folder = Path(folder)
+    if new:
+        if folder.exists() and not folder.is_dir():
+            raise RunFolderError(f"--out {folder}: is a file; expected a folder to write the run into")
+        made = not folder.exists()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RunFolderError(f"--out {folder}: cannot create the folder ({e.strerror})") from None
+        if not os.access(folder, os.W_OK):
+            raise RunFolderError(f"--out {folder}: the folder is not writable")
+    elif not (folder / CONFIG).is_file():
+        raise RunFolderError(f"{folder}: not a run folder (it has no {CONFIG})")
+    lock = RunLock(folder).acquire()
+    try:
+        if new and any(p.name != LOCK for p in folder.iterdir()):
+            raise RunFolderError(
+                f"--out {folder}: the folder exists and is not empty; choose another, or continue "
+                f"it with --resume {folder}"
+            )
+    except BaseException:
+        lock.release()
+        raise
+    try:
+        yield folder
+    except BaseException:
+        if new and not (folder / CHECKPOINT / "state.json").is_file():
+            _remove_partial_run(folder, made)
+        raise
+    finally:
+        lock.release()
+
+
+def _remove_partial_run(folder: Path, made: bool) -> None:
+    """Remove what a run that failed before its first checkpoint wrote (nothing resumable)."""
+    if made:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for name in (CONFIG, DESCRIPTION, HISTORY, RESULTS, DIAGNOSTICS, LOCK):
+        (folder / name).unlink(missing_ok=True)
+    for name in (CHECKPOINT + ".new", FIGURES):
+        shutil.rmtree(folder / name, ignore_errors=True)
+
+
 # --------------------------------------------------------------------------- writing
 def start_run(folder: str | Path, config: RunConfig, description: DatasetDescription) -> None:
     """Write ``config.json`` and ``description.json`` (the folder must exist)."""
@@ -113,8 +200,9 @@ def start_run(folder: str | Path, config: RunConfig, description: DatasetDescrip
     write_json(folder / DESCRIPTION, description.to_dict())
 
 
-def save_tables(folder: str | Path, history: pd.DataFrame | None = None,
-                tables: dict[str, pd.DataFrame] | None = None) -> None:
+def save_tables(
+    folder: str | Path, history: pd.DataFrame | None = None, tables: dict[str, pd.DataFrame] | None = None
+) -> None:
     """Write the history and evaluation tables (``results``, ``diagnostics``, ...), each
     atomically; a table's stem names its file."""
     folder = Path(folder)
@@ -192,7 +280,9 @@ def read_run(folder: str | Path, *, need_results: bool = True) -> Run:
     description = None
     if (folder / DESCRIPTION).is_file():
         try:
-            description = DatasetDescription.from_dict(_read_json(folder / DESCRIPTION), origin=str(folder / DESCRIPTION))
+            description = DatasetDescription.from_dict(
+                _read_json(folder / DESCRIPTION), origin=str(folder / DESCRIPTION)
+            )
         except DataError as e:
             raise RunFolderError(str(e)) from None
     history = read_history(folder)
@@ -277,8 +367,10 @@ def merge_runs(sources: list[str | Path], out: str | Path, config: RunConfig) ->
             whole.pop(key)
         if mine != whole:
             differing = sorted(k for k in mine if mine[k] != whole.get(k))
-            raise RunFolderError(f"{run.path}: its config differs from the run's in {differing}; only schedules "
-                                 "and seeds may differ between the parts of one run")
+            raise RunFolderError(
+                f"{run.path}: its config differs from the run's in {differing}; only schedules "
+                "and seeds may differ between the parts of one run"
+            )
         for key in run.models():
             if key in held:
                 raise RunFolderError(f"model {key} is in both {held[key]} and {run.path}")
@@ -322,8 +414,9 @@ def default_windows(epochs: int) -> list[tuple[float, float]]:
     return [(int(0.75 * epochs), int(0.875 * epochs)), (int(0.875 * epochs), epochs + 1)]
 
 
-def resolve_windows(config: dict | None, history: pd.DataFrame | None = None,
-                    results: pd.DataFrame | None = None) -> list[tuple[float, float]]:
+def resolve_windows(
+    config: dict | None, history: pd.DataFrame | None = None, results: pd.DataFrame | None = None
+) -> list[tuple[float, float]]:
     """``config["windows"]`` if given, else :func:`default_windows` for the run's length
     (``config["epochs"]``, else one past the last epoch found in the tables)."""
     config = config or {}
@@ -331,8 +424,9 @@ def resolve_windows(config: dict | None, history: pd.DataFrame | None = None,
         try:
             windows = [(float(a), float(b)) for a, b in config["windows"]]
         except (TypeError, ValueError) as error:
-            raise ValueError(f"config 'windows' must be a list of [start, end] epoch pairs, got "
-                             f"{config['windows']!r}") from error
+            raise ValueError(
+                f"config 'windows' must be a list of [start, end] epoch pairs, got {config['windows']!r}"
+            ) from error
         backwards = [w for w in windows if not w[0] < w[1]]
         if backwards:
             raise ValueError(f"config 'windows': each window needs start < end; not so for {backwards}")
@@ -408,8 +502,9 @@ def seed_summary(frame: pd.DataFrame, keys: list[str], value: str, band: str = "
     return stats[columns]
 
 
-def window_means(results: pd.DataFrame, windows: list[tuple[float, float]],
-                 quantities: tuple[str, ...] | None = None) -> pd.DataFrame:
+def window_means(
+    results: pd.DataFrame, windows: list[tuple[float, float]], quantities: tuple[str, ...] | None = None
+) -> pd.DataFrame:
     """Per window: each seed's mean over the window's evaluations, then mean and sd over seeds.
 
     Returns one row per (window, schedule, quantity, modality, scope) with columns
@@ -425,11 +520,23 @@ def window_means(results: pd.DataFrame, windows: list[tuple[float, float]],
         inside = results[in_window(results["epoch"], window)]
         if inside.empty:
             continue
-        per_seed = inside.groupby(keys + ["seed"], sort=False).agg(
-            value=("value", "mean"), n_epochs=("epoch", "nunique")).reset_index()
-        stats = per_seed.groupby(keys, sort=False).agg(
-            mean=("value", "mean"), sd=("value", "std"), min=("value", "min"), max=("value", "max"),
-            n_seeds=("seed", "nunique"), n_epochs=("n_epochs", "max")).reset_index()
+        per_seed = (
+            inside.groupby(keys + ["seed"], sort=False)
+            .agg(value=("value", "mean"), n_epochs=("epoch", "nunique"))
+            .reset_index()
+        )
+        stats = (
+            per_seed.groupby(keys, sort=False)
+            .agg(
+                mean=("value", "mean"),
+                sd=("value", "std"),
+                min=("value", "min"),
+                max=("value", "max"),
+                n_seeds=("seed", "nunique"),
+                n_epochs=("n_epochs", "max"),
+            )
+            .reset_index()
+        )
         stats.insert(0, "end", window[1])
         stats.insert(0, "start", window[0])
         stats.insert(0, "window", index)

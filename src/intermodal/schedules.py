@@ -25,6 +25,7 @@ keep their number (875) and shrink with it. ``cyclical`` is defined by its numbe
 cycles over the horizon, so it needs no scaling; ``table`` is in run epochs and is never
 scaled. Pass ``horizon=80_000`` to run a schedule's first epochs unscaled.
 """
+
 from __future__ import annotations
 
 import math
@@ -116,7 +117,9 @@ def parse_schedule(spec: str) -> Schedule:
     for item in filter(None, rest.split(":")):
         key, eq, value = item.partition("=")
         if key not in values or not eq:
-            raise ScheduleError(f"schedule {spec!r}: unknown parameter {item!r}; {kind} takes {sorted(values)} as key=value")
+            raise ScheduleError(
+                f"schedule {spec!r}: unknown parameter {item!r}; {kind} takes {sorted(values)} as key=value"
+            )
         try:
             values[key] = float(value)
         except ValueError:
@@ -140,14 +143,20 @@ def _read_table(path: str, spec: str) -> tuple[np.ndarray, np.ndarray]:
     import pandas as pd
 
     if not path or not Path(path).exists():
-        raise ScheduleError(f"schedule {spec!r}: table file {path!r} does not exist (expected a CSV with columns epoch,beta)")
+        raise ScheduleError(
+            f"schedule {spec!r}: table file {path!r} does not exist (expected a CSV with columns epoch,beta)"
+        )
     try:
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise ScheduleError(f"{path}: not a readable CSV table ({str(e).strip()}); expected columns epoch,beta") from None
+        raise ScheduleError(
+            f"{path}: not a readable CSV table ({str(e).strip()}); expected columns epoch,beta"
+        ) from None
     if list(frame.columns) != ["epoch", "beta"] or len(frame) == 0:
-        raise ScheduleError(f"{path}: expected a CSV with exactly the columns epoch,beta and at least one row; "
-                            f"got columns {list(frame.columns)} and {len(frame)} rows")
+        raise ScheduleError(
+            f"{path}: expected a CSV with exactly the columns epoch,beta and at least one row; "
+            f"got columns {list(frame.columns)} and {len(frame)} rows"
+        )
     try:
         epochs, values = frame["epoch"].to_numpy(float), frame["beta"].to_numpy(float)
     except ValueError:

@@ -17,6 +17,7 @@ Presets (``intermodal study --preset NAME``; every option can still be overridde
     run's length as docs/method.md §4 says (constant-0 falls over the first 19 epochs; the
     dynamic cycles last 1.5 epochs, and β = 0 or 1 from epoch 1312 on).
 """
+
 from __future__ import annotations
 
 import time
@@ -35,27 +36,61 @@ from .measures import evaluation_rows, integration_measures, latent_diagnostics,
 from .report import write_report
 from .train import Trainer
 
-__all__ = ["STUDY_PRESETS", "preset_config", "make_evaluator", "run_study", "resume_study", "measure_checkpoint",
-           "estimate_duration"]
+__all__ = [
+    "STUDY_PRESETS",
+    "preset_config",
+    "make_evaluator",
+    "run_study",
+    "resume_study",
+    "measure_checkpoint",
+    "estimate_duration",
+]
 
-def _evaluation_rows(config: RunConfig, dataset: Dataset) -> np.ndarray:
+DEFAULT_EVALUATION_ROWS = 1024  # the paper's: the first 1024 rows of the iCub test file
+
+
+def _evaluation_rows(config: RunConfig, dataset: Dataset, *, say: bool = False) -> np.ndarray:
+    n = config.n_eval_rows
+    if n is None:
+        n = min(DEFAULT_EVALUATION_ROWS, len(dataset.test))
+        if n < DEFAULT_EVALUATION_ROWS and config.eval_rows != "all" and say:
+            print(
+                f"note: the test part holds {len(dataset.test)} rows, fewer than {DEFAULT_EVALUATION_ROWS}; "
+                f"the measures use all {n} (set --n-eval-rows to choose)",
+                flush=True,
+            )
     try:
-        return evaluation_rows(dataset.test, mode=config.eval_rows, n=config.n_eval_rows, seed=config.eval_seed)
+        return evaluation_rows(dataset.test, mode=config.eval_rows, n=n, seed=config.eval_seed)
     except ValueError as e:
         raise ValueError(f"{e} (options --n-eval-rows and --eval-rows)") from None
 
 
-def make_evaluator(config: RunConfig, dataset: Dataset):
+def evaluation_generator(eval_seed: int, epoch: int) -> torch.Generator:
+    """The generator of the latent noise of the evaluation after ``epoch`` epochs (with
+    ``--z-samples``): derived from the evaluation seed and the epoch alone, so an evaluation
+    draws the same noise whether or not the run was interrupted and resumed before it. The
+    noise is the same for every model of the ensemble (docs/method.md §5), so a model gets
+    the numbers it gets alone, and schedules are compared on paired noise."""
+    state = np.random.SeedSequence([int(eval_seed), int(epoch), 2]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state) & ((1 << 63) - 1))
+
+
+def make_evaluator(config: RunConfig, dataset: Dataset, *, say: bool = False):
     """The function the trainer calls every K epochs: every measure for every modality and
     the latent diagnostics, for all models at once."""
-    rows = _evaluation_rows(config, dataset)
+    rows = _evaluation_rows(config, dataset, say=say)
     desc = dataset.description
     measure_specs(desc, config.extra_pairs or None)  # a bad pair fails now, before anything is written
-    generator = torch.Generator().manual_seed(config.eval_seed)
 
     def evaluate(model, epoch: int) -> dict[str, pd.DataFrame]:
-        results = integration_measures(model, desc, rows, z_samples=config.z_samples, generator=generator,
-                                       extra_pairs=config.extra_pairs or None)
+        results = integration_measures(
+            model,
+            desc,
+            rows,
+            z_samples=config.z_samples,
+            generator=evaluation_generator(config.eval_seed, epoch),
+            extra_pairs=config.extra_pairs or None,
+        )
         diagnostics = latent_diagnostics(model, desc, rows)
         return {"results": results, "diagnostics": diagnostics}
 
@@ -79,8 +114,12 @@ def estimate_duration(trainer: Trainer, evaluate=None, epochs: int = 2) -> dict:
     cfg = trainer.config
     remaining = cfg.epochs - trainer.epoch
     n_evals = (remaining // cfg.eval_every + 1) if cfg.eval_every else 0
-    return dict(per_epoch=per_epoch, per_evaluation=per_eval, total=per_epoch * remaining + per_eval * n_evals,
-                model_epochs_per_second=len(trainer.keys) / per_epoch)
+    return dict(
+        per_epoch=per_epoch,
+        per_evaluation=per_eval,
+        total=per_epoch * remaining + per_eval * n_evals,
+        model_epochs_per_second=len(trainer.keys) / per_epoch,
+    )
 
 
 def _announce(trainer: Trainer, evaluate) -> None:
@@ -100,36 +139,65 @@ def _finish(run: Path) -> Path:
     return run
 
 
-def run_study(config: RunConfig, out: str | Path, *, progress: bool = True) -> Path:
+def run_study(
+    config: RunConfig,
+    out: str | Path,
+    *,
+    progress: bool = True,
+    dataset: Dataset | None = None,
+    announce: bool = True,
+    report: bool = True,
+) -> Trainer:
     """Train, evaluate every ``config.eval_every`` epochs, then draw the figures and write
-    ``report.html`` into ``out``. Returns the run folder."""
+    ``report.html`` into ``out``. Returns the finished trainer (``.out`` is the run folder,
+    ``.diverged`` the models that diverged)."""
     out = Path(out)
     if not config.eval_every:
         raise ValueError("a study needs --eval-every > 0 (how often to take the measures)")
-    dataset = dataset_of(config)
-    evaluate = make_evaluator(config, dataset)
+    dataset = dataset if dataset is not None else dataset_of(config)
+    evaluate = make_evaluator(config, dataset, say=announce)
     trainer = Trainer(config, dataset, out, evaluate=evaluate, progress=progress)
-    _announce(trainer, evaluate)
+    if announce:
+        _announce(trainer, evaluate)
     trainer.run()
-    return _finish(out)
+    if report:
+        _finish(out)
+    return trainer
 
 
-def resume_study(run: str | Path, *, progress: bool = True) -> Path:
+def resume_study(
+    run: str | Path,
+    *,
+    progress: bool = True,
+    dataset: Dataset | None = None,
+    announce: bool = True,
+    report: bool = True,
+) -> Trainer:
     """Continue an interrupted study from its last checkpoint, then finish it."""
     run = Path(run)
     config = runfolder.read_config(run)
-    dataset = dataset_of(config)
+    dataset = dataset if dataset is not None else dataset_of(config)
     evaluate = make_evaluator(config, dataset)
     trainer = Trainer.resume(run, dataset, config=config, evaluate=evaluate, progress=progress)
     if trainer.epoch < config.epochs:
-        _announce(trainer, evaluate)
+        if announce:
+            _announce(trainer, evaluate)
         trainer.run()
-    return _finish(run)
+    if report:
+        _finish(run)
+    return trainer
 
 
-def measure_checkpoint(path: str | Path, *, data_dir: str | None = None, eval_rows: str | None = None,
-                       n_eval_rows: int | None = None, z_samples: int | None = None,
-                       schedule: str | None = None, seed: int | None = None) -> pd.DataFrame:
+def measure_checkpoint(
+    path: str | Path,
+    *,
+    data_dir: str | None = None,
+    eval_rows: str | None = None,
+    n_eval_rows: int | None = None,
+    z_samples: int | None = None,
+    schedule: str | None = None,
+    seed: int | None = None,
+) -> pd.DataFrame:
     """The measures of the models in a checkpoint (all, or those of one ``schedule`` and/or
     ``seed``), on the evaluation rows of the data set they were trained on: columns
     ``schedule, seed, quantity, modality, scope, value``."""
@@ -141,16 +209,27 @@ def measure_checkpoint(path: str | Path, *, data_dir: str | None = None, eval_ro
     if len(chosen) < len(keys):
         model, keys = model.select(chosen), [keys[i] for i in chosen]
     config = RunConfig.from_dict(state["config"], origin=f"{path} state.json")
-    changes = {k: v for k, v in dict(data_dir=data_dir, eval_rows=eval_rows, n_eval_rows=n_eval_rows,
-                                     z_samples=z_samples).items() if v is not None}
+    changes = {
+        k: v
+        for k, v in dict(data_dir=data_dir, eval_rows=eval_rows, n_eval_rows=n_eval_rows, z_samples=z_samples).items()
+        if v is not None
+    }
     config = config.updated(changes, origin="command line")
     dataset = dataset_of(config)
     if dataset.description.to_dict()["modalities"] != state["description"]["modalities"]:
-        raise ValueError(f"{path}: the data set {config.data!r} no longer has the modalities the checkpoint was trained on")
+        raise ValueError(
+            f"{path}: the data set {config.data!r} no longer has the modalities the checkpoint was trained on"
+        )
     rows = _evaluation_rows(config, dataset)
-    generator = torch.Generator().manual_seed(config.eval_seed)
-    table = integration_measures(model, dataset.description, rows, z_samples=config.z_samples, generator=generator,
-                                 extra_pairs=config.extra_pairs or None)
+    generator = evaluation_generator(config.eval_seed, int(state["epochs_done"]))
+    table = integration_measures(
+        model,
+        dataset.description,
+        rows,
+        z_samples=config.z_samples,
+        generator=generator,
+        extra_pairs=config.extra_pairs or None,
+    )
     table.insert(0, "seed", [keys[i][1] for i in table["model"]])
     table.insert(0, "schedule", [keys[i][0] for i in table["model"]])
     return table.drop(columns="model")

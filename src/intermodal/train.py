@@ -10,15 +10,16 @@ What it writes goes through :mod:`intermodal.runfolder`: the config, the history
 epoch's batch means), the evaluation tables an ``evaluate`` function returns, and the
 checkpoint (:mod:`intermodal.checkpoint`).
 """
+
 from __future__ import annotations
 
 import os
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -62,8 +63,14 @@ class _Shard:
     one product across cores, but independent models split perfectly.
     """
 
-    def __init__(self, positions: list[int], model: MultimodalVAE, betas: torch.Tensor,
-                 generators: list[torch.Generator], lr: float):
+    def __init__(
+        self,
+        positions: list[int],
+        model: MultimodalVAE,
+        betas: torch.Tensor,
+        generators: list[torch.Generator],
+        lr: float,
+    ):
         self.positions, self.model, self.betas, self.generators = positions, model, betas, generators
         self.snapshot: dict[str, torch.Tensor] | None = None
         # Adam's update is elementwise, so one optimiser over stacked parameters is exactly
@@ -72,8 +79,9 @@ class _Shard:
         # config allows.
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
 
-    def train_epoch(self, epoch: int, inputs_ff: torch.Tensor, targets_ff: torch.Tensor, n_batches: int,
-                    batch_size: int):
+    def train_epoch(
+        self, epoch: int, inputs_ff: torch.Tensor, targets_ff: torch.Tensor, n_batches: int, batch_size: int
+    ):
         """One epoch on the training rows given features-first (``[columns, rows]``);
         returns ``[models, 3]`` batch means of reconstruction loss, latent loss and weighted
         loss (on the device)."""
@@ -110,7 +118,9 @@ class _Shard:
 
     def optimizer_state(self) -> dict[str, torch.Tensor]:
         names = {id(p): n for n, p in self.model.named_parameters()}
-        return {f"{k}.{names[id(p)]}": torch.as_tensor(v) for p, st in self.optimizer.state.items() for k, v in st.items()}
+        return {
+            f"{k}.{names[id(p)]}": torch.as_tensor(v) for p, st in self.optimizer.state.items() for k, v in st.items()
+        }
 
     def without(self, local: list[int], lr: float) -> _Shard | None:
         """This shard less the models at ``local`` positions (None if none is left); the
@@ -119,11 +129,17 @@ class _Shard:
         if not keep:
             return None
         state = self.optimizer_state()
-        shard = _Shard([self.positions[j] for j in keep], self.model.select(keep), self.betas[keep],
-                       [self.generators[j] for j in keep], lr)
+        shard = _Shard(
+            [self.positions[j] for j in keep],
+            self.model.select(keep),
+            self.betas[keep],
+            [self.generators[j] for j in keep],
+            lr,
+        )
         index = torch.as_tensor(keep, device=self.betas.device)
-        shard.load_optimizer_state({k: v.clone() if k.startswith("step.") else v.index_select(0, index)
-                                    for k, v in state.items()})
+        shard.load_optimizer_state(
+            {k: v.clone() if k.startswith("step.") else v.index_select(0, index) for k, v in state.items()}
+        )
         return shard
 
     def frozen_model(self, j: int) -> MultimodalVAE:
@@ -170,8 +186,15 @@ class Trainer:
     number of epochs trained.
     """
 
-    def __init__(self, config: RunConfig, dataset: Dataset, out: str | Path | None = None, *,
-                 evaluate: Evaluate | None = None, progress: bool = True):
+    def __init__(
+        self,
+        config: RunConfig,
+        dataset: Dataset,
+        out: str | Path | None = None,
+        *,
+        evaluate: Evaluate | None = None,
+        progress: bool = True,
+    ):
         self.config = config
         self.dataset = dataset
         self.out = Path(out) if out is not None else None
@@ -200,11 +223,15 @@ class Trainer:
         largest = float(torch.finfo(self.dtype).max)
         for k, (schedule, _) in enumerate(self.keys):
             if not np.all(np.isfinite(betas[k])) or np.abs(betas[k]).max() >= largest:
-                raise ScheduleError(f"schedule {schedule!r}: β reaches {np.abs(betas[k]).max():g}, beyond what "
-                                    f"--dtype {config.dtype} holds ({largest:g})")
+                raise ScheduleError(
+                    f"schedule {schedule!r}: β reaches {np.abs(betas[k]).max():g}, beyond what "
+                    f"--dtype {config.dtype} holds ({largest:g})"
+                )
         self._betas_host = betas  # [models, epochs]
         self.diverged: dict[int, dict] = {}  # position -> {"epoch", "cause"}
-        model = MultimodalVAE(dataset.description, self.architecture, len(self.keys), dtype=self.dtype, device=self.device)
+        model = MultimodalVAE(
+            dataset.description, self.architecture, len(self.keys), dtype=self.dtype, device=self.device
+        )
         model.reset_parameters([seed for _, seed in self.keys])
         self._build_shards(model, [data_generator(seed) for _, seed in self.keys])
         self.epoch = 0
@@ -286,6 +313,14 @@ class Trainer:
         for k, cause in diverged.items():
             self.diverged[k] = {"epoch": self.epoch, "cause": cause}
 
+    def divergence_lines(self) -> list[str]:
+        """One line per model that diverged: which, when, and the likely cause."""
+        return [
+            f"model (schedule {self.keys[k][0]}, seed {self.keys[k][1]}) diverged at epoch {what['epoch']} "
+            f"(its loss became non-finite) and was stopped there: {what['cause']}"
+            for k, what in sorted(self.diverged.items())
+        ]
+
     def _cause(self, k: int) -> str:
         """The likely cause of model ``k``'s divergence at this epoch, in words."""
         beta = float(self._betas_host[k, self.epoch])
@@ -293,13 +328,23 @@ class Trainer:
             return f"its schedule's β is {beta:g} at this epoch; choose a schedule with a smaller β"
         if self.config.lr > 1e-2:
             return f"the learning rate --lr {self.config.lr:g} is large; try a smaller one"
-        return (f"β is {beta:g} and --lr {self.config.lr:g}; look at its data (values far from the others?), or try "
-                "a smaller --lr or --dtype float64")
+        return (
+            f"β is {beta:g} and --lr {self.config.lr:g}; look at its data (values far from the others?), or try "
+            "a smaller --lr or --dtype float64"
+        )
 
     # ------------------------------------------------------------------ resume
     @classmethod
-    def resume(cls, run: str | Path, dataset: Dataset, *, config: RunConfig | None = None,
-               evaluate: Evaluate | None = None, progress: bool = True, device: str | None = None) -> "Trainer":
+    def resume(
+        cls,
+        run: str | Path,
+        dataset: Dataset,
+        *,
+        config: RunConfig | None = None,
+        evaluate: Evaluate | None = None,
+        progress: bool = True,
+        device: str | None = None,
+    ) -> Trainer:
         """Continue a run from its last checkpoint: weights, Adam state, every model's
         generator and the tables written so far. ``config``: the run's, if already read."""
         run = Path(run)
@@ -310,8 +355,9 @@ class Trainer:
         if not any((run / name / "state.json").exists() for name in ("checkpoint", "checkpoint.old")):
             print(f"{run}: stopped before its first checkpoint; starting it again from epoch 0", flush=True)
             return trainer
-        model, state, optimizer_state, rng_states = load_checkpoint(run / runfolder.CHECKPOINT, device=config.device,
-                                                                    fallback=True)
+        model, state, optimizer_state, rng_states = load_checkpoint(
+            run / runfolder.CHECKPOINT, device=config.device, fallback=True
+        )
         if [tuple(k) for k in state["models"]] != trainer.keys:
             raise ValueError(f"{run}/checkpoint holds models {state['models']}; config.json names {trainer.keys}")
         generators = []
@@ -361,7 +407,7 @@ class Trainer:
             means[[k for shard in self.shards for k in shard.positions]] = torch.cat(parts).cpu().numpy()
         return means
 
-    def run(self) -> "Trainer":
+    def run(self) -> Trainer:
         """Train until ``config.epochs``, evaluating and checkpointing on the way."""
         cfg = self.config
         if self.out is not None:
@@ -381,7 +427,11 @@ class Trainer:
                 self.tables.history[self.epoch, :, 0] = self._betas_host[:, self.epoch]
                 self.tables.history[self.epoch, :, 1:] = means
                 self.epoch += 1
-                if self.evaluate is not None and cfg.eval_every and (self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs):
+                if (
+                    self.evaluate is not None
+                    and cfg.eval_every
+                    and (self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs)
+                ):
                     self._run_evaluation()
                 if self.out is not None and (self.epoch % cfg.checkpoint_every == 0 or self.epoch == cfg.epochs):
                     self.save()
@@ -390,8 +440,12 @@ class Trainer:
                     now = time.monotonic()
                     if (now - last_shown > interval or self.epoch == cfg.epochs) and np.isfinite(means).any():
                         last_shown = now
-                        bar.set_postfix(recon=f"{np.nanmean(means[:, 0]):.3f}", latent=f"{np.nanmean(means[:, 1]):.3f}",
-                                        loss=f"{np.nanmean(means[:, 2]):.3f}", refresh=False)
+                        bar.set_postfix(
+                            recon=f"{np.nanmean(means[:, 0]):.3f}",
+                            latent=f"{np.nanmean(means[:, 1]):.3f}",
+                            loss=f"{np.nanmean(means[:, 2]):.3f}",
+                            refresh=False,
+                        )
         finally:
             if bar is not None:
                 bar.close()
@@ -422,17 +476,19 @@ class Trainer:
         """The history so far, one row per (schedule, seed, epoch) in that order."""
         h = self.tables.history[: self.epoch]  # [epochs, models, 4]
         n_epochs, n_models = h.shape[:2]
-        frame = pd.DataFrame({
-            "schedule": np.repeat([k[0] for k in self.keys], n_epochs),
-            "seed": np.repeat(np.array([k[1] for k in self.keys], dtype=np.int64), n_epochs),
-            "epoch": np.tile(np.arange(n_epochs, dtype=np.int64), n_models),
-        })
+        frame = pd.DataFrame(
+            {
+                "schedule": np.repeat([k[0] for k in self.keys], n_epochs),
+                "seed": np.repeat(np.array([k[1] for k in self.keys], dtype=np.int64), n_epochs),
+                "epoch": np.tile(np.arange(n_epochs, dtype=np.int64), n_models),
+            }
+        )
         values = h.transpose(1, 0, 2).reshape(-1, 4)
         for j, name in enumerate(HISTORY_COLUMNS[3:7]):
             frame[name] = values[:, j]
         diverged = np.zeros((n_models, n_epochs), dtype=bool)
         for k, what in self.diverged.items():
-            diverged[k, what["epoch"]:] = True
+            diverged[k, what["epoch"] :] = True
         frame["diverged"] = diverged.reshape(-1)
         return frame
 
@@ -484,5 +540,12 @@ def _progress_bar(total: int, done: int, n_models: int, interval: float, enabled
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=done, unit="epoch", desc=f"training {n_models} model{'s' * (n_models != 1)}",
-                mininterval=interval, maxinterval=max(interval, 10.0), dynamic_ncols=True)
+    return tqdm(
+        total=total,
+        initial=done,
+        unit="epoch",
+        desc=f"training {n_models} model{'s' * (n_models != 1)}",
+        mininterval=interval,
+        maxinterval=max(interval, 10.0),
+        dynamic_ncols=True,
+    )
