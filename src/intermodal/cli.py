@@ -119,15 +119,29 @@ def cmd_study(args) -> int:
     from . import study
     from .runfolder import writing
 
+    # Backend options change no result, so they are not part of the run's config.
+    if args.address and args.backend != "ray":
+        raise ConfigError("--address names a Ray cluster; it goes with --backend ray")
     if args.resume:
         _refuse_options_with_resume(args)
         with writing(args.resume, new=False):
-            trainer = study.resume_study(args.resume, progress=not args.quiet)
+            if args.backend == "ray" or (Path(args.resume) / "units").is_dir():
+                from . import cluster
+
+                trainer = cluster.resume_study(args.resume, backend=args.backend, address=args.address,
+                                               progress=not args.quiet)
+            else:
+                trainer = study.resume_study(args.resume, progress=not args.quiet)
     else:
         base = preset_config(args.preset)
         config = _resolve_config(args, base)
         with writing(Path(args.out or f"runs/study-{args.preset}"), new=True) as out:
-            trainer = study.run_study(config, out, progress=not args.quiet)
+            if args.backend == "ray":
+                from . import cluster
+
+                trainer = cluster.run_study(config, out, address=args.address, progress=not args.quiet)
+            else:
+                trainer = study.run_study(config, out, progress=not args.quiet)
     print(f"report: {trainer.out / 'report.html'}")
     return _finished(trainer)
 
@@ -213,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(p, preset_config("quick"), label="quick preset")
     p.add_argument("--out", help="run folder (default: runs/study-PRESET)")
     p.add_argument("--resume", metavar="RUN", help="continue the study in this folder")
+    p.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help="local: this machine (default); ray: units of models as Ray tasks on a cluster "
+                   "(docs/cluster.md; needs pip install 'intermodal[ray]')")
+    p.add_argument("--address", help="the Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_study)
 

@@ -362,14 +362,16 @@ def merge_runs(sources: list[str | Path], out: str | Path, config: RunConfig) ->
     for run in runs:
         mine = run.config.to_dict()
         whole = config.to_dict()
-        for key in ("schedules", "seeds"):
+        # Which models, and how many cores trained them, may differ between the parts: the
+        # number of workers and threads changes no result.
+        for key in ("schedules", "seeds", "workers", "threads"):
             mine.pop(key)
             whole.pop(key)
         if mine != whole:
             differing = sorted(k for k in mine if mine[k] != whole.get(k))
             raise RunFolderError(
-                f"{run.path}: its config differs from the run's in {differing}; only schedules "
-                "and seeds may differ between the parts of one run"
+                f"{run.path}: its config differs from the run's in {differing}; only schedules, seeds, "
+                "workers and threads may differ between the parts of one run"
             )
         for key in run.models():
             if key in held:
