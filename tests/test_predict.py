@@ -23,6 +23,7 @@ from intermodal.baselines import (
     train_baselines,
 )
 from intermodal.data import DataError, Dataset, DatasetDescription, Modality
+from intermodal.figures import save_figure
 from intermodal.model import MultimodalVAE, architecture_preset
 from intermodal.predict import (
     DEFAULT_TESTS,
@@ -41,7 +42,7 @@ from intermodal.predict import (
     run_prediction_tests,
     summarise_errors,
 )
-from intermodal.prediction_figures import prediction_test_figure, save_figure, trajectory_figure
+from intermodal.prediction_figures import prediction_test_figure, trajectory_figure
 
 
 # ---------------------------------------------------------------------- helpers
@@ -358,7 +359,8 @@ def test_prediction_figures_are_saved(tiny, tmp_path):
     for test in (PredictionTest("eye-only", "", ("eye",)), PredictionTest("chained", "", ("eye",), True)):
         figure = prediction_test_figure(model, desc, rows, test, models=[1], segment=(10, 50))
         assert len(figure.axes) == len(desc.modality_names)
-        paths = save_figure(figure, tmp_path / f"{test.name}.png", tmp_path / "svg" / f"{test.name}.svg")
+        paths = [tmp_path / f"{test.name}.png", tmp_path / f"{test.name}.svg"]
+        save_figure(figure, *paths)
         assert all(p.exists() and p.stat().st_size > 1000 for p in paths)
     pred = predict(model, desc, rows[:30], "eye")
     figure = trajectory_figure(desc, rows[:30], pred.mean, pred.std, given=pred.given, title="eye only")

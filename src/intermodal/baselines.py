@@ -46,6 +46,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .data import DataError, Dataset, DatasetDescription
+from .files import atomic_write, write_json
 from .predict import ERROR_COLUMNS, Tests, _normalise_tests, given_mask, prediction_tests
 
 __all__ = [
@@ -353,16 +354,6 @@ def _check_options(name: str, o: NetworkOptions) -> None:
 
 
 # ---------------------------------------------------------------------- files
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def save_baselines(folder: str | os.PathLike, baselines: Baselines) -> Path:
     """Write ``baselines.safetensors`` and ``baselines.json`` into ``folder`` (created if
     needed), each through a temporary file; the JSON, written last, records the weights'
@@ -389,10 +380,10 @@ def save_baselines(folder: str | os.PathLike, baselines: Baselines) -> Path:
             "final_mse": [float(v) for v in net.final_mse],
         }
     weights_path = folder / WEIGHTS_FILE
-    _atomic(weights_path, lambda p: save_file(tensors, str(p)))
+    atomic_write(weights_path, lambda p: save_file(tensors, str(p)))
     settings["weights_sha256"] = hashlib.sha256(weights_path.read_bytes()).hexdigest()
     json_path = folder / SETTINGS_FILE
-    _atomic(json_path, lambda p: Path(p).write_text(json.dumps(settings, indent=2) + "\n"))
+    write_json(json_path, settings)
     return json_path
 
 

@@ -128,8 +128,9 @@ def cmd_study(args) -> int:
             if args.backend == "ray" or (Path(args.resume) / "units").is_dir():
                 from . import cluster
 
-                trainer = cluster.resume_study(args.resume, backend=args.backend, address=args.address,
-                                               progress=not args.quiet)
+                trainer = cluster.resume_study(
+                    args.resume, backend=args.backend, address=args.address, progress=not args.quiet
+                )
             else:
                 trainer = study.resume_study(args.resume, progress=not args.quiet)
     else:
@@ -171,12 +172,62 @@ def cmd_measure(args) -> int:
     return 0
 
 
+def cmd_predict(args) -> int:
+    import pandas as pd
+
+    from . import study
+    from .runfolder import read_config, save_tables, write_table_file, writing
+
+    if args.tests:
+        if args.given or args.rows != "test" or args.steps != 1 or args.sample_seed is not None:
+            raise ConfigError(
+                "--tests runs the prediction tests on the run's test rows; drop --given, --rows, "
+                "--steps and --sample-seed"
+            )
+        with writing(args.run, new=False):
+            errors = study.prediction_errors(args.run, train_baselines=True, progress=not args.quiet)
+            save_tables(args.run, tables={study.PREDICTION_TESTS_TABLE: errors})
+            if args.out:
+                write_table_file(args.out, errors)
+        config = read_config(args.run)
+        summary = study.prediction_summary(errors, list(config.schedules))
+        with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 500):
+            print(summary.to_string(index=False))
+        print(
+            f"table: {Path(args.run) / (study.PREDICTION_TESTS_TABLE + '.parquet')}; "
+            f"the report shows it after `intermodal report {args.run}`"
+        )
+        return 0
+    if not args.given:
+        raise ConfigError(
+            "predict: name what the models are given (--given vision, --given joints@t-1,vision) "
+            "or run the prediction tests (--tests)"
+        )
+    given = [s.strip() for s in args.given.split(",") if s.strip()]
+    table = study.predict_run(
+        args.run,
+        given,
+        rows=args.rows,
+        schedule=args.schedule,
+        seed=args.seed,
+        steps=args.steps,
+        sample_seed=args.sample_seed,
+    )
+    if args.out:
+        print(f"wrote {len(table)} rows to {write_table_file(args.out, table)}")
+    else:
+        with pd.option_context("display.width", 200, "display.max_rows", 60):
+            print(table.to_string(index=False, max_rows=60))
+    return 0
+
+
 def cmd_report(args) -> int:
     from .report import write_report
     from .runfolder import writing
+    from .study import prediction_section
 
     with writing(args.run, new=False):
-        path = write_report(Path(args.run), redraw=True)
+        path = write_report(Path(args.run), redraw=True, sections=[prediction_section])
     print(f"report: {path}")
     return 0
 
@@ -227,9 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(p, preset_config("quick"), label="quick preset")
     p.add_argument("--out", help="run folder (default: runs/study-PRESET)")
     p.add_argument("--resume", metavar="RUN", help="continue the study in this folder")
-    p.add_argument("--backend", choices=["local", "ray"], default="local",
-                   help="local: this machine (default); ray: units of models as Ray tasks on a cluster "
-                   "(docs/cluster.md; needs pip install 'intermodal[ray]')")
+    p.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this machine (default); ray: units of models as Ray tasks on a cluster "
+        "(docs/cluster.md; needs pip install 'intermodal[ray]')",
+    )
     p.add_argument("--address", help="the Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_study)
@@ -244,6 +299,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="only the models of this seed")
     p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     p.set_defaults(func=cmd_measure)
+
+    p = sub.add_parser("predict", help="predict with trained models from partial information (docs/prediction.md)")
+    p.add_argument("run", help="a run folder with a checkpoint")
+    p.add_argument(
+        "--given",
+        help="what the models are given, comma-separated selectors: vision, joints@t-1, "
+        "'*@t-1' (every modality at t-1)",
+    )
+    p.add_argument(
+        "--rows",
+        default="test",
+        help="'test' (the run's test rows, default) or a CSV file whose columns are named as the data set's",
+    )
+    p.add_argument("--schedule", help="only the models of this schedule")
+    p.add_argument("--seed", type=int, help="only the models of this seed")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=1,
+        help="chain the prediction this many steps (the prediction at t becomes the input at t-1 of the next)",
+    )
+    p.add_argument(
+        "--sample-seed", type=int, help="decode one sample of z drawn with this seed (default: the latent mean)"
+    )
+    p.add_argument(
+        "--tests",
+        action="store_true",
+        help="run the original work's prediction tests beside the "
+        "baselines (trained and kept in RUN/baselines the first time)",
+    )
+    p.add_argument("--out", help="write the table to this .csv or .parquet file")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("report", help="rebuild the figures and report.html of a run folder")
     p.add_argument("run")

@@ -222,13 +222,16 @@ class DatasetDescription:
 
     def mask(self, selector: str | list[str] | tuple[str, ...]) -> np.ndarray:
         """Boolean mask over the columns, shape ``[n_columns]``, for ``"modality"``
-        (every time step), ``"modality@step"``, or a list of those (their union)."""
+        (every time step), ``"modality@step"``, ``"*"`` (every modality) or ``"*@step"``
+        (every modality at one step), or a list of those (their union)."""
         if not isinstance(selector, str):
             out = np.zeros(self.n_columns, dtype=bool)
             for s in selector:
                 out |= self.mask(s)
             return out
-        name, _, step = selector.partition("@")
+        name, at, step = selector.partition("@")
+        if name == "*":
+            return self.mask([f"{m}{at}{step}" for m in self.modality_names])
         modality = self.modality(name)
         if step and step not in self.time_steps:
             raise DataError(

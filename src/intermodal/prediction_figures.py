@@ -14,10 +14,8 @@ interactive backend is touched and nothing stays open in pyplot's registry.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -30,9 +28,8 @@ from .predict import PredictionTest, Segment, combine_models, prediction_for_tes
 if TYPE_CHECKING:
     from .model import MultimodalVAE
 
-__all__ = ["trajectory_figure", "prediction_test_figure", "save_figure"]
+__all__ = ["trajectory_figure", "prediction_test_figure"]
 
-DPI = 150
 BAND_SD = 2.0  # the band is mean ± 2 std: about 95 % of a Gaussian
 _COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
 
@@ -131,16 +128,3 @@ def prediction_test_figure(
         chained = " (chained)" if test.chained else ""
         title = f"test {test.name!r}: given {', '.join(test.given) or 'nothing'}{chained}; {what}"
     return trajectory_figure(desc, truth, mean, std, row_index=rows, given=given, title=title)
-
-
-def save_figure(figure: Figure, png: str | Path, svg: str | Path) -> list[Path]:
-    """Save ``figure`` as PNG and SVG (folders created); returns both paths. As the study's
-    figures: no date or software stamp and a fixed hash salt, so reruns give the same SVG."""
-    png, svg = Path(png), Path(svg)
-    for p in (png, svg):
-        p.parent.mkdir(parents=True, exist_ok=True)
-    with matplotlib.rc_context({"svg.hashsalt": "intermodal", "svg.fonttype": "none"}):
-        figure.savefig(png, dpi=DPI, metadata={"Software": None})
-        figure.set_layout_engine("none")  # the layout solved for the PNG holds for the SVG
-        figure.savefig(svg, metadata={"Date": None})
-    return [png, svg]

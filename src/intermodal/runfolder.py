@@ -9,6 +9,8 @@ Files of ``RUN/``::
     history.parquet      one row per schedule, seed, epoch: HISTORY_COLUMNS
     results.parquet      one row per schedule, seed, epoch, quantity, modality, scope: RESULTS_COLUMNS
     diagnostics.parquet  one row per schedule, seed, epoch, latent dimension: DIAGNOSTICS_COLUMNS
+    prediction_tests.parquet  the prediction tests' errors (intermodal predict RUN --tests)
+    baselines/           the prediction baselines (intermodal.baselines)
     checkpoint/          weights, optimiser and generator states (intermodal.checkpoint)
     figures/             PNG and SVG of each figure
     report.html          the report
@@ -214,6 +216,21 @@ def save_tables(
 
 def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
     atomic_write(path, lambda p: frame.to_parquet(p, index=False))
+
+
+def write_table_file(path: str | Path, frame: pd.DataFrame) -> Path:
+    """A table a user asked for (``--out``), as CSV or parquet by the file's suffix,
+    written atomically."""
+    path = Path(path)
+    if path.suffix not in (".csv", ".parquet"):
+        raise RunFolderError(f"--out {path}: expected a .csv or .parquet file")
+    if not path.parent.is_dir():
+        raise RunFolderError(f"--out {path}: the folder {path.parent} does not exist")
+    if path.suffix == ".parquet":
+        _write_parquet(path, frame)
+    else:
+        atomic_write(path, lambda p: frame.to_csv(p, index=False))
+    return path
 
 
 # --------------------------------------------------------------------------- reading

@@ -44,6 +44,10 @@ __all__ = [
     "resume_study",
     "measure_checkpoint",
     "estimate_duration",
+    "predict_run",
+    "prediction_errors",
+    "prediction_summary",
+    "prediction_section",
 ]
 
 DEFAULT_EVALUATION_ROWS = 1024  # the paper's: the first 1024 rows of the iCub test file
@@ -135,7 +139,7 @@ def _announce(trainer: Trainer, evaluate) -> None:
 
 
 def _finish(run: Path) -> Path:
-    write_report(run, redraw=True)
+    write_report(run, redraw=True, sections=[prediction_section])
     return run
 
 
@@ -233,3 +237,205 @@ def measure_checkpoint(
     table.insert(0, "seed", [keys[i][1] for i in table["model"]])
     table.insert(0, "schedule", [keys[i][0] for i in table["model"]])
     return table.drop(columns="model")
+
+
+# ---------------------------------------------------------------------- prediction
+PREDICTION_TESTS_TABLE = "prediction_tests"  # RUN/prediction_tests.parquet
+BASELINES_FOLDER = "baselines"  # RUN/baselines/: the forward and inverse models
+
+
+def _run_ensemble(run: str | Path, schedule: str | None = None, seed: int | None = None):
+    """The trained ensemble of a run folder (or some of its models), their (schedule,
+    seed) keys, the run's config and its data set."""
+    model, state = load_model(run)
+    keys = [(k[0], int(k[1])) for k in state["models"]]
+    chosen = [i for i, (s, n) in enumerate(keys) if schedule in (None, s) and seed in (None, n)]
+    if not chosen:
+        raise ValueError(f"{run}: no model with schedule {schedule!r} and seed {seed!r}; it holds {keys}")
+    if len(chosen) < len(keys):
+        model, keys = model.select(chosen), [keys[i] for i in chosen]
+    config = runfolder.read_config(run) if (Path(run) / runfolder.CONFIG).is_file() else None
+    if config is None:
+        config = RunConfig.from_dict(state["config"], origin=f"{run} state.json")
+    dataset = dataset_of(config)
+    if dataset.description.column_names() != model.description.column_names():
+        raise ValueError(f"{run}: the data set {config.data!r} no longer has the columns the models were trained on")
+    return model, keys, config, dataset
+
+
+def _given_rows(path: str | Path, description, given) -> pd.DataFrame:
+    """Rows a user gives to ``intermodal predict --rows FILE.csv``: columns named as the
+    description's (those given are required, the others optional), numbers only."""
+    path = Path(path)
+    if path.suffix.lower() != ".csv":
+        raise ValueError(f"--rows {path}: expected 'test' or a .csv file of rows")
+    if not path.is_file():
+        raise ValueError(f"--rows {path}: no such file")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a readable CSV table ({str(e).strip()})") from None
+    names = description.column_names()
+    unknown = [str(c) for c in frame.columns if c not in names]
+    if unknown:
+        raise ValueError(
+            f"{path}: column(s) {unknown[:5]} are not columns of the run's data set {description.name!r} "
+            f"(its columns are named like {names[:3]})"
+        )
+    needed = [names[i] for i in np.flatnonzero(description.mask(list(given)))]
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: lacks the given column(s) {missing[:5]}")
+    if len(frame) == 0:
+        raise ValueError(f"{path}: has no rows")
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            raise ValueError(f"{path}: column {column!r} is not numeric")
+    return frame
+
+
+def predict_run(
+    run: str | Path,
+    given: list[str],
+    *,
+    rows: str = "test",
+    schedule: str | None = None,
+    seed: int | None = None,
+    steps: int = 1,
+    sample_seed: int | None = None,
+) -> pd.DataFrame:
+    """``intermodal predict RUN --given ...``: every column of every chosen model's
+    prediction from the ``given`` selectors, as a tidy table ``schedule, seed, [step,] row,
+    column, mean, std[, true]`` (``true`` where the rows hold the column). ``rows``:
+    ``"test"`` (the run's test rows) or a CSV file; ``steps > 1`` chains the prediction
+    (:func:`intermodal.predict.rollout`); ``sample_seed`` decodes one sample of z instead
+    of the latent mean."""
+    from .predict import expand_selectors, prediction_table, rollout
+    from .predict import predict as predict_rows
+
+    if steps < 1:
+        raise ValueError(f"--steps {steps}: expected a whole number >= 1")
+    model, keys, _config, dataset = _run_ensemble(run, schedule, seed)
+    desc = dataset.description
+    given = expand_selectors(desc, given)
+    if rows == "test":
+        values, truth = dataset.test, dataset.test
+    else:
+        frame = _given_rows(rows, desc, given)
+        values = frame
+        complete = all(c in frame.columns for c in desc.column_names())
+        truth = frame[desc.column_names()].to_numpy(np.float64) if complete else None
+        if truth is not None and not np.isfinite(truth).all():
+            truth = None
+    try:
+        if steps == 1:
+            result = predict_rows(model, desc, values, given, seed=sample_seed)
+            return prediction_table(result.mean, result.std, desc, keys, truth=truth)
+        result = rollout(model, desc, values, steps, given, seed=sample_seed)
+    except ValueError as e:
+        raise ValueError(f"{rows if rows != 'test' else 'the test rows'}: {e}") from None
+    return prediction_table(result.mean, result.std, desc, keys)
+
+
+def prediction_errors(run: str | Path, *, train_baselines: bool = False, progress: bool = True) -> pd.DataFrame:
+    """The original work's prediction tests on a run's test rows, for every model, beside
+    the persistence baseline and (when kept in ``RUN/baselines`` or ``train_baselines``)
+    the forward and inverse baselines and the training mean: the tidy table of
+    :data:`intermodal.predict.ERROR_COLUMNS` (docs/prediction.md)."""
+    from . import baselines as ff
+    from .predict import persistence_baseline, run_prediction_tests
+
+    run = Path(run)
+    model, keys, config, dataset = _run_ensemble(run)
+    desc = dataset.description
+    parts = [run_prediction_tests(model, keys, desc, dataset.test), persistence_baseline(desc, dataset.test)]
+    folder = run / BASELINES_FOLDER
+    kept = (folder / ff.SETTINGS_FILE).is_file()
+    if desc.motor and (kept or train_baselines):
+        if kept:
+            trained = ff.load_baselines(folder)
+        else:
+            if progress:
+                print(
+                    f"training the forward and inverse baselines for seeds {list(config.seeds)} (kept in {folder})",
+                    flush=True,
+                )
+            trained = ff.train_baselines(dataset, config.seeds)
+            folder.mkdir(exist_ok=True)
+            ff.save_baselines(folder, trained)
+        parts.append(ff.baseline_errors(trained, desc, dataset.test))
+    return pd.concat(parts, ignore_index=True)
+
+
+def prediction_summary(errors: pd.DataFrame, schedules: list[str]) -> pd.DataFrame:
+    """The predicted columns' errors (root mean square, data units) per test, modality and
+    step: one column per schedule and baseline, mean ± sd over seeds."""
+    from .predict import summarise_errors
+
+    stats = summarise_errors(errors[~errors["given"].astype(bool)])
+    order = schedules + [s for s in pd.unique(stats["schedule"]) if s not in schedules]
+    stats["cell"] = [
+        f"{m:.3g}" if (n < 2 or not np.isfinite(sd)) else f"{m:.3g} ± {sd:.2g}"
+        for m, sd, n in zip(stats["mean"], stats["sd"], stats["n_seeds"])
+    ]
+    table = stats.pivot_table(
+        index=["test", "modality", "time_step"], columns="schedule", values="cell", aggfunc="first", sort=False
+    )
+    return table.reindex(columns=[s for s in order if s in table.columns]).fillna("").reset_index()
+
+
+def prediction_figures(run: str | Path) -> list[dict]:
+    """For each test, the first schedule's models on the first 200 test rows, drawn into
+    ``RUN/figures/prediction_<test>.png|svg``; returns (stem, png, caption) records."""
+    from .figures import save_figure
+    from .predict import prediction_tests
+    from .prediction_figures import prediction_test_figure
+
+    run = Path(run)
+    model, keys, config, dataset = _run_ensemble(run)
+    first = config.schedules[0]
+    models = [i for i, (s, _) in enumerate(keys) if s == first]
+    folder = run / runfolder.FIGURES
+    folder.mkdir(exist_ok=True)
+    out = []
+    for test in prediction_tests(dataset.description):
+        stem = f"prediction_{test.name}"
+        figure = prediction_test_figure(
+            model, dataset.description, dataset.test, test, models=models, segment=(0, min(200, len(dataset.test)))
+        )
+        save_figure(figure, folder / f"{stem}.png", folder / f"{stem}.svg")
+        out.append(
+            {
+                "stem": stem,
+                "png": folder / f"{stem}.png",
+                "caption": f"Test {test.name!r} ({test.about}) Schedule {first}, its {len(models)} models "
+                "combined; band: ±2 std.",
+            }
+        )
+    return out
+
+
+def prediction_section(run: Path) -> dict | None:
+    """The report's section on prediction and control (a run with a checkpoint only)."""
+    if not (Path(run) / runfolder.CHECKPOINT / "state.json").is_file():
+        return None
+    config = runfolder.read_config(run)
+    errors = prediction_errors(run, train_baselines=False, progress=False)
+    has_baselines = (Path(run) / BASELINES_FOLDER).is_dir()
+    paragraphs = [
+        "Root mean square error (data units) of what each test asks the trained models to predict, on the test "
+        "rows, mean ± sd over seeds; a column per schedule, then the baselines (docs/prediction.md). "
+        "'persistence' predicts x_t = x_{t-1}; a prediction that cannot beat it says little.",
+    ]
+    if not has_baselines:
+        paragraphs.append(
+            "The forward and inverse feed-forward baselines are not in this run folder yet: "
+            f"`intermodal predict {Path(run)} --tests` trains and keeps them."
+        )
+    return {
+        "id": "prediction",
+        "title": "Prediction and control from partial information",
+        "paragraphs": paragraphs,
+        "tables": [{"title": None, "frame": prediction_summary(errors, list(config.schedules))}],
+        "figures": prediction_figures(run),
+    }
