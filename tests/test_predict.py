@@ -23,26 +23,21 @@ from intermodal.baselines import (
     train_baselines,
 )
 from intermodal.data import DataError, Dataset, DatasetDescription, Modality
-from intermodal.figures import save_figure
 from intermodal.model import MultimodalVAE, architecture_preset
-from intermodal.predict import (
+from intermodal.plotting import save_figure
+from intermodal.predict import combine_models, expand_selectors, given_mask, predict, prediction_table, rollout
+from intermodal.prediction_figures import prediction_test_figure, trajectory_figure
+from intermodal.prediction_tests import (
     DEFAULT_TESTS,
     ERROR_COLUMNS,
     PredictionTest,
-    combine_models,
     continuing_rows,
-    expand_selectors,
-    given_mask,
     persistence_baseline,
-    predict,
     prediction_for_test,
-    prediction_table,
     prediction_tests,
-    rollout,
     run_prediction_tests,
     summarise_errors,
 )
-from intermodal.prediction_figures import prediction_test_figure, trajectory_figure
 
 
 # ---------------------------------------------------------------------- helpers

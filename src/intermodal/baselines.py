@@ -47,7 +47,8 @@ from safetensors.torch import load_file, save_file
 
 from .data import DataError, Dataset, DatasetDescription
 from .files import atomic_write, write_json
-from .predict import ERROR_COLUMNS, Tests, _normalise_tests, given_mask, prediction_tests
+from .predict import given_mask
+from .prediction_tests import ERROR_COLUMNS, Tests, normalise_tests, prediction_tests
 
 __all__ = [
     "NetworkOptions",
@@ -472,8 +473,8 @@ def baseline_errors(
     baselines: Baselines, description: DatasetDescription | None, test_rows: np.ndarray, *, tests: Tests = None
 ) -> pd.DataFrame:
     """RMSE of the baselines on complete test rows ``[n_rows, n_columns]``, per seed,
-    modality and time step, in data units, as :data:`~intermodal.predict.ERROR_COLUMNS`
-    (so it concatenates with :func:`~intermodal.predict.run_prediction_tests`).
+    modality and time step, in data units, as :data:`~intermodal.prediction_tests.ERROR_COLUMNS`
+    (so it concatenates with :func:`~intermodal.prediction_tests.run_prediction_tests`).
 
     ``schedule`` names the baseline: ``forward-model`` (``test = "forward"``: perception at
     the current step), ``inverse-model`` (``test = "control"``: motor at the previous
@@ -494,7 +495,7 @@ def baseline_errors(
     fw, inv, seeds = baselines.forward, baselines.inverse, baselines.seeds
     records = _records("forward-model", seeds, "forward", desc, fw.outputs, baselines.predict_forward(rows), rows)
     records += _records("inverse-model", seeds, "control", desc, inv.outputs, baselines.predict_inverse(rows), rows)
-    control = [t for t in (prediction_tests(desc) if tests is None else _normalise_tests(tests)) if t.name == "control"]
+    control = [t for t in (prediction_tests(desc) if tests is None else normalise_tests(tests)) if t.name == "control"]
     if control:
         muted = rows.copy()
         muted[:, ~given_mask(desc, control[0].given)] = desc.muted_value

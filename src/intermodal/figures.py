@@ -18,22 +18,30 @@ nothing is left open in pyplot's figure registry.
 
 from __future__ import annotations
 
-import math
-import textwrap
-from pathlib import Path
-
-import matplotlib
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from .files import atomic_write
+from .plotting import (
+    MAX_POINTS_PER_CURVE,
+    SCHEDULE_MARKERS,
+    darker,
+    figure_title,
+    lighter,
+    lookup_by_keys,
+    modality_style,
+    new_figure,
+    plot_curve,
+    say_no_data,
+    schedule_colours,
+    schedules_and_colours,
+    seed_count,
+    shade_windows,
+    share_epoch_axis,
+    title_with_notes,
+)
 from .runfolder import (
-    BAND_DESCRIPTIONS,
     MEASURE_QUANTITIES,
     Run,
     active_unit_counts,
@@ -60,7 +68,6 @@ __all__ = [
     "figA1_per_modality",
     "fig_active_units",
     "draw_figures",
-    "save_figure",
 ]
 
 # File stem and caption of each figure, in the order of docs/method.md §7.
@@ -94,229 +101,34 @@ MEASURES: list[tuple[str, str, str, str]] = [
     ("loss_of_precision", "all", "LoP regarding all", "loss of precision, regarding all"),
 ]
 
-# Fixed colours for the paper's schedules so a schedule looks the same in every figure and
-# every run; other schedules take the remaining hues in the order they are listed.
-_KNOWN_SCHEDULE_COLOURS = {
-    "constant-1": "#d62728",
-    "constant-0": "#1f77b4",
-    "dynamic-plateau-0": "#2ca02c",
-    "dynamic-plateau-1": "#ff7f0e",
-}
-_OTHER_SCHEDULE_COLOURS = ["#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#393b79", "#637939"]
-# Modalities (lines in Fig. 6) use a palette unlike the schedules' so colour is not read as
-# "schedule" there.
-_MODALITY_COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
-_MODALITY_LINESTYLES = ["-", "--", ":", "-."]
-_SCHEDULE_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
-
-# Beyond this many epochs a curve is drawn from bin means (plus each bin's range), which keeps
-# an 80 000-epoch run's SVGs small. 500 bins make each bin two of the paper's β cycles
-# (T/1000 epochs each, at any run length T), so the bin means of a cycling curve come out
-# smooth; with bins of half a cycle they would alternate and draw a solid block.
-MAX_POINTS_PER_CURVE = 500
-DPI = 150
-
-
-# --------------------------------------------------------------------------- orders, colours
-def schedule_colours(schedules: list[str]) -> dict[str, str]:
-    """A fixed colour per schedule: the paper's schedules always get the same hue."""
-    colours: dict[str, str] = {}
-    spare = iter(_OTHER_SCHEDULE_COLOURS * (1 + len(schedules) // len(_OTHER_SCHEDULE_COLOURS)))
-    for name in schedules:
-        colours[name] = _KNOWN_SCHEDULE_COLOURS.get(name) or next(spare)
-    return colours
-
-
-def _modality_style(index: int) -> dict:
-    return {
-        "color": _MODALITY_COLOURS[index % len(_MODALITY_COLOURS)],
-        "linestyle": _MODALITY_LINESTYLES[(index // len(_MODALITY_COLOURS)) % len(_MODALITY_LINESTYLES)],
-    }
-
-
-def _lighter(colour: str, amount: float = 0.45) -> str:
-    rgb = np.array(to_rgb(colour))
-    return to_hex(rgb + (1.0 - rgb) * amount)
-
-
-def _darker(colour: str, amount: float = 0.35) -> str:
-    return to_hex(np.array(to_rgb(colour)) * (1.0 - amount))
-
-
-def _thin(curve: pd.DataFrame, max_points: int = MAX_POINTS_PER_CURVE) -> pd.DataFrame:
-    """Bin means of a long curve (sorted by epoch) so at most ``max_points`` remain; also
-    each bin's range of the mean (``range_low``/``range_high``), to show fast oscillation."""
-    if len(curve) <= max_points:
-        return curve
-    width = math.ceil(len(curve) / max_points)
-    bins = np.arange(len(curve)) // width
-    return curve.groupby(bins).agg(
-        epoch=("epoch", "mean"),
-        mean=("mean", "mean"),
-        low=("low", "mean"),
-        high=("high", "mean"),
-        n_seeds=("n_seeds", "min"),
-        range_low=("mean", "min"),
-        range_high=("mean", "max"),
-    )
-
-
-# --------------------------------------------------------------------------- drawing helpers
-def _new_figure(n_rows: int, n_cols: int, panel_size: tuple[float, float], **subplot_kw):
-    figure = Figure(figsize=(panel_size[0] * n_cols + 0.6, panel_size[1] * n_rows + 1.1), layout="constrained")
-    FigureCanvasAgg(figure)  # explicit Agg canvas: no interactive backend involved
-    axes = figure.subplots(n_rows, n_cols, squeeze=False, **subplot_kw)
-    return figure, axes
-
-
-def _plot_curve(
-    ax, curve: pd.DataFrame, colour: str, label: str | None = None, linestyle: str = "-", linewidth: float = 1.4
-) -> bool:
-    """Mean line and band; returns whether the curve was thinned."""
-    if curve.empty:
-        return False
-    curve = curve.sort_values("epoch")
-    thinned = len(curve) > MAX_POINTS_PER_CURVE
-    curve = _thin(curve)
-    x = curve["epoch"].to_numpy(float)
-    if thinned:
-        ax.fill_between(
-            x,
-            curve["range_low"].to_numpy(float),
-            curve["range_high"].to_numpy(float),
-            color=colour,
-            alpha=0.3,
-            linewidth=0,
-        )
-    # Few evaluations: markers so a single point (or a sparse series) is still visible.
-    marker = "o" if len(curve) <= 30 else None
-    ax.plot(
-        x,
-        curve["mean"].to_numpy(float),
-        color=colour,
-        label=label,
-        linestyle=linestyle,
-        linewidth=linewidth,
-        marker=marker,
-        markersize=3.5,
-    )
-    if (curve["n_seeds"] > 1).any() and len(curve) > 1:
-        ax.fill_between(
-            x, curve["low"].to_numpy(float), curve["high"].to_numpy(float), color=colour, alpha=0.18, linewidth=0
-        )
-    return thinned
-
-
-def _shade_windows(ax, windows) -> None:
-    # Windows are usually contiguous, so a dotted edge marks where one ends and the next begins.
-    for start, end in windows or []:
-        ax.axvspan(start, end, color="0.5", alpha=0.08, linewidth=0, zorder=0)
-        ax.axvline(start, color="0.6", linewidth=0.6, linestyle=":", zorder=0)
-
-
-def _share_epoch_axis(axes, *tables: pd.DataFrame | None) -> None:
-    """One epoch range for every panel, tick labels only on the bottom row.
-
-    Set explicitly rather than with ``sharex``: on figures with dozens of panels the shared
-    autoscaling dominated the drawing time.
-    """
-    epochs = [t["epoch"] for t in tables if t is not None and len(t)]
-    low = float(min(e.min() for e in epochs)) if epochs else 0.0
-    high = float(max(e.max() for e in epochs)) if epochs else 1.0
-    pad = 0.03 * (high - low) if high > low else 0.5
-    for ax in axes.flat:
-        ax.set_xlim(low - pad, high + pad)
-        # Few ticks, thousands as "6k": long runs' labels would otherwise run together.
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
-        ax.xaxis.set_major_formatter(_EPOCH_FORMATTER)
-    for ax in axes[:-1, :].flat:
-        ax.tick_params(labelbottom=False)
-
-
-def _epoch_label(value: float, _position=None) -> str:
-    """Tick label of an epoch: 6000 -> "6k", 1500 -> "1.5k", 250 -> "250"."""
-    if abs(value) >= 1000:
-        return f"{value / 1000:g}k"
-    return f"{value:g}"
-
-
-_EPOCH_FORMATTER = FuncFormatter(_epoch_label)
-
-
-def _by_keys(summary: pd.DataFrame, keys: list[str]):
-    """Look-up of a summary's rows by key tuple (one pass instead of a mask per panel)."""
-    groups = {key: frame for key, frame in summary.groupby(keys, sort=False)} if len(summary) else {}
-    empty = summary.iloc[0:0]
-    return lambda *key: groups.get(tuple(key), empty)
-
-
-def _say_no_data(ax, text: str = "no data") -> None:
-    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=9, color="0.35", wrap=True)
-
-
-def _title(figure: Figure, number_and_name: str, band: str | None, n_seeds: int | None, thinned: bool) -> None:
-    notes = []
-    if n_seeds is not None:
-        notes.append(f"mean over {n_seeds} seed{'s' if n_seeds != 1 else ''}")
-        if n_seeds > 1 and band:
-            notes.append(BAND_DESCRIPTIONS[band])
-    if thinned:
-        notes.append(f"long curves: means over ≤{MAX_POINTS_PER_CURVE} epoch bins, faint fill = range within a bin")
-    _suptitle(figure, number_and_name, notes)
-
-
-def _suptitle(figure: Figure, title: str, notes: list[str]) -> None:
-    """Title with the notes in brackets below it, wrapped to the figure's width."""
-    text = title
-    if notes:
-        # About 11 characters of 11-point text fit in an inch.
-        width = max(40, int(figure.get_figwidth() * 11))
-        text += "\n" + textwrap.fill("(" + "; ".join(notes) + ")", width)
-    figure.suptitle(text, fontsize=11)
-
-
-def _n_seeds(*tables: pd.DataFrame | None) -> int | None:
-    counts = [t.groupby("schedule")["seed"].nunique().max() for t in tables if t is not None and len(t)]
-    return int(max(counts)) if counts else None
-
-
-def _resolve(schedules, colours, *tables):
-    schedules = list(schedules) if schedules is not None else schedule_order(*tables)
-    colours = dict(colours) if colours is not None else {}
-    missing = [s for s in schedules if s not in colours]
-    if missing:
-        fallback = schedule_colours(schedules)
-        colours.update({s: fallback[s] for s in missing})
-    return schedules, colours
-
 
 # --------------------------------------------------------------------------- figures
 def fig2_schedules(history: pd.DataFrame, *, schedules=None, colours=None, windows=None) -> Figure:
     """Paper Fig. 2: β against epoch, one panel per schedule (shared epoch axis)."""
-    schedules, colours = _resolve(schedules, colours, history)
-    figure, axes = _new_figure(max(len(schedules), 1), 1, (7.5, 1.5), sharey=True)
+    schedules, colours = schedules_and_colours(schedules, colours, history)
+    figure, axes = new_figure(max(len(schedules), 1), 1, (7.5, 1.5), sharey=True)
     # β is the same for every seed of a schedule, so the seed summary has no band.
     summary = seed_summary(history, ["schedule"], "beta")
     thinned = False
     for ax, name in zip(axes[:, 0], schedules or [None]):
-        _shade_windows(ax, windows)
+        shade_windows(ax, windows)
         curve = summary[summary["schedule"] == name] if name is not None else summary.iloc[0:0]
         if curve.empty:
-            _say_no_data(ax, "no β in history")
-        thinned |= _plot_curve(ax, curve, colours.get(name, "k"), linewidth=1.2)
+            say_no_data(ax, "no β in history")
+        thinned |= plot_curve(ax, curve, colours.get(name, "k"), linewidth=1.2)
         ax.set_ylabel("β")
         if name is not None:
             ax.set_title(name, fontsize=9, loc="left", color=colours[name])
     top = float(summary["mean"].max()) if len(summary) else 1.0
     axes[0, 0].set_ylim(-0.05, max(1.05, 1.05 * top))
     axes[-1, 0].set_xlabel("epoch")
-    _share_epoch_axis(axes, history)
+    share_epoch_axis(axes, history)
     notes = ["one panel per schedule"]
     if windows:
         notes.append("grey: averaging windows of Fig. 7")
     if thinned:
         notes.append(f"dense curves: means over ≤{MAX_POINTS_PER_CURVE} epoch bins, fill = range within a bin")
-    _suptitle(figure, "Fig. 2 — KL weight schedules", notes)
+    title_with_notes(figure, "Fig. 2 — KL weight schedules", notes)
     return figure
 
 
@@ -326,7 +138,7 @@ def fig4_losses(
     """Paper Fig. 4: prediction error (results) and reconstruction, latent and weighted loss
     (history) against epoch; a column per schedule, a row per quantity, y shared per row."""
     results = normalised_results(results)
-    schedules, colours = _resolve(schedules, colours, history, results)
+    schedules, colours = schedules_and_colours(schedules, colours, history, results)
     quantities = [
         (
             "prediction error",
@@ -336,23 +148,23 @@ def fig4_losses(
         ("latent loss (nats)", seed_summary(history, ["schedule"], "latent_loss", band)),
         ("weighted loss", seed_summary(history, ["schedule"], "loss", band)),
     ]
-    figure, axes = _new_figure(len(quantities), max(len(schedules), 1), (3.0, 1.9), sharey="row")
+    figure, axes = new_figure(len(quantities), max(len(schedules), 1), (3.0, 1.9), sharey="row")
     thinned = False
     for col, name in enumerate(schedules or [None]):
         for row, (label, summary) in enumerate(quantities):
             ax = axes[row, col]
-            _shade_windows(ax, windows)
+            shade_windows(ax, windows)
             curve = summary[summary["schedule"] == name] if name is not None else summary.iloc[0:0]
             if curve.empty:
-                _say_no_data(ax)
-            thinned |= _plot_curve(ax, curve, colours.get(name, "k"))
+                say_no_data(ax)
+            thinned |= plot_curve(ax, curve, colours.get(name, "k"))
             if col == 0:
                 ax.set_ylabel(label, fontsize=9)
             if row == 0 and name is not None:
                 ax.set_title(name, fontsize=9, color=colours[name])
         axes[-1, col].set_xlabel("epoch")
-    _share_epoch_axis(axes, history, results)
-    _title(figure, "Fig. 4 — prediction error and the loss terms", band, _n_seeds(history, results), thinned)
+    share_epoch_axis(axes, history, results)
+    figure_title(figure, "Fig. 4 — prediction error and the loss terms", band, seed_count(history, results), thinned)
     return figure
 
 
@@ -360,24 +172,24 @@ def fig5_baseline(results: pd.DataFrame, *, schedules=None, colours=None, band="
     """Paper Fig. 5: the baseline (everything muted, regarding all) against epoch, a panel per
     schedule with a shared y-axis so the schedules' levels compare directly."""
     results = normalised_results(results)
-    schedules, colours = _resolve(schedules, colours, results)
+    schedules, colours = schedules_and_colours(schedules, colours, results)
     baseline = results[results["quantity"] == "baseline"]
     summary = seed_summary(baseline, ["schedule"], "value", band)
-    figure, axes = _new_figure(1, max(len(schedules), 1), (3.0, 2.4), sharey="row")
+    figure, axes = new_figure(1, max(len(schedules), 1), (3.0, 2.4), sharey="row")
     thinned = False
     for col, name in enumerate(schedules or [None]):
         ax = axes[0, col]
-        _shade_windows(ax, windows)
+        shade_windows(ax, windows)
         curve = summary[summary["schedule"] == name] if name is not None else summary.iloc[0:0]
         if curve.empty:
-            _say_no_data(ax, "no baseline evaluations")
-        thinned |= _plot_curve(ax, curve, colours.get(name, "k"))
+            say_no_data(ax, "no baseline evaluations")
+        thinned |= plot_curve(ax, curve, colours.get(name, "k"))
         if name is not None:
             ax.set_title(name, fontsize=9, color=colours[name])
         ax.set_xlabel("epoch")
     axes[0, 0].set_ylabel("baseline (nats)")
-    _share_epoch_axis(axes, baseline)
-    _title(figure, "Fig. 5 — baseline", band, _n_seeds(baseline), thinned)
+    share_epoch_axis(axes, baseline)
+    figure_title(figure, "Fig. 5 — baseline", band, seed_count(baseline), thinned)
     return figure
 
 
@@ -387,31 +199,31 @@ def fig6_measures(
     """Paper Fig. 6: the four measures; columns = measures, rows = schedules, a line per modality.
     The y-axis is shared within a schedule's row so its measures compare directly."""
     results = normalised_results(results)
-    schedules, colours = _resolve(schedules, colours, results)
+    schedules, colours = schedules_and_colours(schedules, colours, results)
     modalities = list(modalities) if modalities is not None else modality_order(results)
     measures = results[results["quantity"].isin(MEASURE_QUANTITIES)]
     summary = seed_summary(measures, ["schedule", "quantity", "scope", "modality"], "value", band)
-    figure, axes = _new_figure(max(len(schedules), 1), len(MEASURES), (3.0, 2.0), sharey="row")
-    curve_of = _by_keys(summary, ["schedule", "quantity", "scope", "modality"])
+    figure, axes = new_figure(max(len(schedules), 1), len(MEASURES), (3.0, 2.0), sharey="row")
+    curve_of = lookup_by_keys(summary, ["schedule", "quantity", "scope", "modality"])
     thinned = False
     for row, name in enumerate(schedules or [None]):
         for col, (quantity, scope, short, _) in enumerate(MEASURES):
             ax = axes[row, col]
-            _shade_windows(ax, windows)
+            shade_windows(ax, windows)
             curves = [curve_of(name, quantity, scope, modality) for modality in modalities]
             if all(c.empty for c in curves):
-                _say_no_data(ax)
+                say_no_data(ax)
             for index, (modality, curve) in enumerate(zip(modalities, curves)):
-                style = _modality_style(index)
-                thinned |= _plot_curve(ax, curve, style["color"], label=modality, linestyle=style["linestyle"])
+                style = modality_style(index)
+                thinned |= plot_curve(ax, curve, style["color"], label=modality, linestyle=style["linestyle"])
             if row == 0:
                 ax.set_title(short, fontsize=9)
             if col == 0:
                 ax.set_ylabel(f"{name}\n(nats)" if name is not None else "", fontsize=9, color=colours.get(name, "k"))
     for ax in axes[-1, :]:
         ax.set_xlabel("epoch")
-    _share_epoch_axis(axes, measures)
-    handles = [Line2D([], [], label=m, linewidth=1.6, **_modality_style(i)) for i, m in enumerate(modalities)]
+    share_epoch_axis(axes, measures)
+    handles = [Line2D([], [], label=m, linewidth=1.6, **modality_style(i)) for i, m in enumerate(modalities)]
     if handles:
         figure.legend(
             handles=handles,
@@ -422,11 +234,11 @@ def fig6_measures(
             title_fontsize=9,
             frameon=False,
         )
-    _title(
+    figure_title(
         figure,
         "Fig. 6 — single modality error (SME) and loss of precision (LoP) per modality",
         band,
-        _n_seeds(measures),
+        seed_count(measures),
         thinned,
     )
     return figure
@@ -444,7 +256,7 @@ def fig7_window_means(
     if yscale not in ("auto", "linear", "log"):
         raise ValueError(f"yscale must be 'auto', 'linear' or 'log', not {yscale!r}")
     results = normalised_results(results)
-    schedules, colours = _resolve(schedules, colours, results)
+    schedules, colours = schedules_and_colours(schedules, colours, results)
     modalities = list(modalities) if modalities is not None else modality_order(results)
     if windows is None:
         windows = resolve_windows(None, results=results)
@@ -454,7 +266,7 @@ def fig7_window_means(
         ("single_modality_error", "single modality error (nats)"),
         ("loss_of_precision", "loss of precision (nats)"),
     ]
-    figure, axes = _new_figure(2, max(len(windows), 1), (max(3.6, 0.75 * len(modalities) + 1.2), 2.6), sharey="row")
+    figure, axes = new_figure(2, max(len(windows), 1), (max(3.6, 0.75 * len(modalities) + 1.2), 2.6), sharey="row")
     log_rows: dict[int, str] = {}
     for row, (quantity, label) in enumerate(families):
         positive = means.loc[(means["quantity"] == quantity) & (means["mean"] > 0), "mean"]
@@ -478,11 +290,11 @@ def fig7_window_means(
             ax.set_xticks(x, modalities, fontsize=8, rotation=30 if len(modalities) > 6 else 0)
             ax.set_xlim(-0.6, len(modalities) - 0.4)
             if inside.empty:
-                _say_no_data(ax, f"no evaluations in {window_label(window)}")
+                say_no_data(ax, f"no evaluations in {window_label(window)}")
                 continue
             for s_index, name in enumerate(schedules):
-                marker = _SCHEDULE_MARKERS[s_index % len(_SCHEDULE_MARKERS)]
-                for scope, shade in (("modality", _lighter(colours[name])), ("all", _darker(colours[name]))):
+                marker = SCHEDULE_MARKERS[s_index % len(SCHEDULE_MARKERS)]
+                for scope, shade in (("modality", lighter(colours[name])), ("all", darker(colours[name]))):
                     rows = inside[(inside["schedule"] == name) & (inside["scope"] == scope)].set_index("modality")
                     rows = rows.reindex(modalities)
                     mean = rows["mean"].to_numpy(float)
@@ -503,7 +315,7 @@ def fig7_window_means(
                         markersize=5,
                         elinewidth=0.9,
                         capsize=2,
-                        markeredgecolor=_darker(colours[name], 0.5),
+                        markeredgecolor=darker(colours[name], 0.5),
                         markeredgewidth=0.5,
                     )
     handles = [
@@ -511,7 +323,7 @@ def fig7_window_means(
             [],
             [],
             linestyle="none",
-            marker=_SCHEDULE_MARKERS[i % len(_SCHEDULE_MARKERS)],
+            marker=SCHEDULE_MARKERS[i % len(SCHEDULE_MARKERS)],
             color=colours[name],
             markersize=6,
             label=name,
@@ -520,14 +332,14 @@ def fig7_window_means(
     ]
     handles += [
         Line2D(
-            [], [], linestyle="none", marker="o", color=_lighter("#777777"), markersize=6, label="regarding m (light)"
+            [], [], linestyle="none", marker="o", color=lighter("#777777"), markersize=6, label="regarding m (light)"
         ),
         Line2D(
-            [], [], linestyle="none", marker="o", color=_darker("#777777"), markersize=6, label="regarding all (dark)"
+            [], [], linestyle="none", marker="o", color=darker("#777777"), markersize=6, label="regarding all (dark)"
         ),
     ]
     figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), fontsize=8, frameon=False)
-    n_seeds = _n_seeds(results[results["quantity"].isin(MEASURE_QUANTITIES)])
+    n_seeds = seed_count(results[results["quantity"].isin(MEASURE_QUANTITIES)])
     notes = [
         f"mean over {n_seeds} seed{'s' if n_seeds != 1 else ''} of each seed's window mean"
         if n_seeds
@@ -545,7 +357,7 @@ def fig7_window_means(
             )
     if log_rows:
         notes.append("log scale: " + ", ".join(log_rows.values()))
-    _suptitle(figure, "Fig. 7 — measures averaged over epoch windows", notes)
+    title_with_notes(figure, "Fig. 7 — measures averaged over epoch windows", notes)
     return figure
 
 
@@ -556,65 +368,67 @@ def figA1_per_modality(
     of precision, against epoch; a column per schedule; regarding all is the darker line.
     The y-axis is shared along each row so schedules compare directly."""
     results = normalised_results(results)
-    schedules, colours = _resolve(schedules, colours, results)
+    schedules, colours = schedules_and_colours(schedules, colours, results)
     modalities = list(modalities) if modalities is not None else modality_order(results)
     measures = results[results["quantity"].isin(MEASURE_QUANTITIES)]
     summary = seed_summary(measures, ["schedule", "quantity", "scope", "modality"], "value", band)
     families = [("single_modality_error", "SME"), ("loss_of_precision", "LoP")]
     n_rows = max(2 * len(modalities), 1)
-    figure, axes = _new_figure(n_rows, max(len(schedules), 1), (3.0, 1.7), sharey="row")
-    curve_of = _by_keys(summary, ["schedule", "quantity", "scope", "modality"])
+    figure, axes = new_figure(n_rows, max(len(schedules), 1), (3.0, 1.7), sharey="row")
+    curve_of = lookup_by_keys(summary, ["schedule", "quantity", "scope", "modality"])
     thinned = False
     if not modalities:
-        _say_no_data(axes[0, 0], "no measure evaluations")
+        say_no_data(axes[0, 0], "no measure evaluations")
     for m_index, modality in enumerate(modalities):
         for f_index, (quantity, short) in enumerate(families):
             row = 2 * m_index + f_index
             for col, name in enumerate(schedules):
                 ax = axes[row, col]
-                _shade_windows(ax, windows)
+                shade_windows(ax, windows)
                 own = curve_of(name, quantity, "modality", modality)
                 every = curve_of(name, quantity, "all", modality)
                 if own.empty and every.empty:
-                    _say_no_data(ax)
-                thinned |= _plot_curve(ax, own, _lighter(colours[name]))
-                thinned |= _plot_curve(ax, every, _darker(colours[name]))
+                    say_no_data(ax)
+                thinned |= plot_curve(ax, own, lighter(colours[name]))
+                thinned |= plot_curve(ax, every, darker(colours[name]))
                 if row == 0:
                     ax.set_title(name, fontsize=9, color=colours[name])
                 if col == 0:
                     ax.set_ylabel(f"{modality}\n{short} (nats)", fontsize=8)
     for ax in axes[-1, :]:
         ax.set_xlabel("epoch")
-    _share_epoch_axis(axes, measures)
+    share_epoch_axis(axes, measures)
     handles = [
-        Line2D([], [], color=_lighter("#777777"), linewidth=2, label="regarding the modality (light)"),
-        Line2D([], [], color=_darker("#777777"), linewidth=2, label="regarding all (dark)"),
+        Line2D([], [], color=lighter("#777777"), linewidth=2, label="regarding the modality (light)"),
+        Line2D([], [], color=darker("#777777"), linewidth=2, label="regarding all (dark)"),
     ]
     figure.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
-    _title(figure, "Fig. A.1 — measures per modality (two rows each: SME, LoP)", band, _n_seeds(measures), thinned)
+    figure_title(
+        figure, "Fig. A.1 — measures per modality (two rows each: SME, LoP)", band, seed_count(measures), thinned
+    )
     return figure
 
 
 def fig_active_units(diagnostics: pd.DataFrame, *, schedules=None, colours=None, band="sd", windows=None) -> Figure:
     """Active latent units (diagnostics) per schedule against epoch, one axes."""
-    schedules, colours = _resolve(schedules, colours, diagnostics)
+    schedules, colours = schedules_and_colours(schedules, colours, diagnostics)
     counts = active_unit_counts(diagnostics)
     summary = seed_summary(counts, ["schedule"], "active_units", band)
-    figure, axes = _new_figure(1, 1, (7.0, 3.0))
+    figure, axes = new_figure(1, 1, (7.0, 3.0))
     ax = axes[0, 0]
-    _shade_windows(ax, windows)
+    shade_windows(ax, windows)
     thinned = False
     for name in schedules:
-        thinned |= _plot_curve(ax, summary[summary["schedule"] == name], colours[name], label=name)
+        thinned |= plot_curve(ax, summary[summary["schedule"] == name], colours[name], label=name)
     if summary.empty:
-        _say_no_data(ax)
+        say_no_data(ax)
     else:
         ax.legend(fontsize=8, frameon=False)
     ax.set_xlabel("epoch")
     ax.set_ylabel("active latent units")
     if "latent_dim" in diagnostics and len(diagnostics):
         ax.set_ylim(-0.5, diagnostics["latent_dim"].nunique() + 0.5)
-    _title(figure, "Active latent units", band, _n_seeds(counts), thinned)
+    figure_title(figure, "Active latent units", band, seed_count(counts), thinned)
     return figure
 
 
@@ -647,16 +461,3 @@ def draw_figures(run: Run, band: str = "sd") -> dict[str, Figure]:
             windows=windows,
         )
     return figures
-
-
-def save_figure(figure: Figure, png: Path, svg: Path) -> None:
-    """Save a figure as PNG and SVG, each atomically, and release it."""
-    # Fixed hash salt and no date make SVGs byte-identical across reruns (clean diffs);
-    # text stays text in the SVG so it is small and searchable.
-    with matplotlib.rc_context({"svg.hashsalt": "intermodal", "svg.fonttype": "none"}):
-        atomic_write(png, lambda p: figure.savefig(p, format="png", dpi=DPI, metadata={"Software": None}))
-        # The constrained layout solved while drawing the PNG holds for the SVG too; freezing
-        # it saves a second solve, which dominates the time on figures with many panels.
-        figure.set_layout_engine("none")
-        atomic_write(svg, lambda p: figure.savefig(p, format="svg", metadata={"Date": None}))
-    figure.clear()

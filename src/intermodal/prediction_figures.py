@@ -23,7 +23,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from .data import DatasetDescription
-from .predict import PredictionTest, Segment, combine_models, prediction_for_test
+from .plotting import MODALITY_COLOURS
+from .predict import combine_models
+from .prediction_tests import PredictionTest, Segment, prediction_for_test
 
 if TYPE_CHECKING:
     from .model import MultimodalVAE
@@ -31,7 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["trajectory_figure", "prediction_test_figure"]
 
 BAND_SD = 2.0  # the band is mean ± 2 std: about 95 % of a Gaussian
-_COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
 
 
 def trajectory_figure(
@@ -77,7 +78,7 @@ def trajectory_figure(
     for ax, m in zip(axes, modalities):
         cols = description.columns_of(f"{m}@{step}")
         for j, c in enumerate(cols):
-            colour = _COLOURS[j % len(_COLOURS)]
+            colour = MODALITY_COLOURS[j % len(MODALITY_COLOURS)]
             ax.fill_between(
                 x,
                 mean[:, c] - BAND_SD * std[:, c],
@@ -116,7 +117,7 @@ def prediction_test_figure(
 ) -> Figure:
     """One test on a segment of consecutive test rows: the truth against the prediction of
     the models at positions ``models`` (None = all; e.g. one schedule's seeds), combined.
-    ``segment``: as :func:`intermodal.predict.prediction_for_test` (default rows 0..199).
+    ``segment``: as :func:`intermodal.prediction_tests.prediction_for_test` (default rows 0..199).
     For a chained test each drawn row ``r + 1`` is predicted from row ``r``."""
     desc = description or model.description
     pred, truth, rows = prediction_for_test(model, desc, test_rows, test, segment=segment)

@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 
 from . import runfolder
-from .figures import ACTIVE_UNITS_CAPTION, ACTIVE_UNITS_FIGURE, FIGURES, MEASURES, draw_figures, save_figure
+from .figures import ACTIVE_UNITS_CAPTION, ACTIVE_UNITS_FIGURE, FIGURES, MEASURES, draw_figures
 from .files import atomic_write
+from .plotting import save_figure
 from .runfolder import (
     BAND_DESCRIPTIONS,
     MEASURE_QUANTITIES,

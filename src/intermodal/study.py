@@ -341,9 +341,9 @@ def prediction_errors(run: str | Path, *, train_baselines: bool = False, progres
     """The original work's prediction tests on a run's test rows, for every model, beside
     the persistence baseline and (when kept in ``RUN/baselines`` or ``train_baselines``)
     the forward and inverse baselines and the training mean: the tidy table of
-    :data:`intermodal.predict.ERROR_COLUMNS` (docs/prediction.md)."""
+    :data:`intermodal.prediction_tests.ERROR_COLUMNS` (docs/prediction.md)."""
     from . import baselines as ff
-    from .predict import persistence_baseline, run_prediction_tests
+    from .prediction_tests import persistence_baseline, run_prediction_tests
 
     run = Path(run)
     model, keys, config, dataset = _run_ensemble(run)
@@ -370,7 +370,7 @@ def prediction_errors(run: str | Path, *, train_baselines: bool = False, progres
 def prediction_summary(errors: pd.DataFrame, schedules: list[str]) -> pd.DataFrame:
     """The predicted columns' errors (root mean square, data units) per test, modality and
     step: one column per schedule and baseline, mean ± sd over seeds."""
-    from .predict import summarise_errors
+    from .prediction_tests import summarise_errors
 
     stats = summarise_errors(errors[~errors["given"].astype(bool)])
     order = schedules + [s for s in pd.unique(stats["schedule"]) if s not in schedules]
@@ -387,9 +387,9 @@ def prediction_summary(errors: pd.DataFrame, schedules: list[str]) -> pd.DataFra
 def prediction_figures(run: str | Path) -> list[dict]:
     """For each test, the first schedule's models on the first 200 test rows, drawn into
     ``RUN/figures/prediction_<test>.png|svg``; returns (stem, png, caption) records."""
-    from .figures import save_figure
-    from .predict import prediction_tests
+    from .plotting import save_figure
     from .prediction_figures import prediction_test_figure
+    from .prediction_tests import prediction_tests
 
     run = Path(run)
     model, keys, config, dataset = _run_ensemble(run)

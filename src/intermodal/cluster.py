@@ -1,0 +1,632 @@
+"""A study on a Ray cluster: its models trained as independent *units*, one Ray task each.
+
+The models of a study never interact (each has its own weights, Adam state, shuffle and ε,
+docs/method.md §3), so a study splits without changing a number: a *unit* is one schedule
+× a contiguous block of its seeds, trained by the ordinary trainer into an ordinary run
+folder ``RUN/units/<name>/`` with its own checkpoints. When every unit is done,
+:func:`intermodal.runfolder.merge_runs` writes ``RUN`` as one local run of the whole study
+writes it (same tables, same row order, one checkpoint of the whole ensemble), and the
+report is drawn from it. docs/cluster.md says how to run it.
+
+Why units and the trainer's checkpoints, and not Ray's own machinery:
+
+- Nothing but the data set (put once into Ray's object store by the driver, so that no
+  node downloads it) and a few numbers per unit goes through Ray. Weights and tables stay
+  in the run folder, which every node must see (shared storage; checked by each task).
+- A task that loses its worker or node is retried by Ray (``max_retries``) and continues
+  its unit from the unit's last checkpoint: a node's death costs at most one checkpoint
+  interval of its units. A failure inside a unit (bad data, a user error) is not retried:
+  it would fail again; it is reported with the unit's name.
+- An interrupted study (the driver killed, the retries spent) continues with
+  :func:`resume_study`, on Ray or in this process (``backend="local"``): a unit is a run
+  folder that either can continue.
+
+Ray is an optional dependency (``pip install 'intermodal[ray]'``), imported only inside
+the functions that need it. Files of ``RUN/units/``::
+
+    plan.json          the units (name, schedule, seeds), fixed when the study starts
+    .driver-<id>       the marker by which a task knows that it sees the driver's folder
+    <name>/            one run folder per unit (config.json, tables, checkpoint/)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from . import runfolder, study
+from .catalog import dataset_of
+from .config import RunConfig
+from .data import Dataset
+from .files import write_json
+from .report import write_report
+from .train import Trainer, progress_interval
+
+__all__ = [
+    "ClusterStudy",
+    "Unit",
+    "plan_units",
+    "run_study",
+    "resume_study",
+    "MAX_CPUS_PER_UNIT",
+    "UNIT_RETRIES",
+    "TEST_KILL_ENV",
+]
+
+UNITS = "units"
+PLAN = "plan.json"
+MARKER_PREFIX = ".driver-"
+
+# CPUs (worker threads) one unit may use. A unit of p CPUs trains its models in p threads
+# of one process, and they share Python's GIL: a training step holds it for 10-20 % of its
+# time (py-spy on this project's machine: 21 % with one model a shard, 9.5 % with five),
+# so a few threads of one process already queue on it, while separate processes do not
+# (two independent processes of 10 models trained 8 % faster than 20 models in two threads,
+# docs/performance.md). A model is too small to spread over cores, so one CPU per unit loses
+# nothing; it costs one process (about 0.4 GB) per CPU. Raise it only with a measurement
+# from a many-core node.
+MAX_CPUS_PER_UNIT = 1
+# Retries of a unit whose worker process or node died (Ray's max_retries). Each retry
+# continues from the unit's last checkpoint; when they are spent, the study stops and
+# continues with --resume.
+UNIT_RETRIES = 3
+# How long a task waits for a unit folder that another process still writes: the worker of
+# a killed driver, or of a dead node whose file lock the shared file system has not yet
+# released (an NFSv4 lease lasts 90 s by default).
+LOCK_WAIT_S = 180.0
+# A unit's plan is the fewest units whose expected finishing time is within this fraction
+# of the best one's: fewer units mean fewer processes, folders and files, for a few percent.
+MAKESPAN_SLACK = 0.05
+# Test hook, read by the driver and handed to the tasks: JSON {"unit": NAME, "epoch": E,
+# "once": PATH}. The task training unit NAME kills its own worker process (SIGKILL) as soon
+# as the unit's checkpoint has E epochs, if the file PATH does not exist (it creates it
+# first, so that the retried task trains on). tests/test_cluster.py uses it to check that a
+# unit whose worker dies continues from its checkpoint.
+TEST_KILL_ENV = "INTERMODAL_TEST_KILL_UNIT"
+
+
+# --------------------------------------------------------------------------- the units
+@dataclass(frozen=True)
+class Unit:
+    """One schedule × a contiguous block of its seeds: the models one task trains."""
+
+    name: str
+    schedule: str
+    seeds: tuple[int, ...]
+
+    def keys(self) -> list[tuple[str, int]]:
+        return [(self.schedule, seed) for seed in self.seeds]
+
+    def config(self, whole: RunConfig, cpus: int | None) -> RunConfig:
+        """The unit's run config: the study's, for its models only, on ``cpus`` worker
+        threads (None = the trainer's default, one per core of this machine). Ray does not
+        pin a task to cores, and the trainer's default takes every core of the node, so a
+        task sets its workers from the CPUs it asked for and one torch thread each."""
+        return whole.updated(
+            {"schedules": [self.schedule], "seeds": list(self.seeds), "workers": cpus, "threads": 1},
+            origin=f"unit {self.name}",
+        )
+
+
+@dataclass
+class ClusterStudy:
+    """What :func:`run_study` and :func:`resume_study` return: the run folder and the models
+    that diverged (the CLI reads ``out`` and ``divergence_lines()``, as of a Trainer)."""
+
+    out: Path
+    keys: list[tuple[str, int]]
+    epoch: int
+    lines: list[str] = field(default_factory=list)
+
+    def divergence_lines(self) -> list[str]:
+        """One line per model that diverged, in model order, worded as the trainer words it."""
+        return list(self.lines)
+
+
+def _blocks(seeds: list[int], n: int) -> list[list[int]]:
+    """``seeds`` in ``n`` contiguous blocks whose sizes differ by at most one (the larger first)."""
+    return [list(b) for b in np.array_split(np.asarray(seeds, dtype=np.int64), n)]
+
+
+def _safe(text: str) -> str:
+    """A schedule spec as a short, filesystem-safe part of a folder name ('table:/a/b.csv' -> 'table-b')."""
+    if text.startswith("table:"):
+        text = "table-" + Path(text[len("table:") :]).stem
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-.")[:40] or "schedule"
+
+
+def _unit_name(index: int, width: int, schedule: str, seeds: list[int]) -> str:
+    block = f"seed-{seeds[0]}" if len(seeds) == 1 else f"seeds-{seeds[0]}-{seeds[-1]}"
+    return f"{index:0{width}d}-{_safe(schedule)}-{block}"
+
+
+def _makespan(n_units: int, largest_block: int, cpus: int, node_cpus: list[int]) -> float:
+    """Expected time to train every unit, in the time one CPU takes per model: units run in
+    waves of as many as the nodes hold, and a unit of b models on p CPUs takes ceil(b/p)."""
+    slots = sum(c // cpus for c in node_cpus)
+    if slots < 1:
+        return math.inf  # no node has that many CPUs
+    return math.ceil(n_units / slots) * math.ceil(largest_block / cpus)
+
+
+def _best_cpus(n_units: int, smallest_block: int, total: int, node_cpus: list[int], largest_block: int) -> int:
+    """CPUs per unit for a given number of units: up to MAX_CPUS_PER_UNIT, no more than the
+    smallest unit has models (a worker thread trains whole models), the fastest by
+    :func:`_makespan` (the larger on a tie)."""
+    top = max(1, min(MAX_CPUS_PER_UNIT, smallest_block, total // max(n_units, 1)))
+    return min(range(top, 0, -1), key=lambda p: _makespan(n_units, largest_block, p, node_cpus))
+
+
+def plan_units(config: RunConfig, cpus: int, node_cpus: list[int] | None = None) -> tuple[list[Unit], int]:
+    """Split a study into units for a cluster of ``cpus`` CPUs (``node_cpus``: per node;
+    default one node), and choose the CPUs each unit asks for. Returns (units in model
+    order, CPUs per unit).
+
+    The rule: at least one unit per schedule, each schedule's seeds in the same number of
+    contiguous, near-equal blocks; the fewest units that keep the CPUs busy, that is whose
+    expected finishing time (waves of units × models per unit per CPU) is within
+    MAKESPAN_SLACK of the best split's; CPUs per unit up to MAX_CPUS_PER_UNIT (why: there).
+    A model trains on one core at most, so CPUs beyond the number of models stay idle.
+    """
+    total = max(1, int(cpus))
+    nodes = [int(c) for c in (node_cpus or [total]) if int(c) >= 1] or [total]
+    n_seeds = len(config.seeds)
+    n_schedules = len(config.schedules)
+    options = []  # (makespan, units, blocks per schedule, cpus per unit)
+    for k in range(1, n_seeds + 1):
+        n_units = n_schedules * k
+        smallest, largest = n_seeds // k, -(-n_seeds // k)
+        p = _best_cpus(n_units, smallest, total, nodes, largest)
+        options.append((_makespan(n_units, largest, p, nodes), n_units, k, p))
+    best = min(m for m, *_ in options)
+    # options are in rising number of units: the first near enough to the best
+    _, n_units, k, p = next(o for o in options if o[0] <= best * (1 + MAKESPAN_SLACK))
+    width = max(2, len(str(n_units)))
+    units = []
+    for schedule in config.schedules:
+        for block in _blocks(config.seeds, k):
+            seeds = [int(s) for s in block]
+            units.append(Unit(_unit_name(len(units) + 1, width, schedule, seeds), schedule, tuple(seeds)))
+    return units, p
+
+
+def _describe_plan(cpus: int, units: list[Unit], per_unit: int) -> str:
+    sizes = sorted({len(u.seeds) for u in units})
+    models = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
+    line = (
+        f"ray: {cpus} CPUs; {len(units)} units of {models} model{'s' * (sizes[-1] != 1)}, "
+        f"{per_unit} CPU{'s' * (per_unit != 1)} each"
+    )
+    used = len(units) * per_unit
+    if used < cpus:
+        line += f" ({used} CPUs at most: a model trains on one core)"
+    return line
+
+
+def _write_plan(units_dir: Path, units: list[Unit]) -> None:
+    write_json(
+        units_dir / PLAN,
+        {"units": [{"name": u.name, "schedule": u.schedule, "seeds": list(u.seeds)} for u in units]},
+    )
+
+
+def _read_plan(units_dir: Path, config: RunConfig) -> list[Unit] | None:
+    """The units a study was started with (None if the driver stopped before it wrote them);
+    checked to hold the run's models, each once."""
+    path = units_dir / PLAN
+    if not path.is_file():
+        return None
+    try:
+        units = [
+            Unit(str(u["name"]), str(u["schedule"]), tuple(int(s) for s in u["seeds"])) for u in _json(path)["units"]
+        ]
+    except (KeyError, TypeError, ValueError) as e:
+        raise runfolder.RunFolderError(f"{path}: not a plan of units ({e})") from None
+    held = sorted(k for u in units for k in u.keys())
+    if held != sorted(config.model_keys()):
+        raise runfolder.RunFolderError(
+            f"{path}: its units do not hold the models of {units_dir.parent / 'config.json'}"
+        )
+    return units
+
+
+def _json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise runfolder.RunFolderError(f"{path}: not readable JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise runfolder.RunFolderError(f"{path}: expected a JSON object")
+    return value
+
+
+# --------------------------------------------------------------------------- a unit's state
+def _checkpoint_state(unit_dir: Path) -> dict | None:
+    """The unit's latest checkpoint's state.json (the previous one while a save renames the
+    latest into place), or None before its first checkpoint. Only JSON is read: progress is
+    polled every minute over shared storage, and the tables can be large."""
+    for name in (runfolder.CHECKPOINT, runfolder.CHECKPOINT + ".old"):
+        path = unit_dir / name / "state.json"
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            continue  # absent, or being replaced this instant
+        if isinstance(state, dict) and "epochs_done" in state:
+            return state
+    return None
+
+
+def _epochs_done(unit_dir: Path) -> int:
+    state = _checkpoint_state(unit_dir)
+    return int(state["epochs_done"]) if state else 0
+
+
+def _divergence_lines(unit_dir: Path) -> list[str]:
+    """The unit's diverged models from its checkpoint, in the trainer's own words."""
+    state = _checkpoint_state(unit_dir) or {}
+    keys = [(str(s), int(n)) for s, n in state.get("models", [])]
+    diverged = {int(k): v for k, v in state.get("diverged", {}).items()}
+    return Trainer.divergence_lines(SimpleNamespace(keys=keys, diverged=diverged))
+
+
+# --------------------------------------------------------------------------- one unit (a task)
+def _wait_for_lock(unit_dir: Path, name: str) -> None:
+    """Wait until no other process writes the unit's folder (see LOCK_WAIT_S)."""
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while unit_dir.is_dir():
+        try:
+            runfolder.RunLock(unit_dir).acquire().release()
+            return
+        except runfolder.RunFolderError as e:
+            if time.monotonic() > deadline:
+                raise runfolder.RunFolderError(f"unit {name}: {e}") from None
+            time.sleep(1.0)
+
+
+def _kill_when(unit_dir: Path, epoch: int) -> None:
+    """Test hook (TEST_KILL_ENV): SIGKILL this process once the unit's checkpoint has ``epoch`` epochs."""
+
+    def watch() -> None:
+        while _epochs_done(unit_dir) < epoch:
+            time.sleep(0.002)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def train_unit(
+    spec: dict[str, Any],
+    dataset: Dataset,
+    marker: str | None = None,
+    kill_hook: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Train one unit to its last epoch, or continue it from its checkpoint: the body of a
+    Ray task, and of a local resume. ``spec``: name, folder and run config of the unit.
+    ``marker``: a file the driver wrote into RUN/units; a task that cannot see it runs on a
+    node that does not share the run folder, and stops before it writes anything.
+
+    Returns the unit's name, the epoch it started from and the epoch it reached."""
+    name = spec["name"]
+    unit_dir = Path(spec["dir"])
+    if marker is not None and not Path(marker).is_file():
+        raise ValueError(
+            f"unit {name}: node {socket.gethostname()} does not see the run folder {unit_dir.parent.parent} "
+            "(no driver marker there); the run folder must be on storage shared by every node of the Ray "
+            "cluster (docs/cluster.md)"
+        )
+    config = RunConfig.from_dict(spec["config"], origin=f"unit {name}")
+    # Arrays from Ray's object store are read-only views; the trainer wants its own.
+    dataset = replace(dataset, train=np.array(dataset.train), test=np.array(dataset.test))
+    try:
+        _wait_for_lock(unit_dir, name)
+        start = _epochs_done(unit_dir) if (unit_dir / runfolder.CONFIG).is_file() else 0
+        if kill_hook and kill_hook.get("unit") == name:
+            try:
+                Path(kill_hook["once"]).touch(exist_ok=False)
+                _kill_when(unit_dir, int(kill_hook["epoch"]))
+            except FileExistsError:
+                pass  # the retry: train on
+        options = dict(dataset=dataset, announce=False, report=False, progress=progress)
+        if _checkpoint_state(unit_dir) is not None:
+            with runfolder.writing(unit_dir, new=False):
+                # This machine's workers, not those of whoever started the unit (they
+                # change no result; merge_runs ignores them).
+                runfolder.start_run(unit_dir, config, dataset.description)
+                trainer = study.resume_study(unit_dir, **options)
+        else:
+            # Stopped before its first checkpoint (or never started): nothing to continue.
+            if unit_dir.exists():
+                shutil.rmtree(unit_dir)
+            with runfolder.writing(unit_dir, new=True):
+                trainer = study.run_study(config, unit_dir, **options)
+    except (ValueError, OSError) as e:
+        raise ValueError(f"unit {name}: {e}") from None
+    return {"name": name, "start": start, "epoch": trainer.epoch, "host": socket.gethostname()}
+
+
+# --------------------------------------------------------------------------- Ray
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ValueError(
+            "--backend ray needs Ray: pip install 'intermodal[ray]' (or pip install -e \".[ray]\" from a clone)"
+        ) from None
+    return ray
+
+
+def _connect(ray, address: str | None) -> bool:
+    """Join the cluster at ``address`` (else $RAY_ADDRESS, else the one `ray start` started on
+    this machine, else start a local Ray); returns whether this process started Ray."""
+    if ray.is_initialized():
+        return False  # a caller's Ray (a test, a notebook): use it, leave it running
+    try:
+        ray.init(
+            address=address or None,
+            # Ray's own lines (and the workers' output) would bury intermodal's; its
+            # warnings still show.
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+            include_dashboard=False,
+        )
+    except ConnectionError as e:
+        raise ValueError(f"--address {address}: cannot join the Ray cluster ({e})") from None
+    return True
+
+
+def _cluster_cpus(ray) -> tuple[int, list[int]]:
+    total = int(ray.cluster_resources().get("CPU", 0))
+    nodes = [int(n.get("Resources", {}).get("CPU", 0)) for n in ray.nodes() if n.get("Alive")]
+    if total < 1:
+        raise ValueError("the Ray cluster has no CPUs (start its nodes with --num-cpus N)")
+    return total, [c for c in nodes if c >= 1] or [total]
+
+
+def _place_marker(units_dir: Path) -> Path:
+    """Write this driver's marker (see :func:`train_unit`), removing those of earlier drivers."""
+    for old in units_dir.glob(MARKER_PREFIX + "*"):
+        old.unlink(missing_ok=True)
+    marker = units_dir / f"{MARKER_PREFIX}{uuid.uuid4().hex[:12]}"
+    write_json(marker, {"host": socket.gethostname(), "pid": os.getpid()})
+    return marker
+
+
+def _kill_hook() -> dict[str, Any] | None:
+    text = os.environ.get(TEST_KILL_ENV)
+    return json.loads(text) if text else None
+
+
+class _Progress:
+    """A progress line a minute (a bar on a terminal): units done, model-epochs per second
+    over the cluster and the expected time left, from the units' checkpoints."""
+
+    def __init__(self, units: list[Unit], units_dir: Path, epochs: int, enabled: bool):
+        self.units, self.units_dir, self.epochs, self.enabled = units, units_dir, epochs, enabled
+        self.total = sum(len(u.seeds) for u in units) * epochs
+        self.done_units: set[str] = set()
+        self.start_time = time.monotonic()
+        self.start_work = self.work()
+        self.interval = progress_interval(sys.stderr)
+        self.last_shown = self.start_time
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total, initial=self.start_work, unit="model-epoch", dynamic_ncols=True)
+
+    def work(self) -> int:
+        """Model-epochs done so far over every unit (finished units count in full)."""
+        return sum(
+            len(u.seeds) * (self.epochs if u.name in self.done_units else _epochs_done(self.units_dir / u.name))
+            for u in self.units
+        )
+
+    def say(self, text: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.write(text)
+        else:
+            print(text, flush=True)
+
+    def poll_every(self) -> float:
+        # On a terminal the bar moves every few seconds; more often would only read files.
+        return max(self.interval, 2.0)
+
+    def update(self, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if self.bar is None and not force and now - self.last_shown < self.interval:
+            return
+        self.last_shown = now
+        work = self.work()
+        rate = (work - self.start_work) / max(now - self.start_time, 1e-9)
+        left = f"about {_human((self.total - work) / rate)} left" if rate > 0 else "time left not known yet"
+        units = f"{len(self.done_units)}/{len(self.units)} units done"
+        if self.bar is not None:
+            self.bar.update(work - self.bar.n)
+            self.bar.set_postfix_str(f"{units}, {rate:.0f} model-epochs/s")
+        else:
+            print(
+                f"ray: {units}; {100 * work / self.total:.0f} % of {self.total} model-epochs; "
+                f"{rate:.1f} model-epochs/s; {left}",
+                flush=True,
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _human(seconds: float) -> str:
+    if seconds > 5400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.1f} min" if seconds > 90 else f"{seconds:.0f} s"
+
+
+def _failure(ray, error: Exception, name: str) -> ValueError:
+    """A unit's failure as one line a user can act on (the CLI prints ValueErrors as such)."""
+    if isinstance(error, ray.exceptions.RayTaskError):
+        cause = error.cause if error.cause is not None else error
+        if isinstance(cause, ValueError):
+            return ValueError(str(cause))  # train_unit's message names the unit
+        # A bug: keep its traceback (from the worker) in front of the user.
+        print(str(error), file=sys.stderr)
+        return ValueError(f"unit {name}: {type(cause).__name__}: {cause} (the traceback from its worker is above)")
+    return ValueError(
+        f"unit {name}: its worker died {UNIT_RETRIES + 1} times ({type(error).__name__}: {error}); every unit "
+        "keeps its last checkpoint: continue with intermodal study --resume RUN --backend ray"
+    )
+
+
+def _train_on_ray(
+    ray, units: list[Unit], per_unit: int, config: RunConfig, dataset: Dataset, units_dir: Path, progress: bool
+) -> None:
+    """Submit the units as tasks and wait for them, reporting progress; raise on a failure."""
+    task = ray.remote(train_unit)
+    options = dict(
+        num_cpus=per_unit,
+        max_retries=UNIT_RETRIES,
+        retry_exceptions=False,  # a user error inside a unit would only fail again
+    )
+    marker = _place_marker(units_dir)
+    tracker = _Progress(units, units_dir, config.epochs, progress)
+    try:
+        data = ray.put(dataset)  # once; every task reads it from the object store
+        hook = _kill_hook()
+        pending = {}
+        for unit in units:
+            spec = {
+                "name": unit.name,
+                "dir": str(units_dir / unit.name),
+                "config": unit.config(config, per_unit).to_dict(),
+            }
+            ref = task.options(name=f"intermodal-{unit.name}", **options).remote(spec, data, str(marker), hook)
+            pending[ref] = unit
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=tracker.poll_every())
+            for ref in ready:
+                unit = pending.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except (ray.exceptions.RayError, ValueError) as e:
+                    for other in pending:
+                        ray.cancel(other, force=True)  # each keeps its checkpoints for --resume
+                    raise _failure(ray, e, unit.name) from None
+                tracker.done_units.add(unit.name)
+                if result["start"] > 0:
+                    tracker.say(f"ray: unit {unit.name} continued from its checkpoint at epoch {result['start']}")
+            tracker.update(force=not pending)
+    finally:
+        tracker.close()
+        marker.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- the study
+def _finish(run: Path, config: RunConfig, units: list[Unit]) -> ClusterStudy:
+    """Merge the finished units into ``run`` and write the report."""
+    units_dir = run / UNITS
+    dirs = [units_dir / u.name for u in units]
+    runfolder.merge_runs(dirs, run, config)
+    write_report(run, redraw=True)
+    lines = [line for d in dirs for line in _divergence_lines(d)]
+    return ClusterStudy(out=run, keys=config.model_keys(), epoch=config.epochs, lines=lines)
+
+
+def run_study(config: RunConfig, out: str | Path, *, address: str | None = None, progress: bool = True) -> ClusterStudy:
+    """Train a study (:func:`intermodal.study.run_study`) on a Ray cluster: its models as
+    units (:func:`plan_units`), one Ray task each, then the merged run folder and report in
+    ``out``, as a local run writes them. ``address``: the cluster (default: $RAY_ADDRESS,
+    else the one `ray start` started on this machine, else a local Ray on this machine).
+
+    ``out`` must lie on storage that every node of the cluster sees (docs/cluster.md)."""
+    out = Path(out)
+    if not config.eval_every:
+        raise ValueError("a study needs --eval-every > 0 (how often to take the measures)")
+    ray = _import_ray()
+    dataset = dataset_of(config)
+    study.make_evaluator(config, dataset, say=True)  # a bad measure option fails here, before any task
+    runfolder.start_run(out, config, dataset.description)
+    started = _connect(ray, address)
+    try:
+        cpus, nodes = _cluster_cpus(ray)
+        units, per_unit = plan_units(config, cpus, nodes)
+        units_dir = out / UNITS
+        units_dir.mkdir(exist_ok=True)
+        _write_plan(units_dir, units)
+        if progress:
+            print(_describe_plan(cpus, units, per_unit), flush=True)
+        _train_on_ray(ray, units, per_unit, config, dataset, units_dir, progress)
+    finally:
+        if started:
+            ray.shutdown()
+    return _finish(out, config, units)
+
+
+def resume_study(
+    run: str | Path, *, backend: str = "ray", address: str | None = None, progress: bool = True
+) -> ClusterStudy | Trainer:
+    """Continue a study started with :func:`run_study`: its unfinished units (a unit is
+    finished when its checkpoint has all the config's epochs) on Ray (``backend="ray"``) or
+    in this process one after another (``"local"``, no Ray needed), then merge and report.
+    A run folder without ``units/`` (started locally) continues as
+    :func:`intermodal.study.resume_study` does."""
+    run = Path(run)
+    if backend not in ("ray", "local"):
+        raise ValueError(f"--backend {backend!r}: expected 'local' or 'ray'")
+    units_dir = run / UNITS
+    if not units_dir.is_dir():
+        if backend == "ray":
+            print(f"{run} was started without --backend ray; continuing it in this process", flush=True)
+        return study.resume_study(run, progress=progress)
+    config = runfolder.read_config(run)
+    units = _read_plan(units_dir, config)
+    ray = _import_ray() if backend == "ray" else None
+    started = _connect(ray, address) if ray is not None else False
+    try:
+        if units is None:  # the driver stopped before it planned: no unit has started
+            cpus, nodes = _cluster_cpus(ray) if ray is not None else (os.cpu_count() or 1, None)
+            units, _ = plan_units(config, cpus, nodes)
+            _write_plan(units_dir, units)
+        todo = [u for u in units if _epochs_done(units_dir / u.name) < config.epochs]
+        if todo:
+            dataset = dataset_of(config)
+            if ray is not None:
+                cpus, nodes = _cluster_cpus(ray)
+                sizes = [len(u.seeds) for u in todo]
+                per_unit = _best_cpus(len(todo), min(sizes), cpus, nodes, max(sizes))
+                if progress:
+                    print(_describe_plan(cpus, todo, per_unit).replace("units", "units to finish", 1), flush=True)
+                _train_on_ray(ray, todo, per_unit, config, dataset, units_dir, progress)
+            else:
+                for i, unit in enumerate(todo, 1):
+                    if progress:
+                        print(f"local: unit {unit.name} ({i}/{len(todo)} to finish)", flush=True)
+                    spec = {
+                        "name": unit.name,
+                        "dir": str(units_dir / unit.name),
+                        "config": unit.config(config, None).to_dict(),
+                    }
+                    train_unit(spec, dataset, progress=progress)
+    finally:
+        if started:
+            ray.shutdown()
+    return _finish(run, config, units)
