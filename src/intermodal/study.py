@@ -5,9 +5,9 @@ Presets (``intermodal study --preset NAME``; every option can still be overridde
 
 ``paper``
     The paper's protocol: the four schedules × 20 seeds × 80 000 epochs, Adam 5e-5,
-    measures every 200 epochs on the first 1024 test rows (401 evaluations, 50 in each of
-    the windows 60-70 k and 70-80 k that the window figure averages; an evaluation at
-    epoch e is taken after e epochs of training).
+    measures every 200 epochs on the first 1024 test rows (401 evaluations: 50 in the
+    window [60 k, 70 k) and 51 in [70 k, 80 k], which the window figure averages; an
+    evaluation at epoch e is taken after e epochs of training).
 ``quick`` (default)
     About 5 minutes on 2 CPU cores: the four schedules × 3 seeds × 1500 epochs, measures
     every 50 epochs. So few epochs at the paper's learning rate barely move the models (the
@@ -15,7 +15,7 @@ Presets (``intermodal study --preset NAME``; every option can still be overridde
     is 6 times the paper's (3e-4; 1e-3 trained faster but left constant-1 with a higher
     baseline than dynamic-plateau-1 on the iCub data), and the schedules are scaled to the
     run's length as docs/method.md §4 says (constant-0 falls over the first 19 epochs; the
-    dynamic cycles last 1.5 epochs, and β = 0 or 1 from epoch 1312 on).
+    dynamic cycles last 1.5 epochs, and β = 0 or 1 from epoch 1313 on).
 """
 
 from __future__ import annotations
