@@ -47,7 +47,7 @@ from safetensors.torch import load_file, save_file
 
 from .data import DataError, Dataset, DatasetDescription
 from .files import atomic_write, write_json
-from .predict import given_mask
+from .predict import given_mask, two_steps
 from .prediction_tests import ERROR_COLUMNS, Tests, normalise_tests, prediction_tests
 
 __all__ = [
@@ -122,20 +122,10 @@ def motor_modalities(description: DatasetDescription) -> tuple[list[str], list[s
     return motor, perception
 
 
-def _steps(description: DatasetDescription) -> tuple[str, str]:
-    steps = list(description.time_steps)
-    if len(steps) != 2:
-        raise DataError(
-            f"the baselines need a data set with exactly two time steps (current, previous); "
-            f"{description.name!r} has {steps}"
-        )
-    return steps[0], steps[1]
-
-
 def _network_columns(description: DatasetDescription) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Input and output column indices (ascending, i.e. the description's column order) of
     each network."""
-    current, previous = _steps(description)
+    current, previous = two_steps(description, "the baselines")
     motor, perception = motor_modalities(description)
     at = lambda names, step: [f"{m}@{step}" for m in names]  # noqa: E731
     cols = description.columns_of

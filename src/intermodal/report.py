@@ -207,15 +207,7 @@ def _check_informative(means, non_collapsed, modalities, where) -> dict:
             f"{schedule}: SME regarding all {_values(sme_all)} → {m} lowest: {_yes(lowest)}; "
             f"LoP regarding all of {m} {_fmt(lop_all[m])} vs median {_fmt(median)} → above: {_yes(high)}."
         )
-    if not verdicts:
-        return _finding(
-            finding,
-            rule,
-            None,
-            f"No measure evaluations in the {where} for a schedule other than {COLLAPSED_SCHEDULE}.",
-            figures,
-        )
-    return _finding(finding, rule, all(verdicts), "\n".join(parts), figures)
+    return _verdict(finding, rule, verdicts, parts, where, figures)
 
 
 def _check_hard_to_predict(means, non_collapsed, modalities, where) -> dict:
@@ -263,6 +255,11 @@ def _check_hard_to_predict(means, non_collapsed, modalities, where) -> dict:
                 f"LoP/SME {_fmt(ratio)} → close: {_yes(close)}"
             )
         parts.append(f"{schedule}: " + "; ".join(notes) + ".")
+    return _verdict(finding, rule, verdicts, parts, where, figures)
+
+
+def _verdict(finding: str, rule: str, verdicts: list[bool], parts: list[str], where: str, figures: list[str]) -> dict:
+    """A finding holds when every schedule's verdict does; none to judge is "cannot tell"."""
     if not verdicts:
         return _finding(
             finding,
