@@ -369,10 +369,13 @@ def prediction_errors(run: str | Path, *, train_baselines: bool = False, progres
 
 def prediction_summary(errors: pd.DataFrame, schedules: list[str]) -> pd.DataFrame:
     """The predicted columns' errors (root mean square, data units) per test, modality and
-    step: one column per schedule and baseline, mean ± sd over seeds."""
+    step: one column per schedule and baseline, mean ± sd over seeds. A test that gives
+    every column (the complete input) shows its reconstruction errors."""
     from .prediction_tests import summarise_errors
 
-    stats = summarise_errors(errors[~errors["given"].astype(bool)])
+    given = errors["given"].astype(bool)
+    reconstruction_only = given.groupby(errors["test"]).transform("all")
+    stats = summarise_errors(errors[~given | reconstruction_only])
     order = schedules + [s for s in pd.unique(stats["schedule"]) if s not in schedules]
     stats["cell"] = [
         f"{m:.3g}" if (n < 2 or not np.isfinite(sd)) else f"{m:.3g} ± {sd:.2g}"
