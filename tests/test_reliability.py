@@ -241,3 +241,21 @@ def test_a_small_test_part_is_measured_whole_and_said_so(tmp_path, tiny, capsys)
     assert f"the test part holds {len(tiny.test)} rows" in capsys.readouterr().out
     results = pd.read_parquet(tmp_path / "run" / "results.parquet")
     assert len(results) > 0
+
+
+def test_a_failed_cluster_study_keeps_its_units_checkpoints(tmp_path):
+    from intermodal.runfolder import writing
+
+    out = tmp_path / "study"
+    with pytest.raises(KeyboardInterrupt):
+        with writing(out, new=True):
+            state = out / "units" / "01-constant-0-seeds-0-1" / "checkpoint" / "state.json"
+            state.parent.mkdir(parents=True)
+            state.write_text("{}")
+            raise KeyboardInterrupt
+    assert state.is_file()  # a unit's checkpoint: the study can be resumed, so nothing is removed
+    with pytest.raises(KeyboardInterrupt):
+        with writing(tmp_path / "plain", new=True):
+            (tmp_path / "plain" / "config.json").write_text("{}")
+            raise KeyboardInterrupt
+    assert not (tmp_path / "plain").exists()  # nothing to resume: nothing left to block a rerun

@@ -233,6 +233,12 @@ def merge_checkpoints(
         for j, key in enumerate(state["models"]):
             where[(key[0], int(key[1]))] = (i, j)
     picks = [where[k] for k in keys]
+    # Diverged models keep their mark (by position, now in the merged ensemble).
+    diverged = {
+        str(position): loaded[i][1].get("diverged", {})[str(j)]
+        for position, (i, j) in enumerate(picks)
+        if str(j) in loaded[i][1].get("diverged", {})
+    }
     model = MultimodalVAE.concatenate([loaded[i][0].select([j]) for i, j in picks])
     optimizer_state = None
     if all(opt for _, _, opt, _ in loaded):
@@ -248,5 +254,11 @@ def merge_checkpoints(
     rng_states = None
     if all(r is not None for *_, r in loaded):
         rng_states = torch.stack([loaded[i][3][j] for i, j in picks])
-    state = {"epochs_done": epochs.pop(), "models": [list(k) for k in keys], "config": config, "tables": tables}
+    state = {
+        "epochs_done": epochs.pop(),
+        "models": [list(k) for k in keys],
+        "config": config,
+        "tables": tables,
+        "diverged": diverged,
+    }
     return save_checkpoint(out, model, optimizer_state, rng_states, state)

@@ -53,7 +53,7 @@ import numpy as np
 from . import runfolder, study
 from .catalog import dataset_of
 from .config import RunConfig
-from .data import Dataset
+from .data import Dataset, read_mapping_file
 from .files import write_json
 from .report import write_report
 from .train import Trainer, progress_interval
@@ -64,6 +64,7 @@ __all__ = [
     "plan_units",
     "run_study",
     "resume_study",
+    "train_unit",
     "MAX_CPUS_PER_UNIT",
     "UNIT_RETRIES",
     "TEST_KILL_ENV",
@@ -75,7 +76,7 @@ MARKER_PREFIX = ".driver-"
 
 # CPUs (worker threads) one unit may use. A unit of p CPUs trains its models in p threads
 # of one process, and they share Python's GIL: a training step holds it for 10-20 % of its
-# time (py-spy on this project's machine: 21 % with one model a shard, 9.5 % with five),
+# time (py-spy, 2-core machine of docs/cluster.md: 21 % with one model a shard, 9.5 % with five),
 # so a few threads of one process already queue on it, while separate processes do not
 # (two independent processes of 10 models trained 8 % faster than 20 models in two threads,
 # docs/performance.md). A model is too small to spread over cores, so one CPU per unit loses
@@ -165,7 +166,7 @@ def _makespan(n_units: int, largest_block: int, cpus: int, node_cpus: list[int])
     return math.ceil(n_units / slots) * math.ceil(largest_block / cpus)
 
 
-def _best_cpus(n_units: int, smallest_block: int, total: int, node_cpus: list[int], largest_block: int) -> int:
+def _best_cpus(n_units: int, smallest_block: int, largest_block: int, total: int, node_cpus: list[int]) -> int:
     """CPUs per unit for a given number of units: up to MAX_CPUS_PER_UNIT, no more than the
     smallest unit has models (a worker thread trains whole models), the fastest by
     :func:`_makespan` (the larger on a tie)."""
@@ -192,7 +193,7 @@ def plan_units(config: RunConfig, cpus: int, node_cpus: list[int] | None = None)
     for k in range(1, n_seeds + 1):
         n_units = n_schedules * k
         smallest, largest = n_seeds // k, -(-n_seeds // k)
-        p = _best_cpus(n_units, smallest, total, nodes, largest)
+        p = _best_cpus(n_units, smallest, largest, total, nodes)
         options.append((_makespan(n_units, largest, p, nodes), n_units, k, p))
     best = min(m for m, *_ in options)
     # options are in rising number of units: the first near enough to the best
@@ -206,12 +207,12 @@ def plan_units(config: RunConfig, cpus: int, node_cpus: list[int] | None = None)
     return units, p
 
 
-def _describe_plan(cpus: int, units: list[Unit], per_unit: int) -> str:
+def _describe_plan(cpus: int, units: list[Unit], per_unit: int, left: bool = False) -> str:
     sizes = sorted({len(u.seeds) for u in units})
     models = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
     line = (
-        f"ray: {cpus} CPUs; {len(units)} units of {models} model{'s' * (sizes[-1] != 1)}, "
-        f"{per_unit} CPU{'s' * (per_unit != 1)} each"
+        f"ray: {cpus} CPUs; {len(units)} units of {models} model{'s' * (sizes[-1] != 1)}"
+        f"{' to finish' * left}, {per_unit} CPU{'s' * (per_unit != 1)} each"
     )
     used = len(units) * per_unit
     if used < cpus:
@@ -219,23 +220,26 @@ def _describe_plan(cpus: int, units: list[Unit], per_unit: int) -> str:
     return line
 
 
-def _write_plan(units_dir: Path, units: list[Unit]) -> None:
+def _write_plan(units_dir: Path, units: list[Unit], per_unit: int) -> None:
     write_json(
         units_dir / PLAN,
-        {"units": [{"name": u.name, "schedule": u.schedule, "seeds": list(u.seeds)} for u in units]},
+        {
+            "cpus_per_unit": per_unit,
+            "units": [{"name": u.name, "schedule": u.schedule, "seeds": list(u.seeds)} for u in units],
+        },
     )
 
 
-def _read_plan(units_dir: Path, config: RunConfig) -> list[Unit] | None:
-    """The units a study was started with (None if the driver stopped before it wrote them);
-    checked to hold the run's models, each once."""
+def _read_plan(units_dir: Path, config: RunConfig) -> tuple[list[Unit], int] | None:
+    """The units a study was started with and the CPUs each had (None if the driver stopped
+    before it wrote them); checked to hold the run's models, each once."""
     path = units_dir / PLAN
     if not path.is_file():
         return None
     try:
-        units = [
-            Unit(str(u["name"]), str(u["schedule"]), tuple(int(s) for s in u["seeds"])) for u in _json(path)["units"]
-        ]
+        plan = read_mapping_file(path, "plan of units")
+        units = [Unit(str(u["name"]), str(u["schedule"]), tuple(int(s) for s in u["seeds"])) for u in plan["units"]]
+        per_unit = int(plan["cpus_per_unit"])
     except (KeyError, TypeError, ValueError) as e:
         raise runfolder.RunFolderError(f"{path}: not a plan of units ({e})") from None
     held = sorted(k for u in units for k in u.keys())
@@ -243,17 +247,7 @@ def _read_plan(units_dir: Path, config: RunConfig) -> list[Unit] | None:
         raise runfolder.RunFolderError(
             f"{path}: its units do not hold the models of {units_dir.parent / 'config.json'}"
         )
-    return units
-
-
-def _json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise runfolder.RunFolderError(f"{path}: not readable JSON ({e})") from None
-    if not isinstance(value, dict):
-        raise runfolder.RunFolderError(f"{path}: expected a JSON object")
-    return value
+    return units, max(1, per_unit)
 
 
 # --------------------------------------------------------------------------- a unit's state
@@ -346,8 +340,7 @@ def train_unit(
         options = dict(dataset=dataset, announce=False, report=False, progress=progress)
         if _checkpoint_state(unit_dir) is not None:
             with runfolder.writing(unit_dir, new=False):
-                # This machine's workers, not those of whoever started the unit (they
-                # change no result; merge_runs ignores them).
+                # The CPUs the unit has now (resume_study keeps those it was planned with).
                 runfolder.start_run(unit_dir, config, dataset.description)
                 trainer = study.resume_study(unit_dir, **options)
         else:
@@ -387,7 +380,8 @@ def _connect(ray, address: str | None) -> bool:
             include_dashboard=False,
         )
     except ConnectionError as e:
-        raise ValueError(f"--address {address}: cannot join the Ray cluster ({e})") from None
+        where = f"--address {address}" if address else f"$RAY_ADDRESS {os.environ.get('RAY_ADDRESS', '')}"
+        raise ValueError(f"{where}: cannot join the Ray cluster ({e})") from None
     return True
 
 
@@ -406,11 +400,6 @@ def _place_marker(units_dir: Path) -> Path:
     marker = units_dir / f"{MARKER_PREFIX}{uuid.uuid4().hex[:12]}"
     write_json(marker, {"host": socket.gethostname(), "pid": os.getpid()})
     return marker
-
-
-def _kill_hook() -> dict[str, Any] | None:
-    text = os.environ.get(TEST_KILL_ENV)
-    return json.loads(text) if text else None
 
 
 class _Progress:
@@ -439,8 +428,7 @@ class _Progress:
         )
 
     def say(self, text: str) -> None:
-        if not self.enabled:
-            return
+        """A line worth keeping in the log (printed with or without progress)."""
         if self.bar is not None:
             self.bar.write(text)
         else:
@@ -511,7 +499,7 @@ def _train_on_ray(
     tracker = _Progress(units, units_dir, config.epochs, progress)
     try:
         data = ray.put(dataset)  # once; every task reads it from the object store
-        hook = _kill_hook()
+        hook = json.loads(os.environ[TEST_KILL_ENV]) if os.environ.get(TEST_KILL_ENV) else None
         pending = {}
         for unit in units:
             spec = {
@@ -561,6 +549,9 @@ def run_study(config: RunConfig, out: str | Path, *, address: str | None = None,
     out = Path(out)
     if not config.eval_every:
         raise ValueError("a study needs --eval-every > 0 (how often to take the measures)")
+    if config.device != "cpu":
+        # Units ask Ray for CPUs only; GPUs would need a unit per GPU (docs/cluster.md, "GPUs").
+        raise ValueError(f"--backend ray trains on CPUs; --device {config.device} is for the local backend")
     ray = _import_ray()
     dataset = dataset_of(config)
     study.make_evaluator(config, dataset, say=True)  # a bad measure option fails here, before any task
@@ -571,9 +562,8 @@ def run_study(config: RunConfig, out: str | Path, *, address: str | None = None,
         units, per_unit = plan_units(config, cpus, nodes)
         units_dir = out / UNITS
         units_dir.mkdir(exist_ok=True)
-        _write_plan(units_dir, units)
-        if progress:
-            print(_describe_plan(cpus, units, per_unit), flush=True)
+        _write_plan(units_dir, units, per_unit)
+        print(_describe_plan(cpus, units, per_unit), flush=True)
         _train_on_ray(ray, units, per_unit, config, dataset, units_dir, progress)
     finally:
         if started:
@@ -598,32 +588,40 @@ def resume_study(
             print(f"{run} was started without --backend ray; continuing it in this process", flush=True)
         return study.resume_study(run, progress=progress)
     config = runfolder.read_config(run)
-    units = _read_plan(units_dir, config)
+    plan = _read_plan(units_dir, config)
     ray = _import_ray() if backend == "ray" else None
     started = _connect(ray, address) if ray is not None else False
     try:
-        if units is None:  # the driver stopped before it planned: no unit has started
+        if plan is None:  # the driver stopped before it planned: no unit has started
             cpus, nodes = _cluster_cpus(ray) if ray is not None else (os.cpu_count() or 1, None)
-            units, _ = plan_units(config, cpus, nodes)
-            _write_plan(units_dir, units)
+            plan = plan_units(config, cpus, nodes)
+            _write_plan(units_dir, *plan)
+        units, per_unit = plan
         todo = [u for u in units if _epochs_done(units_dir / u.name) < config.epochs]
         if todo:
             dataset = dataset_of(config)
+            # Each unit keeps the CPUs (worker threads) it was planned with, wherever it
+            # continues: they decide how its models are grouped into batched products, and
+            # another grouping rounds differently, which training then amplifies
+            # (docs/cluster.md, "Same numbers").
             if ray is not None:
                 cpus, nodes = _cluster_cpus(ray)
-                sizes = [len(u.seeds) for u in todo]
-                per_unit = _best_cpus(len(todo), min(sizes), cpus, nodes, max(sizes))
-                if progress:
-                    print(_describe_plan(cpus, todo, per_unit).replace("units", "units to finish", 1), flush=True)
+                if per_unit > max(nodes):
+                    print(
+                        f"ray: no node has the {per_unit} CPUs a unit was planned with; {max(nodes)} each "
+                        "(its numbers then differ from the planned ones at float rounding)",
+                        flush=True,
+                    )
+                    per_unit = max(nodes)
+                print(_describe_plan(cpus, todo, per_unit, left=True), flush=True)
                 _train_on_ray(ray, todo, per_unit, config, dataset, units_dir, progress)
             else:
                 for i, unit in enumerate(todo, 1):
-                    if progress:
-                        print(f"local: unit {unit.name} ({i}/{len(todo)} to finish)", flush=True)
+                    print(f"local: unit {unit.name} ({i}/{len(todo)} to finish)", flush=True)
                     spec = {
                         "name": unit.name,
                         "dir": str(units_dir / unit.name),
-                        "config": unit.config(config, None).to_dict(),
+                        "config": unit.config(config, per_unit).to_dict(),
                     }
                     train_unit(spec, dataset, progress=progress)
     finally:

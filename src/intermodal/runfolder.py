@@ -176,11 +176,17 @@ def writing(folder: str | Path, *, new: bool):
     try:
         yield folder
     except BaseException:
-        if new and not (folder / CHECKPOINT / "state.json").is_file():
+        if new and not _resumable(folder):
             _remove_partial_run(folder, made)
         raise
     finally:
         lock.release()
+
+
+def _resumable(folder: Path) -> bool:
+    """Whether a run folder holds a checkpoint to resume from: its own, or one of its
+    units' (a cluster study, intermodal.cluster)."""
+    return (folder / CHECKPOINT / "state.json").is_file() or any((folder / "units").glob(f"*/{CHECKPOINT}/state.json"))
 
 
 def _remove_partial_run(folder: Path, made: bool) -> None:
