@@ -26,7 +26,6 @@ __all__ = [
     "parse_seeds",
     "STUDY_PRESETS",
     "preset_config",
-    "model_keys",
 ]
 
 ConfigError = OptionError
@@ -145,10 +144,6 @@ class RunConfig(Options):
         return self
 
     # ------------------------------------------------------------------ helpers
-    def validate(self) -> RunConfig:
-        """Kept for callers that build a config in steps; a RunConfig is always valid."""
-        return self
-
     def model_keys(self) -> list[tuple[str, int]]:
         """(schedule, seed) of each model position, schedule-major: model ``k`` of a run is
         ``(schedules[k // len(seeds)], seeds[k % len(seeds)])``."""
@@ -179,11 +174,6 @@ def _absolute_table(spec: str, base: Path) -> str:
     if spec.startswith("table:"):
         return "table:" + str((base / spec[len("table:") :]).resolve())
     return spec
-
-
-def model_keys(config: RunConfig) -> list[tuple[str, int]]:
-    """(schedule, seed) of each model position; see :meth:`RunConfig.model_keys`."""
-    return config.model_keys()
 
 
 # Study presets: overrides of the defaults above. Why they are as they are: intermodal.study.

@@ -286,10 +286,6 @@ class Run:
     diagnostics: pd.DataFrame | None
     checkpoint: Path | None
 
-    @property
-    def config_dict(self) -> dict:
-        return self.config.to_dict()
-
     def models(self) -> list[tuple[str, int]]:
         """(schedule, seed) of each model position, in the run's order."""
         return self.config.model_keys()
