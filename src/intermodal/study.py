@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,7 @@ from .checkpoint import load_model
 from .config import STUDY_PRESETS, RunConfig, preset_config
 from .data import Dataset
 from .measures import evaluation_rows, integration_measures, latent_diagnostics, measure_specs
+from .model import MultimodalVAE
 from .report import write_report
 from .train import Trainer
 
@@ -48,6 +50,8 @@ __all__ = [
     "prediction_errors",
     "prediction_summary",
     "prediction_section",
+    "load_ensemble",
+    "Ensemble",
 ]
 
 DEFAULT_EVALUATION_ROWS = 1024  # the paper's: the first 1024 rows of the iCub test file
@@ -205,27 +209,12 @@ def measure_checkpoint(
     """The measures of the models in a checkpoint (all, or those of one ``schedule`` and/or
     ``seed``), on the evaluation rows of the data set they were trained on: columns
     ``schedule, seed, quantity, modality, scope, value``."""
-    model, state = load_model(path)
-    keys = [(k[0], int(k[1])) for k in state["models"]]
-    chosen = [i for i, (s, n) in enumerate(keys) if schedule in (None, s) and seed in (None, n)]
-    if not chosen:
-        raise ValueError(f"{path}: no model with schedule {schedule!r} and seed {seed!r}; it holds {keys}")
-    if len(chosen) < len(keys):
-        model, keys = model.select(chosen), [keys[i] for i in chosen]
-    config = RunConfig.from_dict(state["config"], origin=f"{path} state.json")
-    changes = {
-        k: v
-        for k, v in dict(data_dir=data_dir, eval_rows=eval_rows, n_eval_rows=n_eval_rows, z_samples=z_samples).items()
-        if v is not None
-    }
-    config = config.updated(changes, origin="command line")
-    dataset = dataset_of(config)
-    if dataset.description.to_dict()["modalities"] != state["description"]["modalities"]:
-        raise ValueError(
-            f"{path}: the data set {config.data!r} no longer has the modalities the checkpoint was trained on"
-        )
+    changes = dict(data_dir=data_dir, eval_rows=eval_rows, n_eval_rows=n_eval_rows, z_samples=z_samples)
+    model, keys, config, dataset, epochs_done = load_ensemble(
+        path, schedule, seed, {k: v for k, v in changes.items() if v is not None}
+    )
     rows = _evaluation_rows(config, dataset)
-    generator = evaluation_generator(config.eval_seed, int(state["epochs_done"]))
+    generator = evaluation_generator(config.eval_seed, epochs_done)
     table = integration_measures(
         model,
         dataset.description,
@@ -244,23 +233,36 @@ PREDICTION_TESTS_TABLE = "prediction_tests"  # RUN/prediction_tests.parquet
 BASELINES_FOLDER = "baselines"  # RUN/baselines/: the forward and inverse models
 
 
-def _run_ensemble(run: str | Path, schedule: str | None = None, seed: int | None = None):
-    """The trained ensemble of a run folder (or some of its models), their (schedule,
-    seed) keys, the run's config and its data set."""
-    model, state = load_model(run)
+class Ensemble(NamedTuple):
+    """Trained models read back from a run folder or checkpoint, with what they need."""
+
+    model: MultimodalVAE
+    keys: list[tuple[str, int]]  # (schedule, seed) of each model position
+    config: RunConfig
+    dataset: Dataset
+    epochs_done: int
+
+
+def load_ensemble(
+    path: str | Path, schedule: str | None = None, seed: int | None = None, changes: dict | None = None
+) -> Ensemble:
+    """The trained ensemble of a run folder or checkpoint (all models, or those of one
+    ``schedule`` and/or ``seed``), the run's config (with ``changes`` applied) and the data
+    set it was trained on, checked to have the columns the models were built for."""
+    model, state = load_model(path)
     keys = [(k[0], int(k[1])) for k in state["models"]]
     chosen = [i for i, (s, n) in enumerate(keys) if schedule in (None, s) and seed in (None, n)]
     if not chosen:
-        raise ValueError(f"{run}: no model with schedule {schedule!r} and seed {seed!r}; it holds {keys}")
+        raise ValueError(f"{path}: no model with schedule {schedule!r} and seed {seed!r}; it holds {keys}")
     if len(chosen) < len(keys):
         model, keys = model.select(chosen), [keys[i] for i in chosen]
-    config = runfolder.read_config(run) if (Path(run) / runfolder.CONFIG).is_file() else None
-    if config is None:
-        config = RunConfig.from_dict(state["config"], origin=f"{run} state.json")
+    config = RunConfig.from_dict(state["config"], origin=f"{path} state.json")
+    if changes:
+        config = config.updated(changes, origin="command line")
     dataset = dataset_of(config)
     if dataset.description.column_names() != model.description.column_names():
-        raise ValueError(f"{run}: the data set {config.data!r} no longer has the columns the models were trained on")
-    return model, keys, config, dataset
+        raise ValueError(f"{path}: the data set {config.data!r} no longer has the columns the models were trained on")
+    return Ensemble(model, keys, config, dataset, int(state["epochs_done"]))
 
 
 def _given_rows(path: str | Path, description, given) -> pd.DataFrame:
@@ -315,7 +317,7 @@ def predict_run(
 
     if steps < 1:
         raise ValueError(f"--steps {steps}: expected a whole number >= 1")
-    model, keys, _config, dataset = _run_ensemble(run, schedule, seed)
+    model, keys, _config, dataset, _ = load_ensemble(run, schedule, seed)
     desc = dataset.description
     given = expand_selectors(desc, given)
     if rows == "test":
@@ -337,16 +339,19 @@ def predict_run(
     return prediction_table(result.mean, result.std, desc, keys)
 
 
-def prediction_errors(run: str | Path, *, train_baselines: bool = False, progress: bool = True) -> pd.DataFrame:
+def prediction_errors(
+    run: str | Path, *, train_baselines: bool = False, progress: bool = True, ensemble: Ensemble | None = None
+) -> pd.DataFrame:
     """The original work's prediction tests on a run's test rows, for every model, beside
     the persistence baseline and (when kept in ``RUN/baselines`` or ``train_baselines``)
     the forward and inverse baselines and the training mean: the tidy table of
-    :data:`intermodal.prediction_tests.ERROR_COLUMNS` (docs/prediction.md)."""
+    :data:`intermodal.prediction_tests.ERROR_COLUMNS` (docs/prediction.md). ``ensemble``:
+    the run's, if already loaded."""
     from . import baselines as ff
     from .prediction_tests import persistence_baseline, run_prediction_tests
 
     run = Path(run)
-    model, keys, config, dataset = _run_ensemble(run)
+    model, keys, config, dataset, _ = ensemble or load_ensemble(run)
     desc = dataset.description
     parts = [run_prediction_tests(model, keys, desc, dataset.test), persistence_baseline(desc, dataset.test)]
     folder = run / BASELINES_FOLDER
@@ -387,15 +392,16 @@ def prediction_summary(errors: pd.DataFrame, schedules: list[str]) -> pd.DataFra
     return table.reindex(columns=[s for s in order if s in table.columns]).fillna("").reset_index()
 
 
-def prediction_figures(run: str | Path) -> list[dict]:
+def prediction_figures(run: str | Path, ensemble: Ensemble | None = None) -> list[dict]:
     """For each test, the first schedule's models on the first 200 test rows, drawn into
-    ``RUN/figures/prediction_<test>.png|svg``; returns (stem, png, caption) records."""
+    ``RUN/figures/prediction_<test>.png|svg``; returns (stem, png, caption) records.
+    ``ensemble``: the run's, if already loaded."""
     from .plotting import save_figure
     from .prediction_figures import prediction_test_figure
     from .prediction_tests import prediction_tests
 
     run = Path(run)
-    model, keys, config, dataset = _run_ensemble(run)
+    model, keys, config, dataset, _ = ensemble or load_ensemble(run)
     first = config.schedules[0]
     models = [i for i, (s, _) in enumerate(keys) if s == first]
     folder = run / runfolder.FIGURES
@@ -422,8 +428,8 @@ def prediction_section(run: Path) -> dict | None:
     """The report's section on prediction and control (a run with a checkpoint only)."""
     if not (Path(run) / runfolder.CHECKPOINT / "state.json").is_file():
         return None
-    config = runfolder.read_config(run)
-    errors = prediction_errors(run, train_baselines=False, progress=False)
+    ensemble = load_ensemble(run)  # once, for the table and the figures
+    errors = prediction_errors(run, train_baselines=False, progress=False, ensemble=ensemble)
     has_baselines = (Path(run) / BASELINES_FOLDER).is_dir()
     paragraphs = [
         "Root mean square error (data units) of what each test asks the trained models to predict, on the test "
@@ -439,6 +445,6 @@ def prediction_section(run: Path) -> dict | None:
         "id": "prediction",
         "title": "Prediction and control from partial information",
         "paragraphs": paragraphs,
-        "tables": [{"title": None, "frame": prediction_summary(errors, list(config.schedules))}],
-        "figures": prediction_figures(run),
+        "tables": [{"title": None, "frame": prediction_summary(errors, list(ensemble.config.schedules))}],
+        "figures": prediction_figures(run, ensemble),
     }
