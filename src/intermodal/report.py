@@ -394,10 +394,14 @@ def figure_paths(run_dir: str | Path, diagnostics: bool = False) -> dict[str, tu
     return {stem: (folder / f"{stem}.png", folder / f"{stem}.svg") for stem in stems}
 
 
-def write_figures(run_dir: str | Path, band: str = "sd") -> list[Path]:
-    """Draw every figure of a run folder and save each as PNG and SVG into ``RUN/figures/``
-    (each file atomically); returns the paths."""
-    run = runfolder.read_run(run_dir)
+def _run(run: str | Path | runfolder.Run) -> runfolder.Run:
+    return run if isinstance(run, runfolder.Run) else runfolder.read_run(run)
+
+
+def write_figures(run_dir: str | Path | runfolder.Run, band: str = "sd") -> list[Path]:
+    """Draw every figure of a run folder (a path, or one already read) and save each as PNG
+    and SVG into ``RUN/figures/`` (each file atomically); returns the paths."""
+    run = _run(run_dir)
     figures = draw_figures(run, band=band)
     paths = figure_paths(run.path, diagnostics=run.diagnostics is not None)
     (run.path / runfolder.FIGURES).mkdir(exist_ok=True)
@@ -423,9 +427,9 @@ _TEMPLATES = jinja2.Environment(
 ReportSection = Callable[[Path], dict | None]
 
 
-def render_report(run_dir: str | Path, band: str = "sd", sections: list[ReportSection] = ()) -> str:
+def render_report(run_dir: str | Path | runfolder.Run, band: str = "sd", sections: list[ReportSection] = ()) -> str:
     """The report page as a string; the figures' PNGs must already be in ``RUN/figures``."""
-    run = runfolder.read_run(run_dir)
+    run = _run(run_dir)
     config = run.config.to_dict()
     history, results = run.history, run.results
     schedules = schedule_order(history, results, config=config)
@@ -529,11 +533,11 @@ def write_report(
     first if any PNG is missing, or always with ``redraw=True`` (e.g. after a run was
     resumed and extended)."""
     run_dir = Path(run_dir)
-    has_diagnostics = (run_dir / runfolder.DIAGNOSTICS).is_file()
-    pngs = [png for png, _svg in figure_paths(run_dir, diagnostics=has_diagnostics).values()]
+    run = runfolder.read_run(run_dir)  # once, for the figures and the page
+    pngs = [png for png, _svg in figure_paths(run_dir, diagnostics=run.diagnostics is not None).values()]
     if redraw or any(not png.is_file() for png in pngs):
-        write_figures(run_dir, band=band)
+        write_figures(run, band=band)
     path = run_dir / runfolder.REPORT
-    page = render_report(run_dir, band=band, sections=sections)
+    page = render_report(run, band=band, sections=sections)
     atomic_write(path, lambda p: Path(p).write_text(page, encoding="utf-8"))
     return path
