@@ -58,7 +58,7 @@ EVALUATION_MODES = ("first", "random", "all")
 # Stacked rows (models x muted variants x rows x z samples) in one pass when ``batch_size``
 # is None: passes this small keep the activations in cache, which is faster on a CPU than one
 # big pass (docs/performance.md), and they bound the memory.
-_STACKED_ROWS_PER_PASS = 8192
+STACKED_ROWS_PER_PASS = 8192
 
 
 # ---------------------------------------------------------------------- KL divergence
@@ -355,7 +355,7 @@ def integration_measures(
 
     samples_per_row = max(z_samples, 1)
     if batch_size is None:
-        batch_size = max(1, _STACKED_ROWS_PER_PASS // (n_models * n_variants * samples_per_row))
+        batch_size = max(1, STACKED_ROWS_PER_PASS // (n_models * n_variants * samples_per_row))
 
     with torch.no_grad():
         noise = None

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from .data import DataError, DatasetDescription
+from .measures import STACKED_ROWS_PER_PASS
 
 if TYPE_CHECKING:
     from .model import MultimodalVAE
@@ -42,10 +43,6 @@ __all__ = [
     "shift_columns",
     "model_description",
 ]
-
-# Stacked rows (models x rows) per forward pass: bounds the memory of a long table of rows
-# and keeps a pass's activations in cache on a CPU (the measures use the same size).
-_STACKED_ROWS_PER_PASS = 8192
 
 
 # ---------------------------------------------------------------------- results
@@ -200,7 +197,7 @@ def _decode(
         # same eps for every model (a model gives the same numbers alone as in its
         # ensemble) and on every device.
         eps = torch.randn(n_rows, model.latent_size, generator=generator, dtype=p.dtype)
-    chunk = max(1, _STACKED_ROWS_PER_PASS // n_models)
+    chunk = max(1, STACKED_ROWS_PER_PASS // n_models)
     means, stds = [], []
     with torch.no_grad():
         for a in range(0, n_rows, chunk):
