@@ -47,6 +47,7 @@ from safetensors.torch import load_file, save_file
 
 from .data import DataError, Dataset, DatasetDescription
 from .files import atomic_write, write_json
+from .model import seeded_generator
 from .predict import given_mask, two_steps
 from .prediction_tests import ERROR_COLUMNS, Tests, normalise_tests, prediction_tests
 
@@ -181,13 +182,6 @@ def _mlp(x: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor
     return x
 
 
-def _generator(seed: int, network: int) -> torch.Generator:
-    # A stream of its own per seed and network, distinct from the VAE's (initialisation:
-    # manual_seed(seed); shuffles and eps: SeedSequence([seed, 1])).
-    state = np.random.SeedSequence([int(seed), 2, network]).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator().manual_seed(int(state) & ((1 << 63) - 1))
-
-
 def _train_network(
     name: str,
     index: int,
@@ -206,7 +200,8 @@ def _train_network(
     n_batches = n_rows // options.batch_size
     if n_batches < 1:
         raise ValueError(f"{name}: batch_size {options.batch_size} is larger than the {n_rows} training rows")
-    generators = [_generator(s, index) for s in seeds]
+    # A stream of its own per seed and network, distinct from the VAE's (seed, 1).
+    generators = [seeded_generator(s, 2, index) for s in seeds]
     weights, biases = [], []
     for a, b in zip(widths, widths[1:]):
         bound = float(np.sqrt(6.0 / (a + b)))

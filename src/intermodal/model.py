@@ -142,6 +142,14 @@ def architecture_preset(preset: str | int, desc: DatasetDescription) -> Architec
     return arch
 
 
+def seeded_generator(*entropy: int) -> torch.Generator:
+    """A torch generator (CPU) seeded from a NumPy SeedSequence of these whole numbers:
+    independent random streams per (seed, purpose, ...), e.g. a model's shuffles and ε
+    ``(seed, 1)``, as opposed to its initialisation (``manual_seed(seed)``)."""
+    state = np.random.SeedSequence([int(e) for e in entropy]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state) & ((1 << 63) - 1))
+
+
 # The original's variance floor: variance = exp(raw) + 1e-4.
 VARIANCE_FLOOR = 1e-4
 

@@ -34,7 +34,7 @@ from .checkpoint import load_model
 from .config import STUDY_PRESETS, RunConfig, preset_config
 from .data import Dataset
 from .measures import evaluation_rows, integration_measures, latent_diagnostics, measure_specs
-from .model import MultimodalVAE
+from .model import MultimodalVAE, seeded_generator
 from .report import write_report
 from .train import Trainer
 
@@ -79,8 +79,7 @@ def evaluation_generator(eval_seed: int, epoch: int) -> torch.Generator:
     draws the same noise whether or not the run was interrupted and resumed before it. The
     noise is the same for every model of the ensemble (docs/method.md §5), so a model gets
     the numbers it gets alone, and schedules are compared on paired noise."""
-    state = np.random.SeedSequence([int(eval_seed), int(epoch), 2]).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator().manual_seed(int(state) & ((1 << 63) - 1))
+    return seeded_generator(eval_seed, epoch, 2)
 
 
 def make_evaluator(config: RunConfig, dataset: Dataset, *, say: bool = False):

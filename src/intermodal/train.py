@@ -29,7 +29,7 @@ from . import runfolder
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RunConfig
 from .data import Dataset
-from .model import MultimodalVAE, architecture_preset
+from .model import MultimodalVAE, architecture_preset, seeded_generator
 from .runfolder import HISTORY_COLUMNS
 from .schedules import ScheduleError, parse_schedule
 
@@ -43,8 +43,7 @@ Evaluate = Callable[[MultimodalVAE, int], dict[str, pd.DataFrame]]
 def data_generator(seed: int) -> torch.Generator:
     """The generator that shuffles model ``seed``'s batches and draws its ε; a stream
     distinct from the one that initialises its weights."""
-    state = np.random.SeedSequence([int(seed), 1]).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator().manual_seed(int(state) & ((1 << 63) - 1))
+    return seeded_generator(seed, 1)
 
 
 @dataclass
