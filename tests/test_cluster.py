@@ -261,6 +261,27 @@ def test_a_unit_on_a_node_without_the_run_folder_fails_at_once(ray_cluster, tmp_
     assert "must be on storage shared by every node" in err and "unit 0" in err
 
 
+def wait_until_no_unit_is_written(units: Path, quiet_for: float = 1.0, timeout: float = 120) -> None:
+    """Ray stops a dead driver's tasks soon, not at once: wait until no unit folder is
+    locked or appears for ``quiet_for`` seconds, so that copying the run folder does not
+    race a task that is still ending."""
+    deadline = time.monotonic() + timeout
+    seen, quiet_since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        folders = sorted(p.name for p in units.iterdir() if p.is_dir())
+        try:
+            for name in folders:
+                runfolder.RunLock(units / name).acquire().release()
+        except ValueError:  # still held by a task
+            folders = None
+        if folders is None or folders != seen:
+            seen, quiet_since = folders, time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet_for:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the dead driver's tasks still write {units} after {timeout} s")
+
+
 @pytest.mark.slow
 def test_a_killed_driver_resumes_on_ray_or_locally(ray_cluster, local_runs, tmp_path, no_report):
     out = tmp_path / "killed"
@@ -277,6 +298,7 @@ def test_a_killed_driver_resumes_on_ray_or_locally(ray_cluster, local_runs, tmp_
         time.sleep(0.01)
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait(timeout=60)
+    wait_until_no_unit_is_written(out / "units")
     done = [cluster._epochs_done(p) for p in sorted((out / "units").glob("0*"))]
     assert min(done, default=0) < EPOCHS, "every unit had finished before the kill; the test measured nothing"
     assert not (out / "checkpoint").exists()
