@@ -104,3 +104,22 @@ def test_prediction_tests_keep_their_baselines_and_reach_the_report(run, capsys)
     html = (run / "report.html").read_text()
     assert "Prediction and control from partial information" in html
     assert "forward-model" in html and "prediction_forward" in html
+
+
+def test_the_report_is_written_when_the_data_set_is_gone(run, tmp_path, monkeypatch):
+    import shutil
+
+    from intermodal import study
+    from intermodal.data import DataError
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+
+    def unavailable(config):
+        raise DataError("cannot fetch the data set (offline)")
+
+    monkeypatch.setattr(study, "dataset_of", unavailable)
+    assert main(["report", str(copy)]) == 0
+    html = (copy / "report.html").read_text()
+    assert "Not shown: the trained models or their data set cannot be loaded" in html and "offline" in html
+    assert "Does this run show what the paper found?" in html

@@ -30,9 +30,9 @@ import torch
 
 from . import runfolder
 from .catalog import dataset_of
-from .checkpoint import load_model
+from .checkpoint import CheckpointError, load_model
 from .config import STUDY_PRESETS, RunConfig, preset_config
-from .data import Dataset
+from .data import DataError, Dataset
 from .measures import evaluation_rows, integration_measures, latent_diagnostics, measure_specs
 from .model import MultimodalVAE, seeded_generator
 from .report import write_report
@@ -427,7 +427,16 @@ def prediction_section(run: Path) -> dict | None:
     """The report's section on prediction and control (a run with a checkpoint only)."""
     if not (Path(run) / runfolder.CHECKPOINT / "state.json").is_file():
         return None
-    ensemble = load_ensemble(run)  # once, for the table and the figures
+    try:
+        ensemble = load_ensemble(run)  # once, for the table and the figures
+    except (DataError, CheckpointError) as e:
+        # The rest of the report needs only the run folder's tables; say why this part is missing.
+        return {
+            "id": "prediction",
+            "title": "Prediction and control from partial information",
+            "paragraphs": [f"Not shown: the trained models or their data set cannot be loaded ({e})."],
+            "tables": [],
+        }
     errors = prediction_errors(run, train_baselines=False, progress=False, ensemble=ensemble)
     has_baselines = (Path(run) / BASELINES_FOLDER).is_dir()
     paragraphs = [
