@@ -52,7 +52,7 @@ PROJECTED_CORES = (8, 80, 320)
 
 
 def _config(args):
-    from intermodal.config import RunConfig
+    from intermodal.training.config import RunConfig
 
     return RunConfig(
         data=args.data,
@@ -67,7 +67,7 @@ def _config(args):
 
 
 def run_local(config, dataset, out: Path) -> float:
-    from intermodal import study
+    from intermodal.study import local as study
 
     start = time.perf_counter()
     study.run_study(config, out, dataset=dataset, progress=False, announce=False, report=False)
@@ -78,7 +78,7 @@ def run_ray(config, out: Path, cpus: int) -> tuple[float, float]:
     """(start-up seconds, seconds from the study's start to its merged folder)."""
     import ray
 
-    from intermodal import cluster
+    from intermodal.study import cluster
 
     start = time.perf_counter()
     ray.init(num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
@@ -97,11 +97,11 @@ def lone_model_speed(config, dataset, seconds: float) -> float:
     """Model-epochs/s of one model on one core (one torch thread), no evaluation."""
     import torch
 
-    from intermodal.train import Trainer
+    from intermodal.training.trainer import Trainer
 
     torch.set_num_threads(1)
     alone = config.updated({"schedules": PAPER_SCHEDULES[1:2], "seeds": [0], "workers": 1, "threads": 1})
-    with Trainer(alone, dataset, None, progress=False) as trainer:
+    with Trainer(alone, dataset, None) as trainer:
         trainer.train_epoch()  # warm-up
         start, epochs = time.perf_counter(), 0
         while time.perf_counter() - start < seconds:
@@ -113,7 +113,7 @@ def lone_model_speed(config, dataset, seconds: float) -> float:
 def compare_tables(a: Path, b: Path) -> dict[str, tuple[bool, float]]:
     """Per table (history, results, diagnostics) of two runs: bitwise equal?, and the largest
     relative difference of its numbers."""
-    from intermodal import runfolder
+    from intermodal.training import runfolder
 
     ra, rb = runfolder.read_run(a), runfolder.read_run(b)
     out = {}
@@ -127,8 +127,8 @@ def compare_tables(a: Path, b: Path) -> dict[str, tuple[bool, float]]:
 
 def projection(per_core: dict[str, float], startup: float, cores: int) -> tuple[str, float]:
     """The paper protocol on ``cores`` cores: (its plan in words, hours)."""
-    from intermodal.cluster import plan_units
-    from intermodal.config import RunConfig
+    from intermodal.study.cluster import plan_units
+    from intermodal.training.config import RunConfig
 
     paper = RunConfig(schedules=PAPER_SCHEDULES, seeds=PAPER_SEEDS, epochs=PAPER_EPOCHS)
     units, per_unit = plan_units(paper, cores)
@@ -152,8 +152,8 @@ def main() -> None:
 
     import pandas as pd
 
-    from intermodal import cluster
-    from intermodal.catalog import dataset_of
+    from intermodal.study import cluster
+    from intermodal.data.catalog import dataset_of
 
     print(f"machine: {machine_line('cpu')}", flush=True)
     # The report is the same work whichever backend trained the run: left out of both.

@@ -41,7 +41,7 @@ def _peak_rss_mb() -> float:
 
 
 def _dataset(args):
-    from intermodal.catalog import load_dataset
+    from intermodal.data.catalog import load_dataset
 
     return load_dataset(args.data, args.data_dir)
 
@@ -73,14 +73,19 @@ def _sync(device):
 
 
 def measure_intermodal(args) -> dict:
-    from intermodal.config import RunConfig
-    from intermodal.train import Trainer
+    import torch
+
+    from intermodal.training.config import RunConfig
+    from intermodal.training.trainer import Trainer
 
     dataset = _dataset(args)
     config = RunConfig(
         data=args.data, seeds=list(range(args.models)), epochs=10_000, dtype="float32", device=args.device, lr=5e-5
     )
-    trainer = Trainer(config, dataset, None, progress=False)
+    trainer = Trainer(config, dataset, None)
+    # What Trainer.run sets for the run (per worker: torch's pool is process-wide); the
+    # benchmark times train_epoch directly.
+    torch.set_num_threads(config.threads)
     for _ in range(2):  # warm-up: every shard allocates its buffers in its first epochs
         trainer.train_epoch()
     epochs = max(4, round(args.budget * 30 / args.models))
@@ -95,9 +100,9 @@ def measure_intermodal(args) -> dict:
         _sync(args.device)
         windows.append(time.perf_counter() - start)
     seconds = sorted(windows)[1]
-    result = {"model_epochs_per_s": args.models * epochs / seconds, "shards": len(trainer.shards)}
+    result = {"model_epochs_per_s": args.models * epochs / seconds, "shards": len(trainer.ensemble.shards)}
     if args.evaluate:
-        from intermodal.study import make_evaluator
+        from intermodal.evaluation.evaluator import make_evaluator
 
         evaluate = make_evaluator(config, dataset)
         model = trainer.model
@@ -115,7 +120,8 @@ def measure_products(args) -> dict:
     encoder layers need no input gradient), on tensors of the trainer's shapes."""
     import torch
 
-    from intermodal.model import MultimodalVAE, architecture_preset
+    from intermodal.model.architecture import architecture_preset
+    from intermodal.model.vae import MultimodalVAE
 
     torch.set_num_threads(1)
     dataset = _dataset(args)
@@ -164,7 +170,7 @@ def measure_eager(args) -> dict:
     import torch
     from torch import nn
 
-    from intermodal.model import architecture_preset
+    from intermodal.model.architecture import architecture_preset
 
     torch.set_num_threads(os.cpu_count() or 1)  # what a plain script gets by default
     dataset = _dataset(args)

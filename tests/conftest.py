@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from intermodal.data import Dataset, DatasetDescription, Modality
+from intermodal.data.dataset import Dataset
+from intermodal.data.description import DatasetDescription, Modality
 
 # The tests' models are tiny: one thread each avoids oversubscribing a small machine
 # when pytest shares it with other work.
@@ -27,7 +28,7 @@ def icub_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def icub(icub_dir):
-    from intermodal.catalog import load_dataset
+    from intermodal.data.catalog import load_dataset
 
     return load_dataset("icub", data_dir=icub_dir)
 

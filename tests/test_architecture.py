@@ -1,39 +1,70 @@
-"""The package's shape, as docs and issues promise it: imports flow one way (no circle,
-lazy imports included), intermodal.data imports nothing else of the package, one module
-reads and writes parquet, the code cites docs/method.md (not a file outside the
-repository), and no source file outgrows what a reader can hold."""
+"""The package's shape, as the docs and issues promise it: layers are packages whose imports
+go one way (data → model → training → evaluation → outputs → study → cli, the root's
+errors, files, options and streams beneath them all), no module imports in a circle (lazy
+imports included), one module reads and writes parquet, one module spells a run folder's
+names, the code cites docs/method.md (not a file outside the repository), the public face
+is exactly ``__all__``, and no source file outgrows what a reader can hold."""
 
 from __future__ import annotations
 
 import ast
+import importlib
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+import intermodal
+
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "intermodal"
-MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+MODULES = sorted(".".join(p.relative_to(PACKAGE).with_suffix("").parts) for p in PACKAGE.rglob("*.py"))
+# Layers, lowest first; a module may import its own layer and those below it.
+LAYERS = ["root", "data", "model", "training", "evaluation", "outputs", "study", "cli"]
+ROOT_MODULES = {"__init__", "errors", "files", "options", "streams"}
 
 
-def package_imports(module: str) -> set[str]:
+def layer_of(module: str) -> str:
+    head = module.split(".")[0]
+    if head in ROOT_MODULES:
+        return "root"
+    if head.endswith("__init__"):
+        return "root"
+    return head
+
+
+def imports_of(module: str) -> set[str]:
     """Modules of the package that ``module`` imports anywhere (top level or in a function)."""
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    path = PACKAGE / (module.replace(".", "/") + ".py")
+    package = module.split(".")[:-1] if not module.endswith("__init__") else module.split(".")[:-1]
     found = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
-            if node.level == 1:
-                if node.module:
-                    found.add(node.module.split(".")[0])
-                else:
-                    found.update(alias.name for alias in node.names)
-            elif node.module and node.module.startswith("intermodal."):
-                found.add(node.module.split(".")[1])
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                target = base + (node.module.split(".") if node.module else [])
+                names = [".".join(target + [a.name]) for a in node.names]
+                candidates = [n for n in names if n in MODULES] or [".".join(target)]
+            elif node.module and node.module.startswith("intermodal"):
+                target = node.module.split(".")[1:]
+                names = [".".join(target + [a.name]) for a in node.names]
+                candidates = [n for n in names if n in MODULES] or [".".join(target)]
+            else:
+                continue
+            for c in candidates:
+                found.add(c if c in MODULES else f"{c}.__init__" if f"{c}.__init__" in MODULES else c)
         elif isinstance(node, ast.Import):
-            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("intermodal."))
-    return found & set(MODULES)
+            for a in node.names:
+                if a.name.startswith("intermodal."):
+                    found.add(".".join(a.name.split(".")[1:]))
+    return {m for m in found if m in MODULES and m != module}
+
+
+GRAPH = {m: imports_of(m) for m in MODULES}
 
 
 def test_no_import_circle():
-    graph = {m: package_imports(m) for m in MODULES}
     visiting, done = set(), set()
 
     def visit(m, path):
@@ -41,7 +72,7 @@ def test_no_import_circle():
             return
         assert m not in visiting, "import circle: " + " -> ".join(path + [m])
         visiting.add(m)
-        for n in graph[m]:
+        for n in GRAPH[m]:
             visit(n, path + [m])
         visiting.discard(m)
         done.add(m)
@@ -50,18 +81,101 @@ def test_no_import_circle():
         visit(m, [])
 
 
-def test_data_imports_nothing_else_of_the_package():
-    assert package_imports("data") == set()
+@pytest.mark.parametrize("module", [m for m in MODULES if m != "__init__"])
+def test_imports_go_down_the_layers(module):
+    mine = LAYERS.index(layer_of(module))
+    for target in GRAPH[module]:
+        assert LAYERS.index(layer_of(target)) <= mine, f"{module} ({layer_of(module)}) imports {target}"
+
+
+def test_the_root_modules_import_only_each_other():
+    for module in ROOT_MODULES - {"__init__"}:
+        assert {layer_of(t) for t in GRAPH[module]} <= {"root"}, module
+
+
+def test_the_layers_are_packages():
+    for layer in LAYERS[1:-1]:
+        assert (PACKAGE / layer / "__init__.py").is_file(), layer
+    flat = sorted(p.stem for p in PACKAGE.glob("*.py"))
+    assert flat == sorted(ROOT_MODULES | {"cli"})
 
 
 def test_parquet_has_one_owner():
-    owners = [
-        m
-        for m in MODULES
-        if "parquet" in (PACKAGE / f"{m}.py").read_text().replace("parquet table", "")
-        and ("read_parquet" in (PACKAGE / f"{m}.py").read_text() or "to_parquet" in (PACKAGE / f"{m}.py").read_text())
+    owners = [m for m in MODULES if any(w in _source(m) for w in ("read_parquet", "to_parquet"))]
+    assert owners == ["training.runfolder"]
+
+
+def test_run_folder_names_have_one_owner():
+    """No module but the run folder's joins its file and folder names onto a path, or opens
+    a checkpoint's state.json (the checkpoint module's own file)."""
+    names = [
+        "config.json",
+        "description.json",
+        "history.parquet",
+        "results.parquet",
+        "diagnostics.parquet",
+        "prediction_errors.parquet",
+        "checkpoint",
+        "baselines",
+        "figures",
+        "report.html",
+        "units",
+        "plan.json",
+        ".driver-",
+        ".lock",
     ]
-    assert owners == ["runfolder"]
+    for module in MODULES:
+        if module == "training.runfolder":
+            continue
+        source = _source(module)
+        for name in names:
+            # A data set folder's description has the run folder's name and format; the data
+            # layer names it and the run folder takes the name from there.
+            if (module, name) == ("data.catalog", "description.json"):
+                continue
+            joined = re.search(r'/\s*f?"' + re.escape(name) + r'|\(\s*f?"' + re.escape(name) + r'"\s*\)', source)
+            assert joined is None, f"{module} joins the run folder's {name!r} onto a path: {joined.group(0)!r}"
+        if module != "training.checkpoint":
+            assert '"state.json"' not in source, f"{module} reads a checkpoint's state.json itself"
+
+
+def _validators(tree: ast.Module) -> set[str]:
+    """Names of a module's pydantic validators (decorated, or passed to Before/AfterValidator)
+    and of the functions they call: pydantic wants a ValueError raised there, and words it."""
+    functions = {n.name: n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+    found = {name for name, f in functions.items() if any("validator" in ast.unparse(d) for d in f.decorator_list)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and ast.unparse(node.func) in ("BeforeValidator", "AfterValidator"):
+            found |= {a.id for a in node.args if isinstance(a, ast.Name)}
+    for name in list(found):
+        found |= {
+            c.func.id
+            for c in ast.walk(functions[name])
+            if isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id in functions
+        }
+    return found
+
+
+def test_one_error_family():
+    """Every exception class the package defines lives in intermodal.errors, and nothing
+    raises a bare ValueError for a user's input (pydantic's validators aside, whose
+    ValueErrors pydantic turns into the typed errors)."""
+    for module in MODULES:
+        tree = ast.parse(_source(module))
+        allowed = _validators(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and any(
+                isinstance(b, ast.Name) and b.id.endswith(("Error", "Exception")) for b in node.bases
+            ):
+                assert module == "errors", f"{module} defines its own exception {node.name}"
+            if isinstance(node, ast.FunctionDef) and node.name not in allowed:
+                for raised in ast.walk(node):
+                    if isinstance(raised, ast.Raise) and isinstance(raised.exc, ast.Call):
+                        func = raised.exc.func
+                        assert not (isinstance(func, ast.Name) and func.id == "ValueError"), (
+                            f"{module}.{node.name}: raise ValueError(...) at line {raised.lineno}; raise an "
+                            "IntermodalError"
+                        )
 
 
 def test_the_code_cites_docs_not_spec():
@@ -75,4 +189,36 @@ def test_the_code_cites_docs_not_spec():
 
 @pytest.mark.parametrize("module", MODULES)
 def test_no_source_file_over_about_600_lines(module):
-    assert len((PACKAGE / f"{module}.py").read_text().splitlines()) <= 650
+    assert len(_source(module).splitlines()) <= 650
+
+
+# --------------------------------------------------------------------------- the public face
+def test_all_is_exactly_the_public_face():
+    """Every name in ``intermodal.__all__`` resolves; nothing public is left out of it."""
+    for name in intermodal.__all__:
+        assert getattr(intermodal, name) is not None, name
+    public = {n for n in dir(intermodal) if not n.startswith("_")}
+    subpackages = {"data", "model", "training", "evaluation", "outputs", "study", "cli", "errors"}
+    subpackages |= {"files", "options", "streams", "logging", "importlib", "annotations"}
+    assert public - subpackages - set(intermodal.__all__) == set()
+
+
+def test_submodules_list_what_they_define():
+    """Each module's ``__all__`` names only what it defines or re-exports on purpose."""
+    for module in MODULES:
+        if module.endswith("__init__") or module == "cli":
+            continue
+        mod = importlib.import_module(f"intermodal.{module}")
+        for name in getattr(mod, "__all__", []):
+            assert hasattr(mod, name), f"intermodal.{module}.__all__ lists {name!r}, which it lacks"
+
+
+def test_import_intermodal_is_light():
+    """``import intermodal`` loads no heavy dependency: the names load when first used."""
+    code = "import sys, intermodal; print(','.join(m for m in ('torch', 'pandas', 'matplotlib') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ""
+
+
+def _source(module: str) -> str:
+    return (PACKAGE / (module.replace(".", "/") + ".py")).read_text()

@@ -27,10 +27,13 @@ import pandas as pd
 import pytest
 from safetensors.numpy import load_file
 
-from intermodal import cluster, runfolder, study
-from intermodal.catalog import dataset_of
 from intermodal.cli import main
-from intermodal.config import RunConfig
+from intermodal.data.catalog import dataset_of
+from intermodal.outputs.report import section_ids
+from intermodal.study import cluster
+from intermodal.study import local as study
+from intermodal.training import runfolder
+from intermodal.training.config import RunConfig
 
 SIM = '{"n_train": 200, "n_test": 100}'
 EPOCHS = 32
@@ -136,7 +139,7 @@ def test_the_plan_keeps_the_cpus_busy_with_the_fewest_units(tmp_path):
         "04-constant-0-seeds-0-6",
     ]
     # every model exactly once, in the run's order
-    assert [k for u in units for k in u.keys()] == paper.model_keys()
+    assert [k for u in units for k in u.model_keys()] == paper.model_keys()
     quick = paper.updated({"seeds": 3})
     assert shape(8, config=quick) == (8, [1, 2], 1)
     # names stay filesystem-safe whatever the schedule
@@ -219,6 +222,14 @@ def test_ray_backend_writes_the_local_run_folder(ray_cluster, local_runs, tmp_pa
     assert_same_weights(local_runs["0"], out)
     assert json.loads((out / "config.json").read_text()) == json.loads((local_runs["0"] / "config.json").read_text())
     assert (out / "report.html").is_file() and list((out / "figures").glob("fig2_*.png"))
+    # the report assembles its sections from the run folder: the same on either backend
+    local = tmp_path / "local"
+    shutil.copytree(local_runs["0"], local)
+    assert main(["report", str(local)]) == 0
+    capsys.readouterr()
+    sections = section_ids((out / "report.html").read_text())
+    assert sections == section_ids((local / "report.html").read_text())
+    assert {"findings", "figures", "window-means", "diagnostics", "prediction", "config"} <= set(sections)
     # the merged folder is an ordinary run folder: measured, and resumed locally
     assert main(["measure", str(out), "--json", "--seed", "1"]) == 0
     assert set(pd.DataFrame(json.loads(capsys.readouterr().out)).seed) == {1}
@@ -299,7 +310,7 @@ def test_a_killed_driver_resumes_on_ray_or_locally(ray_cluster, local_runs, tmp_
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait(timeout=60)
     wait_until_no_unit_is_written(out / "units")
-    done = [cluster._epochs_done(p) for p in sorted((out / "units").glob("0*"))]
+    done = [runfolder.epochs_done(p) for p in sorted((out / "units").glob("0*"))]
     assert min(done, default=0) < EPOCHS, "every unit had finished before the kill; the test measured nothing"
     assert not (out / "checkpoint").exists()
     again = tmp_path / "killed-copy"

@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 import scipy.io
 
-from intermodal.catalog import fetch_icub, load_dataset, write_dataset
-from intermodal.data import DataError, augment, builtin_description_path, load_description
+from intermodal.data.catalog import fetch_icub, load_dataset, write_dataset
+from intermodal.data.dataset import augment
+from intermodal.data.description import builtin_description_path
+from intermodal.data.reading import load_description
+from intermodal.errors import DataError
 
 
 # ------------------------------------------------------------------ the iCub set

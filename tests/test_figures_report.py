@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from intermodal.figures import FIGURES, fig7_window_means
-from intermodal.report import FINDINGS_SECTION_TITLE, check_findings, figure_paths, write_figures, write_report
-from intermodal.runfolder import resolve_windows
+from intermodal.evaluation.findings import check_findings
+from intermodal.evaluation.summaries import resolve_windows
+from intermodal.outputs.figures import FIGURES, fig7_window_means
+from intermodal.outputs.report import FINDINGS_SECTION_TITLE, figure_paths, write_figures, write_report
 
 PAPER_SCHEDULES = ["constant-1", "constant-0", "dynamic-plateau-0", "dynamic-plateau-1"]
 

@@ -6,20 +6,20 @@ from __future__ import annotations
 
 import pytest
 
-from intermodal.catalog import load_dataset
-from intermodal.config import RunConfig
-from intermodal.measures import integration_measures
-from intermodal.train import Trainer
+from intermodal.data.catalog import load_dataset
+from intermodal.evaluation.measures import integration_measures
+from intermodal.training.config import RunConfig
+from intermodal.training.trainer import Trainer
 
 SIM = {"distractors": ["noise"], "n_train": 1000, "n_test": 300}
 
 
 @pytest.fixture(scope="module")
 def measures():
-    dataset = load_dataset("sim", sim_options=SIM)
+    dataset = load_dataset("sim", sim=SIM)
     config = RunConfig(data="sim", sim=SIM, schedules=["constant-0"], seeds=[0, 1], epochs=150, lr=1e-3, batch_size=500)
     trainer = Trainer(config, dataset, None, progress=False).run()
-    table = integration_measures(trainer.model, dataset.description, dataset.test[:256])
+    table = integration_measures(trainer.model, dataset.test[:256], description=dataset.description)
     return table.groupby(["quantity", "scope", "modality"]).value.mean()
 
 

@@ -13,17 +13,19 @@ import pandas as pd
 import pytest
 import torch
 
-from intermodal.data import DatasetDescription, Modality
-from intermodal.measures import (
+from intermodal.data.description import DatasetDescription, Modality
+from intermodal.errors import ModelError
+from intermodal.evaluation.diagnostics import latent_diagnostics
+from intermodal.evaluation.measures import (
     MeasureSpec,
     evaluation_rows,
     gaussian_kl,
     integration_measures,
-    latent_diagnostics,
     measure_specs,
 )
-from intermodal.model import MultimodalVAE, architecture_preset, losses
-from intermodal.runfolder import active_unit_counts
+from intermodal.evaluation.summaries import active_unit_counts
+from intermodal.model.architecture import architecture_preset
+from intermodal.model.vae import MultimodalVAE, losses
 
 KEY = ["model", "quantity", "modality", "scope"]
 
@@ -275,7 +277,7 @@ def test_extra_pair_errors_name_the_problem(icub):
         measure_specs(desc, {"bad": (["smell"], ["joints"])})
     with pytest.raises(ValueError, match="extra pair 'bad'.*'smell'"):
         integration_measures(
-            random_models(desc, 1, 0), desc, icub.test[:5], extra_pairs={"bad": (["joints"], ["smell@t"])}
+            random_models(desc, 1, 0), icub.test[:5], extra_pairs={"bad": (["joints"], ["smell@t"])}, description=desc
         )
     with pytest.raises(ValueError, match="time step 't-2'"):
         measure_specs(desc, {"bad": (["joints@t-2"], ["joints"])})
@@ -296,7 +298,9 @@ def test_measures_equal_an_independent_per_model_computation(icub, rows):
     names = np.array(desc.column_names())
     t_minus_1_joints = np.array([c.startswith("joints_t-1_") for c in names])
     pairs = standard_pairs_from_names(desc) + [("custom", "joints_t-1_only", "", t_minus_1_joints, t_minus_1_joints)]
-    got = integration_measures(model, desc, rows, extra_pairs={"joints_t-1_only": (["joints@t-1"], ["joints@t-1"])})
+    got = integration_measures(
+        model, rows, extra_pairs={"joints_t-1_only": (["joints@t-1"], ["joints@t-1"])}, description=desc
+    )
     expected = reference_measures(model, desc, rows, pairs)
     assert list(got.columns) == KEY + ["value"]
     assert len(got) == len(expected) == 3 * (1 + 4 * 5 + 1 + 1)
@@ -307,7 +311,7 @@ def test_measures_equal_an_independent_per_model_computation(icub, rows):
 
 def test_table_layout(icub, rows):
     desc = icub.description
-    table = integration_measures(random_models(desc, 2, seed=5), desc, rows[:20])
+    table = integration_measures(random_models(desc, 2, seed=5), rows[:20], description=desc)
     assert table["model"].dtype == np.int64 and table["value"].dtype == np.float64
     assert set(table.quantity) == {"prediction_error", "single_modality_error", "loss_of_precision", "baseline"}
     assert table.duplicated(KEY).sum() == 0
@@ -334,16 +338,18 @@ def check_measure_properties(table, modalities):
 @pytest.mark.parametrize("seed", [0, 7, 21])
 def test_measures_are_nonnegative_and_ordered_for_random_models(icub, rows, seed):
     desc = icub.description
-    table = integration_measures(random_models(desc, 2, seed=seed), desc, rows)
+    table = integration_measures(random_models(desc, 2, seed=seed), rows, description=desc)
     check_measure_properties(table, desc.modality_names)
     assert table[table.quantity != "prediction_error"].value.max() > 1e-3
 
 
 def test_measures_are_nonnegative_and_ordered_for_a_trained_model(icub, trained, rows):
     desc = icub.description
-    table = integration_measures(trained, desc, rows)
+    table = integration_measures(trained, rows, description=desc)
     check_measure_properties(table, desc.modality_names)
-    sampled = integration_measures(trained, desc, rows, z_samples=3, generator=torch.Generator().manual_seed(0))
+    sampled = integration_measures(
+        trained, rows, z_samples=3, generator=torch.Generator().manual_seed(0), description=desc
+    )
     check_measure_properties(sampled, desc.modality_names)
 
 
@@ -355,7 +361,12 @@ def test_empty_muted_set_gives_zero_and_other_custom_pairs_do_not(icub, trained,
     }
     for z_samples in (0, 2):
         table = integration_measures(
-            trained, desc, rows, extra_pairs=pairs, z_samples=z_samples, generator=torch.Generator().manual_seed(1)
+            trained,
+            rows,
+            extra_pairs=pairs,
+            z_samples=z_samples,
+            generator=torch.Generator().manual_seed(1),
+            description=desc,
         )
         custom = table[table.quantity == "custom"].set_index(["model", "modality"])["value"]
         assert (custom.xs("itself", level="modality") == 0).all()
@@ -364,7 +375,7 @@ def test_empty_muted_set_gives_zero_and_other_custom_pairs_do_not(icub, trained,
 
 def test_prediction_error_equals_direct_numpy_computation(icub, trained, rows):
     desc = icub.description
-    table = integration_measures(trained, desc, rows)
+    table = integration_measures(trained, rows, description=desc)
     with torch.no_grad():
         z, _ = trained.encode(torch.as_tensor(rows)[None].expand(3, -1, -1))
         mean, _ = trained.decode(z)
@@ -376,8 +387,10 @@ def test_prediction_error_equals_direct_numpy_computation(icub, trained, rows):
 
 def test_ensemble_gives_the_same_numbers_as_each_model_alone(icub, trained, rows):
     desc = icub.description
-    together = integration_measures(trained, desc, rows)
-    alone = pd.concat([integration_measures(trained.select([k]), desc, rows).assign(model=k) for k in range(3)])
+    together = integration_measures(trained, rows, description=desc)
+    alone = pd.concat(
+        [integration_measures(trained.select([k]), rows, description=desc).assign(model=k) for k in range(3)]
+    )
     pd.testing.assert_series_equal(as_series(together), as_series(alone), rtol=1e-10, atol=1e-14)
     # Different models give different numbers, so the comparison above is not vacuous.
     per_model = together[together.quantity == "baseline"].value.to_numpy()
@@ -386,21 +399,29 @@ def test_ensemble_gives_the_same_numbers_as_each_model_alone(icub, trained, rows
 
 def test_batch_size_does_not_change_the_result(icub, trained, rows):
     desc = icub.description
-    whole = integration_measures(trained, desc, rows)
-    chunked = integration_measures(trained, desc, rows, batch_size=7)
+    whole = integration_measures(trained, rows, description=desc)
+    chunked = integration_measures(trained, rows, rows_per_pass=7, description=desc)
     pd.testing.assert_series_equal(as_series(whole), as_series(chunked), rtol=1e-10, atol=1e-14)
     gen = lambda: torch.Generator().manual_seed(4)  # noqa: E731
-    sampled_whole = integration_measures(trained, desc, rows, z_samples=2, generator=gen())
-    sampled_chunked = integration_measures(trained, desc, rows, z_samples=2, generator=gen(), batch_size=13)
+    sampled_whole = integration_measures(trained, rows, z_samples=2, generator=gen(), description=desc)
+    sampled_chunked = integration_measures(
+        trained, rows, z_samples=2, generator=gen(), rows_per_pass=13, description=desc
+    )
     pd.testing.assert_series_equal(as_series(sampled_whole), as_series(sampled_chunked), rtol=1e-10, atol=1e-14)
 
 
 def test_z_samples_are_reproducible_and_differ_from_the_mean_decoding(icub, trained, rows):
     desc = icub.description
-    first = integration_measures(trained, desc, rows, z_samples=4, generator=torch.Generator().manual_seed(3))
-    again = integration_measures(trained, desc, rows, z_samples=4, generator=torch.Generator().manual_seed(3))
-    other = integration_measures(trained, desc, rows, z_samples=4, generator=torch.Generator().manual_seed(4))
-    mean = integration_measures(trained, desc, rows)
+    first = integration_measures(
+        trained, rows, z_samples=4, generator=torch.Generator().manual_seed(3), description=desc
+    )
+    again = integration_measures(
+        trained, rows, z_samples=4, generator=torch.Generator().manual_seed(3), description=desc
+    )
+    other = integration_measures(
+        trained, rows, z_samples=4, generator=torch.Generator().manual_seed(4), description=desc
+    )
+    mean = integration_measures(trained, rows, description=desc)
     pd.testing.assert_frame_equal(first, again)
     kl = first.quantity != "prediction_error"
     assert (first[kl].value >= 0).all()
@@ -413,7 +434,7 @@ def test_z_samples_are_reproducible_and_differ_from_the_mean_decoding(icub, trai
 def test_z_samples_equal_an_independent_computation_with_the_documented_noise(icub, trained, rows):
     desc = icub.description
     few = rows[:40]
-    got = integration_measures(trained, desc, few, z_samples=3, generator=torch.Generator().manual_seed(6))
+    got = integration_measures(trained, few, z_samples=3, generator=torch.Generator().manual_seed(6), description=desc)
     noise = torch.randn(
         3, len(few), trained.latent_size, generator=torch.Generator().manual_seed(6), dtype=torch.float64
     )
@@ -423,9 +444,11 @@ def test_z_samples_equal_an_independent_computation_with_the_documented_noise(ic
 
 def test_z_samples_with_one_model_alone_match_the_ensemble(icub, trained, rows):
     desc = icub.description
-    together = integration_measures(trained, desc, rows[:50], z_samples=2, generator=torch.Generator().manual_seed(8))
+    together = integration_measures(
+        trained, rows[:50], z_samples=2, generator=torch.Generator().manual_seed(8), description=desc
+    )
     alone = integration_measures(
-        trained.select([2]), desc, rows[:50], z_samples=2, generator=torch.Generator().manual_seed(8)
+        trained.select([2]), rows[:50], z_samples=2, generator=torch.Generator().manual_seed(8), description=desc
     )
     np.testing.assert_allclose(together[together.model == 2].value.to_numpy(), alone.value.to_numpy(), rtol=1e-10)
 
@@ -435,8 +458,8 @@ def test_float32_model_gives_float32_close_results(icub, trained, rows):
     single = trained.select([0])
     as_float32 = MultimodalVAE(desc, single.architecture, 1, dtype=torch.float32)
     as_float32.load_state_dict({k: v.float() for k, v in single.state_dict().items()})
-    got = integration_measures(as_float32, desc, rows)
-    expected = integration_measures(single, desc, rows)
+    got = integration_measures(as_float32, rows, description=desc)
+    expected = integration_measures(single, rows, description=desc)
     np.testing.assert_allclose(got.value, expected.value, rtol=2e-3, atol=1e-6)
 
 
@@ -447,7 +470,7 @@ def test_a_user_description_gets_its_own_modalities():
     rng = np.random.default_rng(0)
     rows = rng.uniform(0, 1, size=(60, 12))
     model = random_models(desc, 2, seed=3)
-    table = integration_measures(model, desc, rows, extra_pairs={"arm_now": (["arm@t"], ["arm@t"])})
+    table = integration_measures(model, rows, extra_pairs={"arm_now": (["arm@t"], ["arm@t"])}, description=desc)
     assert len(table) == 2 * (1 + 4 * 3 + 1 + 1)
     per_modality = table[table.quantity.isin(["single_modality_error", "loss_of_precision"])]
     assert sorted(set(per_modality.modality)) == ["arm", "bump", "camera"]
@@ -469,14 +492,17 @@ def test_a_user_description_gets_its_own_modalities():
 
 
 def test_the_muted_value_comes_from_the_description():
+    """A model mutes with its description's value; a description with another muted value
+    does not fit it (the check is the strict one every consumer of a model uses)."""
     desc = small_description()
     other = small_description(muted_value=5.0)
     rows = np.random.default_rng(1).uniform(0, 1, size=(30, 12))
-    model = random_models(desc, 1, seed=4)
-    a = integration_measures(model, desc, rows)
-    b = integration_measures(model, other, rows)
+    a = integration_measures(random_models(desc, 1, seed=4), rows)
+    b = integration_measures(random_models(other, 1, seed=4), rows)
     baseline = lambda t: t[t.quantity == "baseline"].value.item()  # noqa: E731
     assert baseline(a) != pytest.approx(baseline(b))
+    with pytest.raises(ModelError, match="muted value 5 where the model's is -1"):
+        integration_measures(random_models(desc, 1, seed=4), rows, description=other)
 
 
 # ---------------------------------------------------------------------- input errors
@@ -485,31 +511,31 @@ def test_rows_errors_are_clear(icub):
     model = random_models(desc, 1, seed=0)
     good = icub.test[:10].copy()
     with pytest.raises(ValueError, match="n_columns = 28.*got 27 columns"):
-        integration_measures(model, desc, good[:, :27])
+        integration_measures(model, good[:, :27], description=desc)
     with pytest.raises(ValueError, match="shape"):
-        integration_measures(model, desc, good[0])
+        integration_measures(model, good[0], description=desc)
     nan = good.copy()
     nan[3, 5] = np.nan
     with pytest.raises(ValueError, match="row 3, column 5.*nan.*finite"):
-        integration_measures(model, desc, nan)
+        integration_measures(model, nan, description=desc)
     with pytest.raises(ValueError, match="row 3, column 5"):
-        latent_diagnostics(model, desc, nan)
+        latent_diagnostics(model, nan, description=desc)
     muted = good.copy()
     muted[2, 0] = desc.muted_value
     with pytest.raises(ValueError, match="muted value.*complete rows"):
-        integration_measures(model, desc, muted)
+        integration_measures(model, muted, description=desc)
     with pytest.raises(ValueError, match="no rows"):
-        integration_measures(model, desc, good[:0])
+        integration_measures(model, good[:0], description=desc)
     with pytest.raises(ValueError, match="z_samples"):
-        integration_measures(model, desc, good, z_samples=-1)
-    with pytest.raises(ValueError, match="batch_size"):
-        integration_measures(model, desc, good, batch_size=0)
+        integration_measures(model, good, z_samples=-1, description=desc)
+    with pytest.raises(ValueError, match="rows_per_pass"):
+        integration_measures(model, good, rows_per_pass=0, description=desc)
     with pytest.raises(ValueError, match="toy"):
-        integration_measures(model, small_description(), np.zeros((3, 12)))
+        integration_measures(model, np.zeros((3, 12)), description=small_description())
     toy = small_description()
     reordered = small_description(columns=tuple(reversed(toy.column_names())))
     with pytest.raises(ValueError, match="another column order"):
-        integration_measures(random_models(toy, 1, seed=0), reordered, np.zeros((3, 12)))
+        integration_measures(random_models(toy, 1, seed=0), np.zeros((3, 12)), description=reordered)
 
 
 # ---------------------------------------------------------------------- evaluation rows
@@ -536,7 +562,7 @@ def test_evaluation_rows_errors():
             evaluation_rows(table, mode)
     with pytest.raises(ValueError, match=r"mode 'last'.*'first', 'random', 'all'"):
         evaluation_rows(table, "last")
-    with pytest.raises(ValueError, match="positive whole number"):
+    with pytest.raises(ValueError, match="n 0: expected a whole number >= 1"):
         evaluation_rows(table, n=0)
 
 
@@ -549,7 +575,7 @@ def test_icub_default_is_the_first_1024_test_rows(icub):
 # ---------------------------------------------------------------------- posterior collapse
 def test_latent_diagnostics_match_a_direct_computation(icub, trained, rows):
     desc = icub.description
-    table = latent_diagnostics(trained, desc, rows)
+    table = latent_diagnostics(trained, rows, description=desc)
     assert list(table.columns) == ["model", "latent_dim", "kl", "posterior_mean_variance", "active"]
     assert len(table) == 3 * trained.latent_size
     with torch.no_grad():
@@ -574,7 +600,7 @@ def test_a_collapsed_dimension_is_inactive_and_counted(icub, rows):
             for column in (j, latent + j):
                 model.weights["enc:latent"][1, :, column] = 0
                 model.biases["enc:latent"][1, :, column] = 0
-    table = latent_diagnostics(model, desc, rows)
+    table = latent_diagnostics(model, rows, description=desc)
     collapsed = table[(table.model == 1) & (table.latent_dim < 5)]
     assert (~collapsed.active).all() and (collapsed.posterior_mean_variance == 0).all()
     assert (collapsed.kl < 1e-6).all()
@@ -583,5 +609,5 @@ def test_a_collapsed_dimension_is_inactive_and_counted(icub, rows):
     np.testing.assert_array_equal(counts, [int(table[table.model == m].active.sum()) for m in (0, 1)])
     assert counts[0] > 5 and counts[1] <= latent - 5
     assert counts[0] - counts[1] >= 1
-    none_active = latent_diagnostics(model, desc, rows, threshold=math.inf)
+    none_active = latent_diagnostics(model, rows, threshold=math.inf, description=desc)
     assert (active_unit_counts(none_active)["active_units"] == 0).all()

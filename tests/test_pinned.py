@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from intermodal.catalog import dataset_of
-from intermodal.config import RunConfig
-from intermodal.study import make_evaluator
-from intermodal.train import Trainer
+from intermodal.data.catalog import dataset_of
+from intermodal.evaluation.evaluator import make_evaluator
+from intermodal.training.config import RunConfig
+from intermodal.training.trainer import Trainer
 
 PINNED = Path(__file__).with_name("data") / "pinned_run_float64.json"
 
@@ -25,12 +25,8 @@ def runs():
     recorded = json.loads(PINNED.read_text())
     config = RunConfig.from_dict(recorded["config"])
     dataset = dataset_of(config)
-    trainer = Trainer(config, dataset, None, evaluate=make_evaluator(config, dataset), progress=False).run()
-    computed = {
-        "history": trainer.history_frame(),
-        "results": trainer.table("results"),
-        "diagnostics": trainer.table("diagnostics"),
-    }
+    result = Trainer(config, dataset, None, evaluate=make_evaluator(config, dataset)).run()
+    computed = {"history": result.history, "results": result.results, "diagnostics": result.diagnostics}
     return recorded, computed
 
 

@@ -14,7 +14,10 @@ import pandas as pd
 import pytest
 import torch
 
-from intermodal.baselines import (
+from intermodal.data.dataset import Dataset
+from intermodal.data.description import DatasetDescription, Modality
+from intermodal.errors import DataError
+from intermodal.evaluation.baselines import (
     NetworkOptions,
     baseline_errors,
     load_baselines,
@@ -22,37 +25,25 @@ from intermodal.baselines import (
     save_baselines,
     train_baselines,
 )
-from intermodal.data import DataError, Dataset, DatasetDescription, Modality
-from intermodal.model import MultimodalVAE, architecture_preset
-from intermodal.plotting import save_figure
-from intermodal.predict import combine_models, expand_selectors, given_mask, predict, prediction_table, rollout
-from intermodal.prediction_figures import prediction_test_figure, trajectory_figure
-from intermodal.prediction_tests import (
+from intermodal.evaluation.predict import combine_models, given_mask, predict, prediction_table, rollout
+from intermodal.evaluation.prediction_tests import (
     DEFAULT_TESTS,
     ERROR_COLUMNS,
     PredictionTest,
+    applicable_tests,
     continuing_rows,
     persistence_baseline,
     prediction_for_test,
-    prediction_tests,
     run_prediction_tests,
     summarise_errors,
 )
+from intermodal.model.architecture import architecture_preset
+from intermodal.model.vae import MultimodalVAE
+from intermodal.outputs.plotting import save_figure
+from intermodal.outputs.prediction_figures import prediction_test_figure, trajectory_figure
 
 
 # ---------------------------------------------------------------------- helpers
-class _Described:
-    """A description with extra attributes (``prediction_tests``, ``motor_modalities``),
-    whatever fields the description class itself has."""
-
-    def __init__(self, description, **extra):
-        self._description = description
-        self.__dict__.update(extra)
-
-    def __getattr__(self, name):
-        return getattr(self._description, name)
-
-
 def _untrained(desc, n_models: int = 3, seeds=None) -> MultimodalVAE:
     model = MultimodalVAE(desc, architecture_preset("1", desc), n_models)
     model.reset_parameters(seeds or list(range(n_models)))
@@ -88,7 +79,7 @@ def test_predict_shapes_and_everything_given_is_the_reconstruction(tiny):
     desc = tiny.description
     model = _untrained(desc)
     rows = tiny.test[:17]
-    pred = predict(model, desc, rows, "*")
+    pred = predict(model, rows, "*", description=desc)
     assert pred.mean.shape == pred.std.shape == (3, 17, desc.n_columns)
     assert pred.given.all() and pred.given.dtype == bool
     assert (pred.std >= 0.01 - 1e-7).all()  # the model's variance floor, 1e-4
@@ -96,7 +87,7 @@ def test_predict_shapes_and_everything_given_is_the_reconstruction(tiny):
     np.testing.assert_allclose(pred.mean, mean, rtol=0, atol=1e-12)
     np.testing.assert_allclose(pred.std, std, rtol=0, atol=1e-12)
     # listing every modality is the same as "*"; description None = the model's own
-    np.testing.assert_array_equal(predict(model, None, rows, desc.modality_names).mean, pred.mean)
+    np.testing.assert_array_equal(predict(model, rows, desc.modality_names).mean, pred.mean)
 
 
 def test_muted_columns_do_not_change_the_prediction(tiny):
@@ -108,7 +99,7 @@ def test_muted_columns_do_not_change_the_prediction(tiny):
     other = rows.copy()
     other[:, ~mask] = np.random.default_rng(1).uniform(-1, 1, size=(len(rows), (~mask).sum()))
     other[0, ~mask] = np.nan  # a non-given column may hold anything, even NaN
-    a, b = predict(model, desc, rows, given), predict(model, desc, other, given)
+    a, b = predict(model, rows, given, description=desc), predict(model, other, given, description=desc)
     np.testing.assert_array_equal(a.mean, b.mean)
     np.testing.assert_array_equal(a.std, b.std)
     # and the muted columns were fed as the muted value
@@ -117,18 +108,18 @@ def test_muted_columns_do_not_change_the_prediction(tiny):
     # a DataFrame needs only the given columns, by name
     names = desc.column_names()
     frame = pd.DataFrame(rows[:, mask], columns=[n for n, g in zip(names, mask) if g])
-    np.testing.assert_array_equal(predict(model, desc, frame, given).mean, a.mean)
+    np.testing.assert_array_equal(predict(model, frame, given, description=desc).mean, a.mean)
 
 
 def test_a_seeded_prediction_samples_the_same_eps_for_every_model(tiny):
     desc = tiny.description
     model = _untrained(desc)
     rows = tiny.test[:30]
-    a = predict(model, desc, rows, "eye", seed=5)
-    np.testing.assert_array_equal(a.mean, predict(model, desc, rows, "eye", seed=5).mean)
-    assert not np.allclose(a.mean, predict(model, desc, rows, "eye", seed=6).mean)
-    assert not np.allclose(a.mean, predict(model, desc, rows, "eye").mean)
-    alone = predict(model.select([2]), desc, rows, "eye", seed=5)
+    a = predict(model, rows, "eye", seed=5, description=desc)
+    np.testing.assert_array_equal(a.mean, predict(model, rows, "eye", seed=5, description=desc).mean)
+    assert not np.allclose(a.mean, predict(model, rows, "eye", seed=6, description=desc).mean)
+    assert not np.allclose(a.mean, predict(model, rows, "eye", description=desc).mean)
+    alone = predict(model.select([2]), rows, "eye", seed=5, description=desc)
     np.testing.assert_allclose(alone.mean[0], a.mean[2], rtol=0, atol=1e-6)
 
 
@@ -136,13 +127,13 @@ def test_rollout_chains_each_models_own_prediction(tiny):
     desc = tiny.description
     model = _untrained(desc)
     rows = tiny.test[:12]
-    out = rollout(model, desc, rows, 3, "eye")
+    out = rollout(model, rows, 3, "eye", description=desc)
     assert out.mean.shape == out.std.shape == (3, 3, 12, desc.n_columns)
-    np.testing.assert_array_equal(out.mean[:, 0], predict(model, desc, rows, "eye").mean)
+    np.testing.assert_array_equal(out.mean[:, 0], predict(model, rows, "eye", description=desc).mean)
     # one step with the t-1 columns given is predict with those given
     past = [f"{m}@t-1" for m in desc.modality_names]
     np.testing.assert_array_equal(
-        rollout(model, desc, rows, 1, "*@t-1").mean[:, 0], predict(model, desc, rows, past).mean
+        rollout(model, rows, 1, "*@t-1", description=desc).mean[:, 0], predict(model, rows, past, description=desc).mean
     )
     # step k+1 of model j is model j alone, given at t-1 its own step-k means at t
     names = desc.column_names()
@@ -152,12 +143,12 @@ def test_rollout_chains_each_models_own_prediction(tiny):
             for m in desc.modalities:
                 for i in range(m.size):
                     shifted[:, names.index(f"{m.name}_t-1_{i}")] = out.mean[j, k - 1][:, names.index(f"{m.name}_t_{i}")]
-            alone = predict(model.select([j]), desc, shifted, "*@t-1")
+            alone = predict(model.select([j]), shifted, "*@t-1", description=desc)
             np.testing.assert_allclose(out.mean[j, k], alone.mean[0], rtol=0, atol=1e-6)
             np.testing.assert_allclose(out.std[j, k], alone.std[0], rtol=0, atol=1e-6)
     # seeded: reproducible, and not the mean decoding
-    s = rollout(model, desc, rows, 2, "eye", seed=3)
-    np.testing.assert_array_equal(s.mean, rollout(model, desc, rows, 2, "eye", seed=3).mean)
+    s = rollout(model, rows, 2, "eye", seed=3, description=desc)
+    np.testing.assert_array_equal(s.mean, rollout(model, rows, 2, "eye", seed=3, description=desc).mean)
     assert not np.allclose(s.mean[:, 1], out.mean[:, 1])
 
 
@@ -175,22 +166,22 @@ def test_rollout_takes_any_two_steps_and_refuses_others(tiny):
     )
     model = _untrained(desc, 2)
     rows = _trajectory_rows(desc, 9)
-    out = rollout(model, desc, rows, 2, "*@before")
+    out = rollout(model, rows, 2, "*@before", description=desc)
     names = desc.column_names()
     shifted = np.full_like(rows, np.nan)
     for m in desc.modalities:
         for i in range(m.size):
             shifted[:, names.index(f"{m.name}_before_{i}")] = out.mean[1, 0][:, names.index(f"{m.name}_now_{i}")]
     np.testing.assert_allclose(
-        out.mean[1, 1], predict(model.select([1]), desc, shifted, "*@before").mean[0], rtol=0, atol=1e-6
+        out.mean[1, 1], predict(model.select([1]), shifted, "*@before", description=desc).mean[0], rtol=0, atol=1e-6
     )
     three = DatasetDescription(
         name="three", modalities=(Modality("a", 1),), time_steps=("t", "t-1", "t-2"), muting_patterns={"complete": ()}
     )
     with pytest.raises(ValueError, match="exactly two time steps"):
-        rollout(_untrained(three, 1), three, np.zeros((2, 3)), 2, "a")
+        rollout(_untrained(three, 1), np.zeros((2, 3)), 2, "a", description=three)
     with pytest.raises(ValueError, match="steps"):
-        rollout(model, desc, rows, 0, "*")
+        rollout(model, rows, 0, "*", description=desc)
 
 
 def test_bad_inputs_raise_errors_that_name_the_culprit(tiny):
@@ -198,35 +189,35 @@ def test_bad_inputs_raise_errors_that_name_the_culprit(tiny):
     model = _untrained(desc, 2)
     rows = tiny.test[:5].copy()
     with pytest.raises(DataError, match="'vision'"):
-        predict(model, desc, rows, ["vision"])
+        predict(model, rows, ["vision"], description=desc)
     with pytest.raises(DataError, match="'arm@t-2'"):
-        predict(model, desc, rows, "arm@t-2")
+        predict(model, rows, "arm@t-2", description=desc)
     with pytest.raises(DataError, match="'nose'"):
-        predict(model, desc, rows, "nose@t")
+        predict(model, rows, "nose@t", description=desc)
     with pytest.raises(ValueError, match=f"n_columns = {desc.n_columns}"):
-        predict(model, desc, rows[:, :-1], "eye")
+        predict(model, rows[:, :-1], "eye", description=desc)
     with pytest.raises(ValueError, match=f"n_columns = {desc.n_columns}"):
-        rollout(model, desc, rows[0], 2, "eye")
+        rollout(model, rows[0], 2, "eye", description=desc)
     names = desc.column_names()
     c = names.index("eye_t-1_2")
     rows[3, c] = desc.muted_value
     with pytest.raises(ValueError, match=r"row 3, column \d+ \(eye_t-1_2\) holds the muted value -2"):
-        predict(model, desc, rows, "eye")
-    predict(model, desc, rows, "arm")  # a muted value in a column that is not given is fine
+        predict(model, rows, "eye", description=desc)
+    predict(model, rows, "arm", description=desc)  # a muted value in a column that is not given is fine
     rows[3, c] = np.nan
     with pytest.raises(ValueError, match=r"row 3, column \d+ \(eye_t-1_2\) is nan"):
-        rollout(model, desc, rows, 2, "eye@t-1")
+        rollout(model, rows, 2, "eye@t-1", description=desc)
     with pytest.raises(ValueError, match="selectors must be strings"):
-        predict(model, desc, rows, ["eye", 3])
+        predict(model, rows, ["eye", 3], description=desc)
     other = DatasetDescription(name="other", modalities=(Modality("a", 1),), muting_patterns={"complete": ()})
     with pytest.raises(ValueError, match="built for 'tiny'"):
-        predict(model, other, np.zeros((2, 2)), "a")
+        predict(model, np.zeros((2, 2)), "a", description=other)
 
 
 def test_selectors_expand_from_the_description(tiny):
     desc = tiny.description
-    assert expand_selectors(desc, "*@t-1") == ["arm@t-1", "bump@t-1", "eye@t-1"]
-    assert expand_selectors(desc, ["*", "eye@t"]) == ["arm", "bump", "eye", "eye@t"]
+    assert desc.expand("*@t-1") == ["arm@t-1", "bump@t-1", "eye@t-1"]
+    assert desc.expand(["*", "eye@t"]) == ["arm", "bump", "eye", "eye@t"]
     np.testing.assert_array_equal(given_mask(desc, "*"), np.ones(desc.n_columns, bool))
     assert not given_mask(desc, []).any()
 
@@ -237,14 +228,14 @@ def test_prediction_table_is_long_and_tidy(tiny):
     model = _untrained(desc, 2)
     rows = tiny.test[:4]
     keys = [("constant-0", 0), ("constant-0", 1)]
-    pred = predict(model, desc, rows, "eye")
+    pred = predict(model, rows, "eye", description=desc)
     table = prediction_table(pred.mean, pred.std, desc, keys, truth=rows, row_index=[10, 11, 12, 13])
     assert list(table.columns) == ["schedule", "seed", "row", "column", "mean", "std", "true"]
     assert len(table) == 2 * 4 * desc.n_columns
     line = table[(table.seed == 1) & (table.row == 12) & (table.column == "arm_t_1")].iloc[0]
     c = desc.column_names().index("arm_t_1")
     assert line["mean"] == pred.mean[1, 2, c] and line["std"] == pred.std[1, 2, c] and line["true"] == rows[2, c]
-    out = rollout(model, desc, rows, 3, "eye")
+    out = rollout(model, rows, 3, "eye", description=desc)
     table = prediction_table(out.mean, out.std, desc, keys)
     assert list(table.columns) == ["schedule", "seed", "step", "row", "column", "mean", "std"]
     line = table[(table.seed == 0) & (table.step == 2) & (table.row == 3) & (table.column == "arm_t_1")].iloc[0]
@@ -263,26 +254,28 @@ def test_combine_models_is_the_mixture():
 
 # ---------------------------------------------------------------------- the tests table
 def test_default_tests_follow_the_data_set(tiny):
-    from intermodal.sim import description as sim_description
+    from intermodal.data.sim import description as sim_description
 
     assert [t.name for t in DEFAULT_TESTS] == ["complete", "vision-only", "control", "forward", "vision-chained"]
-    assert [t.name for t in prediction_tests(sim_description())] == [t.name for t in DEFAULT_TESTS]
+    assert [t.name for t in applicable_tests(sim_description())] == [t.name for t in DEFAULT_TESTS]
     # the tiny set has no vision or joints: only the generic tests remain
-    assert [t.name for t in prediction_tests(tiny.description)] == ["complete", "forward"]
-    own = _Described(
-        tiny.description,
-        prediction_tests={
-            "eye-only": {"given": ["eye"], "about": "from the eye"},
-            "eye-chained": {"given": ["eye"], "chained": True},
-        },
+    assert [t.name for t in applicable_tests(tiny.description)] == ["complete", "forward"]
+    own = DatasetDescription.from_dict(
+        {
+            **tiny.description.to_dict(),
+            "prediction_tests": {
+                "eye-only": {"given": ["eye"], "about": "from the eye"},
+                "eye-chained": {"given": ["eye"], "chained": True},
+            },
+        }
     )
-    tests = prediction_tests(own)
+    tests = applicable_tests(own)
     assert tests == [
-        PredictionTest("eye-only", "from the eye", ("eye",)),
-        PredictionTest("eye-chained", "", ("eye",), True),
+        PredictionTest(("eye",), about="from the eye", name="eye-only"),
+        PredictionTest(("eye",), chained=True, name="eye-chained"),
     ]
     with pytest.raises(DataError, match="'nose'"):
-        prediction_tests(_Described(tiny.description, prediction_tests={"x": {"given": ["nose"]}}))
+        DatasetDescription.from_dict({**tiny.description.to_dict(), "prediction_tests": {"x": {"given": ["nose"]}}})
 
 
 def test_run_prediction_tests_table(tiny):
@@ -291,7 +284,7 @@ def test_run_prediction_tests_table(tiny):
     keys = [("a", 0), ("a", 7)]
     rows = _trajectory_rows(desc, 40)
     tests = {"eye-only": {"given": ["eye"]}, "eye-chained": {"given": ["eye"], "chained": True}}
-    table = run_prediction_tests(model, keys, desc, rows, tests, segment=(5, 35))
+    table = run_prediction_tests(model, rows, tests, segment=(5, 35), model_keys=keys, description=desc)
     assert list(table.columns) == ERROR_COLUMNS
     n_mod = len(desc.modality_names)
     assert len(table) == 2 * n_mod * 2 + 2 * n_mod  # chained: the current step only
@@ -300,18 +293,18 @@ def test_run_prediction_tests_table(tiny):
     assert not table[table.test == "eye-chained"].given.any()
     assert set(table[table.test == "eye-chained"].time_step) == {"t"}
     # the numbers: one by hand
-    pred = predict(model, desc, rows[5:35], "eye")
+    pred = predict(model, rows[5:35], "eye", description=desc)
     cols = desc.columns_of("arm@t")
     expected = np.sqrt(np.mean((pred.mean[1][:, cols] - rows[5:35][:, cols]) ** 2))
     got = table[(table.test == "eye-only") & (table.seed == 7) & (table.modality == "arm") & (table.time_step == "t")]
     assert got.rmse.item() == pytest.approx(expected, rel=1e-12)
     # chained: row r+1 predicted by a two-step rollout from row r, r and r+1 in the segment
     step1, truth, index = prediction_for_test(
-        model, desc, rows, PredictionTest("c", "", ("eye",), True), segment=(5, 35)
+        model, rows, PredictionTest(("eye",), chained=True, name="c"), segment=(5, 35), description=desc
     )
     np.testing.assert_array_equal(index, np.arange(6, 35))
     np.testing.assert_array_equal(truth, rows[6:35])
-    np.testing.assert_array_equal(step1.mean, rollout(model, desc, rows[5:34], 2, "eye").mean[:, 1])
+    np.testing.assert_array_equal(step1.mean, rollout(model, rows[5:34], 2, "eye", description=desc).mean[:, 1])
     summary = summarise_errors(table)
     one = summary[(summary.test == "eye-only") & (summary.modality == "arm") & (summary.time_step == "t")].iloc[0]
     both = table[(table.test == "eye-only") & (table.modality == "arm") & (table.time_step == "t")].rmse
@@ -327,7 +320,11 @@ def test_chained_tests_need_time_ordered_rows(tiny):
     np.testing.assert_array_equal(continuing_rows(desc, broken), np.r_[0:9, 10:29])
     with pytest.raises(ValueError, match="time-ordered"):
         run_prediction_tests(
-            _untrained(desc, 1), [("s", 0)], desc, tiny.test, {"c": {"given": ["eye"], "chained": True}}
+            _untrained(desc, 1),
+            tiny.test,
+            {"c": {"given": ["eye"], "chained": True}},
+            model_keys=[("s", 0)],
+            description=desc,
         )
 
 
@@ -351,13 +348,13 @@ def test_prediction_figures_are_saved(tiny, tmp_path):
     desc = tiny.description
     model = _untrained(desc, 2)
     rows = _trajectory_rows(desc, 60)
-    for test in (PredictionTest("eye-only", "", ("eye",)), PredictionTest("chained", "", ("eye",), True)):
-        figure = prediction_test_figure(model, desc, rows, test, models=[1], segment=(10, 50))
+    for test in (PredictionTest(("eye",), name="eye-only"), PredictionTest(("eye",), chained=True, name="chained")):
+        figure = prediction_test_figure(model, rows, test, models=[1], segment=(10, 50), description=desc)
         assert len(figure.axes) == len(desc.modality_names)
         paths = [tmp_path / f"{test.name}.png", tmp_path / f"{test.name}.svg"]
         save_figure(figure, *paths)
         assert all(p.exists() and p.stat().st_size > 1000 for p in paths)
-    pred = predict(model, desc, rows[:30], "eye")
+    pred = predict(model, rows[:30], "eye", description=desc)
     figure = trajectory_figure(desc, rows[:30], pred.mean, pred.std, given=pred.given, title="eye only")
     assert [ax.get_title(loc="left") for ax in figure.axes] == ["arm at t", "bump at t", "eye at t (given)"]
 
@@ -367,8 +364,8 @@ def test_baselines_need_a_motor_modality(tiny):
     with pytest.raises(DataError, match="'motor'"):
         train_baselines(tiny, [0], epochs=1)
     with pytest.raises(DataError, match="'hand'"):
-        motor_modalities(_Described(tiny.description, motor_modalities=["hand"]))
-    named = _Described(tiny.description, motor_modalities=["arm"])
+        tiny.description.replace(motor_modalities=("hand",))
+    named = tiny.description.replace(motor_modalities=("arm",))
     assert motor_modalities(named) == (["arm"], ["bump", "eye"])
     baselines = train_baselines(Dataset(named, tiny.train, tiny.test), [0], epochs=1)
     # forward: bump, eye at t-1 and arm at t-1 -> bump, eye at t; inverse: bump, eye -> arm at t-1
@@ -378,7 +375,7 @@ def test_baselines_need_a_motor_modality(tiny):
 
 
 def test_baselines_are_deterministic_per_seed_and_saved_without_pickle(tiny, tmp_path):
-    named = Dataset(_Described(tiny.description, motor_modalities=["arm"]), tiny.train, tiny.test)
+    named = Dataset(tiny.description.replace(motor_modalities=("arm",)), tiny.train, tiny.test)
     small = NetworkOptions(hidden=(8,), epochs=3, lr=1e-2, batch_size=50)
     group = train_baselines(named, [4, 9], forward=small, inverse=small)
     alone = train_baselines(named, [9], forward=small, inverse=small)
@@ -403,11 +400,11 @@ SIM = {"n_train": 1000, "n_test": 400}
 
 @pytest.fixture(scope="module")
 def sim_run():
-    from intermodal.catalog import load_dataset
-    from intermodal.config import RunConfig
-    from intermodal.train import Trainer
+    from intermodal.data.catalog import load_dataset
+    from intermodal.training.config import RunConfig
+    from intermodal.training.trainer import Trainer
 
-    dataset = load_dataset("sim", sim_options=SIM)
+    dataset = load_dataset("sim", sim=SIM)
     # Architecture 3 (one shared layer) with a high rate learns this much in 60 short epochs;
     # the paper's architecture 1 needs far longer.
     config = RunConfig(
@@ -420,12 +417,16 @@ def sim_run():
         batch_size=100,
         architecture="3",
     )
-    trainer = Trainer(config, dataset, None, progress=False).run()
-    untrained = MultimodalVAE(dataset.description, trainer.architecture, 2)
+    trainer = Trainer(config, dataset, None).run()
+    untrained = MultimodalVAE(dataset.description, trainer.model.architecture, 2)
     untrained.reset_parameters([0, 1])
     tables = [
-        run_prediction_tests(trainer.model, trainer.keys, dataset.description, dataset.test),
-        run_prediction_tests(untrained, [("untrained", 0), ("untrained", 1)], dataset.description, dataset.test),
+        run_prediction_tests(
+            trainer.model, dataset.test, model_keys=trainer.model_keys, description=dataset.description
+        ),
+        run_prediction_tests(
+            untrained, dataset.test, model_keys=[("untrained", 0), ("untrained", 1)], description=dataset.description
+        ),
         persistence_baseline(dataset.description, dataset.test),
     ]
     baselines = train_baselines(dataset, [0, 1])

@@ -70,9 +70,9 @@ def test_predict_refuses_bad_requests(run, argv, message, capsys):
 
 
 def test_predict_checks_a_users_rows(run, tmp_path, capsys):
-    from intermodal.catalog import load_dataset
+    from intermodal.data.catalog import load_dataset
 
-    dataset = load_dataset("sim", sim_options={"n_train": 300, "n_test": 150})
+    dataset = load_dataset("sim", sim={"n_train": 300, "n_test": 150})
     frame = pd.DataFrame(dataset.test[:5], columns=dataset.description.column_names())
     frame.assign(extra=1.0).to_csv(tmp_path / "extra.csv", index=False)
     assert main(["predict", str(run), "--given", "vision", "--rows", str(tmp_path / "extra.csv")]) == 2
@@ -97,7 +97,7 @@ def test_prediction_tests_keep_their_baselines_and_reach_the_report(run, capsys)
     printed = capsys.readouterr().out
     assert "persistence" in printed and "forward-model" in printed and "inverse-model" in printed
     assert (run / "baselines" / "baselines.json").is_file()
-    errors = pd.read_parquet(run / "prediction_tests.parquet")
+    errors = pd.read_parquet(run / "prediction_errors.parquet")
     assert {"complete", "vision-only", "control", "forward", "vision-chained"} <= set(errors.test)
     assert (errors.rmse >= 0).all()
     assert main(["report", str(run)]) == 0
@@ -109,8 +109,8 @@ def test_prediction_tests_keep_their_baselines_and_reach_the_report(run, capsys)
 def test_the_report_is_written_when_the_data_set_is_gone(run, tmp_path, monkeypatch):
     import shutil
 
-    from intermodal import study
-    from intermodal.data import DataError
+    from intermodal.errors import DataError
+    from intermodal.training import runfolder
 
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
@@ -118,7 +118,7 @@ def test_the_report_is_written_when_the_data_set_is_gone(run, tmp_path, monkeypa
     def unavailable(config):
         raise DataError("cannot fetch the data set (offline)")
 
-    monkeypatch.setattr(study, "dataset_of", unavailable)
+    monkeypatch.setattr(runfolder, "dataset_of", unavailable)
     assert main(["report", str(copy)]) == 0
     html = (copy / "report.html").read_text()
     assert "Not shown: the trained models or their data set cannot be loaded" in html and "offline" in html

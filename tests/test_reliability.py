@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 from safetensors.numpy import load_file
 
-from intermodal.catalog import write_dataset
 from intermodal.cli import main
-from intermodal.runfolder import RunLock
+from intermodal.data.catalog import write_dataset
+from intermodal.training.runfolder import RunLock
 
 SIM = '{"n_train": 200, "n_test": 100}'
 
@@ -244,7 +244,7 @@ def test_a_small_test_part_is_measured_whole_and_said_so(tmp_path, tiny, capsys)
 
 
 def test_a_failed_cluster_study_keeps_its_units_checkpoints(tmp_path):
-    from intermodal.runfolder import writing
+    from intermodal.training.runfolder import writing
 
     out = tmp_path / "study"
     with pytest.raises(KeyboardInterrupt):

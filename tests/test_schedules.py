@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from intermodal.schedules import PAPER_EPOCHS, betas, parse_schedule
+from intermodal.training.schedules import PAPER_EPOCHS, betas, parse_schedule
 
 
 def paper(spec, epochs):

@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from intermodal import catalog, data, sim, sim_world
-from intermodal.model import PRESETS, architecture_preset
-from intermodal.options import OptionError
+from intermodal.data import catalog, sim, sim_world
+from intermodal.data.description import builtin_description_path
+from intermodal.data.reading import load_description
+from intermodal.errors import ConfigError
+from intermodal.model.architecture import PRESETS, architecture_preset
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,7 @@ def both_parts(ds):
 
 # ----------------------------------------------------------------------------- layout
 def test_layout_matches_the_icub_data(default):
-    icub = data.load_description(data.builtin_description_path("icub-zambelli2020"))
+    icub = load_description(builtin_description_path("icub-zambelli2020"))
     desc = default.description
     assert desc.name == "sim-keyboard-arm"
     assert desc.column_names() == icub.column_names()
@@ -48,7 +50,7 @@ def test_layout_matches_the_icub_data(default):
 
 
 def test_architecture_one_is_the_icub_preset(default):
-    icub = data.load_description(data.builtin_description_path("icub-zambelli2020"))
+    icub = load_description(builtin_description_path("icub-zambelli2020"))
     for preset in PRESETS:
         assert architecture_preset(preset, default.description).to_dict() == architecture_preset(preset, icub).to_dict()
 
@@ -309,14 +311,14 @@ def test_command_line_strings_become_typed_options():
     assert config.distractors == ("noise", "copy-joints") and config.drop == ("sound",)
     as_json = sim.SimConfig.from_strings({"noise": '{"vision": 0.1}', "distractors": '["noise"]'})
     assert sim.SimConfig.from_mapping(as_json) == sim.SimConfig(noise={"vision": 0.1}, distractors=("noise",))
-    with pytest.raises(OptionError, match="noise"):
+    with pytest.raises(ConfigError, match="noise"):
         sim.SimConfig.from_strings({"noise": "vision"})
 
 
 def test_strings_are_not_values_outside_the_command_line():
-    with pytest.raises(OptionError, match="seed"):
+    with pytest.raises(ConfigError, match="seed"):
         sim.SimConfig(seed="3")
-    with pytest.raises(OptionError, match="shuffle_train"):
+    with pytest.raises(ConfigError, match="shuffle_train"):
         sim.SimConfig(shuffle_train="false")
 
 
@@ -370,12 +372,12 @@ def test_bad_options_raise_option_error_naming_the_option(options, name):
         lambda: sim.simulate(sim.SimConfig(), **options),
         lambda: sim.SimConfig.from_mapping(options, "sim"),
     ):
-        with pytest.raises(OptionError, match=name):
+        with pytest.raises(ConfigError, match=name):
             make()
 
 
 def test_a_string_is_not_split_into_a_list():
-    with pytest.raises(OptionError) as error:
+    with pytest.raises(ConfigError) as error:
         sim.simulate(distractors="noise")
     assert "distractors" in str(error.value) and "string 'noise'" in str(error.value)
 
@@ -386,7 +388,7 @@ def test_unknown_option_lists_the_allowed_ones():
         lambda: sim.simulate(colour="red"),
         lambda: sim.SimConfig(colour="red"),
     ):
-        with pytest.raises(OptionError) as error:
+        with pytest.raises(ConfigError) as error:
             make()
         assert "colour" in str(error.value) and "n_train" in str(error.value) and "distractors" in str(error.value)
 
@@ -412,7 +414,8 @@ def test_changed_lists_the_options_off_their_defaults():
 
 
 def test_the_world_is_apart_from_the_options():
-    """sim_world imports nothing from the package; sim imports only data, options and sim_world."""
+    """sim_world imports nothing from the package; sim imports only the data layer's modules
+    and the root's errors, options and streams."""
 
     def package_imports(module):
         tree = ast.parse(Path(module.__file__).read_text())
@@ -425,7 +428,7 @@ def test_the_world_is_apart_from_the_options():
         }
 
     assert package_imports(sim_world) == set()
-    assert package_imports(sim) == {"data", "options", "sim_world"}
+    assert package_imports(sim) == {"dataset", "description", "reading", "sim_world", "errors", "options", "streams"}
 
 
 def test_config_and_overrides_combine():
@@ -454,7 +457,7 @@ def test_write_and_load_back_identical_arrays(tmp_path):
 
 
 def test_load_dataset_sim_passes_options():
-    ds = catalog.load_dataset("sim", sim_options={"n_train": 30, "n_test": 40, "seed": 2})
+    ds = catalog.load_dataset("sim", sim={"n_train": 30, "n_test": 40, "seed": 2})
     assert ds.train.shape == (30, 28) and ds.test.shape == (40, 28)
     assert ds.origin == "sim(seed=2, n_train=30, n_test=40)"
 

@@ -9,12 +9,13 @@ import pandas as pd
 import pytest
 import torch
 
-from intermodal.checkpoint import load_checkpoint
 from intermodal.cli import main
-from intermodal.config import RunConfig
-from intermodal.model import MultimodalVAE, architecture_preset, losses
-from intermodal.runfolder import HISTORY_COLUMNS
-from intermodal.train import Trainer, progress_interval
+from intermodal.model.architecture import architecture_preset
+from intermodal.model.vae import MultimodalVAE, losses
+from intermodal.training.config import RunConfig
+from intermodal.training.resume import resume
+from intermodal.training.runfolder import HISTORY_COLUMNS, load_checkpoint
+from intermodal.training.trainer import Trainer, progress_interval
 
 
 def tiny_config(**kw) -> RunConfig:
@@ -73,7 +74,7 @@ def test_fused_training_losses_equal_the_plain_form_in_value_and_gradient(tiny_d
 
 
 def test_fused_loss_functions_pass_gradcheck():
-    from intermodal.model import _GaussianNLL, _LatentSample
+    from intermodal.model.vae import _GaussianNLL, _LatentSample
 
     g = torch.Generator().manual_seed(2)
     t = lambda *shape, scale=1.0: torch.randn(*shape, generator=g, dtype=torch.float64) * scale  # noqa: E731
@@ -113,12 +114,12 @@ def test_initialisation_follows_the_original_and_depends_on_the_seed_only(tiny):
 
 def test_a_model_in_a_group_of_20_trains_as_it_does_alone(tiny):
     schedules = ["constant-1", "constant-0", "dynamic-plateau-0", "linear:warmup=10000"]
-    group = Trainer(tiny_config(schedules=schedules, seeds=[0, 1, 2, 3, 4], epochs=4), tiny, progress=False).run()
-    assert len(group.keys) == 20
-    full = group.history_frame()
+    group = Trainer(tiny_config(schedules=schedules, seeds=[0, 1, 2, 3, 4], epochs=4), tiny).run()
+    assert len(group.model_keys) == 20
+    full = group.history
     for schedule, seed in [("constant-0", 3), ("linear:warmup=10000", 0)]:
-        alone = Trainer(tiny_config(schedules=[schedule], seeds=[seed], epochs=4), tiny, progress=False).run()
-        a = alone.history_frame()
+        alone = Trainer(tiny_config(schedules=[schedule], seeds=[seed], epochs=4), tiny).run()
+        a = alone.history
         g = full[(full.schedule == schedule) & (full.seed == seed)].reset_index(drop=True)
         np.testing.assert_allclose(g[HISTORY_COLUMNS[3:7]].to_numpy(), a[HISTORY_COLUMNS[3:7]].to_numpy(), rtol=1e-10)
     # and different seeds do train differently
@@ -134,7 +135,7 @@ def test_history_columns_and_loss_identity(tiny):
             progress=False,
         )
         .run()
-        .history_frame()
+        .history
     )
     assert list(h.columns) == HISTORY_COLUMNS
     assert len(h) == 2 * 2 * 4
@@ -148,7 +149,7 @@ class _Interrupt(Exception):
 
 def test_resume_continues_exactly(tmp_path, tiny):
     cfg = tiny_config(schedules=["constant-0", "constant-1"], seeds=[0, 1], epochs=6, checkpoint_every=2)
-    whole = Trainer(cfg, tiny, tmp_path / "whole", progress=False).run().history_frame()
+    whole = Trainer(cfg, tiny, tmp_path / "whole").run().history
 
     def stop_at_5(model, epoch):
         if epoch == 5:
@@ -161,10 +162,10 @@ def test_resume_continues_exactly(tmp_path, tiny):
     with pytest.raises(_Interrupt):
         cut.run()
     assert json.loads((tmp_path / "cut/checkpoint/state.json").read_text())["epochs_done"] == 4
-    resumed = Trainer.resume(tmp_path / "cut", tiny, progress=False).run()
-    assert resumed.epoch == 6
+    resumed = resume(tmp_path / "cut", tiny).run()
+    assert resumed.epochs_done == 6
     np.testing.assert_allclose(
-        resumed.history_frame()[HISTORY_COLUMNS[3:7]].to_numpy(), whole[HISTORY_COLUMNS[3:7]].to_numpy(), rtol=1e-12
+        resumed.history[HISTORY_COLUMNS[3:7]].to_numpy(), whole[HISTORY_COLUMNS[3:7]].to_numpy(), rtol=1e-12
     )
     on_disk = pd.read_parquet(tmp_path / "cut/history.parquet")
     assert len(on_disk) == len(whole)
@@ -175,23 +176,27 @@ def test_resume_before_the_first_checkpoint_starts_again(tmp_path, tiny):
     out = tmp_path / "run"
     out.mkdir()
     (out / "config.json").write_text(json.dumps(cfg.to_dict()))
-    trainer = Trainer.resume(out, tiny, progress=False)
+    trainer = resume(out, tiny)
     assert trainer.epoch == 0
     trainer.run()
     assert len(pd.read_parquet(out / "history.parquet")) == 2
 
 
 def test_checkpoint_holds_no_pickle_and_loads(tmp_path, tiny):
-    Trainer(tiny_config(seeds=[0, 1]), tiny, tmp_path / "run", progress=False).run()
+    Trainer(tiny_config(seeds=[0, 1]), tiny, tmp_path / "run").run()
     files = sorted(p.name for p in (tmp_path / "run/checkpoint").iterdir())
     assert files == ["model.safetensors", "optimizer.safetensors", "rng.safetensors", "state.json"]
     model, state, _, _ = load_checkpoint(tmp_path / "run")
-    assert state["models"] == [["constant-0", 0], ["constant-0", 1]]
+    assert state["model_keys"] == [("constant-0", 0), ("constant-0", 1)] == model.model_keys
+    assert json.loads((tmp_path / "run/checkpoint/state.json").read_text())["model_keys"] == [
+        {"schedule": "constant-0", "seed": 0},
+        {"schedule": "constant-0", "seed": 1},
+    ]
     assert model.n_models == 2 and next(model.parameters()).dtype == torch.float64
 
 
 def test_cli_trains_on_own_data_and_rejects_bad_options(tmp_path, tiny, capsys):
-    from intermodal.catalog import write_dataset
+    from intermodal.data.catalog import write_dataset
 
     path = write_dataset(tiny, tmp_path / "data")
     out = tmp_path / "run"
@@ -254,8 +259,7 @@ def test_config_file_is_overridden_by_flags(tmp_path):
 
 @pytest.mark.parametrize("preset", ["1", "2", "3", "4", "5", "6", "7"])
 def test_every_architecture_preset_trains_on_any_data_set(tiny, preset):
-    trainer = Trainer(tiny_config(architecture=preset, epochs=2), tiny, progress=False).run()
-    h = trainer.history_frame()
+    h = Trainer(tiny_config(architecture=preset, epochs=2), tiny).run().history
     assert np.isfinite(h[HISTORY_COLUMNS[3:7]].to_numpy()).all()
     assert h["reconstruction_loss"].iloc[-1] < h["reconstruction_loss"].iloc[0]
 
@@ -271,12 +275,12 @@ def test_architecture_from_a_json_file(tmp_path, tiny):
     }
     path = tmp_path / "arch.json"
     path.write_text(json.dumps(arch))
-    trainer = Trainer(tiny_config(architecture=str(path)), tiny, progress=False)
+    trainer = Trainer(tiny_config(architecture=str(path)), tiny)
     assert trainer.model.latent_size == 5
     arch["shared_decoder"] = [16, 11]
     path.write_text(json.dumps(arch))
     with pytest.raises(ValueError, match="must equal the sum of the slices"):
-        Trainer(tiny_config(architecture=str(path)), tiny, progress=False)
+        Trainer(tiny_config(architecture=str(path)), tiny)
 
 
 def test_progress_updates_once_a_minute_into_a_log_file(tmp_path):

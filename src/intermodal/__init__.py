@@ -1,13 +1,81 @@
 """intermodal: train multimodal VAEs under KL-weight schedules and measure how they
 integrate their modalities (Zambelli et al. 2020; Langer et al. 2024).
 
-Data flows one way: :mod:`~intermodal.data` (chosen by :mod:`~intermodal.catalog`, made by
-:mod:`~intermodal.sim` or read from files) → :mod:`~intermodal.train` (with
-:mod:`~intermodal.model`, :mod:`~intermodal.schedules`) → :mod:`~intermodal.measures` and
-:mod:`~intermodal.predict` → the run folder (:mod:`~intermodal.runfolder`, its only reader
-and writer) → :mod:`~intermodal.figures` and :mod:`~intermodal.report`;
-:mod:`~intermodal.study` ties them together and :mod:`~intermodal.cluster` spreads a study
-over a Ray cluster. The README lists every module's job.
+The library, as a notebook uses it::
+
+    import intermodal as im
+
+    dataset = im.load_dataset("sim")                      # or "icub", or a description file
+    config = im.RunConfig(schedules=["constant-0", "constant-1"], seeds=3, epochs=300, eval_every=50)
+    result = im.train(config, dataset, evaluate=True)     # every model as one batched computation
+    result.models                                         # position -> schedule, seed
+    im.integration_measures(result.model, dataset.test[:1024])
+    im.predict(result.model, dataset.test, given="vision").mean   # [models, rows, columns]
+    run = im.load_run("runs/study-quick")                 # a run folder the CLI wrote
+    im.draw_figures(run)["fig7_window_means"]
+
+Data flows one way through the layers, each a package that imports only those before it:
+``data`` → ``model`` → ``training`` (with the run folder it writes) → ``evaluation`` →
+``outputs`` (figures, report) → ``study`` (local and Ray) → the command line (``cli``).
+The names below are the public face; everything else is reachable in its module but may
+change. Names load on first use, so ``import intermodal`` stays fast.
 """
 
+from __future__ import annotations
+
+import importlib
+import logging
+
 __version__ = "0.1.0"
+
+# name -> module that defines it (relative to the package)
+_EXPORTS = {
+    # data
+    "load_dataset": "data.catalog",
+    "simulate": "data.sim",
+    "Dataset": "data.dataset",
+    "DatasetDescription": "data.description",
+    "load_description": "data.reading",
+    # configure and train
+    "RunConfig": "training.config",
+    "ModelKey": "training.config",
+    "preset": "training.config",
+    "train": "study.runs",
+    "run_study": "study.runs",
+    "resume": "study.runs",
+    "TrainingResult": "training.trainer",
+    # read a run folder back
+    "load_run": "training.runfolder",
+    "Run": "training.runfolder",
+    # measure and predict
+    "integration_measures": "evaluation.measures",
+    "latent_diagnostics": "evaluation.diagnostics",
+    "predict": "evaluation.predict",
+    "rollout": "evaluation.predict",
+    # figures and report
+    "draw_figures": "outputs.figures",
+    "write_report": "outputs.report",
+    # errors
+    "IntermodalError": "errors",
+}
+# Public names that are another name in their module.
+_RENAMED = {"preset": "preset_config", "load_run": "read_run"}
+
+__all__ = ["__version__", *_EXPORTS]
+
+# A library prints nothing unless asked: its log lines (expected durations, notes,
+# warnings) reach a user who configures logging, as the command line does.
+logging.getLogger("intermodal").addHandler(logging.NullHandler())
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'intermodal' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), _RENAMED.get(name, name))
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

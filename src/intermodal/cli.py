@@ -1,19 +1,27 @@
 """intermodal: train multimodal VAEs under KL-weight schedules and measure how they integrate their modalities.
 
-Every option of :class:`intermodal.config.RunConfig` is a flag (``--batch-size``,
+Every option of :class:`intermodal.training.config.RunConfig` is a flag (``--batch-size``,
 ``--eval-every``, ...); ``--config FILE`` supplies a file of them, and flags given on the
-command line win over the file.
+command line win over the file. The commands are a thin layer over the library (``import
+intermodal as im``): each parses its flags, calls the library and prints what it returns.
+
+Exit statuses: 0 done; 2 a user's error (an :class:`~intermodal.errors.IntermodalError`, or
+a file the system cannot read or write), one line naming the file, option or key; 3 the run
+finished but some models diverged (named on stderr); 130 interrupted (Ctrl-C); 143 stopped
+by SIGTERM after saving a checkpoint; 1 a bug (its traceback, and a line asking to report it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
+import traceback
 from pathlib import Path
 
-from .config import ConfigError, RunConfig, load_config_file, preset_config
-from .data import DataError
+from .errors import ConfigError, IntermodalError, Terminated
+from .training.config import RunConfig, load_config_file, preset_config
 
 # Flags whose name differs from the config field, or that take a special form.
 _RENAMED = {"schedules": "schedule"}
@@ -83,14 +91,15 @@ def _refuse_options_with_resume(args) -> None:
         raise ConfigError(f"--resume continues a run as its config.json says; drop {flags}")
 
 
-# Exit statuses: 0 done; 2 a user error (one line names the file, option or key); 3 the run
-# finished but some models diverged (named on stderr); 130 interrupted.
+EXIT_BUG = 1
 EXIT_USER_ERROR = 2
 EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
-def _finished(trainer) -> int:
-    lines = trainer.divergence_lines()
+def _finished(result) -> int:
+    lines = result.divergence_lines()
     for line in lines:
         print(f"intermodal: {line}", file=sys.stderr)
     return EXIT_DIVERGED if lines else 0
@@ -98,60 +107,41 @@ def _finished(trainer) -> int:
 
 # ---------------------------------------------------------------------- commands
 def cmd_train(args) -> int:
-    from .catalog import dataset_of
-    from .runfolder import read_config, writing
-    from .train import Trainer
+    from .study import runs
 
     if args.resume:
         _refuse_options_with_resume(args)
-        with writing(args.resume, new=False):
-            config = read_config(args.resume)
-            trainer = Trainer.resume(args.resume, dataset_of(config), config=config, progress=not args.quiet).run()
+        result = runs.resume(args.resume, progress=not args.quiet, report=False)
     else:
         config = _resolve_config(args, RunConfig())
-        with writing(Path(args.out), new=True) as out:
-            trainer = Trainer(config, dataset_of(config), out, progress=not args.quiet).run()
-    print(f"trained {len(trainer.keys)} models for {trainer.epoch} epochs; wrote {trainer.out}")
-    return _finished(trainer)
+        result = runs.train(config, out=args.out, evaluate=bool(config.eval_every), progress=not args.quiet)
+    print(f"trained {len(result.model_keys)} models for {result.epochs_done} epochs; wrote {result.out}")
+    return _finished(result)
 
 
 def cmd_study(args) -> int:
-    from . import study
-    from .runfolder import writing
+    from .study import runs
+    from .training.runfolder import report_path
 
     # Backend options change no result, so they are not part of the run's config.
     if args.address and args.backend != "ray":
         raise ConfigError("--address names a Ray cluster; it goes with --backend ray")
     if args.resume:
         _refuse_options_with_resume(args)
-        with writing(args.resume, new=False):
-            if args.backend == "ray" or (Path(args.resume) / "units").is_dir():
-                from . import cluster
-
-                trainer = cluster.resume_study(
-                    args.resume, backend=args.backend, address=args.address, progress=not args.quiet
-                )
-            else:
-                trainer = study.resume_study(args.resume, progress=not args.quiet)
+        result = runs.resume(args.resume, backend=args.backend, address=args.address, progress=not args.quiet)
     else:
-        base = preset_config(args.preset)
-        config = _resolve_config(args, base)
-        with writing(Path(args.out or f"runs/study-{args.preset}"), new=True) as out:
-            if args.backend == "ray":
-                from . import cluster
-
-                trainer = cluster.run_study(config, out, address=args.address, progress=not args.quiet)
-            else:
-                trainer = study.run_study(config, out, progress=not args.quiet)
-    print(f"report: {trainer.out / 'report.html'}")
-    return _finished(trainer)
+        config = _resolve_config(args, preset_config(args.preset))
+        out = args.out or f"runs/study-{args.preset}"
+        result = runs.run_study(config, out, backend=args.backend, address=args.address, progress=not args.quiet)
+    print(f"report: {report_path(result.out)}")
+    return _finished(result)
 
 
 def cmd_measure(args) -> int:
-    from . import study
+    from .evaluation.evaluator import measure_run
 
-    table = study.measure_checkpoint(
-        args.checkpoint,
+    table = measure_run(
+        args.run,
         data_dir=args.data_dir,
         eval_rows=args.eval_rows,
         n_eval_rows=args.n_eval_rows,
@@ -175,8 +165,8 @@ def cmd_measure(args) -> int:
 def cmd_predict(args) -> int:
     import pandas as pd
 
-    from . import study
-    from .runfolder import read_config, save_tables, write_table_file, writing
+    from .outputs.prediction import predict_run, prediction_errors, prediction_summary
+    from .training.runfolder import PREDICTION_ERRORS, read_config, save_tables, write_table_file, writing
 
     if args.tests:
         if args.given or args.rows != "test" or args.steps != 1 or args.sample_seed is not None:
@@ -185,18 +175,15 @@ def cmd_predict(args) -> int:
                 "--steps and --sample-seed"
             )
         with writing(args.run, new=False):
-            errors = study.prediction_errors(args.run, train_baselines=True, progress=not args.quiet)
-            save_tables(args.run, tables={study.PREDICTION_TESTS_TABLE: errors})
+            errors = prediction_errors(args.run, train_baselines=True, progress=not args.quiet)
+            save_tables(args.run, tables={PREDICTION_ERRORS.removesuffix(".parquet"): errors})
             if args.out:
                 write_table_file(args.out, errors)
         config = read_config(args.run)
-        summary = study.prediction_summary(errors, list(config.schedules))
+        summary = prediction_summary(errors, list(config.schedules))
         with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 500):
             print(summary.to_string(index=False))
-        print(
-            f"table: {Path(args.run) / (study.PREDICTION_TESTS_TABLE + '.parquet')}; "
-            f"the report shows it after `intermodal report {args.run}`"
-        )
+        print(f"table: {Path(args.run) / PREDICTION_ERRORS}; the report shows it after `intermodal report {args.run}`")
         return 0
     if not args.given:
         raise ConfigError(
@@ -204,7 +191,7 @@ def cmd_predict(args) -> int:
             "or run the prediction tests (--tests)"
         )
     given = [s.strip() for s in args.given.split(",") if s.strip()]
-    table = study.predict_run(
+    table = predict_run(
         args.run,
         given,
         rows=args.rows,
@@ -222,19 +209,18 @@ def cmd_predict(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import write_report
-    from .runfolder import writing
-    from .study import prediction_section
+    from .outputs.report import write_report
+    from .training.runfolder import writing
 
     with writing(args.run, new=False):
-        path = write_report(Path(args.run), redraw=True, sections=[prediction_section])
+        path = write_report(Path(args.run), redraw=True)
     print(f"report: {path}")
     return 0
 
 
 def cmd_data_sim(args) -> int:
-    from .catalog import write_dataset
-    from .sim import simulate
+    from .data.catalog import write_dataset
+    from .data.sim import simulate
 
     try:
         options = json.loads(args.options) if args.options else {}
@@ -251,7 +237,7 @@ def cmd_data_sim(args) -> int:
 
 
 def cmd_data_fetch(args) -> int:
-    from .catalog import fetch_icub
+    from .data.catalog import fetch_icub
 
     print(f"iCub files in {fetch_icub()}")
     return 0
@@ -290,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("measure", help="print the integration measures of a trained checkpoint")
-    p.add_argument("checkpoint", help="a checkpoint folder or a run folder")
+    p.add_argument("run", metavar="RUN", help="a run folder (or one of its checkpoint folders)")
     p.add_argument("--data-dir", help="where the data files lie (default: as the run was trained)")
     p.add_argument("--eval-rows", choices=["first", "random", "all"], default=None)
     p.add_argument("--n-eval-rows", type=int, default=None)
@@ -349,22 +335,65 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _BelowWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.WARNING
+
+
+def _log_handlers() -> list[logging.Handler]:
+    """The library's log lines on the terminal: information on stdout as it is, warnings
+    on stderr as ``intermodal: warning: ...``."""
+    info = logging.StreamHandler(sys.stdout)
+    info.setLevel(logging.INFO)
+    info.addFilter(_BelowWarning())
+    warning = logging.StreamHandler(sys.stderr)
+    warning.setLevel(logging.WARNING)
+    warning.setFormatter(logging.Formatter("intermodal: warning: %(message)s"))
+    return [info, warning]
+
+
+def _bug() -> int:
+    traceback.print_exc()
+    print(
+        "intermodal: this is a bug in intermodal, not a problem with your input; please report it to the "
+        "intermodal developers with the traceback above and the command you ran",
+        file=sys.stderr,
+    )
+    return EXIT_BUG
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logger = logging.getLogger("intermodal")
+    handlers, level = _log_handlers(), logger.level
+    for handler in handlers:
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
     try:
         return args.func(args)
-    except (ConfigError, DataError, ValueError) as e:
-        # Every intermodal error that a user's input causes is a ValueError; a bug is not,
-        # and keeps its traceback.
+    except IntermodalError as e:
         print(f"intermodal: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
     except OSError as e:
-        where = f"{e.filename}: " if e.filename else ""
-        print(f"intermodal: error: {where}{e.strerror or e}", file=sys.stderr)
+        if not e.filename:  # no file to name: not the user's input
+            return _bug()
+        print(f"intermodal: error: {e.filename}: {e.strerror or e}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except Terminated as e:
+        how = "intermodal study --resume" if args.command == "study" else "intermodal train --resume"
+        where = f" {e.run}" if e.run is not None else " RUN"
+        print(f"intermodal: {e}; continue with {how}{where}", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("intermodal: interrupted; continue with --resume RUN", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception:
+        # Anything else is a bug, whatever its type (a ValueError from inside NumPy too).
+        return _bug()
+    finally:
+        for handler in handlers:
+            logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 pydantic models built on :class:`Options`. Values from a config file or JSON are checked
 as they are (a whole number where a count is expected, a list where a list is expected,
 never a string split into characters); strings typed on a command line are first turned
-into values by :func:`parse_string`, from the field's declared type. Errors name the
-source and the key.
+into values by :func:`parse_string`, from the field's declared type. Errors
+(:class:`~intermodal.errors.ConfigError`) name the source and the key; so does
+:func:`whole_number`, the one check of a count passed to a function.
 """
 
 from __future__ import annotations
@@ -11,21 +12,18 @@ from __future__ import annotations
 import json
 import types
 import typing
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, Strict, TypeAdapter, ValidationError
 
-from .data import validation_message
+from .errors import ConfigError, validation_message
 
-__all__ = ["Options", "OptionError", "parse_string", "RAW_STRING"]
+__all__ = ["Options", "parse_string", "whole_number", "RAW_STRING"]
 
 # A field marked with this (``Field(json_schema_extra=RAW_STRING)``) takes a command-line
 # string as it is: its own validator reads forms such as "10-19".
 RAW_STRING = {"cli": "raw"}
-
-
-class OptionError(ValueError):
-    """An option or config key has a value that is not what was expected."""
 
 
 def _without_none(annotation):
@@ -44,7 +42,7 @@ def _base_type(annotation):
 def parse_string(text: str, annotation, where: str) -> Any:
     """A command-line string as a value of the type ``annotation``: ``"5"`` → 5,
     ``"true"`` → True, ``"a,b"`` or ``'["a", "b"]'`` → ["a", "b"], JSON for mappings,
-    ``"none"`` → None where None is allowed. Raises :class:`OptionError` naming ``where``."""
+    ``"none"`` → None where None is allowed. Raises :class:`ConfigError` naming ``where``."""
     annotation, optional = _without_none(_base_type(annotation))
     annotation = _base_type(annotation)
     stripped = text.strip()
@@ -67,8 +65,23 @@ def parse_string(text: str, annotation, where: str) -> Any:
             return json.loads(stripped)
     except (KeyError, ValueError):
         name = getattr(annotation, "__name__", str(annotation))
-        raise OptionError(f"{where} is {text!r}; expected {name}") from None
+        raise ConfigError(f"{where} is {text!r}; expected {name}") from None
     return text
+
+
+_WHOLE = {minimum: TypeAdapter(Annotated[int, Strict(), Field(ge=minimum)]) for minimum in (0, 1)}
+
+
+def whole_number(value, name: str, minimum: int = 0) -> int:
+    """``value`` as an ``int`` if it is a whole number >= ``minimum`` (0 or 1), else a
+    :class:`~intermodal.errors.ConfigError` naming ``name``; ``True``, ``2.0`` and ``"3"``
+    are refused, a NumPy integer is taken."""
+    if isinstance(value, np.integer):
+        value = int(value)
+    try:
+        return _WHOLE[minimum].validate_python(value)
+    except ValidationError:
+        raise ConfigError(f"{name} {value!r}: expected a whole number >= {minimum}") from None
 
 
 class Options(BaseModel):
@@ -81,11 +94,11 @@ class Options(BaseModel):
     def from_mapping(cls, values: dict, origin: str = "config"):
         """Validate a mapping (keys may use '-' for '_'); errors name ``origin``."""
         if not isinstance(values, dict):
-            raise OptionError(f"{origin}: expected a mapping of options, got {type(values).__name__}")
+            raise ConfigError(f"{origin}: expected a mapping of options, got {type(values).__name__}")
         try:
             return cls.model_validate({str(k).replace("-", "_"): v for k, v in values.items()})
         except ValidationError as e:
-            raise OptionError(_with_known_keys(validation_message(e, origin), cls)) from None
+            raise ConfigError(_with_known_keys(validation_message(e, origin), cls)) from None
 
     @classmethod
     def from_strings(cls, values: dict[str, str], origin: str = "command line") -> dict:
@@ -95,7 +108,7 @@ class Options(BaseModel):
             name = key.replace("-", "_")
             field = cls.model_fields.get(name)
             if field is None:
-                raise OptionError(_with_known_keys(f"{origin}: {key}: unknown key", cls))
+                raise ConfigError(_with_known_keys(f"{origin}: {key}: unknown key", cls))
             raw = isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("cli") == "raw"
             out[name] = (
                 text if raw or not isinstance(text, str) else parse_string(text, field.annotation, f"{origin}: {key}")

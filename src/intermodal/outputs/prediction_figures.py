@@ -22,13 +22,15 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from .data import DatasetDescription
+from ..data.description import DatasetDescription
+from ..errors import DataError
+from ..evaluation.predict import combine_models
+from ..evaluation.prediction_tests import PredictionTest, Segment, prediction_for_test
+from ..model.protocol import description_for
 from .plotting import MODALITY_COLOURS
-from .predict import combine_models
-from .prediction_tests import PredictionTest, Segment, prediction_for_test
 
 if TYPE_CHECKING:
-    from .model import MultimodalVAE
+    from ..model.vae import MultimodalVAE
 
 __all__ = ["trajectory_figure", "prediction_test_figure"]
 
@@ -64,7 +66,7 @@ def trajectory_figure(
         mean, std = combine_models(mean, std)
     n_rows, n_cols = truth.shape
     if mean.shape != truth.shape or std.shape != truth.shape or n_cols != description.n_columns:
-        raise ValueError(
+        raise DataError(
             f"truth, mean and std must be [n_rows, {description.n_columns}] (mean, std may have a leading "
             f"model axis); got {truth.shape}, {mean.shape}, {std.shape}"
         )
@@ -107,20 +109,20 @@ def trajectory_figure(
 
 def prediction_test_figure(
     model: MultimodalVAE,
-    description: DatasetDescription | None,
     test_rows: np.ndarray,
     test: PredictionTest,
     *,
+    description: DatasetDescription | None = None,
     models: Sequence[int] | None = None,
     segment: Segment = (0, 200),
     title: str | None = None,
 ) -> Figure:
     """One test on a segment of consecutive test rows: the truth against the prediction of
     the models at positions ``models`` (None = all; e.g. one schedule's seeds), combined.
-    ``segment``: as :func:`intermodal.prediction_tests.prediction_for_test` (default rows 0..199).
-    For a chained test each drawn row ``r + 1`` is predicted from row ``r``."""
-    desc = description or model.description
-    pred, truth, rows = prediction_for_test(model, desc, test_rows, test, segment=segment)
+    ``segment``: as :func:`intermodal.evaluation.prediction_tests.prediction_for_test` (default
+    rows 0..199). For a chained test each drawn row ``r + 1`` is predicted from row ``r``."""
+    desc = description_for(model, description)
+    pred, truth, rows = prediction_for_test(model, test_rows, test, description=desc, segment=segment)
     pick = list(range(pred.mean.shape[0])) if models is None else list(models)
     mean, std = combine_models(pred.mean[pick], pred.std[pick])
     given = None if test.chained else pred.given

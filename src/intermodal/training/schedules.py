@@ -34,6 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.reading import read_csv_frame
+from ..errors import ScheduleError
+
 __all__ = ["PAPER_EPOCHS", "PAPER_SCHEDULES", "Schedule", "parse_schedule", "betas"]
 
 PAPER_EPOCHS = 80_000
@@ -44,10 +47,6 @@ _PARAMETERS = {
     "linear": {"warmup": 1000.0},
     "cyclical": {"cycles": 4.0, "ratio": 0.5},
 }
-
-
-class ScheduleError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -100,8 +99,8 @@ def _dynamic_plateau(e: np.ndarray, scale: float, final: float) -> np.ndarray:
 
 
 def parse_schedule(spec: str) -> Schedule:
-    """Parse a schedule name (see the module docstring). Raises ``ValueError`` naming the
-    schedule and what was expected."""
+    """Parse a schedule name (see the module docstring). Raises
+    :class:`~intermodal.errors.ScheduleError` naming the schedule and what was expected."""
     spec = spec.strip()
     if spec in PAPER_SCHEDULES:
         return Schedule(spec, spec)
@@ -140,18 +139,11 @@ def parse_schedule(spec: str) -> Schedule:
 
 
 def _read_table(path: str, spec: str) -> tuple[np.ndarray, np.ndarray]:
-    import pandas as pd
-
     if not path or not Path(path).exists():
         raise ScheduleError(
             f"schedule {spec!r}: table file {path!r} does not exist (expected a CSV with columns epoch,beta)"
         )
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise ScheduleError(
-            f"{path}: not a readable CSV table ({str(e).strip()}); expected columns epoch,beta"
-        ) from None
+    frame = read_csv_frame(path, error=ScheduleError)
     if list(frame.columns) != ["epoch", "beta"] or len(frame) == 0:
         raise ScheduleError(
             f"{path}: expected a CSV with exactly the columns epoch,beta and at least one row; "

@@ -19,8 +19,8 @@ from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from .files import atomic_write
-from .runfolder import BAND_DESCRIPTIONS, schedule_order
+from ..evaluation.summaries import BAND_DESCRIPTIONS, schedule_order
+from ..files import atomic_write
 
 # Fixed colours for the paper's schedules so a schedule looks the same in every figure and
 # every run; other schedules take the remaining hues in the order they are listed.

@@ -1,32 +1,24 @@
 """The original work's prediction tests (Zambelli et al. 2020) on a trained ensemble, as
 one table of selectors (:data:`DEFAULT_TESTS`; a data set's description may name its
 own), their errors as tidy tables, and the persistence baseline (docs/prediction.md).
-Prediction itself is :mod:`intermodal.predict`.
+Prediction itself is :mod:`intermodal.evaluation.predict`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from .data import DataError, DatasetDescription
-from .predict import (
-    Prediction,
-    expand_selectors,
-    given_mask,
-    model_description,
-    predict,
-    rollout,
-    shift_columns,
-    two_steps,
-)
+from ..data.description import DatasetDescription, PredictionTest
+from ..errors import ConfigError, DataError, ModelError
+from ..model.protocol import description_for
+from .predict import Prediction, given_mask, predict, rollout, shift_columns, two_steps
 
 if TYPE_CHECKING:
-    from .model import MultimodalVAE
+    from ..model.vae import MultimodalVAE
 
 __all__ = [
     "ERROR_COLUMNS",
@@ -34,7 +26,7 @@ __all__ = [
     "DEFAULT_TESTS",
     "Segment",
     "Tests",
-    "prediction_tests",
+    "applicable_tests",
     "normalise_tests",
     "prediction_for_test",
     "continuing_rows",
@@ -43,20 +35,9 @@ __all__ = [
     "summarise_errors",
 ]
 
-# Columns of every error table here and in :mod:`intermodal.baselines`, so they concatenate.
+# Columns of every error table here and in :mod:`intermodal.evaluation.baselines`, so they
+# concatenate: the model's key columns, then the test's.
 ERROR_COLUMNS = ["schedule", "seed", "test", "modality", "time_step", "given", "rmse"]
-
-
-@dataclass(frozen=True)
-class PredictionTest:
-    """One prediction test: the selectors given to the model and whether the prediction is
-    chained along time (see :func:`prediction_for_test`)."""
-
-    name: str
-    about: str
-    given: tuple[str, ...]
-    chained: bool = False
-
 
 # Consecutive test rows: None (all), a slice, or (start, stop).
 Segment = slice | tuple[int, int] | None
@@ -65,35 +46,36 @@ Tests = Sequence[PredictionTest] | Mapping[str, Mapping] | None
 
 # The original work's tests (Zambelli et al. 2020; test_final_completeloss.py of their code
 # runs them as "Test 1" .. "Test 4" and "using VAE for predictions"), as selectors, so a data
-# set with other modalities names its own (see prediction_tests()).
+# set with other modalities names its own (see applicable_tests()).
 DEFAULT_TESTS: list[PredictionTest] = [
     PredictionTest(
-        "complete",
-        "Every modality at both steps given: the model reconstructs the complete row (original test 1).",
-        ("*",),
+        name="complete",
+        about="Every modality at both steps given: the model reconstructs the complete row (original test 1).",
+        given=("*",),
     ),
     PredictionTest(
-        "vision-only",
-        "Only vision (both steps) given: every other modality is inferred from what the robot sees (original test 2).",
-        ("vision",),
+        name="vision-only",
+        about="Only vision (both steps) given: every other modality is inferred from what the robot sees "
+        "(original test 2).",
+        given=("vision",),
     ),
     PredictionTest(
-        "control",
-        "Joints at t-1 and vision at both steps given: the motor command at t-1 that "
-        "moves the arm to the seen position at t is inferred, as for control (original test 3).",
-        ("joints@t-1", "vision"),
+        name="control",
+        about="Joints at t-1 and vision at both steps given: the motor command at t-1 that moves the arm to the "
+        "seen position at t is inferred, as for control (original test 3).",
+        given=("joints@t-1", "vision"),
     ),
     PredictionTest(
-        "forward",
-        "Every modality at t-1 given, nothing at t: the next step is predicted, a forward model (original test 4).",
-        ("*@t-1",),
+        name="forward",
+        about="Every modality at t-1 given, nothing at t: the next step is predicted, a forward model "
+        "(original test 4).",
+        given=("*@t-1",),
     ),
     PredictionTest(
-        "vision-chained",
-        "Vision only, then chained: the predicted step t is shifted to t-1 and the "
-        "next step predicted from it alone, compared with the next test row (original "
-        "'use the VAE for prediction').",
-        ("vision",),
+        name="vision-chained",
+        about="Vision only, then chained: the predicted step t is shifted to t-1 and the next step predicted "
+        "from it alone, compared with the next test row (original 'use the VAE for prediction').",
+        given=("vision",),
         chained=True,
     ),
 ]
@@ -102,58 +84,50 @@ DEFAULT_TESTS: list[PredictionTest] = [
 # ---------------------------------------------------------------------- the tests
 def _as_test(name: str, spec) -> PredictionTest:
     if isinstance(spec, PredictionTest):
-        return spec
-    if isinstance(spec, Mapping):
-        unknown = sorted(set(spec) - {"given", "chained", "about"})
-        if unknown or "given" not in spec:
-            raise ValueError(
-                f"prediction test {name!r}: expected the keys 'given' (required), 'chained' and 'about'; "
-                f"got {sorted(spec)}"
-            )
-        given, chained, about = spec["given"], spec.get("chained", False), spec.get("about", "")
-    else:  # an object with those attributes (the description's own record type)
-        given, chained, about = spec.given, getattr(spec, "chained", False), getattr(spec, "about", "")
+        return spec if spec.name == name else PredictionTest(spec.given, spec.chained, spec.about, name)
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"prediction test {name!r}: expected a mapping of 'given', 'chained' and 'about'")
+    unknown = sorted(set(spec) - {"given", "chained", "about"})
+    if unknown or "given" not in spec:
+        raise ConfigError(
+            f"prediction test {name!r}: expected the keys 'given' (required), 'chained' and 'about'; got {sorted(spec)}"
+        )
+    given = spec["given"]
     given = (given,) if isinstance(given, str) else tuple(given)
-    return PredictionTest(str(name), str(about or ""), tuple(str(g) for g in given), bool(chained))
+    return PredictionTest(given, spec.get("chained", False), spec.get("about", "") or "", str(name))
 
 
 def normalise_tests(tests: Tests) -> list[PredictionTest]:
+    """Tests given as records or as a mapping ``name -> {"given", "chained", "about"}``, as
+    records; their names must differ."""
     if isinstance(tests, Mapping):
         out = [_as_test(n, s) for n, s in tests.items()]
     else:
-        out = [t if isinstance(t, PredictionTest) else _as_test(getattr(t, "name", "?"), t) for t in tests]
+        out = [t if isinstance(t, PredictionTest) else _as_test("?", t) for t in tests]
     names = [t.name for t in out]
     if len(set(names)) != len(names):
-        raise ValueError(f"prediction tests: names repeat: {names}")
+        raise ConfigError(f"prediction tests: names repeat: {names}")
     return out
 
 
 def _runs_on(test: PredictionTest, description: DatasetDescription) -> bool:
     try:
-        expand_selectors(description, test.given)
+        description.expand(test.given)
     except DataError:
         return False
     return not test.chained or len(description.time_steps) == 2
 
 
-def prediction_tests(description: DatasetDescription) -> list[PredictionTest]:
-    """The tests to run on a data set.
-
-    The description's own, when it has an attribute ``prediction_tests`` that is not None
-    (a mapping ``name -> {"given": [...], "chained": bool, "about": str}``, or records with
-    those attributes); each is checked, and an unknown selector raises. Otherwise
-    :data:`DEFAULT_TESTS` minus those that cannot run on it: a test naming a modality or
-    a time step the data set does not have, or a chained test on a data set without
-    exactly two time steps.
-    """
-    own = getattr(description, "prediction_tests", None)
+def applicable_tests(description: DatasetDescription) -> list[PredictionTest]:
+    """The prediction tests to run on a data set: the description's own
+    (``prediction_tests``, each checked when the description was made; a chained one needs
+    two time steps), else :data:`DEFAULT_TESTS` minus those that cannot run on it (a test
+    naming a modality or time step the data set lacks, a chained test on a data set
+    without exactly two time steps)."""
+    own = description.prediction_tests
     if own is not None:
-        tests = normalise_tests(own)
+        tests = list(own.values())
         for t in tests:
-            try:
-                expand_selectors(description, t.given)
-            except DataError as e:
-                raise DataError(f"prediction test {t.name!r}: {e}") from None
             if t.chained:
                 two_steps(description, f"the chained prediction test {t.name!r}")
         return tests
@@ -165,16 +139,16 @@ def _segment_bounds(segment: Segment, n: int) -> tuple[int, int]:
         return 0, n
     if isinstance(segment, slice):
         if segment.step not in (None, 1):
-            raise ValueError(f"segment: a slice with step {segment.step}; the rows must be consecutive")
+            raise DataError(f"segment: a slice with step {segment.step}; the rows must be consecutive")
         start, stop, _ = segment.indices(n)
     else:
         try:
             start, stop = (int(v) for v in segment)
         except (TypeError, ValueError):
-            raise ValueError(f"segment: expected None, a slice or (start, stop); got {segment!r}") from None
+            raise DataError(f"segment: expected None, a slice or (start, stop); got {segment!r}") from None
         start, stop, _ = slice(start, stop).indices(n)
     if stop <= start:
-        raise ValueError(f"segment {segment!r} holds no rows of the {n} test rows")
+        raise DataError(f"segment {segment!r} holds no rows of the {n} test rows")
     return start, stop
 
 
@@ -193,10 +167,10 @@ def continuing_rows(description: DatasetDescription, rows: np.ndarray, *, tolera
 
 def prediction_for_test(
     model: MultimodalVAE,
-    description: DatasetDescription | None,
     test_rows: np.ndarray,
     test: PredictionTest,
     *,
+    description: DatasetDescription | None = None,
     segment: Segment = None,
 ) -> tuple[Prediction, np.ndarray, np.ndarray]:
     """One test's prediction, with the truth it is compared with.
@@ -224,21 +198,21 @@ def prediction_for_test(
     in ``test_rows``). ``prediction.given`` is the mask of the input the scored step saw
     (for a chained test: every column at the previous step, holding predicted values).
     """
-    desc = model_description(model, description)
+    description = description_for(model, description)
     test_rows = np.asarray(test_rows, dtype=np.float64)
     start, stop = _segment_bounds(segment, len(test_rows))
     rows = test_rows[start:stop]
     if not test.chained:
-        return predict(model, desc, rows, test.given), rows, np.arange(start, stop)
-    starts = continuing_rows(desc, rows)
+        return predict(model, rows, test.given, description=description), rows, np.arange(start, stop)
+    starts = continuing_rows(description, rows)
     if len(starts) == 0:
-        raise ValueError(
-            f"chained test {test.name!r}: no row of the {len(rows)} test rows is continued by the next one (row r+1's "
-            f"columns at {desc.time_steps[1]} must repeat row r's at {desc.time_steps[0]}); a chained test needs "
-            "time-ordered test rows"
+        raise DataError(
+            f"chained test {test.name!r}: no row of the {len(rows)} test rows is continued by the next one "
+            f"(row r+1's columns at {description.time_steps[1]} must repeat row r's at "
+            f"{description.time_steps[0]}); a chained test needs time-ordered test rows"
         )
-    chained = rollout(model, desc, rows[starts], 2, test.given)
-    step1 = Prediction(chained.mean[:, 1], chained.std[:, 1], given_mask(desc, f"*@{desc.time_steps[1]}"))
+    chained = rollout(model, rows[starts], 2, test.given, description=description)
+    step1 = Prediction(chained.mean[:, 1], chained.std[:, 1], given_mask(description, f"*@{description.time_steps[1]}"))
     return step1, rows[starts + 1], starts + 1 + start
 
 
@@ -258,21 +232,23 @@ def _rmse_rows(
 
 def run_prediction_tests(
     model: MultimodalVAE,
-    keys: Sequence[tuple[str, int]],
-    description: DatasetDescription | None,
     test_rows: np.ndarray,
     tests: Tests = None,
     *,
+    model_keys: Sequence | None = None,
+    description: DatasetDescription | None = None,
     segment: Segment = None,
 ) -> pd.DataFrame:
     """Root mean square error of every test, model, modality and time step.
 
     Parameters
     ----------
-    model : the ensemble; ``keys``: ``(schedule, seed)`` of each model position.
+    model : the ensemble.
     test_rows : complete rows ``[n_rows, n_columns]`` (time-ordered for a chained test).
-    tests : None (:func:`prediction_tests` of the description), a list of
+    tests : None (:func:`applicable_tests` the description), a list of
         :class:`PredictionTest`, or a mapping ``name -> {"given", "chained", "about"}``.
+    model_keys : the (schedule, seed) :class:`~intermodal.training.config.ModelKey` of each
+        model position; None: the model's own ``model_keys``.
     segment : the consecutive rows used (see :func:`prediction_for_test`); Zambelli et al.
         used test rows 100 to 1099, ``segment=(100, 1100)``.
 
@@ -291,16 +267,19 @@ def run_prediction_tests(
     drop the control test's answer, the motor command at t-1. A chained test scores only
     the current step (see :func:`prediction_for_test`).
     """
-    desc = model_description(model, description)
-    keys = [(str(s), int(k)) for s, k in keys]
-    if len(keys) != model.n_models:
-        raise ValueError(f"keys: {len(keys)} (schedule, seed) pairs for an ensemble of {model.n_models} models")
-    tests = prediction_tests(desc) if tests is None else normalise_tests(tests)
+    description = description_for(model, description)
+    keys = model_keys if model_keys is not None else model.model_keys
+    if keys is None or len(keys) != model.n_models:
+        raise ModelError(
+            f"model_keys: {None if keys is None else len(keys)} (schedule, seed) keys for an ensemble of "
+            f"{model.n_models} models"
+        )
+    tests = applicable_tests(description) if tests is None else normalise_tests(tests)
     records = []
     for test in tests:
-        pred, truth, _ = prediction_for_test(model, desc, test_rows, test, segment=segment)
-        steps = [desc.time_steps[0]] if test.chained else list(desc.time_steps)
-        for k, m, step, given, rmse in _rmse_rows(pred.mean, truth, desc, pred.given, steps):
+        pred, truth, _ = prediction_for_test(model, test_rows, test, description=description, segment=segment)
+        steps = [description.time_steps[0]] if test.chained else list(description.time_steps)
+        for k, m, step, given, rmse in _rmse_rows(pred.mean, truth, description, pred.given, steps):
             records.append((keys[k][0], keys[k][1], test.name, m, step, given and not test.chained, rmse))
     table = pd.DataFrame.from_records(records, columns=ERROR_COLUMNS)
     table["seed"] = table["seed"].astype("Int64")
@@ -321,7 +300,7 @@ def persistence_baseline(
     current, previous = two_steps(description, "the persistence baseline")
     rows = np.asarray(test_rows, dtype=np.float64)
     if rows.ndim != 2 or rows.shape[1] != description.n_columns:
-        raise ValueError(f"test_rows: expected [n_rows, {description.n_columns}]; got shape {rows.shape}")
+        raise DataError(f"test_rows: expected [n_rows, {description.n_columns}]; got shape {rows.shape}")
     src, dst = shift_columns(description, current, previous)
     guess = rows.copy()
     guess[:, src] = rows[:, dst]

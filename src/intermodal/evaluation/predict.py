@@ -10,9 +10,9 @@ Units: every array is in data units (the description's ``value_range``, e.g. [-1
 ``std`` is the standard deviation of the decoder's Gaussian, ``exp(logvar / 2)``, in the
 same units. Shapes name the model axis first: ``[n_models, n_rows, n_columns]``.
 
-Selectors are the project's (see :meth:`DatasetDescription.mask`): ``"vision"`` (every
-time step), ``"joints@t-1"`` (one step), and two tokens expanded from the description:
-``"*"`` (every modality, every step) and ``"*@STEP"`` (every modality at that step).
+Selectors are the project's (see :meth:`DatasetDescription.expand`): ``"vision"`` (every
+time step), ``"joints@t-1"`` (one step), ``"*"`` (every modality, every step) and
+``"*@STEP"`` (every modality at that step).
 """
 
 from __future__ import annotations
@@ -25,15 +25,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import DataError, DatasetDescription
+from ..data.description import DatasetDescription
+from ..errors import DataError, ModelError
+from ..model.protocol import description_for
+from ..options import whole_number
+from ..streams import Purpose, torch_generator
+from ..training.config import key_columns
 from .measures import STACKED_ROWS_PER_PASS
 
 if TYPE_CHECKING:
-    from .model import MultimodalVAE
+    from ..model.vae import MultimodalVAE
 
 __all__ = [
     "Prediction",
-    "expand_selectors",
     "given_mask",
     "predict",
     "rollout",
@@ -41,7 +45,6 @@ __all__ = [
     "combine_models",
     "two_steps",
     "shift_columns",
-    "model_description",
 ]
 
 
@@ -63,40 +66,19 @@ class Prediction:
 
 
 # ---------------------------------------------------------------------- selectors
-def expand_selectors(description: DatasetDescription, given: str | Sequence[str]) -> list[str]:
-    """The selectors in ``given`` with ``"*"`` and ``"*@STEP"`` expanded from the
-    description; each is checked (an unknown modality or time step raises the
-    description's :class:`DataError`, which names it)."""
-    items = [given] if isinstance(given, str) else list(given)
-    out: list[str] = []
-    for s in items:
-        if not isinstance(s, str):
-            raise ValueError(f"given: selectors must be strings like 'vision' or 'joints@t-1'; got {s!r}")
-        name, at, step = s.partition("@")
-        if name == "*":
-            out += [f"{m}{at}{step}" for m in description.modality_names]
-        else:
-            out.append(s)
-    for s in out:
-        try:
-            description.mask(s)
-        except DataError as e:
-            raise DataError(f"given selector {s!r}: {e}") from None
-    return out
-
-
 def given_mask(description: DatasetDescription, given: str | Sequence[str]) -> np.ndarray:
-    """Boolean mask ``[n_columns]``, True for the columns ``given`` selects."""
-    selectors = expand_selectors(description, given)
-    if not selectors:
-        return np.zeros(description.n_columns, dtype=bool)
-    return np.asarray(description.mask(selectors), dtype=bool)
+    """Boolean mask ``[n_columns]``, True for the columns ``given`` selects (an unknown
+    selector raises a :class:`~intermodal.errors.DataError` naming it)."""
+    try:
+        return description.mask(given)
+    except DataError as e:
+        raise DataError(f"given: {e}") from None
 
 
 def two_steps(description: DatasetDescription, what: str) -> tuple[str, str]:
     steps = list(description.time_steps)
     if len(steps) != 2:
-        raise ValueError(
+        raise DataError(
             f"{what} needs a data set with exactly two time steps (the current one, then the previous one); "
             f"{description.name!r} has {steps}"
         )
@@ -118,21 +100,6 @@ def shift_columns(description: DatasetDescription, current: str, previous: str) 
 
 
 # ---------------------------------------------------------------------- checks
-def model_description(model: MultimodalVAE, description: DatasetDescription | None) -> DatasetDescription:
-    built_for = model.description
-    if description is None:
-        return built_for
-    # The model's input layout is its description's: another column order or muted value
-    # would silently feed it the wrong numbers.
-    if description.column_names() != built_for.column_names() or description.muted_value != built_for.muted_value:
-        raise ValueError(
-            f"the model was built for {built_for.name!r} ({built_for.n_columns} columns, muted value "
-            f"{built_for.muted_value:g}); the description {description.name!r} has {description.n_columns} columns "
-            f"and muted value {description.muted_value:g}, or another column order"
-        )
-    return description
-
-
 def _rows_array(rows, description: DatasetDescription, mask: np.ndarray, n_models: int) -> np.ndarray:
     """``rows`` as float64 ``[n_rows, n_columns]`` or ``[n_models, n_rows, n_columns]``,
     checked where it matters: the width, and the given columns (finite, never muted)."""
@@ -141,25 +108,25 @@ def _rows_array(rows, description: DatasetDescription, mask: np.ndarray, n_model
         # Columns by name, so a table needs to hold only the given columns.
         unknown = [c for c in rows.columns if c not in names]
         if unknown:
-            raise ValueError(
+            raise DataError(
                 f"rows: unknown column(s) {unknown[:5]}; the columns of {description.name!r} are named like {names[:3]}"
             )
         missing_given = [names[c] for c in np.flatnonzero(mask) if names[c] not in rows.columns]
         if missing_given:
-            raise ValueError(f"rows: the given column(s) {missing_given[:5]} are missing from the table")
+            raise DataError(f"rows: the given column(s) {missing_given[:5]} are missing from the table")
         rows = rows.reindex(columns=names).to_numpy(dtype=np.float64)
     x = np.asarray(rows, dtype=np.float64)
     if x.ndim not in (2, 3) or x.shape[-1] != description.n_columns:
         got = f"{x.shape[-1]} columns" if x.ndim in (2, 3) else f"an array of shape {x.shape}"
-        raise ValueError(
+        raise DataError(
             f"rows: expected [n_rows, n_columns] with n_columns = {description.n_columns} (the columns of "
             f"{description.name!r}: {', '.join(f'{m.name}×{m.size}' for m in description.modalities)} at steps "
             f"{list(description.time_steps)}); got {got}"
         )
     if x.ndim == 3 and x.shape[0] != n_models:
-        raise ValueError(f"rows: a 3-D array must be [n_models = {n_models}, n_rows, n_columns]; got shape {x.shape}")
+        raise DataError(f"rows: a 3-D array must be [n_models = {n_models}, n_rows, n_columns]; got shape {x.shape}")
     if x.shape[-2] == 0:
-        raise ValueError("rows: no rows given")
+        raise DataError("rows: no rows given")
     part = x[..., mask]
     bad = ~np.isfinite(part) | (part == description.muted_value)
     if bad.any():
@@ -168,7 +135,7 @@ def _rows_array(rows, description: DatasetDescription, mask: np.ndarray, n_model
         at = f"row {where[-2]}" + (f" of model {where[0]}" if x.ndim == 3 else "")
         value = x[(*where[:-1], c)]
         why = f"holds the muted value {description.muted_value:g}" if np.isfinite(value) else f"is {value}"
-        raise ValueError(
+        raise DataError(
             f"rows: {at}, column {c} ({names[c]}) {why} but is given; a given column must hold data "
             "(leave a column out of 'given' to mute it)"
         )
@@ -178,7 +145,7 @@ def _rows_array(rows, description: DatasetDescription, mask: np.ndarray, n_model
 def _generator(seed: int | None) -> torch.Generator | None:
     if seed is None:
         return None
-    return torch.Generator().manual_seed(int(seed))
+    return torch_generator(Purpose.PREDICTION_SAMPLE, whole_number(seed, "seed"))
 
 
 def _decode(
@@ -213,19 +180,17 @@ def _decode(
 # ---------------------------------------------------------------------- predict, rollout
 def predict(
     model: MultimodalVAE,
-    description: DatasetDescription | None,
     rows: np.ndarray | pd.DataFrame,
     given: str | Sequence[str],
     *,
+    description: DatasetDescription | None = None,
     seed: int | None = None,
 ) -> Prediction:
     """Predict every column from the ``given`` ones, for every model of an ensemble.
 
     Parameters
     ----------
-    model : :class:`~intermodal.model.MultimodalVAE`, an ensemble of ``n_models``.
-    description : the data set's description (None = the model's own); it must have the
-        model's columns in the model's order.
+    model : :class:`~intermodal.model.vae.MultimodalVAE`, an ensemble of ``n_models``.
     rows : array ``[n_rows, n_columns]`` in data units: complete rows, or rows where only
         the given columns matter (the others may hold anything, NaN included). Also
         accepted: ``[n_models, n_rows, n_columns]`` (an input per model), or a DataFrame
@@ -233,10 +198,13 @@ def predict(
         ones).
     given : a selector or list of selectors (``"vision"``, ``"joints@t-1"``, ``"*@t-1"``,
         ``"*"``); an empty list gives nothing (every column muted).
+    description : the data set's description (None = the model's own); it must have the
+        model's columns in the model's order.
     seed : None decodes from the latent mean (as the original's evaluation). An integer
         decodes one latent sample per row, ``z = mean + exp(logvar/2)·eps`` with ``eps``
-        drawn as ``torch.randn(n_rows, latent, generator=torch.Generator().manual_seed(seed))``
-        in the model's dtype, the same ``eps`` for every model.
+        drawn as ``torch.randn(n_rows, latent)`` in the model's dtype from the stream
+        ``(seed, Purpose.PREDICTION_SAMPLE)`` of :mod:`intermodal.streams`, the same ``eps``
+        for every model.
 
     Every column not given is set to ``description.muted_value`` before encoding.
 
@@ -247,25 +215,25 @@ def predict(
 
     Raises
     ------
-    DataError (a ValueError) for an unknown selector; ValueError for rows of the wrong
-    width, or a given column that holds the muted value or a non-finite number (naming the
-    row and column).
+    DataError for an unknown selector, rows of the wrong width, or a given column that
+    holds the muted value or a non-finite number (naming the row and column); ModelError
+    for a description that does not fit the model.
     """
-    desc = model_description(model, description)
-    mask = given_mask(desc, given)
-    x = _rows_array(rows, desc, mask, model.n_models)
-    inputs = np.where(mask, x, desc.muted_value)
+    description = description_for(model, description)
+    mask = given_mask(description, given)
+    x = _rows_array(rows, description, mask, model.n_models)
+    inputs = np.where(mask, x, description.muted_value)
     mean, std = _decode(model, inputs, _generator(seed))
     return Prediction(mean, std, mask)
 
 
 def rollout(
     model: MultimodalVAE,
-    description: DatasetDescription | None,
     start_rows: np.ndarray | pd.DataFrame,
     steps: int,
     given: str | Sequence[str],
     *,
+    description: DatasetDescription | None = None,
     seed: int | None = None,
 ) -> Prediction:
     """Chained prediction: Zambelli et al.'s "use the VAE for prediction" (reconstruct,
@@ -282,7 +250,7 @@ def rollout(
 
     Parameters
     ----------
-    start_rows, given : as :func:`predict` (``given`` applies to step 0 only).
+    start_rows, given, description : as :func:`predict` (``given`` applies to step 0 only).
     steps : number of steps, >= 1 (1 = just :func:`predict`).
     seed : None decodes every step from the latent mean; an integer seeds one
         ``torch.Generator`` once, and every step draws its ``eps [n_rows, latent]`` from it
@@ -293,18 +261,17 @@ def rollout(
     :class:`Prediction` with ``mean``, ``std`` ``[n_models, steps, n_rows, n_columns]``;
     ``given`` is step 0's mask. Needs a description with exactly two time steps.
     """
-    desc = model_description(model, description)
-    current, previous = two_steps(desc, "rollout")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"rollout: steps must be a whole number >= 1; got {steps!r}")
-    src, dst = shift_columns(desc, current, previous)
-    mask = given_mask(desc, given)
-    x = _rows_array(start_rows, desc, mask, model.n_models)
+    description = description_for(model, description)
+    current, previous = two_steps(description, "rollout")
+    steps = whole_number(steps, "rollout: steps", minimum=1)
+    src, dst = shift_columns(description, current, previous)
+    mask = given_mask(description, given)
+    x = _rows_array(start_rows, description, mask, model.n_models)
     generator = _generator(seed)
-    mean, std = _decode(model, np.where(mask, x, desc.muted_value), generator)
+    mean, std = _decode(model, np.where(mask, x, description.muted_value), generator)
     means, stds = [mean], [std]
     for _ in range(1, int(steps)):
-        shifted = np.full(mean.shape, desc.muted_value)
+        shifted = np.full(mean.shape, description.muted_value)
         shifted[..., dst] = means[-1][..., src]
         mean, std = _decode(model, shifted, generator)
         means.append(mean)
@@ -317,7 +284,7 @@ def prediction_table(
     mean: np.ndarray,
     std: np.ndarray,
     description: DatasetDescription,
-    keys: Sequence[tuple[str, int]],
+    model_keys: Sequence | None = None,
     truth: np.ndarray | None = None,
     row_index: Sequence | None = None,
 ) -> pd.DataFrame:
@@ -328,7 +295,8 @@ def prediction_table(
     mean, std : ``[n_models, n_rows, n_columns]`` (from :func:`predict`) or
         ``[n_models, steps, n_rows, n_columns]`` (from :func:`rollout`; adds a ``step``
         column, 0-based).
-    keys : ``(schedule, seed)`` of each model position.
+    model_keys : the :class:`~intermodal.training.config.ModelKey` of each model position
+        (e.g. ``model.model_keys``); None: a column ``model`` of positions instead.
     truth : optional true values, broadcastable to ``mean.shape[1:]`` (``[n_rows,
         n_columns]``; for a rollout ``[steps, n_rows, n_columns]`` where step ``k`` of
         start row ``r`` is compared with the row ``k`` later); adds a ``true`` column.
@@ -336,29 +304,30 @@ def prediction_table(
 
     Returns
     -------
-    DataFrame ``schedule, seed, [step,] row, column, mean, std[, true]``; ``column`` is the
-    column's name (``description.column_names()``), values in data units.
+    DataFrame ``schedule, seed, [step,] row, column, mean, std[, true]`` (``model`` in place
+    of the keys without them); ``column`` is the column's name
+    (``description.column_names()``), values in data units.
     """
     mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
     if mean.shape != std.shape or mean.ndim not in (3, 4) or mean.shape[-1] != description.n_columns:
-        raise ValueError(
+        raise DataError(
             f"mean and std must both be [n_models, (steps,) n_rows, {description.n_columns}]; "
             f"got {mean.shape} and {std.shape}"
         )
-    keys = [(str(s), int(k)) for s, k in keys]
-    if len(keys) != mean.shape[0]:
-        raise ValueError(f"keys: {len(keys)} (schedule, seed) pairs for {mean.shape[0]} models")
+    if model_keys is not None and len(model_keys) != mean.shape[0]:
+        raise ModelError(f"model_keys: {len(model_keys)} keys for {mean.shape[0]} models")
     n_rows, n_cols = mean.shape[-2], mean.shape[-1]
     rows = np.arange(n_rows) if row_index is None else np.asarray(row_index)
     if len(rows) != n_rows:
-        raise ValueError(f"row_index: {len(rows)} labels for {n_rows} rows")
+        raise DataError(f"row_index: {len(rows)} labels for {n_rows} rows")
     lead = mean.shape[:-2]  # (models,) or (models, steps)
     n_lead = int(np.prod(lead))
     per_lead = n_rows * n_cols
-    frame = {
-        "schedule": np.repeat([k[0] for k in keys], per_lead * (n_lead // len(keys))),
-        "seed": np.repeat(np.array([k[1] for k in keys], dtype=np.int64), per_lead * (n_lead // len(keys))),
-    }
+    per_model = per_lead * (n_lead // mean.shape[0])
+    if model_keys is None:
+        frame = {"model": np.repeat(np.arange(mean.shape[0], dtype=np.int64), per_model)}
+    else:
+        frame = key_columns(model_keys, per_model)
     if mean.ndim == 4:
         frame["step"] = np.tile(np.repeat(np.arange(lead[1], dtype=np.int64), per_lead), lead[0])
     frame["row"] = np.tile(np.repeat(rows, n_cols), n_lead)

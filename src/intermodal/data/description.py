@@ -1,12 +1,14 @@
-"""Data sets: their description, reading and validation, and training augmentation.
+"""A data set's description: what its columns mean, and the selectors that name parts of
+a row.
 
 A data set is a table of complete rows; each row holds every modality at every time step
 (by default two steps, ``t`` and ``t-1``; docs/method.md §1). Its *description* names the
 modalities, their sizes per time step, the column order, the value range, the muted value
 and the muting patterns used to augment the training rows (Zambelli et al. 2020, Table 1).
 Nothing in this module knows how many modalities there are: the iCub set is one
-description (``datasets/icub-zambelli2020.json``) among any a user writes. This module
-imports nothing else of the package: it is where the data flow starts.
+description (``datasets/icub-zambelli2020.json``) among any a user writes. The data
+package imports nothing of intermodal's beyond its errors and options: it is where the
+data flow starts. Reading the files is :mod:`intermodal.data.reading`'s job.
 
 Description files are JSON (or TOML) with these keys; every value's type is checked and
 unknown keys are rejected at every level (docs/data.md)::
@@ -35,31 +37,19 @@ unknown keys are rejected at every level (docs/data.md)::
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
+from collections.abc import Sequence
 from dataclasses import field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-import tomllib
 from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass as validated_dataclass
 
-__all__ = [
-    "Modality",
-    "TableFile",
-    "PredictionTest",
-    "DatasetDescription",
-    "Dataset",
-    "DataError",
-    "load_description",
-    "read_mapping_file",
-    "read_table",
-    "augment",
-    "builtin_description_path",
-    "validation_message",
-]
+from ..errors import DataError, errors_as, validation_message
+
+__all__ = ["Modality", "TableFile", "PredictionTest", "DatasetDescription", "builtin_description_path"]
 
 _DATASETS_DIR = Path(__file__).with_name("datasets")
 
@@ -71,30 +61,6 @@ PositiveInt = Annotated[int, Strict(), Field(gt=0)]
 FiniteFloat = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 Name = Annotated[str, Strict(), Field(min_length=1)]
 _STRICT = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
-
-class DataError(ValueError):
-    """A data file or description does not hold what was expected."""
-
-
-def validation_message(error: ValidationError, origin: str) -> str:
-    """One line per problem of a pydantic error, each naming ``origin`` and the key path."""
-    lines = []
-    for problem in error.errors():
-        where = ".".join(str(p) for p in problem["loc"]) or "(top level)"
-        kind = problem["type"]
-        if kind in ("unexpected_keyword_argument", "extra_forbidden"):
-            text = "unknown key"
-        elif kind == "missing" or kind == "missing_argument":
-            text = "missing key"
-        elif kind == "value_error" and "error" in problem.get("ctx", {}):
-            text = str(problem["ctx"]["error"])
-        else:
-            shown = problem.get("input")
-            msg = problem["msg"].replace("valid tuple", "list").replace("valid dictionary", "mapping")
-            text = f"{msg[0].lower()}{msg[1:]} (got {shown!r})"
-        lines.append(f"{origin}: {text}" if not problem["loc"] else f"{origin}: {where}: {text}")
-    return "\n".join(lines)
 
 
 @validated_dataclass(frozen=True, config=_STRICT)
@@ -125,11 +91,13 @@ class TableFile:
 @validated_dataclass(frozen=True, config=_STRICT)
 class PredictionTest:
     """One prediction test (docs/prediction.md): the selectors given to the model, and
-    whether the prediction is chained along time (a rollout)."""
+    whether the prediction is chained along time (a rollout). ``name``: the test's name;
+    in a description, the key it is listed under (filled in from it)."""
 
     given: tuple[Name, ...]
     chained: Annotated[bool, Strict()] = False
     about: Annotated[str, Strict()] = ""
+    name: Annotated[str, Strict()] = ""
 
 
 @validated_dataclass(frozen=True, config=_STRICT)
@@ -191,6 +159,11 @@ class DatasetDescription:
             self.modality(name)
         for name, test in (self.prediction_tests or {}).items():
             self._check_selectors(test.given, f"prediction test {name!r}")
+            if test.name not in ("", name):
+                raise DataError(f"prediction test {name!r} is named {test.name!r}; a listed test takes its key's name")
+        if self.prediction_tests:
+            named = {k: dataclasses.replace(t, name=k) if t.name != k else t for k, t in self.prediction_tests.items()}
+            object.__setattr__(self, "prediction_tests", named)
 
     def _check_selectors(self, selectors, what: str) -> None:
         try:
@@ -220,26 +193,36 @@ class DatasetDescription:
         """Names of the columns in file order, e.g. ``joints_t_0`` or ``touch_t-1_0``."""
         return list(self.columns) if self.columns is not None else self.default_columns()
 
-    def mask(self, selector: str | list[str] | tuple[str, ...]) -> np.ndarray:
+    def expand(self, selectors: str | Sequence[str]) -> list[str]:
+        """Selectors with ``"*"`` (every modality, every step) and ``"*@STEP"`` (every
+        modality at one step) written out, each checked: an unknown modality or time step
+        raises a :class:`~intermodal.errors.DataError` naming it."""
+        items = [selectors] if isinstance(selectors, str) else list(selectors)
+        out: list[str] = []
+        for s in items:
+            if not isinstance(s, str):
+                raise DataError(f"selectors must be strings like 'vision' or 'joints@t-1'; got {s!r}")
+            name, at, step = s.partition("@")
+            out += [f"{m}{at}{step}" for m in self.modality_names] if name == "*" else [s]
+        for s in out:
+            name, _, step = s.partition("@")
+            self.modality(name)
+            if step and step not in self.time_steps:
+                raise DataError(
+                    f"data set {self.name!r}: selector {s!r} names time step {step!r}; the steps are "
+                    f"{list(self.time_steps)}"
+                )
+        return out
+
+    def mask(self, selector: str | Sequence[str]) -> np.ndarray:
         """Boolean mask over the columns, shape ``[n_columns]``, for ``"modality"``
         (every time step), ``"modality@step"``, ``"*"`` (every modality) or ``"*@step"``
-        (every modality at one step), or a list of those (their union)."""
-        if not isinstance(selector, str):
-            out = np.zeros(self.n_columns, dtype=bool)
-            for s in selector:
-                out |= self.mask(s)
-            return out
-        name, at, step = selector.partition("@")
-        if name == "*":
-            return self.mask([f"{m}{at}{step}" for m in self.modality_names])
-        modality = self.modality(name)
-        if step and step not in self.time_steps:
-            raise DataError(
-                f"data set {self.name!r}: selector {selector!r} names time step {step!r}; "
-                f"the steps are {list(self.time_steps)}"
-            )
-        steps = [step] if step else list(self.time_steps)
-        wanted = {f"{modality.name}_{s}_{i}" for s in steps for i in range(modality.size)}
+        (every modality at one step), or a list of those (their union; empty: no column)."""
+        wanted = set()
+        for s in self.expand(selector):
+            name, _, step = s.partition("@")
+            size = self.modality(name).size
+            wanted |= {f"{name}_{t}_{i}" for t in ([step] if step else self.time_steps) for i in range(size)}
         return np.array([c in wanted for c in self.column_names()], dtype=bool)
 
     def columns_of(self, selector: str | list[str]) -> np.ndarray:
@@ -325,236 +308,11 @@ class DatasetDescription:
         return dataclasses.replace(self, **changes)
 
 
-def _errors_as_data_errors(cls):
-    """Constructing ``cls`` directly (or through dataclasses.replace) raises DataError, as
-    reading it from a file does, rather than pydantic's ValidationError."""
-    init = cls.__init__
-
-    def __init__(self, *args, **kwargs):
-        try:
-            init(self, *args, **kwargs)
-        except ValidationError as e:
-            raise DataError(validation_message(e, cls.__name__)) from None
-
-    cls.__init__ = __init__
-    return cls
-
-
 for _cls in (Modality, TableFile, PredictionTest, DatasetDescription):
-    _errors_as_data_errors(_cls)
+    errors_as(DataError)(_cls)
 _DESCRIPTION = TypeAdapter(DatasetDescription)
-
-
-def read_mapping_file(path: str | Path, what: str) -> dict:
-    """Read a ``.json`` or ``.toml`` file into a dict; ``what`` names it in errors."""
-    path = Path(path)
-    if path.suffix not in (".json", ".toml"):
-        raise DataError(f"{what} {path}: expected a .json or .toml file")
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise DataError(f"cannot read {what} {path}: {e.strerror}") from None
-    try:
-        d = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
-        raise DataError(f"{path}: not valid {path.suffix[1:].upper()}: {e}") from None
-    if not isinstance(d, dict):
-        raise DataError(f"{path}: expected a {what} as a JSON object / TOML table")
-    return d
-
-
-def load_description(path: str | Path) -> DatasetDescription:
-    """Read a description from a ``.json`` or ``.toml`` file."""
-    d = read_mapping_file(path, "data set description")
-    return DatasetDescription.from_dict(d, origin=str(path), root=Path(path).parent)
 
 
 def builtin_description_path(name: str) -> Path:
     """The description file of a data set shipped with intermodal (e.g. ``icub-zambelli2020``)."""
     return _DATASETS_DIR / f"{name}.json"
-
-
-# ---------------------------------------------------------------------- reading
-def _read_csv(path: Path, header_names: list[str] | None, extra_columns: str) -> np.ndarray:
-    import pandas as pd
-
-    with open(path, newline="") as f:
-        first = f.readline().strip()
-    if not first:
-        raise DataError(f"{path}: the file is empty; expected a header line of column names or rows of numbers")
-    try:
-        [float(c) for c in first.split(",")]
-        has_header = False  # the first row is data
-    except ValueError:
-        has_header = True
-    try:
-        frame = pd.read_csv(path, header=0 if has_header else None)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not a readable CSV table ({str(e).strip()})") from None
-    if has_header and header_names is not None:
-        missing = [c for c in header_names if c not in frame.columns]
-        unknown = [str(c) for c in frame.columns if c not in header_names]
-        if missing or (unknown and extra_columns == "error"):
-            problems = []
-            if missing:
-                problems.append(f"lacks column(s) {missing[:5]}{' ...' if len(missing) > 5 else ''}")
-            if unknown:
-                problems.append(
-                    f"has column(s) the description does not name {unknown[:5]}"
-                    + (
-                        ' (set "extra_columns": "ignore" in the description\'s part to skip them)'
-                        if not missing
-                        else ""
-                    )
-                )
-            raise DataError(
-                f"{path}: the header {' and '.join(problems)}; expected the {len(header_names)} "
-                f"column names of the description, like {header_names[:3]}"
-            )
-        frame = frame[header_names]  # the description's order, whatever the file's
-    if len(frame) == 0:
-        raise DataError(f"{path}: has no rows")
-    for column in frame.columns:
-        if not pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column]):
-            values = pd.to_numeric(frame[column], errors="coerce")
-            row = int(np.flatnonzero(values.isna() & frame[column].notna())[0]) if values.isna().any() else 0
-            raise DataError(f"{path}: column {column!r}, data row {row}: {frame[column].iloc[row]!r} is not a number")
-    return frame.to_numpy(dtype=np.float64)
-
-
-def _read_matrix(
-    path: Path, variable: str | None, header_names: list[str] | None, extra_columns: str = "error"
-) -> np.ndarray:
-    suffix = path.suffix.lower()
-    if not path.is_file():
-        raise DataError(f"data file {path} does not exist")
-    if suffix == ".csv":
-        return _read_csv(path, header_names, extra_columns)
-    if suffix in (".npz", ".npy"):
-        import zipfile
-
-        try:
-            if suffix == ".npy":
-                return np.asarray(np.load(path, allow_pickle=False), dtype=np.float64)
-            with np.load(path, allow_pickle=False) as z:
-                keys = list(z.keys())
-                key = variable or (keys[0] if len(keys) == 1 else None)
-                if key is None or key not in keys:
-                    raise DataError(f"{path}: name the array with 'variable' (one of {keys})")
-                return np.asarray(z[key], dtype=np.float64)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-            if isinstance(e, DataError):
-                raise
-            raise DataError(f"{path}: not a readable numeric {suffix} array ({e})") from None
-    if suffix == ".mat":
-        import scipy.io
-
-        try:
-            mat = scipy.io.loadmat(path)
-        except Exception as e:  # scipy raises several types for a damaged file
-            raise DataError(f"{path}: not a readable MATLAB file ({e})") from None
-        keys = [k for k in mat if not k.startswith("__")]
-        key = variable or (keys[0] if len(keys) == 1 else None)
-        if key is None or key not in keys:
-            raise DataError(f"{path}: name the MATLAB variable with 'variable' (one of {keys})")
-        return np.asarray(mat[key], dtype=np.float64)
-    raise DataError(f"{path}: unsupported file type {suffix!r}; expected .csv, .npz, .npy or .mat")
-
-
-def _check_values(rows: np.ndarray, desc: DatasetDescription, path: Path, *, allow_muted: bool = False) -> None:
-    names = desc.column_names()
-    bad = ~np.isfinite(rows)
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        raise DataError(
-            f"{path}: row {r}, column {c} ({names[c % len(names)]}) is {rows[r, c]}; expected a finite number"
-        )
-    low, high = desc.value_range
-    outside = (rows < low) | (rows > high)
-    if allow_muted:
-        outside &= rows != desc.muted_value
-    if outside.any():
-        r, c = np.argwhere(outside)[0]
-        raise DataError(
-            f"{path}: row {r}, column {c} ({names[c % len(names)]}) is {rows[r, c]:g}; "
-            f"expected values in the description's value_range [{low:g}, {high:g}]"
-            + (f" or the muted value {desc.muted_value:g}" if allow_muted else "")
-        )
-
-
-def read_table(spec: TableFile, desc: DatasetDescription, root: Path | None = None) -> np.ndarray:
-    """Read one part of a data set as complete rows, shape ``[rows, n_columns]``, float64.
-
-    Checks the column count, finiteness and the value range, and names the file, row and
-    column of the first offence.
-    """
-    path = Path(spec.file)
-    if not path.is_absolute():
-        path = (root or desc.root or Path.cwd()) / path
-    names = desc.column_names()
-    header = names if spec.layout == "complete" else [f"input_{c}" for c in names] + names
-    matrix = _read_matrix(path, spec.variable, header, spec.extra_columns)
-    if matrix.ndim != 2:
-        raise DataError(f"{path}: expected a 2-D table, got shape {matrix.shape}")
-    n = desc.n_columns
-    expected = n if spec.layout == "complete" else 2 * n
-    if matrix.shape[1] != expected:
-        raise DataError(
-            f"{path}: has {matrix.shape[1]} columns; the description {desc.name!r} expects {expected} "
-            f"({'complete rows' if spec.layout == 'complete' else 'input then target'} of "
-            f"{', '.join(f'{m.name}×{m.size}' for m in desc.modalities)} at steps {list(desc.time_steps)})"
-        )
-    if matrix.shape[0] == 0:
-        raise DataError(f"{path}: has no rows")
-    if spec.layout == "complete":
-        _check_values(matrix, desc, path)
-        return matrix
-    inputs, targets = matrix[:, :n], matrix[:, n:]
-    _check_values(targets, desc, path)
-    _check_values(inputs, desc, path, allow_muted=True)
-    # The complete rows are those whose input mutes nothing; each sample appears once there.
-    complete = ~(inputs == desc.muted_value).any(axis=1)
-    if not complete.any():
-        raise DataError(f"{path}: no row has a complete (unmuted) input, so the complete rows cannot be recovered")
-    return targets[complete]
-
-
-def augment(
-    complete: np.ndarray, desc: DatasetDescription, patterns: list[str] | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Training rows from complete rows: each row once per muting pattern (Zambelli Table 1).
-
-    Parameters
-    ----------
-    complete : array ``[n, n_columns]``
-    patterns : pattern names, default all of the description's, in its order.
-
-    Returns
-    -------
-    inputs, targets : arrays ``[n_patterns * n, n_columns]``, pattern-major (block ``k`` is
-        every row with pattern ``k`` applied); muted entries of ``inputs`` hold ``muted_value``.
-    """
-    masks = desc.pattern_masks(patterns)
-    targets = np.tile(complete, (len(masks), 1))
-    inputs = targets.copy()
-    block = np.repeat(masks, len(complete), axis=0)
-    inputs[block] = desc.muted_value
-    return inputs, targets
-
-
-# ---------------------------------------------------------------------- data sets
-@dataclasses.dataclass
-class Dataset:
-    """Complete rows of a data set with its description.
-
-    ``train``: ``[n_train, n_columns]``; ``test``: ``[n_test, n_columns]`` (time-ordered
-    where the source is), float64 in the description's value range.
-    """
-
-    description: DatasetDescription
-    train: np.ndarray
-    test: np.ndarray
-    origin: str = ""
-
-    def training_rows(self, patterns: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        return augment(self.train, self.description, patterns)

@@ -11,24 +11,36 @@ be resumed and its figures rebuilt.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BeforeValidator, Field, Strict, field_validator, model_validator
 
-from .data import DataError, read_mapping_file
-from .options import RAW_STRING, OptionError, Options
-from .schedules import PAPER_EPOCHS, PAPER_SCHEDULES, ScheduleError, parse_schedule
+from ..data.reading import read_mapping_file
+from ..errors import ConfigError, DataError, ScheduleError
+from ..options import RAW_STRING, Options
+from .schedules import PAPER_EPOCHS, PAPER_SCHEDULES, parse_schedule
 
 __all__ = [
     "RunConfig",
-    "ConfigError",
+    "ModelKey",
+    "MODEL_KEY_COLUMNS",
+    "label_models",
     "load_config_file",
     "parse_seeds",
     "STUDY_PRESETS",
     "preset_config",
 ]
 
-ConfigError = OptionError
+
+class ModelKey(NamedTuple):
+    """Which model a position of a run's ensemble holds."""
+
+    schedule: str
+    seed: int
+
+
+# The columns that name a model in every table of a run.
+MODEL_KEY_COLUMNS = list(ModelKey._fields)
 
 
 def parse_seeds(value) -> list[int]:
@@ -61,6 +73,12 @@ Finite = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 
 
 class RunConfig(Options):
+    """Everything a run is made of: the data, the models (one per schedule × seed), the
+    optimisation, the evaluation during training and the checkpoints. Every field has a
+    default (below) and is also a command-line flag (``--batch-size``) and a key of a
+    ``--config`` file; values are checked strictly and unknown keys are refused, each with
+    a :class:`~intermodal.errors.ConfigError` naming it."""
+
     # --- data -----------------------------------------------------------------------
     data: str = "sim"  # "sim", "icub", or a data set description file (.json/.toml)
     data_dir: str | None = None  # read the data files from here instead of fetching
@@ -144,10 +162,10 @@ class RunConfig(Options):
         return self
 
     # ------------------------------------------------------------------ helpers
-    def model_keys(self) -> list[tuple[str, int]]:
-        """(schedule, seed) of each model position, schedule-major: model ``k`` of a run is
-        ``(schedules[k // len(seeds)], seeds[k % len(seeds)])``."""
-        return [(s, seed) for s in self.schedules for seed in self.seeds]
+    def model_keys(self) -> list[ModelKey]:
+        """The :class:`ModelKey` of each model position, schedule-major: model ``k`` of a run
+        is ``(schedules[k // len(seeds)], seeds[k % len(seeds)])``."""
+        return [ModelKey(s, seed) for s in self.schedules for seed in self.seeds]
 
     def with_absolute_paths(self, base: str | Path | None = None) -> RunConfig:
         """A copy whose data file and folder paths are absolute, so that a run folder can be
@@ -168,6 +186,31 @@ class RunConfig(Options):
     @classmethod
     def from_dict(cls, values: dict, origin: str = "config") -> RunConfig:
         return cls.from_mapping(values, origin)
+
+
+def key_columns(model_keys, repeat: int = 1) -> dict:
+    """The :class:`ModelKey` columns of a table holding ``repeat`` consecutive rows per
+    model, models in position order: column name -> array (``seed`` as int64). Keys may be
+    given as plain tuples in ModelKey's order."""
+    import numpy as np
+
+    keys = [ModelKey(*k) for k in model_keys]
+    return {
+        column: np.repeat(np.array([k[i] for k in keys], dtype=np.int64 if column == "seed" else object), repeat)
+        for i, column in enumerate(MODEL_KEY_COLUMNS)
+    }
+
+
+def label_models(table, model_keys: list[ModelKey]):
+    """``table`` (a DataFrame with a column ``model``, a position in an ensemble) with the
+    :class:`ModelKey` columns in front in its place."""
+    table = table.copy()
+    positions = table.pop("model").to_numpy()
+    if all(column in table for column in MODEL_KEY_COLUMNS):  # labelled already
+        return table
+    for index, column in reversed(list(enumerate(MODEL_KEY_COLUMNS))):
+        table.insert(0, column, [model_keys[p][index] for p in positions])
+    return table
 
 
 def _absolute_table(spec: str, base: Path) -> str:

@@ -31,13 +31,16 @@ from pydantic import (
     ConfigDict,
     Field,
     Strict,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from .data import Dataset, DatasetDescription, Modality, builtin_description_path, load_description, validation_message
-from .options import OptionError, Options
+from ..errors import ConfigError, errors_as
+from ..options import Options
+from ..streams import Purpose, numpy_generator
+from .dataset import Dataset
+from .description import DatasetDescription, Modality, builtin_description_path
+from .reading import load_description
 from .sim_world import (
     IMAGE_SIZE_PX,
     JOINT_LIMITS_RAD,
@@ -153,21 +156,8 @@ def _distractor_spec(spec: str) -> tuple[str, int, str | None]:
     raise ValueError(f"{spec!r} is not 'noise', 'noise:SIZE' or 'copy-MODALITY'")
 
 
-class _KeywordErrorsAsOptionError(type(Options)):
-    """``SimConfig(**options)`` raises OptionError, as ``from_mapping`` does. (A metaclass, not
-    ``__init__``: pydantic would call a custom ``__init__`` from ``model_validate`` too.)"""
-
-    def __call__(cls, *args, **options):
-        try:
-            return super().__call__(*args, **options)
-        except ValidationError as e:
-            message = validation_message(e, cls.__name__)
-            if "unknown key" in message:
-                message += f"; known keys are {', '.join(sorted(cls.model_fields))}"
-            raise OptionError(message) from None
-
-
-class SimConfig(Options, metaclass=_KeywordErrorsAsOptionError):
+@errors_as(ConfigError, known_keys=True)
+class SimConfig(Options):
     """Every option of the simulator, with its default: an immutable pydantic model.
 
     Values must have their type: a whole number where a count is expected (not ``2.7``,
@@ -177,7 +167,7 @@ class SimConfig(Options, metaclass=_KeywordErrorsAsOptionError):
     (``SimConfig.from_mapping(values, origin)``), or from command-line strings
     (``SimConfig.from_mapping(SimConfig.from_strings({"n_train": "500"}))``: numbers,
     ``true``/``false``, comma-separated lists, and ``name=std`` pairs or JSON for
-    ``noise``). Every bad value raises :class:`intermodal.options.OptionError` (a
+    ``noise``). Every bad value raises :class:`intermodal.errors.ConfigError` (a
     ``ValueError``) naming the option.
 
     seed : int >= 0
@@ -289,16 +279,16 @@ class SimConfig(Options, metaclass=_KeywordErrorsAsOptionError):
 
 
 def _noise_pairs(text: str, where: str) -> dict[str, float]:
-    """``"vision=0.1, touch=0"`` → ``{"vision": 0.1, "touch": 0.0}``; OptionError naming ``where``."""
+    """``"vision=0.1, touch=0"`` → ``{"vision": 0.1, "touch": 0.0}``; ConfigError naming ``where``."""
     pairs = {}
     for item in (v for v in text.split(",") if v.strip()):
         name, sep, std = item.partition("=")
         try:
-            if not sep:
-                raise ValueError
-            pairs[name.strip()] = float(std)
+            pairs[name.strip()] = float(std) if sep else None
         except ValueError:
-            raise OptionError(f"{where}: {item.strip()!r} is not MODALITY=STD") from None
+            pairs[name.strip()] = None
+        if pairs[name.strip()] is None:
+            raise ConfigError(f"{where}: {item.strip()!r} is not MODALITY=STD")
     return pairs
 
 
@@ -434,19 +424,15 @@ def plan_commands(
 
 
 # =========================================================================== data set
-def _stream(seed: int, *purpose: int) -> np.random.Generator:
-    """An independent random stream per purpose, so that e.g. adding a distractor leaves
-    every other column bitwise unchanged."""
-    return np.random.default_rng(np.random.SeedSequence([seed, *purpose]))
-
-
-def _name_code(name: str) -> int:
-    return zlib.crc32(name.encode())
+def _stream(purpose: Purpose, seed: int, part: int = 0, name: str | None = None) -> np.random.Generator:
+    """An independent random stream per purpose (intermodal.streams), part and modality, so
+    that e.g. adding a distractor leaves every other column bitwise unchanged."""
+    return numpy_generator(purpose, seed, part, 0 if name is None else zlib.crc32(name.encode()))
 
 
 def _signals(config: SimConfig, n_rows: int, part: int) -> dict[str, np.ndarray]:
     """Every modality as a time series ``[n_rows + 1, size]``, normalised, noisy, clipped."""
-    rng = _stream(config.seed, 1, part)
+    rng = _stream(Purpose.SIM_TRAJECTORY, config.seed, part)
     commands, angles = plan_commands(n_rows + 1, rng, config.press_probability, config.pause_probability)
     # n_rows rows need n_rows + 1 steps; the command of the last step is the last row's
     # motor(t), and the pose it would lead to lies beyond the data.
@@ -454,7 +440,9 @@ def _signals(config: SimConfig, n_rows: int, part: int) -> dict[str, np.ndarray]
     tip = fingertip_position(angles)
     pixels = project_to_cameras(tip)
     if config.vision_noise > 0:
-        pixels = pixels + _stream(config.seed, 2, part).normal(0.0, config.vision_noise, pixels.shape)
+        pixels = pixels + _stream(Purpose.SIM_PIXEL_NOISE, config.seed, part).normal(
+            0.0, config.vision_noise, pixels.shape
+        )
     touch, sound = contact_from_angles(angles)
     series = {
         "joints": angles_to_joints(angles),
@@ -465,17 +453,17 @@ def _signals(config: SimConfig, n_rows: int, part: int) -> dict[str, np.ndarray]
     }
     for name, std in config.noise.items():
         if name in series and std > 0:
-            noise = _stream(config.seed, 3, part, _name_code(name)).normal(0.0, std, series[name].shape)
+            noise = _stream(Purpose.SIM_MODALITY_NOISE, config.seed, part, name).normal(0.0, std, series[name].shape)
             series[name] = series[name] + noise
     series = {name: np.clip(values, -1.0, 1.0) for name, values in series.items()}
     for name, size, source in config.distractor_modalities():
         if source is None:
-            values = _stream(config.seed, 4, part, _name_code(name)).uniform(-1.0, 1.0, (len(angles), size))
+            values = _stream(Purpose.SIM_DISTRACTOR, config.seed, part, name).uniform(-1.0, 1.0, (len(angles), size))
         else:
             values = series[source].copy()
         std = config.noise.get(name, 0.0)
         if std > 0:
-            noise = _stream(config.seed, 3, part, _name_code(name)).normal(0.0, std, values.shape)
+            noise = _stream(Purpose.SIM_MODALITY_NOISE, config.seed, part, name).normal(0.0, std, values.shape)
             values = np.clip(values + noise, -1.0, 1.0)
         series[name] = values
     for name in config.drop:
@@ -544,7 +532,7 @@ def description(config: SimConfig | None = None) -> DatasetDescription:
 def simulate(config: SimConfig | None = None, **overrides) -> Dataset:
     """Simulate the data set: ``config`` (default :class:`SimConfig`) with ``overrides``
     (SimConfig field names) applied, all of it validated again; a bad or unknown option
-    raises :class:`~intermodal.options.OptionError` naming it. Same configuration, same
+    raises :class:`~intermodal.errors.ConfigError` naming it. Same configuration, same
     arrays, bit for bit."""
     if config is None:
         config = SimConfig.from_mapping(overrides, "simulator options")
@@ -554,7 +542,7 @@ def simulate(config: SimConfig | None = None, **overrides) -> Dataset:
     train = _rows(_signals(config, config.n_train, part=0), desc)
     test = _rows(_signals(config, config.n_test, part=1), desc)
     if config.shuffle_train:
-        train = train[_stream(config.seed, 5).permutation(len(train))]
+        train = train[_stream(Purpose.SIM_SHUFFLE, config.seed).permutation(len(train))]
     options = ", ".join([f"seed={config.seed}"] + [f"{k}={v!r}" for k, v in config.changed().items()])
     return Dataset(desc, train, test, origin=f"sim({options})")
 
@@ -572,7 +560,7 @@ def compare_with(dataset_a: Dataset, dataset_b: Dataset, *, part: str = "all", l
     import pandas as pd
 
     if part not in ("train", "test", "all"):
-        raise ValueError(f"part: {part!r}; expected 'train', 'test' or 'all'")
+        raise ConfigError(f"part: {part!r}; expected 'train', 'test' or 'all'")
     labels = labels or (dataset_a.description.name, dataset_b.description.name)
     if labels[0] == labels[1]:
         labels = (f"{labels[0]} (a)", f"{labels[1]} (b)")

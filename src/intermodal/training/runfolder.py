@@ -1,24 +1,25 @@
-"""A run folder: the one module that knows its files, their columns and the tables derived
-from them. Training writes through it, and measuring, figures, the report and the cluster
-backend read through it; nothing else opens these files.
+"""A run folder: the one module that knows its files and folders and their columns.
+Training writes through it; measuring, figures, the report, the cluster backend and the
+prediction baselines find their files through it. Nothing else spells these names.
 
 Files of ``RUN/``::
 
-    config.json          the resolved :class:`~intermodal.config.RunConfig`
-    description.json     the data set's description
-    history.parquet      one row per schedule, seed, epoch: HISTORY_COLUMNS
-    results.parquet      one row per schedule, seed, epoch, quantity, modality, scope: RESULTS_COLUMNS
-    diagnostics.parquet  one row per schedule, seed, epoch, latent dimension: DIAGNOSTICS_COLUMNS
-    prediction_tests.parquet  the prediction tests' errors (intermodal predict RUN --tests)
-    baselines/           the prediction baselines (intermodal.baselines)
-    checkpoint/          weights, optimiser and generator states (intermodal.checkpoint)
-    figures/             PNG and SVG of each figure
-    report.html          the report
-    .lock                held by the one process writing the folder
+    config.json               the resolved :class:`~intermodal.training.config.RunConfig`
+    description.json          the data set's description
+    history.parquet           one row per model and epoch: HISTORY_COLUMNS
+    results.parquet           one row per model, epoch, quantity, modality, scope: RESULTS_COLUMNS
+    diagnostics.parquet       one row per model, epoch, latent dimension: DIAGNOSTICS_COLUMNS
+    prediction_errors.parquet the prediction tests' errors (intermodal predict RUN --tests)
+    baselines/                the prediction baselines (intermodal.evaluation.baselines)
+    checkpoint/               weights, optimiser and generator states (intermodal.training.checkpoint)
+    units/                    a study trained on a Ray cluster: plan.json, the driver's marker
+                              (.driver-<token>) and one run folder per unit
+    figures/                  PNG and SVG of each figure
+    report.html               the report
+    .lock                     held by the one process writing the folder
 
-Every file is written atomically and durably (:mod:`intermodal.files`). Derived tables
-(seed summaries, window means, active-unit counts, the epoch windows) are computed here
-and only here.
+Every file is written atomically and durably (:mod:`intermodal.files`). A model is named in
+every table by the columns of :class:`~intermodal.training.config.ModelKey`.
 """
 
 from __future__ import annotations
@@ -30,15 +31,21 @@ from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import pyarrow
 
-from .config import RunConfig
-from .data import DataError, DatasetDescription, read_mapping_file
-from .files import atomic_write, write_json
-from .options import OptionError
+from ..data.catalog import DESCRIPTION_FILE, dataset_of
+from ..data.dataset import Dataset
+from ..data.description import DatasetDescription
+from ..data.reading import read_mapping_file
+from ..errors import ConfigError, DataError, RunFolderError
+from ..files import atomic_write, write_json
+from ..model.vae import MultimodalVAE
+from . import checkpoint
+from .config import MODEL_KEY_COLUMNS, ModelKey, RunConfig
 
 __all__ = [
     "CONFIG",
@@ -46,61 +53,130 @@ __all__ = [
     "HISTORY",
     "RESULTS",
     "DIAGNOSTICS",
+    "PREDICTION_ERRORS",
     "CHECKPOINT",
+    "BASELINES",
     "FIGURES",
     "REPORT",
+    "UNITS",
     "HISTORY_COLUMNS",
     "RESULTS_COLUMNS",
-    "MEASURE_QUANTITIES",
-    "BAND_DESCRIPTIONS",
-    "RunFolderError",
+    "DIAGNOSTICS_COLUMNS",
     "Run",
     "RunLock",
+    "Ensemble",
     "writing",
     "start_run",
     "save_tables",
+    "write_table_file",
     "read_config",
     "read_history",
     "read_table",
     "read_run",
-    "list_models",
+    "load_ensemble",
+    "save_checkpoint",
+    "load_checkpoint",
+    "checkpoint_path",
+    "has_checkpoint",
+    "checkpoint_state",
+    "epochs_done",
+    "baselines_path",
+    "figures_path",
+    "report_path",
+    "units_path",
+    "unit_plan_path",
+    "driver_marker_path",
+    "driver_markers",
+    "is_cluster_run",
+    "row_model_keys",
     "merge_tables",
     "merge_runs",
-    "normalised_results",
-    "default_windows",
-    "resolve_windows",
-    "window_label",
-    "in_window",
-    "schedule_order",
-    "modality_order",
-    "seed_summary",
-    "window_means",
-    "window_schedule_means",
-    "active_unit_counts",
 ]
 
 CONFIG = "config.json"
-DESCRIPTION = "description.json"
+DESCRIPTION = DESCRIPTION_FILE
 HISTORY = "history.parquet"
 RESULTS = "results.parquet"
 DIAGNOSTICS = "diagnostics.parquet"
+PREDICTION_ERRORS = "prediction_errors.parquet"
 CHECKPOINT = "checkpoint"
+BASELINES = "baselines"
 FIGURES = "figures"
 REPORT = "report.html"
+UNITS = "units"
+UNIT_PLAN = "plan.json"
+DRIVER_MARKER = ".driver-"  # units/.driver-<token>: which driver's units these are (intermodal.study.cluster)
 LOCK = ".lock"
 
-HISTORY_COLUMNS = ["schedule", "seed", "epoch", "beta", "reconstruction_loss", "latent_loss", "loss", "diverged"]
-RESULTS_COLUMNS = ["schedule", "seed", "epoch", "quantity", "modality", "scope", "value"]
-DIAGNOSTICS_COLUMNS = ["schedule", "seed", "epoch", "latent_dim", "kl", "posterior_mean_variance", "active"]
+HISTORY_COLUMNS = [*MODEL_KEY_COLUMNS, "epoch", "beta", "reconstruction_loss", "latent_loss", "loss", "diverged"]
+RESULTS_COLUMNS = [*MODEL_KEY_COLUMNS, "epoch", "quantity", "modality", "scope", "value"]
+DIAGNOSTICS_COLUMNS = [*MODEL_KEY_COLUMNS, "epoch", "latent_dim", "kl", "posterior_mean_variance", "active"]
 # "diverged" (True from the epoch a model's loss became non-finite) may be absent from
 # tables written by other tools; it is then all False.
-_REQUIRED_COLUMNS = {HISTORY: HISTORY_COLUMNS[:7], RESULTS: RESULTS_COLUMNS, DIAGNOSTICS: DIAGNOSTICS_COLUMNS}
-MEASURE_QUANTITIES = ("single_modality_error", "loss_of_precision")
-BAND_DESCRIPTIONS = {"sd": "band: ±1 sd over seeds", "minmax": "band: min–max over seeds"}
+_REQUIRED_COLUMNS = {HISTORY: HISTORY_COLUMNS[:-1], RESULTS: RESULTS_COLUMNS, DIAGNOSTICS: DIAGNOSTICS_COLUMNS}
+# The evaluation tables a run writes, by stem (the file is STEM.parquet).
+EVALUATION_TABLES = (RESULTS.removesuffix(".parquet"), DIAGNOSTICS.removesuffix(".parquet"))
 
 
-class RunFolderError(ValueError):
-    """A run folder lacks a file, holds a malformed one, or is in use by another process."""
+# --------------------------------------------------------------------------- where things are
+def checkpoint_path(run: str | Path) -> Path:
+    """The run's checkpoint folder (whether or not it exists yet)."""
+    return Path(run) / CHECKPOINT
+
+
+def has_checkpoint(run: str | Path) -> bool:
+    """Whether the run has a checkpoint to continue from (the latest, or the one before it)."""
+    return checkpoint.exists(checkpoint_path(run))
+
+
+def checkpoint_state(run: str | Path) -> dict | None:
+    """The JSON state of the run's latest checkpoint (None before the first); JSON only,
+    unchecked: for polling progress."""
+    return checkpoint.read_state(checkpoint_path(run))
+
+
+def epochs_done(run: str | Path) -> int:
+    """Epochs the run's latest checkpoint holds (0 before the first checkpoint)."""
+    state = checkpoint_state(run)
+    return int(state["epochs_done"]) if state else 0
+
+
+def baselines_path(run: str | Path) -> Path:
+    return Path(run) / BASELINES
+
+
+def figures_path(run: str | Path) -> Path:
+    return Path(run) / FIGURES
+
+
+def report_path(run: str | Path) -> Path:
+    return Path(run) / REPORT
+
+
+def table_path(run: str | Path, stem: str) -> Path:
+    return Path(run) / f"{stem}.parquet"
+
+
+def units_path(run: str | Path) -> Path:
+    """The folder of a cluster study's units (``RUN/units``)."""
+    return Path(run) / UNITS
+
+
+def unit_plan_path(run: str | Path) -> Path:
+    return units_path(run) / UNIT_PLAN
+
+
+def driver_marker_path(run: str | Path, token: str) -> Path:
+    return units_path(run) / f"{DRIVER_MARKER}{token}"
+
+
+def driver_markers(run: str | Path) -> list[Path]:
+    return sorted(units_path(run).glob(DRIVER_MARKER + "*"))
+
+
+def is_cluster_run(run: str | Path) -> bool:
+    """Whether the run was started on a Ray cluster (it has ``units/``)."""
+    return units_path(run).is_dir()
 
 
 # --------------------------------------------------------------------------- one writer
@@ -185,8 +261,8 @@ def writing(folder: str | Path, *, new: bool):
 
 def _resumable(folder: Path) -> bool:
     """Whether a run folder holds a checkpoint to resume from: its own, or one of its
-    units' (a cluster study, intermodal.cluster)."""
-    return (folder / CHECKPOINT / "state.json").is_file() or any((folder / "units").glob(f"*/{CHECKPOINT}/state.json"))
+    units' (a cluster study)."""
+    return has_checkpoint(folder) or any(has_checkpoint(unit) for unit in units_path(folder).glob("*/"))
 
 
 def _remove_partial_run(folder: Path, made: bool) -> None:
@@ -196,7 +272,7 @@ def _remove_partial_run(folder: Path, made: bool) -> None:
         return
     for name in (CONFIG, DESCRIPTION, HISTORY, RESULTS, DIAGNOSTICS, LOCK):
         (folder / name).unlink(missing_ok=True)
-    for name in (CHECKPOINT + ".new", FIGURES):
+    for name in (CHECKPOINT + ".new", FIGURES, UNITS):
         shutil.rmtree(folder / name, ignore_errors=True)
 
 
@@ -211,13 +287,12 @@ def start_run(folder: str | Path, config: RunConfig, description: DatasetDescrip
 def save_tables(
     folder: str | Path, history: pd.DataFrame | None = None, tables: dict[str, pd.DataFrame] | None = None
 ) -> None:
-    """Write the history and evaluation tables (``results``, ``diagnostics``, ...), each
-    atomically; a table's stem names its file."""
-    folder = Path(folder)
+    """Write the history and other tables (``results``, ``diagnostics``,
+    ``prediction_errors``), each atomically; a table's stem names its file."""
     if history is not None:
-        _write_parquet(folder / HISTORY, history)
+        _write_parquet(Path(folder) / HISTORY, history)
     for stem, table in (tables or {}).items():
-        _write_parquet(folder / f"{stem}.parquet", table)
+        _write_parquet(table_path(folder, stem), table)
 
 
 def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
@@ -239,6 +314,20 @@ def write_table_file(path: str | Path, frame: pd.DataFrame) -> Path:
     return path
 
 
+def save_checkpoint(run: str | Path, model, optimizer_state, rng_states, state: dict) -> Path:
+    """Write the run's checkpoint (:func:`intermodal.training.checkpoint.save_checkpoint`)."""
+    return checkpoint.save_checkpoint(checkpoint_path(run), model, optimizer_state, rng_states, state)
+
+
+def load_checkpoint(run: str | Path, *, device: str = "cpu", fallback: bool = False) -> checkpoint.Checkpoint:
+    """The run's checkpoint (:func:`intermodal.training.checkpoint.load_checkpoint`);
+    ``run`` may also be a checkpoint folder itself."""
+    path = Path(run)
+    if not ((path / checkpoint.STATE_FILE).is_file() or path.name.startswith(CHECKPOINT)):
+        path = checkpoint_path(path)
+    return checkpoint.load_checkpoint(path, device=device, fallback=fallback)
+
+
 # --------------------------------------------------------------------------- reading
 def read_config(folder: str | Path) -> RunConfig:
     """The config a run folder was started with (its ``config.json``)."""
@@ -249,7 +338,7 @@ def read_config(folder: str | Path) -> RunConfig:
         raise RunFolderError(f"{folder}: not a run folder (it has no {CONFIG})")
     try:
         return RunConfig.from_mapping(read_mapping_file(path, "run config"), origin=str(path))
-    except (DataError, OptionError) as e:
+    except (DataError, ConfigError) as e:
         raise RunFolderError(str(e)) from None
 
 
@@ -274,9 +363,19 @@ def read_history(folder: str | Path) -> pd.DataFrame:
     return _clean_history(read_table(Path(folder) / HISTORY))
 
 
+def read_evaluation_table(folder: str | Path, stem: str) -> pd.DataFrame:
+    """An evaluation table (``results``, ``diagnostics``, ...) of the run by its stem."""
+    table = read_table(table_path(folder, stem))
+    return _clean_results(table) if stem == RESULTS.removesuffix(".parquet") else table
+
+
 @dataclass
 class Run:
-    """The contents of one run folder, as read from disk."""
+    """The contents of one run folder, as read from disk.
+
+    ``history``, ``results``, ``diagnostics`` (None without it) and ``prediction_errors``
+    (None until ``intermodal predict RUN --tests``) are the tables of the module docstring;
+    ``model_keys`` the :class:`ModelKey` of each model position."""
 
     path: Path
     config: RunConfig
@@ -284,11 +383,30 @@ class Run:
     history: pd.DataFrame
     results: pd.DataFrame
     diagnostics: pd.DataFrame | None
-    checkpoint: Path | None
+    prediction_errors: pd.DataFrame | None = None
 
-    def models(self) -> list[tuple[str, int]]:
-        """(schedule, seed) of each model position, in the run's order."""
+    @property
+    def model_keys(self) -> list[ModelKey]:
         return self.config.model_keys()
+
+    @property
+    def models(self) -> pd.DataFrame:
+        """One row per model position: ``position`` and the :class:`ModelKey` columns."""
+        frame = pd.DataFrame(self.model_keys, columns=MODEL_KEY_COLUMNS)
+        frame.insert(0, "position", np.arange(len(frame)))
+        return frame
+
+    @property
+    def has_checkpoint(self) -> bool:
+        return has_checkpoint(self.path)
+
+    @property
+    def is_cluster_run(self) -> bool:
+        return is_cluster_run(self.path)
+
+    def load_ensemble(self, **changes) -> Ensemble:
+        """The trained models and their data set (:func:`load_ensemble`)."""
+        return load_ensemble(self.path, changes=changes or None)
 
 
 def read_run(folder: str | Path, *, need_results: bool = True) -> Run:
@@ -300,7 +418,7 @@ def read_run(folder: str | Path, *, need_results: bool = True) -> Run:
     if (folder / DESCRIPTION).is_file():
         try:
             description = DatasetDescription.from_dict(
-                _read_json(folder / DESCRIPTION), origin=str(folder / DESCRIPTION)
+                read_mapping_file(folder / DESCRIPTION, "data set description"), origin=str(folder / DESCRIPTION)
             )
         except DataError as e:
             raise RunFolderError(str(e)) from None
@@ -310,20 +428,8 @@ def read_run(folder: str | Path, *, need_results: bool = True) -> Run:
     else:
         results = pd.DataFrame(columns=RESULTS_COLUMNS)
     diagnostics = read_table(folder / DIAGNOSTICS) if (folder / DIAGNOSTICS).is_file() else None
-    checkpoint = folder / CHECKPOINT if (folder / CHECKPOINT / "state.json").is_file() else None
-    return Run(folder, config, description, history, results, diagnostics, checkpoint)
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return read_mapping_file(path, "JSON file")
-    except DataError as e:
-        raise RunFolderError(str(e)) from None
-
-
-def list_models(folder: str | Path) -> list[tuple[str, int]]:
-    """(schedule, seed) of each model a run folder holds, in position order."""
-    return read_config(folder).model_keys()
+    errors = read_table(folder / PREDICTION_ERRORS) if (folder / PREDICTION_ERRORS).is_file() else None
+    return Run(folder, config, description, history, results, diagnostics, errors)
 
 
 def _clean_history(history: pd.DataFrame) -> pd.DataFrame:
@@ -345,8 +451,45 @@ def _clean_results(results: pd.DataFrame) -> pd.DataFrame:
     return results
 
 
+# --------------------------------------------------------------------------- trained models
+class Ensemble(NamedTuple):
+    """Trained models read back from a run folder or checkpoint, with what they need:
+    ``model`` (its ``model_keys`` set), the :class:`ModelKey` of each position, the run's
+    config, the data set it was trained on and the epochs trained."""
+
+    model: MultimodalVAE
+    model_keys: list[ModelKey]
+    config: RunConfig
+    dataset: Dataset
+    epochs_done: int
+
+
+def load_ensemble(
+    path: str | Path, schedule: str | None = None, seed: int | None = None, changes: dict | None = None
+) -> Ensemble:
+    """The trained ensemble of a run folder or checkpoint (all models, or those of one
+    ``schedule`` and/or ``seed``), the run's config (with ``changes`` applied) and the data
+    set it was trained on, checked to have the columns the models were built for."""
+    model, state, _, _ = load_checkpoint(path)
+    keys = state["model_keys"]
+    chosen = [i for i, k in enumerate(keys) if schedule in (None, k.schedule) and seed in (None, k.seed)]
+    if not chosen:
+        raise RunFolderError(f"{path}: no model with schedule {schedule!r} and seed {seed!r}; it holds {keys}")
+    if len(chosen) < len(keys):
+        model = model.select(chosen)
+    config = RunConfig.from_dict(state["config"], origin=f"{path} state.json")
+    if changes:
+        config = config.updated(changes, origin="command line")
+    dataset = dataset_of(config)
+    if dataset.description.column_names() != model.description.column_names():
+        raise RunFolderError(
+            f"{path}: the data set {config.data!r} no longer has the columns the models were trained on"
+        )
+    return Ensemble(model, list(model.model_keys), config, dataset, int(state["epochs_done"]))
+
+
 # --------------------------------------------------------------------------- merging
-def merge_tables(tables: list[pd.DataFrame], keys: list[tuple[str, int]], *, by_epoch_first: bool) -> pd.DataFrame:
+def merge_tables(tables: list[pd.DataFrame], model_keys: list[ModelKey], *, by_epoch_first: bool) -> pd.DataFrame:
     """Tables of disjoint models (parts of one run) as the one table a single run writes:
     rows ordered by model position then epoch (history), or by epoch then model position
     (evaluation tables, as written evaluation by evaluation); rows of one (model, epoch)
@@ -355,11 +498,13 @@ def merge_tables(tables: list[pd.DataFrame], keys: list[tuple[str, int]], *, by_
     if not tables:
         return pd.DataFrame()
     frame = pd.concat(tables, ignore_index=True)
-    position = {k: i for i, k in enumerate(keys)}
+    position = {k: i for i, k in enumerate(model_keys)}
     try:
-        model = np.array([position[(s, int(n))] for s, n in zip(frame["schedule"].astype(str), frame["seed"])])
+        model = np.array([position[k] for k in row_model_keys(frame)])
     except KeyError as e:
-        raise RunFolderError(f"a table holds model {e.args[0]}, which is not among the run's models {keys}") from None
+        raise RunFolderError(
+            f"a table holds model {e.args[0]}, which is not among the run's models {model_keys}"
+        ) from None
     epoch = frame["epoch"].to_numpy()
     primary, secondary = (epoch, model) if by_epoch_first else (model, epoch)
     # lexsort sorts by its last key first; the row number keeps each (model, epoch)'s order.
@@ -367,17 +512,21 @@ def merge_tables(tables: list[pd.DataFrame], keys: list[tuple[str, int]], *, by_
     return frame.iloc[order].reset_index(drop=True)
 
 
+def row_model_keys(frame: pd.DataFrame) -> list[ModelKey]:
+    """The :class:`ModelKey` of each row of a run's table."""
+    columns = [frame[c].astype(str) if c != "seed" else frame[c].astype(int) for c in MODEL_KEY_COLUMNS]
+    return [ModelKey(*k) for k in zip(*columns)]
+
+
 def merge_runs(sources: list[str | Path], out: str | Path, config: RunConfig) -> Path:
     """Merge run folders that each hold some of the models of one run (``config``, whose
     schedules and seeds cover them all, each model exactly once) into ``out``: the same
     files, columns and row order as one run of ``config`` writes, and one checkpoint of
     the whole ensemble. The sources are read, never changed; their order does not matter."""
-    from .checkpoint import merge_checkpoints
-
     out = Path(out)
     keys = config.model_keys()
     runs = [read_run(s, need_results=False) for s in sources]
-    held: dict[tuple[str, int], Path] = {}
+    held: dict[ModelKey, Path] = {}
     for run in runs:
         mine = run.config.to_dict()
         whole = config.to_dict()
@@ -392,7 +541,7 @@ def merge_runs(sources: list[str | Path], out: str | Path, config: RunConfig) ->
                 f"{run.path}: its config differs from the run's in {differing}; only schedules, seeds, "
                 "workers and threads may differ between the parts of one run"
             )
-        for key in run.models():
+        for key in run.model_keys:
             if key in held:
                 raise RunFolderError(f"model {key} is in both {held[key]} and {run.path}")
             held[key] = run.path
@@ -405,179 +554,12 @@ def merge_runs(sources: list[str | Path], out: str | Path, config: RunConfig) ->
     if description is not None:
         write_json(out / DESCRIPTION, description.to_dict())
     tables = {}
-    for stem, table_of in ((RESULTS[:-8], lambda r: r.results), (DIAGNOSTICS[:-8], lambda r: r.diagnostics)):
+    for stem, table_of in zip(EVALUATION_TABLES, (lambda r: r.results, lambda r: r.diagnostics)):
         parts = [table_of(r) for r in runs]
         if any(p is not None and len(p) for p in parts):
             tables[stem] = merge_tables(parts, keys, by_epoch_first=True)
     save_tables(out, merge_tables([r.history for r in runs], keys, by_epoch_first=False), tables)
-    checkpoints = [r.checkpoint for r in runs]
-    if all(c is not None for c in checkpoints):
-        merge_checkpoints(checkpoints, out / CHECKPOINT, keys, config.to_dict(), sorted(tables))
+    if all(has_checkpoint(r.path) for r in runs):
+        state = {"config": config.to_dict(), "tables": sorted(tables)}
+        checkpoint.merge_checkpoints([checkpoint_path(r.path) for r in runs], checkpoint_path(out), keys, state)
     return out
-
-
-# --------------------------------------------------------------------------- derived tables
-def normalised_results(results: pd.DataFrame) -> pd.DataFrame:
-    """``results`` with missing modality/scope spelled "" (a copy only if any is missing), so
-    the public functions accept a table built in memory as well as one read by load_run."""
-    if results["modality"].isna().any() or results["scope"].isna().any():
-        results = results.assign(modality=results["modality"].fillna(""), scope=results["scope"].fillna(""))
-    return results
-
-
-def default_windows(epochs: int) -> list[tuple[float, float]]:
-    """The paper's two windows (60–70 k and 70–80 k of 80 k epochs) scaled to ``epochs``.
-
-    Windows are half-open ``[start, end)``; the last one ends at ``epochs + 1`` so that an
-    evaluation written at epoch ``epochs`` (after the last training epoch) still counts.
-    """
-    epochs = int(epochs)
-    return [(int(0.75 * epochs), int(0.875 * epochs)), (int(0.875 * epochs), epochs + 1)]
-
-
-def resolve_windows(
-    config: dict | None, history: pd.DataFrame | None = None, results: pd.DataFrame | None = None
-) -> list[tuple[float, float]]:
-    """``config["windows"]`` if given, else :func:`default_windows` for the run's length
-    (``config["epochs"]``, else one past the last epoch found in the tables)."""
-    config = config or {}
-    if config.get("windows"):
-        try:
-            windows = [(float(a), float(b)) for a, b in config["windows"]]
-        except (TypeError, ValueError) as error:
-            raise ValueError(
-                f"config 'windows' must be a list of [start, end] epoch pairs, got {config['windows']!r}"
-            ) from error
-        backwards = [w for w in windows if not w[0] < w[1]]
-        if backwards:
-            raise ValueError(f"config 'windows': each window needs start < end; not so for {backwards}")
-        return [(_int_if_whole(a), _int_if_whole(b)) for a, b in windows]
-    epochs = config.get("epochs")
-    if epochs is None:
-        last = [int(t["epoch"].max()) for t in (history, results) if t is not None and len(t)]
-        epochs = max(last) + 1 if last else 1
-    return default_windows(int(epochs))
-
-
-def _int_if_whole(x: float):
-    return int(x) if float(x).is_integer() else x
-
-
-def window_label(window: tuple[float, float]) -> str:
-    """Human-readable range of a half-open window; integer epochs are shown inclusively."""
-    start, end = window
-    if float(start).is_integer() and float(end).is_integer():
-        last = int(end) - 1
-        return f"epochs {int(start)}–{last}" if last > int(start) else f"epoch {int(start)}"
-    return f"epochs [{start:g}, {end:g})"
-
-
-def in_window(epochs: pd.Series, window: tuple[float, float]) -> pd.Series:
-    """Which epochs fall in a half-open window ``[start, end)``."""
-    start, end = window
-    return (epochs >= start) & (epochs < end)
-
-
-def schedule_order(*tables: pd.DataFrame | None, config: dict | None = None) -> list[str]:
-    """Schedules in the config's order, then any others in order of first appearance."""
-    names: list[str] = []
-    for name in (config or {}).get("schedules") or []:
-        if str(name) not in names:
-            names.append(str(name))
-    present: set[str] = set()
-    for table in tables:
-        if table is not None and "schedule" in table:
-            for name in pd.unique(table["schedule"].astype(str)):
-                present.add(name)
-                if name not in names:
-                    names.append(name)
-    # A configured schedule with no rows (e.g. a crashed run) would only draw empty panels.
-    return [n for n in names if n in present] if present else names
-
-
-def modality_order(results: pd.DataFrame) -> list[str]:
-    """Modality names in order of first appearance among the measure rows."""
-    rows = results[results["quantity"].isin(MEASURE_QUANTITIES)]
-    rows = rows[rows["modality"].notna() & (rows["modality"] != "")]
-    return [str(m) for m in pd.unique(rows["modality"])]
-
-
-def seed_summary(frame: pd.DataFrame, keys: list[str], value: str, band: str = "sd") -> pd.DataFrame:
-    """Mean over seeds per ``keys`` + epoch, with the band's ``low``/``high`` and ``n_seeds``."""
-    if band not in BAND_DESCRIPTIONS:
-        raise ValueError(f"band must be one of {sorted(BAND_DESCRIPTIONS)}, not {band!r}")
-    columns = keys + ["epoch", "mean", "low", "high", "n_seeds"]
-    if frame.empty:
-        return pd.DataFrame(columns=columns)
-    stats = (
-        frame.groupby(keys + ["epoch"], sort=True, observed=True)[value]
-        .agg(["mean", "std", "min", "max", "count"])
-        .reset_index()
-    )
-    if band == "sd":
-        spread = stats["std"].fillna(0.0)
-        stats["low"], stats["high"] = stats["mean"] - spread, stats["mean"] + spread
-    else:
-        stats["low"], stats["high"] = stats["min"], stats["max"]
-    stats["n_seeds"] = stats["count"]
-    return stats[columns]
-
-
-def window_means(
-    results: pd.DataFrame, windows: list[tuple[float, float]], quantities: tuple[str, ...] | None = None
-) -> pd.DataFrame:
-    """Per window: each seed's mean over the window's evaluations, then mean and sd over seeds.
-
-    Returns one row per (window, schedule, quantity, modality, scope) with columns
-    ``window`` (index into ``windows``), ``start``, ``end``, ``mean``, ``sd`` (sample sd,
-    NaN for one seed), ``min``, ``max``, ``n_seeds``, ``n_epochs``.
-    """
-    keys = ["schedule", "quantity", "modality", "scope"]
-    results = normalised_results(results)
-    if quantities is not None:
-        results = results[results["quantity"].isin(quantities)]
-    parts = []
-    for index, window in enumerate(windows):
-        inside = results[in_window(results["epoch"], window)]
-        if inside.empty:
-            continue
-        per_seed = (
-            inside.groupby(keys + ["seed"], sort=False)
-            .agg(value=("value", "mean"), n_epochs=("epoch", "nunique"))
-            .reset_index()
-        )
-        stats = (
-            per_seed.groupby(keys, sort=False)
-            .agg(
-                mean=("value", "mean"),
-                sd=("value", "std"),
-                min=("value", "min"),
-                max=("value", "max"),
-                n_seeds=("seed", "nunique"),
-                n_epochs=("n_epochs", "max"),
-            )
-            .reset_index()
-        )
-        stats.insert(0, "end", window[1])
-        stats.insert(0, "start", window[0])
-        stats.insert(0, "window", index)
-        parts.append(stats)
-    columns = ["window", "start", "end"] + keys + ["mean", "sd", "min", "max", "n_seeds", "n_epochs"]
-    if not parts:
-        return pd.DataFrame(columns=columns)
-    return pd.concat(parts, ignore_index=True)[columns]
-
-
-def active_unit_counts(diagnostics: pd.DataFrame) -> pd.DataFrame:
-    """Number of active latent units per (schedule, seed, model, epoch)."""
-    keys = [k for k in ("schedule", "seed", "model", "epoch") if k in diagnostics]
-    counts = diagnostics.assign(active=diagnostics["active"].astype(float)).groupby(keys, sort=True)["active"].sum()
-    return counts.reset_index(name="active_units")
-
-
-def window_schedule_means(frame: pd.DataFrame, value: str, window) -> pd.Series:
-    """Per schedule: mean over seeds of each seed's mean over the window's epochs."""
-    inside = frame[in_window(frame["epoch"], window)]
-    if inside.empty:
-        return pd.Series(dtype=float)
-    return inside.groupby(["schedule", "seed"])[value].mean().groupby("schedule").mean()

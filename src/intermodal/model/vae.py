@@ -1,156 +1,27 @@
-"""The multimodal VAE of Zambelli et al. (2020), as an ensemble of independent models.
+"""The multimodal VAE of Zambelli et al. (2020) (docs/method.md §2-3), as an ensemble of
+independent models.
 
 Every parameter carries a leading model axis (``weight: [models, in, out]``) so that a
 group of models trains as one batched computation; model ``k`` never sees another model's
-numbers. Layer sizes come from an :class:`Architecture`, which names its per-modality parts
-by the data set's modality names; presets "1".."7" are the original code's (taken from a
-data set's description where it lists them, else derived from each modality's width).
+numbers. Layer sizes come from an :class:`~intermodal.model.architecture.Architecture`,
+which names its per-modality parts by the data set's modality names.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from pathlib import Path
-from typing import Annotated
 
 import numpy as np
 import torch
-from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
-from pydantic.dataclasses import dataclass as validated_dataclass
 from torch import nn
 
-from .data import DataError, DatasetDescription, read_mapping_file, validation_message
+from ..data.description import DatasetDescription
+from ..errors import ModelError
+from ..streams import initialisation
+from .architecture import Architecture
 
-__all__ = [
-    "Architecture",
-    "architecture_preset",
-    "MultimodalVAE",
-    "PRESETS",
-    "column_weights",
-    "losses",
-    "recon_constant",
-]
+__all__ = ["MultimodalVAE", "VARIANCE_FLOOR", "column_weights", "losses", "recon_constant"]
 
-PRESETS = ("1", "2", "3", "4", "5", "6", "7")
-
-# Widths of the original presets for a modality of d columns (both time steps), as
-# multiples of d. They reproduce the original table for d = 8 and d = 2 except where the
-# original singles out one modality (motor's encoder ends at 10), which a data set's
-# description states itself (see datasets/icub-zambelli2020.json).
-_GENERIC = {
-    "1": dict(enc=(5, 2.5), slice=2.5, dec=(5, 1), shared_encoder=[100], shared_decoder=[100]),
-    "2": dict(enc=(2.5, 1.25), slice=1.25, dec=(2.5, 1), shared_encoder=[50], shared_decoder=[50]),
-    "3": dict(enc=(), slice=2.5, dec=(), shared_encoder=[70], shared_decoder=[]),
-    "4": dict(enc=(5,), slice=5, dec=(1,), shared_encoder=[100], shared_decoder=[100]),
-    "5": dict(enc=(), slice=1, dec=(), shared_encoder=[50], shared_decoder=[50]),
-    "6": dict(enc=(6.25, 2.5, 1.25), slice=2.5, dec=(6.25, 2.5, 1.25), shared_encoder=[100], shared_decoder=[100]),
-}
-_GENERIC["7"] = _GENERIC["1"]
-
-
-Width = Annotated[int, Strict(), Field(ge=1)]
-
-
-@validated_dataclass(config=ConfigDict(extra="forbid"))
-class Architecture:
-    """Layer widths of one multimodal VAE.
-
-    ``encoders[m]``: hidden widths of modality ``m``'s encoder (ReLU each; empty = the
-    modality's columns go straight into the concatenation). ``shared_encoder``: widths
-    after the concatenation (ReLU). ``latent``: latent size, ``None`` = number of columns
-    (as Zambelli). ``shared_decoder``: widths from z (ReLU); the last must equal the sum of
-    ``slices``. ``decoders[m]``: widths from modality ``m``'s slice (ReLU each, the last
-    included); then a Gaussian head maps the last width to the modality's columns.
-    """
-
-    encoders: dict[str, list[Width]]
-    shared_encoder: list[Width]
-    shared_decoder: list[Width]
-    slices: dict[str, Width]
-    decoders: dict[str, list[Width]]
-    latent: Width | None = None
-
-    def check(self, desc: DatasetDescription) -> None:
-        names = desc.modality_names
-        for part in ("encoders", "slices", "decoders"):
-            got = list(getattr(self, part))
-            if sorted(got) != sorted(names):
-                raise ValueError(
-                    f"architecture: '{part}' names modalities {got}; the data set {desc.name!r} has {names}"
-                )
-        if not self.shared_encoder:
-            raise ValueError("architecture: 'shared_encoder' needs at least one layer")
-        if not self.shared_decoder or self.shared_decoder[-1] != sum(self.slices.values()):
-            raise ValueError(
-                "architecture: the last shared decoder width "
-                f"({self.shared_decoder[-1] if self.shared_decoder else None}) "
-                f"must equal the sum of the slices ({sum(self.slices.values())})"
-            )
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict, origin: str = "architecture") -> Architecture:
-        """Validate a mapping of widths (as read from JSON); errors name ``origin`` and the key."""
-        try:
-            return _ARCHITECTURE.validate_python(d)
-        except ValidationError as e:
-            raise DataError(validation_message(e, origin)) from None
-
-
-_ARCHITECTURE = TypeAdapter(Architecture)
-
-
-def architecture_preset(preset: str | int, desc: DatasetDescription) -> Architecture:
-    """Architecture preset ``"1"``..``"7"`` for a data set, or a JSON file of an
-    :class:`Architecture`. A data set's description may state the widths of its modalities
-    (the iCub one states the original table); other modalities get widths scaled from
-    their number of columns."""
-    preset = str(preset)
-    if preset not in PRESETS:
-        path = Path(preset)
-        if path.suffix == ".json" and path.exists():
-            arch = Architecture.from_dict(read_mapping_file(path, "architecture file"), origin=str(path))
-            try:
-                arch.check(desc)
-            except ValueError as e:
-                raise DataError(f"{path}: {e}") from None
-            return arch
-        raise ValueError(f"--architecture {preset!r}: expected one of {', '.join(PRESETS)} or a .json file of widths")
-    rule = _GENERIC[preset]
-    table = desc.architectures.get(preset, {})
-    up = lambda x: int(math.ceil(x))  # noqa: E731
-    enc, slices, dec = {}, {}, {}
-    for m in desc.modalities:
-        d = m.size * len(desc.time_steps)
-        enc[m.name] = table.get("encoders", {}).get(m.name, [up(f * d) for f in rule["enc"]])
-        slices[m.name] = table.get("slices", {}).get(m.name, up(rule["slice"] * d))
-        generic_dec = [up(f * d) for f in rule["dec"]]
-        dec[m.name] = table.get("decoders", {}).get(m.name, generic_dec)
-    # The last shared decoder width is always the sum of the slices it is cut into.
-    shared_decoder = list(table.get("shared_decoder", rule["shared_decoder"] + [0]))[:-1] + [sum(slices.values())]
-    arch = Architecture(
-        encoders=enc,
-        shared_encoder=list(table.get("shared_encoder", rule["shared_encoder"])),
-        shared_decoder=shared_decoder,
-        slices=slices,
-        decoders=dec,
-    )
-    arch.check(desc)
-    return arch
-
-
-def seeded_generator(*entropy: int) -> torch.Generator:
-    """A torch generator (CPU) seeded from a NumPy SeedSequence of these whole numbers:
-    independent random streams per (seed, purpose, ...), e.g. a model's shuffles and ε
-    ``(seed, 1)``, as opposed to its initialisation (``manual_seed(seed)``)."""
-    state = np.random.SeedSequence([int(e) for e in entropy]).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator().manual_seed(int(state) & ((1 << 63) - 1))
-
-
-# The original's variance floor: variance = exp(raw) + 1e-4.
 VARIANCE_FLOOR = 1e-4
 
 
@@ -224,14 +95,17 @@ class MultimodalVAE(nn.Module):
     """
 
     def __init__(
-        self, desc: DatasetDescription, arch: Architecture, n_models: int, *, dtype=torch.float32, device="cpu"
+        self, description: DatasetDescription, arch: Architecture, n_models: int, *, dtype=torch.float32, device="cpu"
     ):
         super().__init__()
-        arch.check(desc)
-        self.description, self.architecture, self.n_models = desc, arch, int(n_models)
-        self.n_columns = desc.n_columns
-        self.latent_size = arch.latent or desc.n_columns
-        self.modalities = desc.modality_names
+        arch.check(description)
+        self.description, self.architecture, self.n_models = description, arch, int(n_models)
+        # Which model each position holds (a list of ModelKey), where a trainer or a
+        # checkpoint knows it; tables of measures and predictions are then labelled by it.
+        self.model_keys: list | None = None
+        self.n_columns = description.n_columns
+        self.latent_size = arch.latent or description.n_columns
+        self.modalities = description.modality_names
         self._layers: list[tuple[str, int, int]] = []
         self.weights = nn.ParameterDict()
         self.biases = nn.ParameterDict()
@@ -245,7 +119,7 @@ class MultimodalVAE(nn.Module):
         self.encoder_layers, self.decoder_layers = {}, {}
         column_index, enc_width = [], 0
         for m in self.modalities:
-            cols = desc.columns_of(m)
+            cols = description.columns_of(m)
             column_index.append(cols)
             widths = [len(cols)] + arch.encoders[m]
             self.encoder_layers[m] = [add(f"enc:{m}:{i}", a, b) for i, (a, b) in enumerate(zip(widths, widths[1:]))]
@@ -269,9 +143,9 @@ class MultimodalVAE(nn.Module):
         self.register_buffer("_output_index", torch.as_tensor(np.argsort(order)), persistent=False)
         self._modality_widths = [len(c) for c in column_index]
         self.register_buffer(
-            "column_weight", torch.as_tensor(column_weights(desc), dtype=dtype, device=device), persistent=False
+            "column_weight", torch.as_tensor(column_weights(description), dtype=dtype, device=device), persistent=False
         )
-        self.recon_constant = recon_constant(desc, self.latent_size)
+        self.recon_constant = recon_constant(description, self.latent_size)
 
     # ---------------------------------------------------------------- set-up
     def reset_parameters(self, seeds: list[int]) -> None:
@@ -279,10 +153,10 @@ class MultimodalVAE(nn.Module):
         in ±sqrt(1/(fan_in + fan_out)), biases 0. A model's numbers do not depend on the
         other models in the group."""
         if len(seeds) != self.n_models:
-            raise ValueError(f"need {self.n_models} seeds, got {len(seeds)}")
+            raise ModelError(f"need {self.n_models} seeds, got {len(seeds)}")
         with torch.no_grad():
             for k, seed in enumerate(seeds):
-                gen = torch.Generator().manual_seed(int(seed))
+                gen = initialisation(seed)
                 for name, n_in, n_out in self._layers:
                     # Paired heads (mean, log-variance) share one product; in the original
                     # each is its own layer, so each keeps that layer's fan_out.
@@ -387,7 +261,10 @@ class MultimodalVAE(nn.Module):
     def select(self, models: list[int]) -> MultimodalVAE:
         """A new ensemble holding copies of the given models (by position)."""
         idx = torch.as_tensor(models, device=self.column_weight.device)
-        return self._from_tensors(len(models), {n: p.detach().index_select(0, idx) for n, p in self.named_parameters()})
+        out = self._from_tensors(len(models), {n: p.detach().index_select(0, idx) for n, p in self.named_parameters()})
+        if self.model_keys is not None:
+            out.model_keys = [self.model_keys[i] for i in models]
+        return out
 
     @staticmethod
     def concatenate(ensembles: list[MultimodalVAE]) -> MultimodalVAE:
@@ -397,7 +274,10 @@ class MultimodalVAE(nn.Module):
             n: torch.cat([dict(e.named_parameters())[n].detach() for e in ensembles])
             for n, _ in first.named_parameters()
         }
-        return first._from_tensors(sum(e.n_models for e in ensembles), tensors)
+        out = first._from_tensors(sum(e.n_models for e in ensembles), tensors)
+        if all(e.model_keys is not None for e in ensembles):
+            out.model_keys = [k for e in ensembles for k in e.model_keys]
+        return out
 
     def _from_tensors(self, n_models: int, tensors: dict[str, torch.Tensor]) -> MultimodalVAE:
         p = self.column_weight
@@ -408,28 +288,28 @@ class MultimodalVAE(nn.Module):
         return out
 
 
-def column_weights(desc: DatasetDescription) -> np.ndarray:
+def column_weights(description: DatasetDescription) -> np.ndarray:
     """1/d_m for each column (d_m = the modality's number of columns), shape ``[n_columns]``."""
-    sizes = np.array([desc.columns_of(m).size for m in desc.modality_names], dtype=np.float64)
-    return 1.0 / sizes[desc.modality_of_column()]
+    sizes = np.array([description.columns_of(m).size for m in description.modality_names], dtype=np.float64)
+    return 1.0 / sizes[description.modality_of_column()]
 
 
-def recon_constant(desc: DatasetDescription, latent_size: int) -> float:
+def recon_constant(description: DatasetDescription, latent_size: int) -> float:
     """Σ_m ½·(n_z/2)·log 2π / d_m: the original code's constant term of the reconstruction
     loss (with n_z the latent size, not d_m). Kept so loss values compare with the
     original's; it changes no gradient."""
-    inverse_widths = sum(1.0 / desc.columns_of(m).size for m in desc.modality_names)
+    inverse_widths = sum(1.0 / description.columns_of(m).size for m in description.modality_names)
     return 0.5 * (latent_size / 2) * math.log(2 * math.pi) * inverse_widths
 
 
-def losses(desc: DatasetDescription, latent_size: int, target, out_mean, out_logvar, z_mean, z_logvar):
+def losses(description: DatasetDescription, latent_size: int, target, out_mean, out_logvar, z_mean, z_logvar):
     """Per-row reconstruction and latent loss (docs/method.md §3), each ``[models, rows]``.
 
     recon = Σ_m [ ½Σ_{i∈m}(x_i−μ_i)²/σ_i² + ½Σ_{i∈m} log σ_i² + ½·(n_z/2)·log 2π ] / d_m;
     latent = KL(N(z_mean, exp(z_logvar)) ‖ N(0, I)), summed over the latent dimensions.
     """
-    w = torch.as_tensor(column_weights(desc), dtype=out_mean.dtype, device=out_mean.device)
+    w = torch.as_tensor(column_weights(description), dtype=out_mean.dtype, device=out_mean.device)
     sq = (target - out_mean) ** 2 * torch.exp(-out_logvar)
-    recon = (0.5 * (sq + out_logvar) * w).sum(-1) + recon_constant(desc, latent_size)
+    recon = (0.5 * (sq + out_logvar) * w).sum(-1) + recon_constant(description, latent_size)
     latent = -0.5 * (1 + z_logvar - z_mean**2 - torch.exp(z_logvar)).sum(-1)
     return recon, latent

@@ -1,10 +1,10 @@
 """The study's figures (docs/method.md §7): drawing only.
 
-Every figure function takes DataFrames (the tables of :mod:`intermodal.runfolder`) and
+Every figure function takes DataFrames (the tables of :mod:`intermodal.training.runfolder`) and
 returns a :class:`matplotlib.figure.Figure`, named after the paper's figure it reproduces
 (``fig4_losses`` draws the paper's Fig. 4). :func:`draw_figures` draws all of a run's;
 :func:`save_figure` writes one as PNG and SVG, atomically. Reading the run folder is
-:mod:`intermodal.runfolder`'s job; the report writes the files.
+:mod:`intermodal.training.runfolder`'s job; the report writes the files.
 
 Curves are the mean over seeds; the band around each is ±1 standard deviation over seeds
 (``band="sd"``, the default) or the seeds' minimum to maximum (``band="minmax"``). A schedule
@@ -18,11 +18,27 @@ nothing is left open in pyplot's figure registry.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ..errors import ConfigError
+from ..evaluation.summaries import (
+    MEASURE_QUANTITIES,
+    active_unit_counts,
+    modality_order,
+    normalised_results,
+    resolve_windows,
+    schedule_order,
+    seed_summary,
+    window_label,
+    window_means,
+)
+from ..training.runfolder import Run, read_run
+from ..training.trainer import TrainingResult
 from .plotting import (
     MAX_POINTS_PER_CURVE,
     SCHEDULE_MARKERS,
@@ -40,18 +56,6 @@ from .plotting import (
     shade_windows,
     share_epoch_axis,
     title_with_notes,
-)
-from .runfolder import (
-    MEASURE_QUANTITIES,
-    Run,
-    active_unit_counts,
-    modality_order,
-    normalised_results,
-    resolve_windows,
-    schedule_order,
-    seed_summary,
-    window_label,
-    window_means,
 )
 
 __all__ = [
@@ -254,7 +258,7 @@ def fig7_window_means(
     ``yscale``: "linear", "log", or "auto" (log when a row's positive means span more than
     three decades, as when one schedule's measures dwarf a collapsed one's)."""
     if yscale not in ("auto", "linear", "log"):
-        raise ValueError(f"yscale must be 'auto', 'linear' or 'log', not {yscale!r}")
+        raise ConfigError(f"yscale must be 'auto', 'linear' or 'log', not {yscale!r}")
     results = normalised_results(results)
     schedules, colours = schedules_and_colours(schedules, colours, results)
     modalities = list(modalities) if modalities is not None else modality_order(results)
@@ -433,9 +437,13 @@ def fig_active_units(diagnostics: pd.DataFrame, *, schedules=None, colours=None,
 
 
 # --------------------------------------------------------------------------- all of them
-def draw_figures(run: Run, band: str = "sd") -> dict[str, Figure]:
-    """Every figure of a run (the six of the paper, and the active units where the run has
-    diagnostics), by file stem, drawn from the run's tables alone."""
+def draw_figures(run: Run | TrainingResult | str | Path, band: str = "sd") -> dict[str, Figure]:
+    """Every figure of a run (a run folder's path, one read with ``im.load_run``, or what
+    ``im.train`` returned): the six of the paper, and the active units where the run has
+    diagnostics, by file stem, drawn from the run's tables alone. ``band``: ``"sd"`` (±1 sd
+    over seeds) or ``"minmax"``."""
+    if isinstance(run, (str, Path)):
+        run = read_run(run)
     config = run.config.to_dict()
     schedules = schedule_order(run.history, run.results, config=config)
     colours = schedule_colours(schedules)

@@ -37,7 +37,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import DataError, DatasetDescription
+from ..data.description import DatasetDescription
+from ..errors import ConfigError, DataError
+from ..model.protocol import description_for
+from ..options import whole_number
+from ..streams import Purpose, numpy_generator
 
 __all__ = [
     "QUANTITIES",
@@ -48,14 +52,15 @@ __all__ = [
     "integration_measures",
     "evaluation_rows",
     "EVALUATION_MODES",
-    "latent_diagnostics",
+    "as_rows",
+    "labelled",
 ]
 
 QUANTITIES = ("single_modality_error", "loss_of_precision", "baseline", "prediction_error", "custom")
 SCOPES = ("modality", "all", "")
 EVALUATION_MODES = ("first", "random", "all")
 
-# Stacked rows (models x muted variants x rows x z samples) in one pass when ``batch_size``
+# Stacked rows (models x muted variants x rows x z samples) in one pass when ``rows_per_pass``
 # is None: passes this small keep the activations in cache, which is faster on a CPU than one
 # big pass (docs/performance.md), and they bound the memory.
 STACKED_ROWS_PER_PASS = 8192
@@ -104,12 +109,12 @@ def gaussian_kl(mean_p, logvar_p, mean_q, logvar_q, columns=None):
         n = per_column.shape[-1]
         if index.dtype == torch.bool:
             if index.ndim != 1 or index.numel() != n:
-                raise ValueError(
+                raise ConfigError(
                     f"columns: boolean mask of length {index.numel()}; expected one of length {n} (the last axis)"
                 )
             index = torch.nonzero(index).flatten()
         elif index.numel() and (index.dtype.is_floating_point or index.min() < -n or index.max() >= n):
-            raise ValueError(
+            raise ConfigError(
                 f"columns: expected integer indices in [0, {n}) or a boolean mask of length {n}; "
                 f"got {np.asarray(columns)!r}"
             )
@@ -144,7 +149,7 @@ def _normalise_pairs(extra_pairs) -> list[tuple[str, object, object]]:
         for name, pair in extra_pairs.items():
             if isinstance(pair, Mapping):
                 if sorted(pair) != ["compared", "muted"]:
-                    raise ValueError(
+                    raise ConfigError(
                         f"extra pair {name!r}: expected the keys 'muted' and 'compared'; got {sorted(pair)}"
                     )
                 items.append((name, pair["muted"], pair["compared"]))
@@ -159,7 +164,7 @@ def _normalise_pairs(extra_pairs) -> list[tuple[str, object, object]]:
     out = []
     for item in items:
         if len(item) != 3:
-            raise ValueError(
+            raise ConfigError(
                 "extra_pairs: each pair must be (name, muted selectors, compared selectors), or a mapping "
                 f"name -> (muted selectors, compared selectors); got {item!r}"
             )
@@ -167,25 +172,19 @@ def _normalise_pairs(extra_pairs) -> list[tuple[str, object, object]]:
     return out
 
 
-def _selector_mask(desc: DatasetDescription, selectors, what: str) -> np.ndarray:
-    if isinstance(selectors, str):
-        selectors = [selectors]
-    selectors = list(selectors)
-    for s in selectors:
-        if not isinstance(s, str):
-            raise ValueError(f"{what}: selectors must be strings like 'vision' or 'joints@t-1'; got {s!r}")
+def _selector_mask(description: DatasetDescription, selectors, what: str) -> np.ndarray:
     try:
-        return desc.mask(selectors)
+        return description.mask(selectors)
     except DataError as e:
         raise DataError(f"{what}: {e}") from None
 
 
-def measure_specs(desc: DatasetDescription, extra_pairs=None) -> list[MeasureSpec]:
+def measure_specs(description: DatasetDescription, extra_pairs=None) -> list[MeasureSpec]:
     """The KL measures computed by :func:`integration_measures`, with their masks.
 
     Parameters
     ----------
-    desc : the data set's description.
+    description : the data set's description.
     extra_pairs : optional user pairs: a mapping ``name -> (muted, compared)`` or
         ``name -> {"muted": ..., "compared": ...}`` (the run configuration's JSON form), or a
         list of ``(name, muted, compared)``; ``muted`` and ``compared`` are selector lists
@@ -200,10 +199,10 @@ def measure_specs(desc: DatasetDescription, extra_pairs=None) -> list[MeasureSpe
     error regarding the modality and regarding all, then loss of precision regarding the
     modality and regarding all; then the baseline; then the custom pairs in the order given.
     """
-    everything = np.ones(desc.n_columns, dtype=bool)
+    everything = np.ones(description.n_columns, dtype=bool)
     specs: list[MeasureSpec] = []
-    for name in desc.modality_names:
-        own = desc.mask(name)
+    for name in description.modality_names:
+        own = description.mask(name)
         specs += [
             MeasureSpec("single_modality_error", name, "modality", ~own, own.copy()),
             MeasureSpec("single_modality_error", name, "all", ~own, everything.copy()),
@@ -214,14 +213,14 @@ def measure_specs(desc: DatasetDescription, extra_pairs=None) -> list[MeasureSpe
     seen = set()
     for name, muted, compared in _normalise_pairs(extra_pairs):
         if not isinstance(name, str) or not name:
-            raise ValueError(f"extra_pairs: a pair's name must be a non-empty string; got {name!r}")
+            raise ConfigError(f"extra_pairs: a pair's name must be a non-empty string; got {name!r}")
         if name in seen:
-            raise ValueError(f"extra_pairs: the name {name!r} is used twice")
+            raise ConfigError(f"extra_pairs: the name {name!r} is used twice")
         seen.add(name)
-        muted_mask = _selector_mask(desc, muted, f"extra pair {name!r}, muted selectors")
-        compared_mask = _selector_mask(desc, compared, f"extra pair {name!r}, compared selectors")
+        muted_mask = _selector_mask(description, muted, f"extra pair {name!r}, muted selectors")
+        compared_mask = _selector_mask(description, compared, f"extra pair {name!r}, compared selectors")
         if not compared_mask.any():
-            raise ValueError(
+            raise ConfigError(
                 f"extra pair {name!r}: the compared selectors are empty, so the divergence would be 0 by "
                 "construction; name at least one modality"
             )
@@ -230,73 +229,70 @@ def measure_specs(desc: DatasetDescription, extra_pairs=None) -> list[MeasureSpe
 
 
 # ---------------------------------------------------------------------- checks
-def _check_model(model, desc: DatasetDescription) -> None:
-    # Same column names in the same order: the model's input and output layout is its
-    # description's, so a reordered description would silently mix columns up.
-    built_for = model.description.column_names()
-    if built_for != desc.column_names():
-        raise ValueError(
-            f"the model was built for {model.description.name!r} (modalities {model.description.modality_names}, "
-            f"{len(built_for)} columns); the description {desc.name!r} has {desc.modality_names} "
-            f"({desc.n_columns} columns)"
-            f"{' in another column order' if sorted(built_for) == sorted(desc.column_names()) else ''}"
-        )
-
-
-def _as_rows(rows, desc: DatasetDescription, *, dtype, device) -> torch.Tensor:
+def as_rows(rows, description: DatasetDescription, *, dtype, device) -> torch.Tensor:
+    """Complete evaluation rows (array or tensor ``[n_rows, n_columns]``) as a tensor of
+    ``dtype`` on ``device``; a wrong shape, a non-finite value or a muted entry raises a
+    :class:`~intermodal.errors.DataError` naming the row and column."""
     x = torch.as_tensor(rows)
-    if x.ndim != 2 or x.shape[-1] != desc.n_columns:
+    if x.ndim != 2 or x.shape[-1] != description.n_columns:
         got = f"{x.shape[-1]} columns" if x.ndim == 2 else f"an array of shape {tuple(x.shape)}"
-        raise ValueError(
-            f"rows: expected a 2-D array [rows, n_columns] with n_columns = {desc.n_columns} "
-            f"(the columns of {desc.name!r}); got {got}"
+        raise DataError(
+            f"rows: expected a 2-D array [rows, n_columns] with n_columns = {description.n_columns} "
+            f"(the columns of {description.name!r}); got {got}"
         )
     if x.shape[0] == 0:
-        raise ValueError("rows: no rows given")
+        raise DataError("rows: no rows given")
     if not (x.dtype.is_floating_point or x.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)):
-        raise ValueError(f"rows: expected numbers, got dtype {x.dtype}")
+        raise DataError(f"rows: expected numbers, got dtype {x.dtype}")
     finite = torch.isfinite(x) if x.dtype.is_floating_point else torch.ones_like(x, dtype=torch.bool)
     if not bool(finite.all()):
         r, c = (int(i) for i in torch.nonzero(~finite)[0])
-        raise ValueError(
-            f"rows: row {r}, column {c} ({desc.column_names()[c]}) is {float(x[r, c])}; every value must be finite "
-            "(no NaN rows)"
+        raise DataError(
+            f"rows: row {r}, column {c} ({description.column_names()[c]}) is {float(x[r, c])}; every value must "
+            "be finite (no NaN rows)"
         )
-    muted = x == desc.muted_value
+    muted = x == description.muted_value
     if bool(muted.any()):
         r, c = (int(i) for i in torch.nonzero(muted)[0])
-        raise ValueError(
-            f"rows: row {r}, column {c} ({desc.column_names()[c]}) holds the muted value {desc.muted_value:g}; "
-            "the measures need complete rows (the muting is done here)"
+        raise DataError(
+            f"rows: row {r}, column {c} ({description.column_names()[c]}) holds the muted value "
+            f"{description.muted_value:g}; the measures need complete rows (the muting is done here)"
         )
     return x.to(dtype=dtype, device=device)
 
 
-def _check_batch_size(batch_size) -> None:
-    if batch_size is not None and (
-        isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1
-    ):
-        raise ValueError(f"batch_size: expected a positive whole number or None; got {batch_size!r}")
+def labelled(table: pd.DataFrame, model) -> pd.DataFrame:
+    """``table`` (one row per ``model`` position, ...) with the model's ``model_keys``
+    columns after ``model``, where the model knows them (a trained or loaded ensemble)."""
+    keys = getattr(model, "model_keys", None)
+    if keys is None:
+        return table
+    positions = table["model"].to_numpy()
+    for index, column in reversed(list(enumerate(keys[0]._fields))):
+        table.insert(1, column, [keys[p][index] for p in positions])
+    return table
 
 
 # ---------------------------------------------------------------------- the measures
 def integration_measures(
     model,
-    desc: DatasetDescription,
     rows,
     *,
+    description: DatasetDescription | None = None,
     z_samples: int = 0,
     generator: torch.Generator | None = None,
     extra_pairs=None,
-    batch_size: int | None = None,
+    rows_per_pass: int | None = None,
 ) -> pd.DataFrame:
     """Every integration measure, for every model of an ensemble, on the given rows.
 
     Parameters
     ----------
-    model : :class:`~intermodal.model.MultimodalVAE` with ``n_models`` models.
-    desc : the description ``model`` was built for.
-    rows : array or tensor ``[n_rows, n_columns]`` of complete rows (no muted entries).
+    model : :class:`~intermodal.model.vae.MultimodalVAE` with ``n_models`` models.
+    rows : array or tensor ``[n_rows, n_columns]`` of complete rows (no muted entries), in
+        any dtype (they are cast to the model's).
+    description : None (the model's own), or a description checked to have the model's
+        columns in its order (:func:`~intermodal.model.protocol.description_for`).
     z_samples : 0 (default, as the original evaluation code) decodes from the posterior
         mean of ``z``. ``S > 0`` draws ``S`` latent samples per row and input,
         ``z = mean + exp(logvar/2)·eps_s``, decodes each, and averages
@@ -315,29 +311,29 @@ def integration_measures(
         the model's dtype, ``eps_s`` being ``noise[s]`` (row ``r`` uses ``noise[s, r]``).
     extra_pairs : user pairs, see :func:`measure_specs`; reported with quantity
         ``"custom"`` and the pair's name as ``modality``.
-    batch_size : evaluation rows per forward pass (each pass stacks every muted copy and
+    rows_per_pass : evaluation rows per forward pass (each pass stacks every muted copy and
         sample of those rows, for every model); None picks a size that keeps
         one pass near 8192 stacked rows in all. Results do not depend on it beyond rounding.
 
     Returns
     -------
     DataFrame, one row per (model, quantity, modality, scope), columns ``model`` (int,
-    position in the ensemble), ``quantity`` (one of :data:`QUANTITIES`), ``modality``
+    position in the ensemble), then the model's ``model_keys`` columns (``schedule``,
+    ``seed``) where it has them (a trained or loaded ensemble), ``quantity`` (one of :data:`QUANTITIES`), ``modality``
     (modality name; ``""`` for baseline and prediction_error; the pair's name for custom),
     ``scope`` (``"modality"``, ``"all"`` or ``""``), ``value`` (float: nats for the KL
     measures, data units for the prediction error; each a mean over the rows). Model-major;
     within a model: prediction_error, then the order of :func:`measure_specs`.
     """
-    _check_model(model, desc)
-    _check_batch_size(batch_size)
-    if isinstance(z_samples, bool) or not isinstance(z_samples, (int, np.integer)) or z_samples < 0:
-        raise ValueError(f"z_samples: expected a whole number >= 0; got {z_samples!r}")
-    z_samples = int(z_samples)
-    specs = measure_specs(desc, extra_pairs)
+    description = description_for(model, description)
+    if rows_per_pass is not None:
+        rows_per_pass = whole_number(rows_per_pass, "rows_per_pass", minimum=1)
+    z_samples = whole_number(z_samples, "z_samples")
+    specs = measure_specs(description, extra_pairs)
     parameter = next(model.parameters())
     dtype, device = parameter.dtype, parameter.device
-    x = _as_rows(rows, desc, dtype=dtype, device=device)
-    n_rows, n_columns, n_models = x.shape[0], desc.n_columns, model.n_models
+    x = as_rows(rows, description, dtype=dtype, device=device)
+    n_rows, n_columns, n_models = x.shape[0], description.n_columns, model.n_models
 
     # Measures sharing a muted set share one muted copy; copy 0 is the full input (p).
     variant_of_key: dict[bytes, int] = {np.zeros(n_columns, dtype=bool).tobytes(): 0}
@@ -351,16 +347,16 @@ def integration_measures(
         spec_variant.append(variant_of_key[key])
     n_variants = len(variant_masks)
     muted = torch.as_tensor(np.stack(variant_masks), device=device)  # [variants, columns]
-    muted_value = torch.tensor(desc.muted_value, dtype=dtype, device=device)
+    muted_value = torch.tensor(description.muted_value, dtype=dtype, device=device)
 
     samples_per_row = max(z_samples, 1)
-    if batch_size is None:
-        batch_size = max(1, STACKED_ROWS_PER_PASS // (n_models * n_variants * samples_per_row))
+    if rows_per_pass is None:
+        rows_per_pass = max(1, STACKED_ROWS_PER_PASS // (n_models * n_variants * samples_per_row))
 
     with torch.no_grad():
         noise = None
         if z_samples:
-            # Drawn once for all rows so that the numbers do not depend on batch_size.
+            # Drawn once for all rows so that the numbers do not depend on rows_per_pass.
             noise = torch.randn(
                 z_samples,
                 n_rows,
@@ -371,8 +367,8 @@ def integration_measures(
             ).to(device)
         kl_sum = torch.zeros(n_models, n_variants, n_columns, dtype=torch.float64, device=device)
         distance_sum = torch.zeros(n_models, dtype=torch.float64, device=device)
-        for start in range(0, n_rows, batch_size):
-            chunk = x[start : start + batch_size]
+        for start in range(0, n_rows, rows_per_pass):
+            chunk = x[start : start + rows_per_pass]
             n = chunk.shape[0]
             inputs = torch.where(muted[:, None, :], muted_value, chunk[None])  # [variants, n, columns]
             stacked = inputs.reshape(1, n_variants * n, n_columns).expand(n_models, -1, -1)
@@ -406,7 +402,7 @@ def integration_measures(
     modalities = [""] + [s.modality for s in specs]
     scopes = [""] + [s.scope for s in specs]
     per_model = len(quantities)
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "model": np.repeat(np.arange(n_models, dtype=np.int64), per_model),
             "quantity": np.tile(np.array(quantities, dtype=object), n_models),
@@ -415,6 +411,7 @@ def integration_measures(
             "value": values.reshape(-1).astype(np.float64),
         }
     )
+    return labelled(table, model)
 
 
 # ---------------------------------------------------------------------- evaluation rows
@@ -428,72 +425,28 @@ def evaluation_rows(test_rows, mode: str = "first", n: int = 1024, seed: int = 0
         rows), ``"random"`` (``n`` rows drawn without replacement with ``seed``, kept in
         their original order) or ``"all"`` (every row; ``n`` is ignored).
     n : number of rows for ``"first"`` and ``"random"``.
-    seed : seed of the ``"random"`` draw (numpy ``default_rng``).
+    seed : seed of the ``"random"`` draw (its stream: ``intermodal.streams.Purpose.EVALUATION_ROWS``).
 
     Returns
     -------
     The selected rows ``[n, n_columns]``, of the same type as ``test_rows``.
     """
     if mode not in EVALUATION_MODES:
-        raise ValueError(
+        raise ConfigError(
             f"evaluation rows: unknown mode {mode!r}; expected one of {', '.join(repr(m) for m in EVALUATION_MODES)}"
         )
     available = len(test_rows)
     if mode == "all":
         return test_rows
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"evaluation rows: n must be a positive whole number; got {n!r}")
+    n = whole_number(n, "evaluation rows: n", minimum=1)
     if n > available:
-        raise ValueError(
+        raise ConfigError(
             f"evaluation rows: asked for n={n} rows with mode {mode!r}, but there are only {available} rows; "
             f"pass n <= {available} or mode 'all'"
         )
     if mode == "first":
         return test_rows[:n]
-    index = np.sort(np.random.default_rng(seed).choice(available, size=n, replace=False))
+    index = np.sort(numpy_generator(Purpose.EVALUATION_ROWS, seed).choice(available, size=n, replace=False))
     if isinstance(test_rows, torch.Tensor):
         return test_rows[torch.as_tensor(index, device=test_rows.device)]
     return test_rows[index]
-
-
-# ---------------------------------------------------------------------- posterior collapse
-def latent_diagnostics(model, desc: DatasetDescription, rows, *, threshold: float = 0.01) -> pd.DataFrame:
-    """Per latent dimension of every model: how much the posterior carries (collapse check).
-
-    For the full (unmuted) input rows ``x``, with posterior ``q(z|x) = N(m(x), diag s(x)^2)``:
-
-    - ``kl``: mean over rows of ``KL(q(z_j|x) || N(0, 1))`` in nats (the dimension's share
-      of the latent loss);
-    - ``posterior_mean_variance``: variance over rows (population, ``ddof=0``) of ``m_j(x)``;
-    - ``active``: ``posterior_mean_variance > threshold`` (Burda et al. 2015 use 0.01).
-
-    Parameters
-    ----------
-    model, desc : as in :func:`integration_measures`.
-    rows : array or tensor ``[n_rows, n_columns]`` of complete rows.
-    threshold : activity threshold on the variance of the posterior mean.
-
-    Returns
-    -------
-    DataFrame, one row per (model, latent dimension), columns ``model``, ``latent_dim``,
-    ``kl``, ``posterior_mean_variance``, ``active``.
-    """
-    _check_model(model, desc)
-    parameter = next(model.parameters())
-    x = _as_rows(rows, desc, dtype=parameter.dtype, device=parameter.device)
-    with torch.no_grad():
-        z_mean, z_logvar = model.encode(x[None].expand(model.n_models, -1, -1))
-        z_mean, z_logvar = z_mean.to(torch.float64), z_logvar.to(torch.float64)
-        kl = (0.5 * (z_mean**2 + torch.expm1(z_logvar) - z_logvar)).mean(dim=1)
-        variance = z_mean.var(dim=1, correction=0)
-    n_models, latent = kl.shape
-    variance = variance.cpu().numpy().reshape(-1)
-    return pd.DataFrame(
-        {
-            "model": np.repeat(np.arange(n_models, dtype=np.int64), latent),
-            "latent_dim": np.tile(np.arange(latent, dtype=np.int64), n_models),
-            "kl": kl.cpu().numpy().reshape(-1),
-            "posterior_mean_variance": variance,
-            "active": variance > threshold,
-        }
-    )

@@ -4,7 +4,7 @@ The models of a study never interact (each has its own weights, Adam state, shuf
 docs/method.md §3), so a study splits without changing a number: a *unit* is one schedule
 × a contiguous block of its seeds, trained by the ordinary trainer into an ordinary run
 folder ``RUN/units/<name>/`` with its own checkpoints. When every unit is done,
-:func:`intermodal.runfolder.merge_runs` writes ``RUN`` as one local run of the whole study
+:func:`intermodal.training.runfolder.merge_runs` writes ``RUN`` as one local run of the whole study
 writes it (same tables, same row order, one checkpoint of the whole ensemble), and the
 report is drawn from it. docs/cluster.md says how to run it.
 
@@ -43,23 +43,29 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-from . import runfolder, study
-from .catalog import dataset_of
-from .config import RunConfig
-from .data import Dataset, read_mapping_file
-from .files import write_json
-from .report import write_report
-from .train import Trainer, progress_interval
+from ..data.catalog import dataset_of
+from ..data.dataset import Dataset
+from ..data.reading import read_mapping_file
+from ..errors import ClusterError, ConfigError, IntermodalError, RunFolderError, Terminated
+from ..evaluation.evaluator import make_evaluator
+from ..files import write_json
+from ..outputs.report import write_report
+from ..training import runfolder
+from ..training.config import ModelKey, RunConfig
+from ..training.ensemble import Divergence
+from ..training.trainer import TrainingResult, progress_interval
+from . import local
+from .local import human_duration
+
+logger = logging.getLogger("intermodal")
 
 __all__ = [
-    "ClusterStudy",
     "Unit",
     "plan_units",
     "run_study",
@@ -70,18 +76,12 @@ __all__ = [
     "TEST_KILL_ENV",
 ]
 
-UNITS = "units"
-PLAN = "plan.json"
-MARKER_PREFIX = ".driver-"
 
 # CPUs (worker threads) one unit may use. A unit of p CPUs trains its models in p threads
-# of one process, and they share Python's GIL: a training step holds it for 10-20 % of its
-# time (py-spy, 2-core machine of docs/cluster.md: 21 % with one model a shard, 9.5 % with five),
-# so a few threads of one process already queue on it, while separate processes do not
-# (two independent processes of 10 models trained 8 % faster than 20 models in two threads,
-# docs/performance.md). A model is too small to spread over cores, so one CPU per unit loses
-# nothing; it costs one process (about 0.4 GB) per CPU. Raise it only with a measurement
-# from a many-core node.
+# of one process, and they share Python's GIL, while separate processes do not; a model is
+# too small to spread over cores, so one CPU per unit loses nothing, for one process (about
+# 0.4 GB) per CPU. The measurements behind this are in docs/cluster.md ("Units"); raise it
+# only with a measurement from a many-core node.
 MAX_CPUS_PER_UNIT = 1
 # Retries of a unit whose worker process or node died (Ray's max_retries). Each retry
 # continues from the unit's last checkpoint; when they are spent, the study stops and
@@ -111,8 +111,8 @@ class Unit:
     schedule: str
     seeds: tuple[int, ...]
 
-    def keys(self) -> list[tuple[str, int]]:
-        return [(self.schedule, seed) for seed in self.seeds]
+    def model_keys(self) -> list[ModelKey]:
+        return [ModelKey(self.schedule, seed) for seed in self.seeds]
 
     def config(self, whole: RunConfig, cpus: int | None) -> RunConfig:
         """The unit's run config: the study's, for its models only, on ``cpus`` worker
@@ -123,21 +123,6 @@ class Unit:
             {"schedules": [self.schedule], "seeds": list(self.seeds), "workers": cpus, "threads": 1},
             origin=f"unit {self.name}",
         )
-
-
-@dataclass
-class ClusterStudy:
-    """What :func:`run_study` and :func:`resume_study` return: the run folder and the models
-    that diverged (the CLI reads ``out`` and ``divergence_lines()``, as of a Trainer)."""
-
-    out: Path
-    keys: list[tuple[str, int]]
-    epoch: int
-    lines: list[str] = field(default_factory=list)
-
-    def divergence_lines(self) -> list[str]:
-        """One line per model that diverged, in model order, worded as the trainer words it."""
-        return list(self.lines)
 
 
 def _blocks(seeds: list[int], n: int) -> list[list[int]]:
@@ -222,7 +207,7 @@ def _describe_plan(cpus: int, units: list[Unit], per_unit: int, left: bool = Fal
 
 def _write_plan(units_dir: Path, units: list[Unit], per_unit: int) -> None:
     write_json(
-        units_dir / PLAN,
+        runfolder.unit_plan_path(units_dir.parent),
         {
             "cpus_per_unit": per_unit,
             "units": [{"name": u.name, "schedule": u.schedule, "seeds": list(u.seeds)} for u in units],
@@ -233,7 +218,7 @@ def _write_plan(units_dir: Path, units: list[Unit], per_unit: int) -> None:
 def _read_plan(units_dir: Path, config: RunConfig) -> tuple[list[Unit], int] | None:
     """The units a study was started with and the CPUs each had (None if the driver stopped
     before it wrote them); checked to hold the run's models, each once."""
-    path = units_dir / PLAN
+    path = runfolder.unit_plan_path(units_dir.parent)
     if not path.is_file():
         return None
     try:
@@ -241,42 +226,19 @@ def _read_plan(units_dir: Path, config: RunConfig) -> tuple[list[Unit], int] | N
         units = [Unit(str(u["name"]), str(u["schedule"]), tuple(int(s) for s in u["seeds"])) for u in plan["units"]]
         per_unit = int(plan["cpus_per_unit"])
     except (KeyError, TypeError, ValueError) as e:
-        raise runfolder.RunFolderError(f"{path}: not a plan of units ({e})") from None
-    held = sorted(k for u in units for k in u.keys())
+        raise RunFolderError(f"{path}: not a plan of units ({e})") from None
+    held = sorted(k for u in units for k in u.model_keys())
     if held != sorted(config.model_keys()):
-        raise runfolder.RunFolderError(
-            f"{path}: its units do not hold the models of {units_dir.parent / 'config.json'}"
-        )
+        raise RunFolderError(f"{path}: its units do not hold the models of {runfolder.CONFIG} in {units_dir.parent}")
     return units, max(1, per_unit)
 
 
 # --------------------------------------------------------------------------- a unit's state
-def _checkpoint_state(unit_dir: Path) -> dict | None:
-    """The unit's latest checkpoint's state.json (the previous one while a save renames the
-    latest into place), or None before its first checkpoint. Only JSON is read: progress is
-    polled every minute over shared storage, and the tables can be large."""
-    for name in (runfolder.CHECKPOINT, runfolder.CHECKPOINT + ".old"):
-        path = unit_dir / name / "state.json"
-        try:
-            state = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-            continue  # absent, or being replaced this instant
-        if isinstance(state, dict) and "epochs_done" in state:
-            return state
-    return None
-
-
-def _epochs_done(unit_dir: Path) -> int:
-    state = _checkpoint_state(unit_dir)
-    return int(state["epochs_done"]) if state else 0
-
-
-def _divergence_lines(unit_dir: Path) -> list[str]:
-    """The unit's diverged models from its checkpoint, in the trainer's own words."""
-    state = _checkpoint_state(unit_dir) or {}
-    keys = [(str(s), int(n)) for s, n in state.get("models", [])]
-    diverged = {int(k): v for k, v in state.get("diverged", {}).items()}
-    return Trainer.divergence_lines(SimpleNamespace(keys=keys, diverged=diverged))
+def _divergences(unit_dir: Path) -> dict[ModelKey, Divergence]:
+    """The unit's diverged models from its checkpoint, by key."""
+    state = runfolder.checkpoint_state(unit_dir) or {}
+    keys = state.get("model_keys", [])
+    return {keys[int(k)]: Divergence(**v) for k, v in state.get("diverged", {}).items()}
 
 
 # --------------------------------------------------------------------------- one unit (a task)
@@ -287,9 +249,9 @@ def _wait_for_lock(unit_dir: Path, name: str) -> None:
         try:
             runfolder.RunLock(unit_dir).acquire().release()
             return
-        except runfolder.RunFolderError as e:
+        except RunFolderError as e:
             if time.monotonic() > deadline:
-                raise runfolder.RunFolderError(f"unit {name}: {e}") from None
+                raise RunFolderError(f"unit {name}: {e}") from None
             time.sleep(1.0)
 
 
@@ -297,7 +259,7 @@ def _kill_when(unit_dir: Path, epoch: int) -> None:
     """Test hook (TEST_KILL_ENV): SIGKILL this process once the unit's checkpoint has ``epoch`` epochs."""
 
     def watch() -> None:
-        while _epochs_done(unit_dir) < epoch:
+        while runfolder.epochs_done(unit_dir) < epoch:
             time.sleep(0.002)
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -320,7 +282,7 @@ def train_unit(
     name = spec["name"]
     unit_dir = Path(spec["dir"])
     if marker is not None and not Path(marker).is_file():
-        raise ValueError(
+        raise ClusterError(
             f"unit {name}: node {socket.gethostname()} does not see the run folder {unit_dir.parent.parent} "
             "(no driver marker there); the run folder must be on storage shared by every node of the Ray "
             "cluster (docs/cluster.md)"
@@ -330,7 +292,7 @@ def train_unit(
     dataset = replace(dataset, train=np.array(dataset.train), test=np.array(dataset.test))
     try:
         _wait_for_lock(unit_dir, name)
-        start = _epochs_done(unit_dir) if (unit_dir / runfolder.CONFIG).is_file() else 0
+        start = runfolder.epochs_done(unit_dir)
         if kill_hook and kill_hook.get("unit") == name:
             try:
                 Path(kill_hook["once"]).touch(exist_ok=False)
@@ -338,20 +300,20 @@ def train_unit(
             except FileExistsError:
                 pass  # the retry: train on
         options = dict(dataset=dataset, announce=False, report=False, progress=progress)
-        if _checkpoint_state(unit_dir) is not None:
+        if runfolder.has_checkpoint(unit_dir):
             with runfolder.writing(unit_dir, new=False):
                 # The CPUs the unit has now (resume_study keeps those it was planned with).
                 runfolder.start_run(unit_dir, config, dataset.description)
-                trainer = study.resume_study(unit_dir, **options)
+                result = local.resume_study(unit_dir, **options)
         else:
             # Stopped before its first checkpoint (or never started): nothing to continue.
             if unit_dir.exists():
                 shutil.rmtree(unit_dir)
             with runfolder.writing(unit_dir, new=True):
-                trainer = study.run_study(config, unit_dir, **options)
-    except (ValueError, OSError) as e:
-        raise ValueError(f"unit {name}: {e}") from None
-    return {"name": name, "start": start, "epoch": trainer.epoch, "host": socket.gethostname()}
+                result = local.run_study(config, unit_dir, **options)
+    except (IntermodalError, OSError) as e:
+        raise ClusterError(f"unit {name}: {e}") from None
+    return {"name": name, "start": start, "epoch": result.epochs_done, "host": socket.gethostname()}
 
 
 # --------------------------------------------------------------------------- Ray
@@ -359,7 +321,7 @@ def _import_ray():
     try:
         import ray
     except ImportError:
-        raise ValueError(
+        raise ClusterError(
             "--backend ray needs Ray: pip install 'intermodal[ray]' (or pip install -e \".[ray]\" from a clone)"
         ) from None
     return ray
@@ -381,7 +343,7 @@ def _connect(ray, address: str | None) -> bool:
         )
     except ConnectionError as e:
         where = f"--address {address}" if address else f"$RAY_ADDRESS {os.environ.get('RAY_ADDRESS', '')}"
-        raise ValueError(f"{where}: cannot join the Ray cluster ({e})") from None
+        raise ClusterError(f"{where}: cannot join the Ray cluster ({e})") from None
     return True
 
 
@@ -389,15 +351,15 @@ def _cluster_cpus(ray) -> tuple[int, list[int]]:
     total = int(ray.cluster_resources().get("CPU", 0))
     nodes = [int(n.get("Resources", {}).get("CPU", 0)) for n in ray.nodes() if n.get("Alive")]
     if total < 1:
-        raise ValueError("the Ray cluster has no CPUs (start its nodes with --num-cpus N)")
+        raise ClusterError("the Ray cluster has no CPUs (start its nodes with --num-cpus N)")
     return total, [c for c in nodes if c >= 1] or [total]
 
 
 def _place_marker(units_dir: Path) -> Path:
     """Write this driver's marker (see :func:`train_unit`), removing those of earlier drivers."""
-    for old in units_dir.glob(MARKER_PREFIX + "*"):
+    for old in runfolder.driver_markers(units_dir.parent):
         old.unlink(missing_ok=True)
-    marker = units_dir / f"{MARKER_PREFIX}{uuid.uuid4().hex[:12]}"
+    marker = runfolder.driver_marker_path(units_dir.parent, uuid.uuid4().hex[:12])
     write_json(marker, {"host": socket.gethostname(), "pid": os.getpid()})
     return marker
 
@@ -423,7 +385,8 @@ class _Progress:
     def work(self) -> int:
         """Model-epochs done so far over every unit (finished units count in full)."""
         return sum(
-            len(u.seeds) * (self.epochs if u.name in self.done_units else _epochs_done(self.units_dir / u.name))
+            len(u.seeds)
+            * (self.epochs if u.name in self.done_units else runfolder.epochs_done(self.units_dir / u.name))
             for u in self.units
         )
 
@@ -432,7 +395,7 @@ class _Progress:
         if self.bar is not None:
             self.bar.write(text)
         else:
-            print(text, flush=True)
+            logger.info("%s", text)
 
     def poll_every(self) -> float:
         # On a terminal the bar moves every few seconds; more often would only read files.
@@ -447,16 +410,19 @@ class _Progress:
         self.last_shown = now
         work = self.work()
         rate = (work - self.start_work) / max(now - self.start_time, 1e-9)
-        left = f"about {_human((self.total - work) / rate)} left" if rate > 0 else "time left not known yet"
+        left = f"about {human_duration((self.total - work) / rate)} left" if rate > 0 else "time left not known yet"
         units = f"{len(self.done_units)}/{len(self.units)} units done"
         if self.bar is not None:
             self.bar.update(work - self.bar.n)
             self.bar.set_postfix_str(f"{units}, {rate:.0f} model-epochs/s")
         else:
-            print(
-                f"ray: {units}; {100 * work / self.total:.0f} % of {self.total} model-epochs; "
-                f"{rate:.1f} model-epochs/s; {left}",
-                flush=True,
+            logger.info(
+                "ray: %s; %.0f %% of %d model-epochs; %.1f model-epochs/s; %s",
+                units,
+                100 * work / self.total,
+                self.total,
+                rate,
+                left,
             )
 
     def close(self) -> None:
@@ -464,22 +430,17 @@ class _Progress:
             self.bar.close()
 
 
-def _human(seconds: float) -> str:
-    if seconds > 5400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 60:.1f} min" if seconds > 90 else f"{seconds:.0f} s"
-
-
-def _failure(ray, error: Exception, name: str) -> ValueError:
-    """A unit's failure as one line a user can act on (the CLI prints ValueErrors as such)."""
+def _failure(ray, error: Exception, name: str) -> Exception:
+    """A unit's failure: a user's error as one line (a ClusterError naming the unit), a bug
+    in a unit as the worker's traceback (a RuntimeError), a worker that died too often as a
+    ClusterError saying how to continue."""
     if isinstance(error, ray.exceptions.RayTaskError):
         cause = error.cause if error.cause is not None else error
-        if isinstance(cause, ValueError):
-            return ValueError(str(cause))  # train_unit's message names the unit
+        if isinstance(cause, IntermodalError):
+            return ClusterError(str(cause))  # train_unit's message names the unit
         # A bug: keep its traceback (from the worker) in front of the user.
-        print(str(error), file=sys.stderr)
-        return ValueError(f"unit {name}: {type(cause).__name__}: {cause} (the traceback from its worker is above)")
-    return ValueError(
+        return RuntimeError(f"unit {name} failed with a bug; the traceback from its worker:\n{error}")
+    return ClusterError(
         f"unit {name}: its worker died {UNIT_RETRIES + 1} times ({type(error).__name__}: {error}); every unit "
         "keeps its last checkpoint: continue with intermodal study --resume RUN --backend ray"
     )
@@ -509,95 +470,118 @@ def _train_on_ray(
             }
             ref = task.options(name=f"intermodal-{unit.name}", **options).remote(spec, data, str(marker), hook)
             pending[ref] = unit
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=tracker.poll_every())
-            for ref in ready:
-                unit = pending.pop(ref)
-                try:
-                    result = ray.get(ref)
-                except (ray.exceptions.RayError, ValueError) as e:
-                    for other in pending:
-                        ray.cancel(other, force=True)  # each keeps its checkpoints for --resume
-                    raise _failure(ray, e, unit.name) from None
-                tracker.done_units.add(unit.name)
-                if result["start"] > 0:
-                    tracker.say(f"ray: unit {unit.name} continued from its checkpoint at epoch {result['start']}")
-            tracker.update(force=not pending)
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=tracker.poll_every())
+                for ref in ready:
+                    unit = pending.pop(ref)
+                    try:
+                        result = ray.get(ref)
+                    except (ray.exceptions.RayError, IntermodalError) as e:
+                        raise _failure(ray, e, unit.name) from None
+                    tracker.done_units.add(unit.name)
+                    if result["start"] > 0:
+                        tracker.say(f"ray: unit {unit.name} continued from its checkpoint at epoch {result['start']}")
+                tracker.update(force=not pending)
+        except BaseException:
+            for other in pending:
+                ray.cancel(other, force=True)  # each keeps its checkpoints for --resume
+            raise
     finally:
         tracker.close()
         marker.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- the study
-def _finish(run: Path, config: RunConfig, units: list[Unit]) -> ClusterStudy:
+def _finish(run: Path, config: RunConfig, units: list[Unit]) -> TrainingResult:
     """Merge the finished units into ``run`` and write the report."""
-    units_dir = run / UNITS
-    dirs = [units_dir / u.name for u in units]
+    dirs = [runfolder.units_path(run) / u.name for u in units]
     runfolder.merge_runs(dirs, run, config)
     write_report(run, redraw=True)
-    lines = [line for d in dirs for line in _divergence_lines(d)]
-    return ClusterStudy(out=run, keys=config.model_keys(), epoch=config.epochs, lines=lines)
+    by_key = {key: d for unit_dir in dirs for key, d in _divergences(unit_dir).items()}
+    model_keys = config.model_keys()
+    diverged = {k: by_key[key] for k, key in enumerate(model_keys) if key in by_key}
+    return TrainingResult(config, model_keys, config.epochs, diverged, run)
 
 
-def run_study(config: RunConfig, out: str | Path, *, address: str | None = None, progress: bool = True) -> ClusterStudy:
-    """Train a study (:func:`intermodal.study.run_study`) on a Ray cluster: its models as
-    units (:func:`plan_units`), one Ray task each, then the merged run folder and report in
-    ``out``, as a local run writes them. ``address``: the cluster (default: $RAY_ADDRESS,
-    else the one `ray start` started on this machine, else a local Ray on this machine).
+def _stop_on_sigterm():
+    """While the driver waits for its units, SIGTERM (a scheduler's notice) stops it: the
+    units keep their last checkpoints. Returns the handler it replaced (None off the main
+    thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
 
-    ``out`` must lie on storage that every node of the cluster sees (docs/cluster.md)."""
+    def stop(signum, frame):
+        raise Terminated("stopped by SIGTERM; every unit keeps its last checkpoint")
+
+    return signal.signal(signal.SIGTERM, stop)
+
+
+def run_study(
+    config: RunConfig, out: str | Path, *, address: str | None = None, progress: bool = False
+) -> TrainingResult:
+    """Train a study (:func:`intermodal.study.local.run_study`) on a Ray cluster: its models
+    as units (:func:`plan_units`), one Ray task each, then the merged run folder and report
+    in ``out``, as a local run writes them. ``address``: the cluster (default:
+    $RAY_ADDRESS, else the one `ray start` started on this machine, else a local Ray on this
+    machine). ``out`` must lie on storage that every node of the cluster sees
+    (docs/cluster.md)."""
     out = Path(out)
     if not config.eval_every:
-        raise ValueError("a study needs --eval-every > 0 (how often to take the measures)")
+        raise ConfigError("a study needs --eval-every > 0 (how often to take the measures)")
     if config.device != "cpu":
         # Units ask Ray for CPUs only; GPUs would need a unit per GPU (docs/cluster.md, "GPUs").
-        raise ValueError(f"--backend ray trains on CPUs; --device {config.device} is for the local backend")
+        raise ConfigError(f"--backend ray trains on CPUs; --device {config.device} is for the local backend")
     ray = _import_ray()
     dataset = dataset_of(config)
-    study.make_evaluator(config, dataset, say=True)  # a bad measure option fails here, before any task
+    make_evaluator(config, dataset, say=True)  # a bad measure option fails here, before any task
     runfolder.start_run(out, config, dataset.description)
     started = _connect(ray, address)
+    previous = _stop_on_sigterm()
     try:
         cpus, nodes = _cluster_cpus(ray)
         units, per_unit = plan_units(config, cpus, nodes)
-        units_dir = out / UNITS
+        units_dir = runfolder.units_path(out)
         units_dir.mkdir(exist_ok=True)
         _write_plan(units_dir, units, per_unit)
-        print(_describe_plan(cpus, units, per_unit), flush=True)
+        logger.info("%s", _describe_plan(cpus, units, per_unit))
         _train_on_ray(ray, units, per_unit, config, dataset, units_dir, progress)
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         if started:
             ray.shutdown()
     return _finish(out, config, units)
 
 
 def resume_study(
-    run: str | Path, *, backend: str = "ray", address: str | None = None, progress: bool = True
-) -> ClusterStudy | Trainer:
+    run: str | Path, *, backend: str = "ray", address: str | None = None, progress: bool = False
+) -> TrainingResult:
     """Continue a study started with :func:`run_study`: its unfinished units (a unit is
     finished when its checkpoint has all the config's epochs) on Ray (``backend="ray"``) or
     in this process one after another (``"local"``, no Ray needed), then merge and report.
-    A run folder without ``units/`` (started locally) continues as
-    :func:`intermodal.study.resume_study` does."""
+    A run folder without units (started locally) continues as
+    :func:`intermodal.study.local.resume_study` does."""
     run = Path(run)
     if backend not in ("ray", "local"):
-        raise ValueError(f"--backend {backend!r}: expected 'local' or 'ray'")
-    units_dir = run / UNITS
-    if not units_dir.is_dir():
+        raise ConfigError(f"--backend {backend!r}: expected 'local' or 'ray'")
+    if not runfolder.is_cluster_run(run):
         if backend == "ray":
-            print(f"{run} was started without --backend ray; continuing it in this process", flush=True)
-        return study.resume_study(run, progress=progress)
+            logger.info("%s was started without --backend ray; continuing it in this process", run)
+        return local.resume_study(run, progress=progress)
+    units_dir = runfolder.units_path(run)
     config = runfolder.read_config(run)
     plan = _read_plan(units_dir, config)
     ray = _import_ray() if backend == "ray" else None
     started = _connect(ray, address) if ray is not None else False
+    previous = _stop_on_sigterm() if ray is not None else None
     try:
         if plan is None:  # the driver stopped before it planned: no unit has started
             cpus, nodes = _cluster_cpus(ray) if ray is not None else (os.cpu_count() or 1, None)
             plan = plan_units(config, cpus, nodes)
             _write_plan(units_dir, *plan)
         units, per_unit = plan
-        todo = [u for u in units if _epochs_done(units_dir / u.name) < config.epochs]
+        todo = [u for u in units if runfolder.epochs_done(units_dir / u.name) < config.epochs]
         if todo:
             dataset = dataset_of(config)
             # Each unit keeps the CPUs (worker threads) it was planned with, wherever it
@@ -607,17 +591,18 @@ def resume_study(
             if ray is not None:
                 cpus, nodes = _cluster_cpus(ray)
                 if per_unit > max(nodes):
-                    print(
-                        f"ray: no node has the {per_unit} CPUs a unit was planned with; {max(nodes)} each "
+                    logger.info(
+                        "ray: no node has the %d CPUs a unit was planned with; %d each "
                         "(its numbers then differ from the planned ones at float rounding)",
-                        flush=True,
+                        per_unit,
+                        max(nodes),
                     )
                     per_unit = max(nodes)
-                print(_describe_plan(cpus, todo, per_unit, left=True), flush=True)
+                logger.info("%s", _describe_plan(cpus, todo, per_unit, left=True))
                 _train_on_ray(ray, todo, per_unit, config, dataset, units_dir, progress)
             else:
                 for i, unit in enumerate(todo, 1):
-                    print(f"local: unit {unit.name} ({i}/{len(todo)} to finish)", flush=True)
+                    logger.info("local: unit %s (%d/%d to finish)", unit.name, i, len(todo))
                     spec = {
                         "name": unit.name,
                         "dir": str(units_dir / unit.name),
@@ -625,6 +610,8 @@ def resume_study(
                     }
                     train_unit(spec, dataset, progress=progress)
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         if started:
             ray.shutdown()
     return _finish(run, config, units)

@@ -1,30 +1,26 @@
 """Which data set a run uses: the embedded simulator, the real iCub data (fetched from its
 pinned address, checked and cached) or a user's description file; and writing a data set
-out as CSV files with its description. :mod:`intermodal.data` reads and checks any one
+out as CSV files with its description. :mod:`intermodal.data.reading` reads and checks any one
 data set; this module chooses among them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
-from . import sim
-from .data import (
-    DataError,
-    Dataset,
-    DatasetDescription,
-    TableFile,
-    builtin_description_path,
-    load_description,
-    read_table,
-)
-from .files import atomic_write, write_json
+from ..errors import DataError
+from ..files import atomic_write, sha256, write_json
+from . import sim as simulator
+from .dataset import Dataset
+from .description import DatasetDescription, TableFile, builtin_description_path
+from .reading import load_description, read_table
 
-__all__ = ["load_dataset", "dataset_of", "fetch_icub", "write_dataset", "ICUB"]
+__all__ = ["load_dataset", "dataset_of", "fetch_icub", "write_dataset", "ICUB", "DESCRIPTION_FILE"]
 
 ICUB = "icub-zambelli2020"
+# The name of a description beside its data (write_dataset), and in a run folder.
+DESCRIPTION_FILE = "description.json"
 
 
 def _cache_dir() -> Path:
@@ -36,14 +32,14 @@ def _cache_dir() -> Path:
     return Path(pooch.os_cache("intermodal"))
 
 
-def fetch_icub(desc: DatasetDescription | None = None) -> Path:
+def fetch_icub(description: DatasetDescription | None = None) -> Path:
     """Download (once) the iCub files from their pinned address, check their SHA-256,
     and return the cache folder that holds them (``$INTERMODAL_DATA`` or the user cache)."""
     import pooch
 
-    desc = desc or load_description(builtin_description_path(ICUB))
-    cache = _cache_dir() / desc.name
-    url, hashes = desc.source["url"], desc.source["sha256"]
+    description = description or load_description(builtin_description_path(ICUB))
+    cache = _cache_dir() / description.name
+    url, hashes = description.source["url"], description.source["sha256"]
     for fname, sha in hashes.items():
         try:
             pooch.retrieve(
@@ -56,29 +52,27 @@ def fetch_icub(desc: DatasetDescription | None = None) -> Path:
                 f"cannot fetch {fname} from {url.format(file=fname)} ({type(e).__name__}: {e}).\n"
                 f"Either connect to the internet once (the files are then cached in {cache}), "
                 f"or put final_database_train.mat and final_database_test.mat in a folder and pass "
-                f"--data-dir FOLDER (or set INTERMODAL_DATA to a folder that holds '{desc.name}/<files>')."
+                f"--data-dir FOLDER (or set INTERMODAL_DATA to a folder that holds '{description.name}/<files>')."
             ) from None
     return cache
 
 
-def _verify_sha256(folder: Path, desc: DatasetDescription) -> None:
-    for fname, sha in (desc.source or {}).get("sha256", {}).items():
+def _verify_sha256(folder: Path, description: DatasetDescription) -> None:
+    for fname, sha in (description.source or {}).get("sha256", {}).items():
         path = folder / fname
         if not path.exists():
-            raise DataError(f"{path} does not exist; --data-dir must hold {sorted(desc.source['sha256'])}")
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            raise DataError(f"{path} does not exist; --data-dir must hold {sorted(description.source['sha256'])}")
+        digest = sha256(path)
         if digest != sha:
             raise DataError(
                 f"{path}: SHA-256 is {digest}; expected {sha} (the pinned file). Is it damaged or another version?"
             )
 
 
-def load_dataset(
-    data: str = "sim", data_dir: str | os.PathLike | None = None, sim_options: dict | None = None
-) -> Dataset:
+def load_dataset(data: str = "sim", data_dir: str | os.PathLike | None = None, sim: dict | None = None) -> Dataset:
     """Load a data set by name or description path.
 
-    ``data``: ``"sim"`` (the embedded simulator; ``sim_options`` go to it), ``"icub"``
+    ``data``: ``"sim"`` (the embedded simulator; ``sim`` holds its options, docs/simulator.md), ``"icub"``
     (fetched and cached, or read from ``data_dir``), or the path of a description file
     (``.json``/``.toml``) whose ``train``/``test`` files lie beside it or in ``data_dir``.
     """
@@ -88,16 +82,16 @@ def load_dataset(
                 f"--data-dir {data_dir}: the simulator makes its data; --data-dir applies to 'icub' "
                 "or a description file"
             )
-        return sim.simulate(**(sim_options or {}))
-    if sim_options:
-        raise DataError(f"simulator options {sorted(sim_options)} apply only to --data sim")
+        return simulator.simulate(**(sim or {}))
+    if sim:
+        raise DataError(f"simulator options {sorted(sim)} apply only to --data sim")
     if data == "icub":
-        desc = load_description(builtin_description_path(ICUB))
+        description = load_description(builtin_description_path(ICUB))
         if data_dir is not None:
             root = Path(data_dir)
-            _verify_sha256(root, desc)
+            _verify_sha256(root, description)
         else:
-            root = fetch_icub(desc)
+            root = fetch_icub(description)
     else:
         path = Path(data)
         if path.is_dir():
@@ -109,13 +103,13 @@ def load_dataset(
             path = candidates[0]
         if not path.exists():
             raise DataError(f"--data {data!r}: not 'sim', 'icub' or an existing description file")
-        desc = load_description(path)
+        description = load_description(path)
         root = Path(data_dir) if data_dir is not None else path.parent
-    if desc.train is None:
-        raise DataError(f"description {desc.name!r} names no 'train' file")
-    train = read_table(desc.train, desc, root)
-    test = read_table(desc.test, desc, root) if desc.test is not None else train
-    return Dataset(desc, train, test, origin=str(root))
+    if description.train is None:
+        raise DataError(f"description {description.name!r} names no 'train' file")
+    train = read_table(description.train, description, root)
+    test = read_table(description.test, description, root) if description.test is not None else train
+    return Dataset(description, train, test, origin=str(root))
 
 
 def dataset_of(config) -> Dataset:
@@ -131,12 +125,12 @@ def write_dataset(dataset: Dataset, out: str | os.PathLike, *, float_format: str
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    desc = dataset.description.replace(train=TableFile("train.csv"), test=TableFile("test.csv"), source=None)
-    names = desc.column_names()
+    description = dataset.description.replace(train=TableFile("train.csv"), test=TableFile("test.csv"), source=None)
+    names = description.column_names()
     for part, rows in (("train", dataset.train), ("test", dataset.test)):
         frame = pd.DataFrame(rows, columns=names)
         atomic_write(
             out / f"{part}.csv", lambda p, frame=frame: frame.to_csv(p, index=False, float_format=float_format)
         )
-    write_json(out / "description.json", desc.to_dict())
-    return out / "description.json"
+    write_json(out / DESCRIPTION_FILE, description.to_dict())
+    return out / DESCRIPTION_FILE

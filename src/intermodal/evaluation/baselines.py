@@ -33,7 +33,6 @@ No pickle; each file is written to a temporary name and renamed into place.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -45,11 +44,15 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
-from .data import DataError, Dataset, DatasetDescription
-from .files import atomic_write, write_json
-from .model import seeded_generator
+from ..data.dataset import Dataset
+from ..data.description import DatasetDescription
+from ..errors import ConfigError, DataError, RunFolderError
+from ..files import atomic_write, sha256, write_json
+from ..model.protocol import description_for
+from ..options import whole_number
+from ..streams import Purpose, torch_generator
 from .predict import given_mask, two_steps
-from .prediction_tests import ERROR_COLUMNS, Tests, normalise_tests, prediction_tests
+from .prediction_tests import ERROR_COLUMNS, Tests, applicable_tests, normalise_tests
 
 __all__ = [
     "NetworkOptions",
@@ -106,13 +109,10 @@ ORIGINAL_INVERSE = NetworkOptions(hidden=(150, 150), epochs=2000, lr=1e-2, batch
 def motor_modalities(description: DatasetDescription) -> tuple[list[str], list[str]]:
     """``(motor, perception)`` modality names of a data set (see the module docstring).
     Raises DataError when the data set has no motor modality or nothing else."""
-    named = getattr(description, "motor_modalities", None)
-    motor = list(named) if named else ["motor"]
-    have = description.modality_names
-    missing = [m for m in motor if m not in have]
-    if missing:
+    motor, have = description.motor, description.modality_names
+    if not motor:
         raise DataError(
-            f"data set {description.name!r} has no motor modality {missing[0]!r} (its modalities are {have}); the "
+            f"data set {description.name!r} has no motor modality 'motor' (its modalities are {have}); the "
             "forward and inverse models need the motor command: name it with the description's 'motor_modalities'"
         )
     perception = [m for m in have if m not in motor]
@@ -165,7 +165,7 @@ class Network:
         w = self.weights[0]
         t = torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=w.dtype)
         if t.shape[-1] != w.shape[1]:
-            raise ValueError(f"{self.name}: inputs have {t.shape[-1]} columns; it takes {w.shape[1]}")
+            raise DataError(f"{self.name}: inputs have {t.shape[-1]} columns; it takes {w.shape[1]}")
         if t.ndim == 2:
             t = t.expand(self.n_seeds, -1, -1)
         with torch.no_grad():
@@ -199,9 +199,9 @@ def _train_network(
     n_rows = len(x)
     n_batches = n_rows // options.batch_size
     if n_batches < 1:
-        raise ValueError(f"{name}: batch_size {options.batch_size} is larger than the {n_rows} training rows")
-    # A stream of its own per seed and network, distinct from the VAE's (seed, 1).
-    generators = [seeded_generator(s, 2, index) for s in seeds]
+        raise ConfigError(f"{name}: batch_size {options.batch_size} is larger than the {n_rows} training rows")
+    # A stream of its own per seed and network (intermodal.streams).
+    generators = [torch_generator(Purpose.BASELINE, s, index) for s in seeds]
     weights, biases = [], []
     for a, b in zip(widths, widths[1:]):
         bound = float(np.sqrt(6.0 / (a + b)))
@@ -281,14 +281,14 @@ def train_baselines(
     and on a busy machine extra threads only spin-wait. Deterministic: the same seed gives
     the same networks, alone or among others.
     """
-    desc = dataset.description
+    description = dataset.description
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds: expected distinct seeds, at least one; got {seeds}")
+        raise ConfigError(f"seeds: expected distinct seeds, at least one; got {seeds}")
     if dtype not in ("float32", "float64"):
-        raise ValueError(f"dtype: expected 'float32' or 'float64'; got {dtype!r}")
+        raise ConfigError(f"dtype: expected 'float32' or 'float64'; got {dtype!r}")
     overrides = {k: v for k, v in (("epochs", epochs), ("lr", lr), ("batch_size", batch_size)) if v is not None}
-    columns = _network_columns(desc)
+    columns = _network_columns(description)
     train = np.asarray(dataset.train, dtype=np.float64)
     before = torch.get_num_threads()
     if threads is not None:
@@ -297,7 +297,9 @@ def train_baselines(
         networks = _train_both(columns, train, seeds, forward, inverse, overrides, getattr(torch, dtype))
     finally:
         torch.set_num_threads(before)
-    return Baselines(desc, seeds, networks["forward-model"], networks["inverse-model"], train.mean(axis=0), dtype)
+    return Baselines(
+        description, seeds, networks["forward-model"], networks["inverse-model"], train.mean(axis=0), dtype
+    )
 
 
 def _train_both(
@@ -326,17 +328,12 @@ def _train_both(
 
 
 def _check_options(name: str, o: NetworkOptions) -> None:
-    def whole(v) -> bool:
-        return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
-
-    if not whole(o.epochs):
-        raise ValueError(f"{name}: epochs must be a whole number >= 1; got {o.epochs!r}")
-    if not whole(o.batch_size):
-        raise ValueError(f"{name}: batch_size must be a whole number >= 1; got {o.batch_size!r}")
+    whole_number(o.epochs, f"{name}: epochs", minimum=1)
+    whole_number(o.batch_size, f"{name}: batch_size", minimum=1)
     if not o.lr > 0:
-        raise ValueError(f"{name}: lr must be > 0; got {o.lr!r}")
+        raise ConfigError(f"{name}: lr must be > 0; got {o.lr!r}")
     if o.hidden is not None and (not o.hidden or any(int(h) < 1 for h in o.hidden)):
-        raise ValueError(f"{name}: hidden must list at least one positive width; got {o.hidden!r}")
+        raise ConfigError(f"{name}: hidden must list at least one positive width; got {o.hidden!r}")
 
 
 # ---------------------------------------------------------------------- files
@@ -367,7 +364,7 @@ def save_baselines(folder: str | os.PathLike, baselines: Baselines) -> Path:
         }
     weights_path = folder / WEIGHTS_FILE
     atomic_write(weights_path, lambda p: save_file(tensors, str(p)))
-    settings["weights_sha256"] = hashlib.sha256(weights_path.read_bytes()).hexdigest()
+    settings["weights_sha256"] = sha256(weights_path)
     json_path = folder / SETTINGS_FILE
     write_json(json_path, settings)
     return json_path
@@ -379,25 +376,27 @@ def load_baselines(folder: str | os.PathLike) -> Baselines:
     json_path, weights_path = folder / SETTINGS_FILE, folder / WEIGHTS_FILE
     for path in (json_path, weights_path):
         if not path.exists():
-            raise ValueError(f"{folder}: no saved baselines here ({path.name} is missing)")
+            raise RunFolderError(f"{folder}: no saved baselines here ({path.name} is missing)")
     try:
         settings = json.loads(json_path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{json_path}: not valid JSON ({e})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunFolderError(f"{json_path}: not valid JSON ({e})") from None
     if settings.get("kind") != "intermodal-baselines" or settings.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{json_path}: not intermodal baselines of format {FORMAT_VERSION}")
-    digest = hashlib.sha256(weights_path.read_bytes()).hexdigest()
+        raise RunFolderError(f"{json_path}: not intermodal baselines of format {FORMAT_VERSION}")
+    digest = sha256(weights_path)
     if digest != settings.get("weights_sha256"):
-        raise ValueError(f"{weights_path}: its SHA-256 does not match {json_path.name} (the files come from two saves)")
+        raise RunFolderError(
+            f"{weights_path}: its SHA-256 does not match {json_path.name} (the files come from two saves)"
+        )
     try:
         return _baselines_from(settings, load_file(str(weights_path)), json_path)
     except (KeyError, TypeError, IndexError) as e:
-        raise ValueError(f"{json_path}: does not describe the saved weights ({type(e).__name__}: {e})") from None
+        raise RunFolderError(f"{json_path}: does not describe the saved weights ({type(e).__name__}: {e})") from None
 
 
 def _baselines_from(settings: dict, tensors: dict[str, torch.Tensor], json_path: Path) -> Baselines:
-    desc = DatasetDescription.from_dict(settings["description"], origin=f"{json_path} description")
-    names = desc.column_names()
+    description = DatasetDescription.from_dict(settings["description"], origin=f"{json_path} description")
+    names = description.column_names()
     position = {n: i for i, n in enumerate(names)}
     networks = {}
     for name in ("forward-model", "inverse-model"):
@@ -416,12 +415,12 @@ def _baselines_from(settings: dict, tensors: dict[str, torch.Tensor], json_path:
         inputs = np.array([position[c] for c in spec["inputs"]])
         outputs = np.array([position[c] for c in spec["outputs"]])
         if weights[0].shape[1] != len(inputs) or weights[-1].shape[2] != len(outputs):
-            raise ValueError(
+            raise RunFolderError(
                 f"{json_path.parent / WEIGHTS_FILE}: {name}'s weights do not match its columns in {json_path.name}"
             )
         networks[name] = Network(name, inputs, outputs, weights, biases, options, np.asarray(spec["final_mse"]))
     return Baselines(
-        desc,
+        description,
         [int(s) for s in settings["seeds"]],
         networks["forward-model"],
         networks["inverse-model"],
@@ -458,8 +457,8 @@ def baseline_errors(
     baselines: Baselines, description: DatasetDescription | None, test_rows: np.ndarray, *, tests: Tests = None
 ) -> pd.DataFrame:
     """RMSE of the baselines on complete test rows ``[n_rows, n_columns]``, per seed,
-    modality and time step, in data units, as :data:`~intermodal.prediction_tests.ERROR_COLUMNS`
-    (so it concatenates with :func:`~intermodal.prediction_tests.run_prediction_tests`).
+    modality and time step, in data units, as :data:`~intermodal.evaluation.prediction_tests.ERROR_COLUMNS`
+    (so it concatenates with :func:`~intermodal.evaluation.prediction_tests.run_prediction_tests`).
 
     ``schedule`` names the baseline: ``forward-model`` (``test = "forward"``: perception at
     the current step), ``inverse-model`` (``test = "control"``: motor at the previous
@@ -468,29 +467,29 @@ def baseline_errors(
     test, see ``tests``) and ``training-mean`` (each of those outputs predicted by the
     training rows' mean; ``seed`` <NA>). ``given`` is always False.
     """
-    desc = baselines.description if description is None else description
-    if desc.column_names() != baselines.description.column_names():
-        raise ValueError(
-            f"the baselines were trained on {baselines.description.name!r}; the description "
-            f"{desc.name!r} has other columns"
-        )
+    description = description_for(baselines, description)
     rows = np.asarray(test_rows, dtype=np.float64)
-    if rows.ndim != 2 or rows.shape[1] != desc.n_columns:
-        raise ValueError(f"test_rows: expected [n_rows, {desc.n_columns}]; got shape {rows.shape}")
+    if rows.ndim != 2 or rows.shape[1] != description.n_columns:
+        raise DataError(f"test_rows: expected [n_rows, {description.n_columns}]; got shape {rows.shape}")
     fw, inv, seeds = baselines.forward, baselines.inverse, baselines.seeds
-    records = _records("forward-model", seeds, "forward", desc, fw.outputs, baselines.predict_forward(rows), rows)
-    records += _records("inverse-model", seeds, "control", desc, inv.outputs, baselines.predict_inverse(rows), rows)
-    control = [t for t in (prediction_tests(desc) if tests is None else normalise_tests(tests)) if t.name == "control"]
+    records = _records(
+        "forward-model", seeds, "forward", description, fw.outputs, baselines.predict_forward(rows), rows
+    )
+    records += _records(
+        "inverse-model", seeds, "control", description, inv.outputs, baselines.predict_inverse(rows), rows
+    )
+    candidates = applicable_tests(description) if tests is None else normalise_tests(tests)
+    control = [t for t in candidates if t.name == "control"]
     if control:
         muted = rows.copy()
-        muted[:, ~given_mask(desc, control[0].given)] = desc.muted_value
+        muted[:, ~given_mask(description, control[0].given)] = description.muted_value
         records += _records(
-            "inverse-model-muted", seeds, "control", desc, inv.outputs, baselines.predict_inverse(muted), rows
+            "inverse-model-muted", seeds, "control", description, inv.outputs, baselines.predict_inverse(muted), rows
         )
     n = len(rows)
     for test, net in (("forward", fw), ("control", inv)):
         guess = np.broadcast_to(baselines.training_mean[net.outputs], (1, n, len(net.outputs)))
-        records += _records("training-mean", [pd.NA], test, desc, net.outputs, guess, rows)
+        records += _records("training-mean", [pd.NA], test, description, net.outputs, guess, rows)
     table = pd.DataFrame.from_records(records, columns=ERROR_COLUMNS)
     table["seed"] = table["seed"].astype("Int64")
     return table

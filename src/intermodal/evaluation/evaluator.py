@@ -1,0 +1,108 @@
+"""The measures as a run config asks for them: on which rows, with which latent noise and
+extra pairs, during training (:func:`make_evaluator`, the function the trainer calls every
+K epochs) and afterwards on a run's trained models (:func:`measure_run`)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..data.dataset import Dataset
+from ..errors import ConfigError
+from ..streams import Purpose, torch_generator
+from ..training import runfolder
+from ..training.config import RunConfig
+from .diagnostics import latent_diagnostics
+from .measures import evaluation_rows, integration_measures, measure_specs
+
+__all__ = ["DEFAULT_EVALUATION_ROWS", "evaluation_rows_of", "evaluation_generator", "make_evaluator", "measure_run"]
+
+logger = logging.getLogger("intermodal")
+
+DEFAULT_EVALUATION_ROWS = 1024  # the paper's: the first 1024 rows of the iCub test file
+
+
+def evaluation_rows_of(config: RunConfig, dataset: Dataset, *, say: bool = False) -> np.ndarray:
+    """The test rows a run's measures are taken on (``eval_rows``, ``n_eval_rows``,
+    ``eval_seed``); ``n_eval_rows`` None means 1024, or the whole test part when it is
+    smaller (``say`` logs that)."""
+    n = config.n_eval_rows
+    if n is None:
+        n = min(DEFAULT_EVALUATION_ROWS, len(dataset.test))
+        if n < DEFAULT_EVALUATION_ROWS and config.eval_rows != "all" and say:
+            logger.info(
+                "note: the test part holds %d rows, fewer than %d; the measures use all %d "
+                "(set --n-eval-rows to choose)",
+                len(dataset.test),
+                DEFAULT_EVALUATION_ROWS,
+                n,
+            )
+    try:
+        return evaluation_rows(dataset.test, mode=config.eval_rows, n=n, seed=config.eval_seed)
+    except ConfigError as e:
+        raise ConfigError(f"{e} (options --n-eval-rows and --eval-rows)") from None
+
+
+def evaluation_generator(eval_seed: int, epoch: int) -> torch.Generator:
+    """The generator of the latent noise of the evaluation after ``epoch`` epochs (with
+    ``--z-samples``): derived from the evaluation seed and the epoch alone, so an evaluation
+    draws the same noise whether or not the run was interrupted and resumed before it. The
+    noise is the same for every model of the ensemble (docs/method.md §5), so a model gets
+    the numbers it gets alone, and schedules are compared on paired noise."""
+    return torch_generator(Purpose.EVALUATION_NOISE, eval_seed, epoch)
+
+
+def make_evaluator(config: RunConfig, dataset: Dataset, *, say: bool = False):
+    """The function the trainer calls every K epochs: every measure for every modality and
+    the latent diagnostics, for all models at once. A bad extra pair fails here, before
+    anything is written."""
+    rows = evaluation_rows_of(config, dataset, say=say)
+    description = dataset.description
+    measure_specs(description, config.extra_pairs or None)
+
+    def evaluate(model, epoch: int) -> dict[str, pd.DataFrame]:
+        results = integration_measures(
+            model,
+            rows,
+            description=description,
+            z_samples=config.z_samples,
+            generator=evaluation_generator(config.eval_seed, epoch),
+            extra_pairs=config.extra_pairs or None,
+        )
+        diagnostics = latent_diagnostics(model, rows, description=description)
+        return {"results": results, "diagnostics": diagnostics}
+
+    return evaluate
+
+
+def measure_run(
+    path: str | Path,
+    *,
+    data_dir: str | None = None,
+    eval_rows: str | None = None,
+    n_eval_rows: int | None = None,
+    z_samples: int | None = None,
+    schedule: str | None = None,
+    seed: int | None = None,
+) -> pd.DataFrame:
+    """The measures of the models in a run folder or checkpoint (all, or those of one
+    ``schedule`` and/or ``seed``), on the evaluation rows of the data set they were trained
+    on; the options override the run's. Columns: the model key columns (``schedule``,
+    ``seed``), ``quantity, modality, scope, value``."""
+    changes = dict(data_dir=data_dir, eval_rows=eval_rows, n_eval_rows=n_eval_rows, z_samples=z_samples)
+    ensemble = runfolder.load_ensemble(path, schedule, seed, {k: v for k, v in changes.items() if v is not None})
+    config = ensemble.config
+    rows = evaluation_rows_of(config, ensemble.dataset)
+    table = integration_measures(
+        ensemble.model,
+        rows,
+        description=ensemble.dataset.description,
+        z_samples=config.z_samples,
+        generator=evaluation_generator(config.eval_seed, ensemble.epochs_done),
+        extra_pairs=config.extra_pairs or None,
+    )
+    return table.drop(columns="model")

@@ -1,0 +1,323 @@
+"""One self-contained HTML page per run: figures, tables and the findings checked.
+
+:func:`write_report` reads a run folder (through :mod:`intermodal.training.runfolder`),
+draws its figures (:mod:`intermodal.outputs.figures`) into ``RUN/figures/`` and renders
+``templates/report.html.j2`` into ``RUN/report.html``: every figure is embedded as a base64
+PNG, styles are inline, and the page needs no other file, no network and no JavaScript.
+The page assembles its sections from what the run folder holds (a prediction section where
+it has a checkpoint, diagnostics where it has them), so every backend that writes the same
+folder gets the same report. The findings are :mod:`intermodal.evaluation.findings`'.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+
+from ..evaluation.findings import check_findings, format_number
+from ..evaluation.summaries import (
+    BAND_DESCRIPTIONS,
+    MEASURE_QUANTITIES,
+    active_unit_counts,
+    modality_order,
+    resolve_windows,
+    schedule_order,
+    window_label,
+    window_means,
+)
+from ..files import atomic_write
+from ..training import runfolder
+from ..training.config import ModelKey
+from ..training.ensemble import divergence_line
+from .figures import ACTIVE_UNITS_CAPTION, ACTIVE_UNITS_FIGURE, FIGURES, MEASURES, draw_figures
+from .plotting import save_figure
+from .prediction import prediction_section
+
+__all__ = ["FINDINGS_SECTION_TITLE", "render_report", "write_report", "write_figures", "figure_paths", "section_ids"]
+
+FINDINGS_SECTION_TITLE = "Does this run show what the paper found?"
+
+
+def _mean_sd(mean: float, sd: float) -> str:
+    if sd is None or (isinstance(sd, float) and math.isnan(sd)):
+        return format_number(mean)
+    return f"{format_number(mean)} ± {format_number(sd)}"
+
+
+# --------------------------------------------------------------------------- tables
+def _final_values(history: pd.DataFrame, results: pd.DataFrame, schedules: list[str]) -> pd.DataFrame:
+    """Per schedule, each seed's value at its last epoch, as mean ± sd over seeds."""
+    evaluations = {
+        "prediction error": results[results["quantity"] == "prediction_error"],
+        "baseline (nats)": results[results["quantity"] == "baseline"],
+    }
+    training = {
+        "latent loss (nats)": "latent_loss",
+        "reconstruction loss": "reconstruction_loss",
+        "weighted loss": "loss",
+    }
+
+    def at_last_epoch(frame: pd.DataFrame, value: str) -> pd.DataFrame:
+        if frame.empty:
+            return pd.DataFrame(columns=["mean", "sd", "epoch"])
+        last = frame.loc[frame.groupby(["schedule", "seed"])["epoch"].idxmax()]
+        return last.groupby("schedule").agg(mean=(value, "mean"), sd=(value, "std"), epoch=("epoch", "max"))
+
+    def cell(stats: pd.DataFrame, schedule: str, column: str = "value") -> str:
+        if schedule not in stats.index:
+            return "n/a"
+        if column == "epoch":
+            return str(int(stats.at[schedule, "epoch"]))
+        return _mean_sd(float(stats.at[schedule, "mean"]), float(stats.at[schedule, "sd"]))
+
+    table = {}
+    first = True
+    for label, frame in evaluations.items():
+        stats = at_last_epoch(frame, "value")
+        if first:
+            table["last evaluation epoch"] = {s: cell(stats, s, "epoch") for s in schedules}
+            first = False
+        table[label] = {s: cell(stats, s) for s in schedules}
+    first = True
+    for label, value in training.items():
+        stats = at_last_epoch(history, value)
+        if first:
+            table["last training epoch"] = {s: cell(stats, s, "epoch") for s in schedules}
+            first = False
+        table[label] = {s: cell(stats, s) for s in schedules}
+    return pd.DataFrame(table, index=schedules).rename_axis("schedule").reset_index()
+
+
+def _window_table(means: pd.DataFrame, window_index: int, schedules: list[str], modalities: list[str]) -> pd.DataFrame:
+    inside = means[means["window"] == window_index]
+    rows = []
+    for schedule in schedules:
+        for modality in modalities:
+            cells = {"schedule": schedule, "modality": modality}
+            for quantity, scope, short, _ in MEASURES:
+                match = inside[
+                    (inside["schedule"] == schedule)
+                    & (inside["modality"] == modality)
+                    & (inside["quantity"] == quantity)
+                    & (inside["scope"] == scope)
+                ]
+                cells[short] = (
+                    _mean_sd(float(match["mean"].iloc[0]), float(match["sd"].iloc[0])) if len(match) else "n/a"
+                )
+            rows.append(cells)
+    return pd.DataFrame(rows)
+
+
+def _active_units_table(diagnostics: pd.DataFrame, schedules: list[str]) -> pd.DataFrame:
+    counts = active_unit_counts(diagnostics)
+    last = counts[counts["epoch"] == counts.groupby("schedule")["epoch"].transform("max")]
+    stats = last.groupby("schedule").agg(
+        mean=("active_units", "mean"), sd=("active_units", "std"), epoch=("epoch", "max")
+    )
+    n_latent = int(diagnostics["latent_dim"].nunique()) if "latent_dim" in diagnostics else None
+    rows = {}
+    for s in schedules:
+        if s in stats.index:
+            rows[s] = {
+                "last epoch": int(stats.at[s, "epoch"]),
+                "active latent units": _mean_sd(stats.at[s, "mean"], stats.at[s, "sd"])
+                + (f" of {n_latent}" if n_latent else ""),
+            }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("schedule").reset_index()
+
+
+# --------------------------------------------------------------------------- HTML
+def _plain(table: pd.DataFrame) -> dict:
+    return {
+        "columns": [str(c) for c in table.columns],
+        "rows": [
+            ["n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in row]
+            for row in table.itertuples(index=False)
+        ],
+    }
+
+
+def _grouped(table: pd.DataFrame) -> dict:
+    """A table whose first column repeats in runs, as (name, rows of the other columns)."""
+    first = table.columns[0]
+    groups = []
+    for _, block in table.groupby((table[first] != table[first].shift()).cumsum(), sort=False):
+        groups.append((block[first].iloc[0], block.drop(columns=first).values.tolist()))
+    return {"columns": [str(c) for c in table.columns], "groups": groups}
+
+
+def _figure_number(stem: str) -> str:
+    if stem.startswith("figA"):
+        return f"Fig. A.{stem[4]}"
+    return f"Fig. {stem[3]}" if stem.startswith("fig") and stem[3].isdigit() else stem
+
+
+def _png_base64(png: Path) -> str | None:
+    return base64.b64encode(png.read_bytes()).decode("ascii") if png.is_file() else None
+
+
+def figure_paths(run_dir: str | Path, diagnostics: bool = False) -> dict[str, tuple[Path, Path]]:
+    """Where :func:`write_figures` puts each figure: stem -> (PNG path, SVG path)."""
+    folder = runfolder.figures_path(run_dir)
+    stems = list(FIGURES) + ([ACTIVE_UNITS_FIGURE] if diagnostics else [])
+    return {stem: (folder / f"{stem}.png", folder / f"{stem}.svg") for stem in stems}
+
+
+def _run(run: str | Path | runfolder.Run) -> runfolder.Run:
+    return run if isinstance(run, runfolder.Run) else runfolder.read_run(run)
+
+
+def write_figures(run_dir: str | Path | runfolder.Run, band: str = "sd") -> list[Path]:
+    """Draw every figure of a run folder (a path, or one already read) and save each as PNG
+    and SVG into ``RUN/figures/`` (each file atomically); returns the paths."""
+    run = _run(run_dir)
+    figures = draw_figures(run, band=band)
+    paths = figure_paths(run.path, diagnostics=run.diagnostics is not None)
+    runfolder.figures_path(run.path).mkdir(exist_ok=True)
+    written: list[Path] = []
+    for stem, figure in figures.items():
+        png, svg = paths[stem]
+        save_figure(figure, png, svg)
+        written += [png, svg]
+    return written
+
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("intermodal.outputs", "templates"),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    undefined=jinja2.StrictUndefined,
+)
+
+# Sections drawn from what a run folder holds beyond its tables: functions of the run folder
+# that return None (nothing to add) or a dict with id, title, paragraphs, tables (title,
+# frame) and figures (stem, png path, caption).
+EXTRA_SECTIONS = (prediction_section,)
+
+
+def render_report(run_dir: str | Path | runfolder.Run, band: str = "sd") -> str:
+    """The report page as a string; the figures' PNGs must already be in ``RUN/figures``."""
+    run = _run(run_dir)
+    config = run.config.to_dict()
+    history, results = run.history, run.results
+    schedules = schedule_order(history, results, config=config)
+    modalities = modality_order(results)
+    windows = resolve_windows(config, history, results)
+    findings = check_findings(history, results, windows)
+    means = window_means(results, windows, MEASURE_QUANTITIES)
+    paths = figure_paths(run.path, diagnostics=run.diagnostics is not None)
+    n_seeds = history.groupby("schedule")["seed"].nunique()
+    evaluation_epochs = sorted(results["epoch"].unique())
+
+    summary = [
+        ("data set", str(config.get("data"))),
+        ("schedules", ", ".join(schedules)),
+        ("seeds per schedule", ", ".join(f"{s}: {int(n_seeds.get(s, 0))}" for s in schedules)),
+        ("epochs", str(config.get("epochs"))),
+        (
+            "evaluations",
+            f"{len(evaluation_epochs)} epochs"
+            + (f" ({evaluation_epochs[0]}–{evaluation_epochs[-1]})" if evaluation_epochs else ""),
+        ),
+        ("modalities", ", ".join(modalities) or "none"),
+        (
+            "windows (Fig. 7)",
+            "; ".join(window_label(w) for w in windows)
+            + ("" if config.get("windows") else " (default: the paper's 60–70 k and 70–80 k of 80 k, scaled)"),
+        ),
+    ]
+    captions = dict(FIGURES)
+    captions[ACTIVE_UNITS_FIGURE] = ACTIVE_UNITS_CAPTION
+    window_sections = []
+    for index, window in enumerate(windows):
+        inside = means[means["window"] == index]
+        window_sections.append(
+            {
+                "label": window_label(window),
+                "table": None if inside.empty else _grouped(_window_table(means, index, schedules, modalities)),
+                "n_epochs": int(inside["n_epochs"].max()) if len(inside) else 0,
+            }
+        )
+    extra = []
+    for section in EXTRA_SECTIONS:
+        content = section(run.path)
+        if content:
+            extra.append(
+                {
+                    **content,
+                    "tables": [{"title": t.get("title"), "frame": _plain(t["frame"])} for t in content["tables"]],
+                    "figures": [
+                        {"stem": f["stem"], "png": _png_base64(Path(f["png"])), "caption": f["caption"]}
+                        for f in content.get("figures", [])
+                        if Path(f["png"]).is_file()
+                    ],
+                }
+            )
+    context = {
+        "title": f"intermodal run report: {run.path.resolve().name}",
+        "band_description": BAND_DESCRIPTIONS[band],
+        "summary": summary,
+        "diverged": diverged_lines(history),
+        "findings_title": FINDINGS_SECTION_TITLE,
+        "findings": [
+            {
+                "finding": f["finding"],
+                "rule": f.get("rule", ""),
+                "evidence": f["evidence"],
+                "state": {True: "yes", False: "no", None: "unknown"}[f["holds"]],
+                "verdict": {True: "Yes", False: "No", None: "Cannot tell from this run"}[f["holds"]],
+                "figures": [(stem, _figure_number(stem)) for stem in f.get("figures", [])],
+            }
+            for f in findings
+        ],
+        "figures": [
+            {"stem": stem, "caption": f"{_figure_number(stem)}: {captions[stem]}", "png": _png_base64(png)}
+            for stem, (png, _svg) in paths.items()
+        ],
+        "final_values": _plain(_final_values(history, results, schedules)),
+        "windows": window_sections,
+        "active_units": (
+            _plain(_active_units_table(run.diagnostics, schedules)) if run.diagnostics is not None else None
+        ),
+        "active_units_figure": ACTIVE_UNITS_FIGURE,
+        "extra_sections": extra,
+        "config_json": json.dumps(config, indent=2, ensure_ascii=False),
+    }
+    return _TEMPLATES.get_template("report.html.j2").render(**context)
+
+
+def diverged_lines(history: pd.DataFrame) -> list[str]:
+    """One line per model whose training diverged (history column ``diverged``)."""
+    if "diverged" not in history or not history["diverged"].any():
+        return []
+    rows = history[history["diverged"]]
+    first = rows.groupby(list(ModelKey._fields), sort=False)["epoch"].min()
+    return [divergence_line(ModelKey(*key), epoch=int(e)) for key, e in first.items()]
+
+
+def section_ids(page: str) -> list[str]:
+    """The ids of a report page's sections (its ``<h2 id=...>``), in order."""
+    import re
+
+    return re.findall(r'<h2 id="([^"]+)"', page)
+
+
+def write_report(run_dir: str | Path, band: str = "sd", redraw: bool = False) -> Path:
+    """Write ``RUN/report.html`` (atomically) and return its path. The figures are drawn
+    first if any PNG is missing, or always with ``redraw=True`` (e.g. after a run was
+    resumed and extended)."""
+    run_dir = Path(run_dir)
+    run = runfolder.read_run(run_dir)  # once, for the figures and the page
+    pngs = [png for png, _svg in figure_paths(run_dir, diagnostics=run.diagnostics is not None).values()]
+    if redraw or any(not png.is_file() for png in pngs):
+        write_figures(run, band=band)
+    path = runfolder.report_path(run_dir)
+    page = render_report(run, band=band)
+    atomic_write(path, lambda p: Path(p).write_text(page, encoding="utf-8"))
+    return path

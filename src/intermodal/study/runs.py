@@ -1,0 +1,99 @@
+"""Training runs as the library offers them (``im.train``, ``im.run_study``, ``im.resume``):
+what ``intermodal train`` and ``intermodal study`` do, on either backend, holding the run
+folder's lock while they write it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..data.catalog import dataset_of
+from ..data.dataset import Dataset
+from ..errors import ConfigError
+from ..evaluation.evaluator import make_evaluator
+from ..training import runfolder
+from ..training.config import RunConfig
+from ..training.resume import resume as resume_trainer
+from ..training.trainer import Progress, Trainer, TrainingResult
+from . import local
+
+__all__ = ["train", "run_study", "resume"]
+
+
+def train(
+    config: RunConfig,
+    dataset: Dataset | None = None,
+    *,
+    out: str | Path | None = None,
+    evaluate: bool = False,
+    progress: bool | Progress = False,
+) -> TrainingResult:
+    """Train every (schedule, seed) model of ``config`` as one batched computation.
+
+    ``dataset``: the rows to train on (default: the data set ``config`` names).
+    ``out``: a run folder to write (absent or empty; None keeps everything in memory).
+    ``evaluate``: take the measures and latent diagnostics at epoch 0, every
+    ``config.eval_every`` epochs and at the end (``result.results``, ``result.diagnostics``).
+    ``progress``: False (silent), True (a bar on stderr) or a callback
+    ``(epochs done, epochs in all, [models, 3] loss means)``.
+
+    Returns a :class:`~intermodal.training.trainer.TrainingResult`: the trained ensemble
+    (``.model``), its tables and each position's (schedule, seed) (``.models``)."""
+    dataset = dataset if dataset is not None else dataset_of(config)
+    evaluator = make_evaluator(config, dataset) if evaluate else None
+    if out is None:
+        return Trainer(config, dataset, None, evaluate=evaluator, progress=progress).run()
+    with runfolder.writing(out, new=True) as folder:
+        return Trainer(config, dataset, folder, evaluate=evaluator, progress=progress).run()
+
+
+def run_study(
+    config: RunConfig,
+    out: str | Path,
+    *,
+    dataset: Dataset | None = None,
+    backend: str = "local",
+    address: str | None = None,
+    progress: bool | Progress = False,
+    report: bool = True,
+) -> TrainingResult:
+    """A study: train with the measures every ``config.eval_every`` epochs, then the
+    figures and ``report.html`` in ``out`` (what ``intermodal study`` does). ``backend``:
+    ``"local"`` (this process) or ``"ray"`` (units of models as Ray tasks, on the cluster
+    at ``address``; docs/cluster.md; ``dataset`` must then be None, the tasks load it)."""
+    if backend not in ("local", "ray"):
+        raise ConfigError(f"backend {backend!r}: expected 'local' or 'ray'")
+    if address is not None and backend != "ray":
+        raise ConfigError("address names a Ray cluster; it goes with backend 'ray'")
+    with runfolder.writing(out, new=True) as folder:
+        if backend == "ray":
+            if dataset is not None:
+                raise ConfigError("backend 'ray' loads the data set the config names; pass dataset=None")
+            from . import cluster
+
+            return cluster.run_study(config, folder, address=address, progress=progress)
+        return local.run_study(config, folder, dataset=dataset, progress=progress, report=report)
+
+
+def resume(
+    run: str | Path,
+    *,
+    backend: str = "local",
+    address: str | None = None,
+    progress: bool | Progress = False,
+    report: bool | None = None,
+) -> TrainingResult:
+    """Continue an interrupted run (a training run or a study, on either backend) from
+    its last checkpoint to its last epoch, exactly as it would have gone on. ``report``:
+    rewrite the figures and report at the end (default: for a study, that is a run whose
+    config takes measures)."""
+    run = Path(run)
+    with runfolder.writing(run, new=False):
+        config = runfolder.read_config(run)
+        study = bool(config.eval_every)
+        if backend == "ray" or runfolder.is_cluster_run(run):
+            from . import cluster
+
+            return cluster.resume_study(run, backend=backend, address=address, progress=progress)
+        if study:
+            return local.resume_study(run, progress=progress, report=study if report is None else report)
+        return resume_trainer(run, dataset_of(config), config=config, progress=progress).run()

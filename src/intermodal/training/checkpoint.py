@@ -1,0 +1,293 @@
+"""Checkpoints: weights and optimiser state as safetensors, everything else as JSON.
+
+A checkpoint is a folder::
+
+    model.safetensors      weights.<layer> [models, in, out], biases.<layer> [models, 1, out]
+    optimizer.safetensors  exp_avg.<param>, exp_avg_sq.<param>, step.<param>
+    rng.safetensors        per-model generator states, uint8 [models, state]
+    state.json             epochs done, the run config, the data set description, the
+                           architecture, dtype, which model each position holds
+                           (``model_keys``), and the SHA-256 of each file above
+
+Nothing is pickled: loading reads tensors and JSON only, and checks every file against its
+SHA-256, so a damaged or missing file is an error that names it. A checkpoint is written
+beside its destination (``NAME.new``) and renamed into place; the one it replaces is kept
+as ``NAME.old`` until the next save, so a damaged latest checkpoint still leaves the
+previous one to resume from (:func:`load_checkpoint` with ``fallback=True``). A save that
+fails (a full disk) removes its ``NAME.new`` and leaves ``NAME`` and ``NAME.old`` as they were.
+
+This module owns the files inside a checkpoint folder; where a run keeps its checkpoint
+is :mod:`intermodal.training.runfolder`'s.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..data.description import DatasetDescription
+from ..errors import CheckpointError, DataError, ModelError
+from ..files import fsync_file, fsync_folder, sha256, write_json
+from ..model.architecture import Architecture
+from ..model.vae import MultimodalVAE
+from .config import ModelKey
+
+__all__ = [
+    "Checkpoint",
+    "save_checkpoint",
+    "load_checkpoint",
+    "read_state",
+    "merge_checkpoints",
+    "STATE_FILE",
+]
+
+logger = logging.getLogger("intermodal")
+
+FORMAT_VERSION = 3  # 3: "model_keys" as records (2 had "models" as [schedule, seed] pairs)
+READABLE_VERSIONS = (2, 3)
+STATE_FILE = "state.json"
+MODEL_FILE = "model.safetensors"
+OPTIMIZER_FILE = "optimizer.safetensors"
+RNG_FILE = "rng.safetensors"
+_REQUIRED_STATE = ("format_version", "n_models", "dtype", "architecture", "description", "epochs_done", "sha256")
+
+
+class Checkpoint(NamedTuple):
+    """A checkpoint as loaded: the ensemble, its JSON state (``model_keys`` as
+    :class:`~intermodal.training.config.ModelKey`), the optimiser tensors by name and the
+    per-model generator states ``[models, state]`` (None when none were saved)."""
+
+    model: MultimodalVAE
+    state: dict
+    optimizer_state: dict[str, torch.Tensor]
+    rng_states: torch.Tensor | None
+
+    @property
+    def model_keys(self) -> list[ModelKey]:
+        return self.state["model_keys"]
+
+    @property
+    def epochs_done(self) -> int:
+        return int(self.state["epochs_done"])
+
+
+def _save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    save_file(tensors, str(path))
+    fsync_file(path)
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: MultimodalVAE,
+    optimizer_state: dict[str, torch.Tensor] | None,
+    rng_states: torch.Tensor | None,
+    state: dict,
+) -> Path:
+    """Write a checkpoint folder at ``path`` atomically (see the module docstring).
+
+    ``optimizer_state``: tensors named ``<kind>.<parameter name>`` (e.g.
+    ``exp_avg.weights.enc:joints:0``), each with the model axis first where it has one.
+    ``rng_states``: ``[models, state]`` uint8. ``state`` must be JSON-serialisable and hold
+    ``model_keys`` (one :class:`ModelKey` per position) and ``epochs_done``; model facts and
+    checksums are added to it. A failed write raises :class:`CheckpointError` and changes
+    nothing already there."""
+    path = Path(path)
+    new = path.with_name(path.name + ".new")
+    old = path.with_name(path.name + ".old")
+    try:
+        shutil.rmtree(new, ignore_errors=True)
+        new.mkdir(parents=True)
+        _save_tensors({n: p.detach().contiguous().cpu() for n, p in model.named_parameters()}, new / MODEL_FILE)
+        if optimizer_state is not None:
+            _save_tensors({k: v.detach().contiguous().cpu() for k, v in optimizer_state.items()}, new / OPTIMIZER_FILE)
+        if rng_states is not None:
+            _save_tensors({"states": rng_states.contiguous()}, new / RNG_FILE)
+        p0 = next(model.parameters())
+        full_state = dict(state)
+        full_state.update(
+            format_version=FORMAT_VERSION,
+            model_keys=[key._asdict() for key in state["model_keys"]],
+            n_models=model.n_models,
+            dtype=str(p0.dtype).removeprefix("torch."),
+            architecture=model.architecture.to_dict(),
+            description=model.description.to_dict(),
+            sha256={f.name: sha256(f) for f in sorted(new.glob("*.safetensors"))},
+        )
+        write_json(new / STATE_FILE, full_state)
+        fsync_folder(new)
+    except (OSError, SafetensorError) as e:
+        shutil.rmtree(new, ignore_errors=True)
+        reason = getattr(e, "strerror", None) or str(e)
+        kept = f"the previous checkpoint {path} is intact" if path.is_dir() else "no checkpoint was there yet"
+        raise CheckpointError(
+            f"cannot write a checkpoint into {path.parent} ({reason}); nothing was lost: {kept}. "
+            "Free some space there (or fix the folder), then continue with --resume"
+        ) from None
+    if path.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(path, old)
+    os.replace(new, path)
+    fsync_folder(path.parent)
+    return path
+
+
+def read_state(path: str | os.PathLike) -> dict | None:
+    """The JSON state of the checkpoint at ``path``, or of the one before it while a save
+    renames the new one into place; None where there is none (yet). Only JSON is read and
+    nothing is checked: for polling progress over shared storage."""
+    path = Path(path)
+    for candidate in (path, path.with_name(path.name + ".old")):
+        try:
+            state = json.loads((candidate / STATE_FILE).read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            continue  # absent, or being replaced this instant
+        if isinstance(state, dict) and "epochs_done" in state:
+            return _with_model_keys(state)
+    return None
+
+
+def exists(path: str | os.PathLike) -> bool:
+    """Whether ``path`` (or its previous version, ``NAME.old``) holds a checkpoint's state."""
+    path = Path(path)
+    return any((c / STATE_FILE).is_file() for c in (path, path.with_name(path.name + ".old")))
+
+
+def _with_model_keys(state: dict) -> dict:
+    """``state`` with ``model_keys`` as ModelKey records, from either readable format."""
+    if "model_keys" in state:
+        records = state["model_keys"]
+        keys = [ModelKey(**r) if isinstance(r, dict) else ModelKey(str(r[0]), int(r[1])) for r in records]
+    else:  # format 2
+        keys = [ModelKey(str(s), int(n)) for s, n in state.get("models", [])]
+    return {**state, "model_keys": keys}
+
+
+def load_checkpoint(path: str | os.PathLike, *, device: str = "cpu", fallback: bool = False) -> Checkpoint:
+    """Read the checkpoint folder at ``path``, checking every file against its SHA-256.
+    With ``fallback``, a damaged latest checkpoint gives way to the previous one
+    (``NAME.old``), and a warning (logger ``intermodal``) says so."""
+    path = Path(path)
+    candidates = [c for c in (path, path.with_name(path.name + ".old")) if (c / STATE_FILE).exists()] or [path]
+    errors = []
+    for candidate in candidates if fallback else candidates[:1]:
+        try:
+            loaded = _load(candidate, device)
+        except CheckpointError as e:
+            errors.append(str(e))
+            continue
+        if errors:
+            logger.warning(
+                "%s; resuming from the previous checkpoint %s (epoch %s)", errors[0], candidate, loaded.epochs_done
+            )
+        return loaded
+    if not any((c / STATE_FILE).exists() for c in candidates):
+        raise CheckpointError(f"{path}: no checkpoint here (expected {STATE_FILE})")
+    raise CheckpointError("; and the previous one: ".join(errors))
+
+
+def _load(path: Path, device: str) -> Checkpoint:
+    state_file = path / STATE_FILE
+    try:
+        state = json.loads(state_file.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{state_file}: missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{state_file}: not valid JSON ({e})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{state_file}: expected a JSON object")
+    if state.get("format_version") not in READABLE_VERSIONS:
+        raise CheckpointError(
+            f"{state_file}: checkpoint format {state.get('format_version')!r}; this intermodal reads "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
+        )
+    missing = [k for k in _REQUIRED_STATE if k not in state] + (
+        [] if "model_keys" in state or "models" in state else ["model_keys"]
+    )
+    if missing:
+        raise CheckpointError(f"{state_file}: lacks key(s) {missing}")
+    try:
+        state = _with_model_keys(state)
+    except (TypeError, ValueError, IndexError) as e:
+        raise CheckpointError(f"{state_file}: model_keys are not records of schedule and seed ({e})") from None
+    for name, digest in state["sha256"].items():
+        file = path / name
+        if not file.is_file():
+            raise CheckpointError(f"{file}: missing ({STATE_FILE} lists it)")
+        if sha256(file) != digest:
+            raise CheckpointError(f"{file}: damaged (its SHA-256 differs from the one {STATE_FILE} records)")
+    if MODEL_FILE not in state["sha256"]:
+        raise CheckpointError(f"{state_file}: names no {MODEL_FILE}")
+    try:
+        description = DatasetDescription.from_dict(state["description"], origin=f"{state_file} description")
+        arch = Architecture.from_dict(state["architecture"], origin=f"{state_file} architecture")
+        model = MultimodalVAE(
+            description, arch, int(state["n_models"]), dtype=getattr(torch, state["dtype"]), device=device
+        )
+    except (DataError, ModelError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{state_file}: {e}") from None
+    try:
+        weights = load_file(str(path / MODEL_FILE), device=device)
+        optimizer_state = (
+            load_file(str(path / OPTIMIZER_FILE), device=device) if OPTIMIZER_FILE in state["sha256"] else {}
+        )
+        rng_states = load_file(str(path / RNG_FILE))["states"] if RNG_FILE in state["sha256"] else None
+    except (SafetensorError, OSError, KeyError) as e:
+        raise CheckpointError(f"{path}: a tensor file cannot be read ({e})") from None
+    expected = {n for n, _ in model.named_parameters()}
+    if set(weights) != expected:
+        raise CheckpointError(f"{path / MODEL_FILE}: tensors do not match the architecture in {STATE_FILE}")
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if weights[n].shape != p.shape:
+                raise CheckpointError(
+                    f"{path / MODEL_FILE}: {n} has shape {tuple(weights[n].shape)}; expected {tuple(p.shape)}"
+                )
+            p.copy_(weights[n])
+    if len(state["model_keys"]) != model.n_models:
+        raise CheckpointError(f"{state_file}: {len(state['model_keys'])} model_keys for {model.n_models} models")
+    model.model_keys = list(state["model_keys"])
+    return Checkpoint(model, state, optimizer_state, rng_states)
+
+
+def merge_checkpoints(sources: list[Path], out: str | os.PathLike, model_keys: list[ModelKey], state: dict) -> Path:
+    """One checkpoint of the models ``model_keys`` (in that order) from checkpoints that hold
+    them between them, all at the same epoch: weights, Adam moments and generator states are
+    taken model by model; Adam's step counts, one per parameter, must agree. ``state``: the
+    merged checkpoint's other JSON entries (``config``, ``tables``)."""
+    loaded = [load_checkpoint(s) for s in sources]
+    epochs = {c.epochs_done for c in loaded}
+    if len(epochs) != 1:
+        raise CheckpointError(f"the checkpoints to merge stopped at different epochs {sorted(epochs)}: {sources}")
+    where = {key: (i, j) for i, c in enumerate(loaded) for j, key in enumerate(c.model_keys)}
+    picks = [where[k] for k in model_keys]
+    # Diverged models keep their mark (by position, now in the merged ensemble).
+    diverged = {
+        str(position): loaded[i].state.get("diverged", {})[str(j)]
+        for position, (i, j) in enumerate(picks)
+        if str(j) in loaded[i].state.get("diverged", {})
+    }
+    model = MultimodalVAE.concatenate([loaded[i].model.select([j]) for i, j in picks])
+    optimizer_state = None
+    if all(c.optimizer_state for c in loaded):
+        optimizer_state = {}
+        for name in loaded[0].optimizer_state:
+            if name.startswith("step."):
+                steps = {float(c.optimizer_state[name]) for c in loaded}
+                if len(steps) != 1:
+                    raise CheckpointError(f"the checkpoints to merge disagree on Adam's step count ({name})")
+                optimizer_state[name] = loaded[0].optimizer_state[name]
+            else:
+                optimizer_state[name] = torch.cat([loaded[i].optimizer_state[name][j : j + 1] for i, j in picks])
+    rng_states = None
+    if all(c.rng_states is not None for c in loaded):
+        rng_states = torch.stack([loaded[i].rng_states[j] for i, j in picks])
+    merged = {**state, "epochs_done": epochs.pop(), "model_keys": list(model_keys), "diverged": diverged}
+    return save_checkpoint(out, model, optimizer_state, rng_states, merged)

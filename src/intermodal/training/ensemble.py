@@ -1,0 +1,281 @@
+"""The models of a run as a sharded ensemble: groups of models (shards) that each train as
+one batched computation with their own Adam and generators, in parallel threads, one core
+each; a model whose loss becomes non-finite is frozen and leaves its shard, so that the
+others train on exactly as they would without it.
+
+:class:`ShardedEnsemble` knows positions, shards, frozen models, the Adam state and the
+generators; the loop of epochs and evaluations is :mod:`intermodal.training.trainer`'s.
+Divergence is worded here and only here (:func:`divergence_line`).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from ..model.vae import MultimodalVAE
+from .config import ModelKey
+
+__all__ = ["ShardedEnsemble", "Divergence", "divergence_line", "default_workers", "MODELS_PER_CPU_SHARD"]
+
+# The largest shard on a CPU: larger shards outgrow the cache, smaller ones pay Python's
+# overhead per step more often (docs/performance.md).
+MODELS_PER_CPU_SHARD = 6
+
+
+class Divergence(NamedTuple):
+    """When a model's training diverged (its epoch loss became non-finite) and the likely
+    cause, in words; the model keeps its parameters from before that epoch."""
+
+    epoch: int
+    cause: str
+
+
+def divergence_line(key: ModelKey, divergence: Divergence | None = None, *, epoch: int | None = None) -> str:
+    """One line saying that the model ``key`` diverged (with its cause where known)."""
+    epoch = divergence.epoch if divergence is not None else epoch
+    line = f"model (schedule {key.schedule}, seed {key.seed}) diverged at epoch {epoch} (its loss became non-finite)"
+    return f"{line} and was stopped there: {divergence.cause}" if divergence is not None else line
+
+
+def default_workers(workers: int | None, device: str, n_models: int) -> int:
+    """Worker threads: ``workers`` if set, else one per usable core on a CPU and one on a
+    GPU; never more than the models."""
+    if workers is not None:
+        return max(1, min(workers, n_models))
+    if device != "cpu":
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, n_models))
+
+
+class _Shard:
+    """Some of the run's models (``positions`` in the run) with their own ensemble, Adam
+    and generators."""
+
+    def __init__(
+        self, positions: list[int], model: MultimodalVAE, betas: torch.Tensor, generators: list[torch.Generator], lr
+    ):
+        self.positions, self.model, self.betas, self.generators = positions, model, betas, generators
+        self.snapshot: dict[str, torch.Tensor] | None = None
+        # Adam's update is elementwise, so one optimiser over stacked parameters is exactly
+        # one Adam per model. The fused form makes one pass over each parameter, its
+        # gradient and moments; torch has it on both devices a config allows.
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+
+    def train_epoch(
+        self, epoch: int, inputs_ff: torch.Tensor, targets_ff: torch.Tensor, n_batches: int, batch_size: int
+    ) -> torch.Tensor:
+        """One epoch on the training rows given features-first (``[columns, rows]``);
+        returns ``[models, 3]`` batch means of reconstruction loss, latent loss and weighted
+        loss (on the device)."""
+        model, opt = self.model, self.optimizer
+        # The parameters as they were before this epoch: what a model that diverges in it
+        # is frozen at.
+        self.snapshot = {n: p.detach().clone() for n, p in model.named_parameters()}
+        n = n_batches * batch_size
+        # Each model's shuffle and ε come from its own generator, in a fixed order, so they
+        # do not depend on which shard or group the model is in.
+        dtype, device = inputs_ff.dtype, inputs_ff.device
+        perms = torch.stack([torch.randperm(inputs_ff.shape[1], generator=g)[:n] for g in self.generators])
+        eps = torch.stack([torch.randn(n, model.latent_size, generator=g, dtype=dtype) for g in self.generators])
+        perms = perms.to(device).view(model.n_models, n_batches, batch_size)
+        # The model computes features-first ([models, features, rows]); one copy an epoch.
+        eps = eps.to(device).view(model.n_models, n_batches, batch_size, -1).permute(1, 0, 3, 2).contiguous()
+        beta = self.betas[:, epoch]
+        sums = torch.zeros(model.n_models, 3, dtype=dtype, device=device)
+        for b in range(n_batches):
+            # Gathering rows of [columns, rows] gives [columns, models, batch]; index_select
+            # with flat indices is much faster than indexing with the 2-D idx.
+            shape = (-1, model.n_models, batch_size)
+            idx = perms[:, b].reshape(-1)
+            x = inputs_ff.index_select(1, idx).view(shape).transpose(0, 1)
+            y = targets_ff.index_select(1, idx).view(shape).transpose(0, 1)
+            recon, latent = model.training_losses(x, y, eps[b])
+            recon, latent = recon.mean(1), latent.mean(1)
+            loss = recon + beta * latent
+            opt.zero_grad(set_to_none=True)
+            loss.sum().backward()  # summed over models: each model keeps its own gradient
+            opt.step()
+            sums += torch.stack([recon, latent, loss], 1).detach()
+        return sums / n_batches
+
+    def optimizer_state(self) -> dict[str, torch.Tensor]:
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        return {
+            f"{k}.{names[id(p)]}": torch.as_tensor(v) for p, st in self.optimizer.state.items() for k, v in st.items()
+        }
+
+    def load_optimizer_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        for n, p in self.model.named_parameters():
+            entry = {k.split(".", 1)[0]: v for k, v in tensors.items() if k.split(".", 1)[1] == n}
+            if "step" in entry:
+                entry["step"] = entry["step"].to(p.device)  # the fused Adam keeps its count there
+            if entry:
+                self.optimizer.state[p] = entry
+
+    def without(self, local: list[int], lr: float) -> _Shard | None:
+        """This shard less the models at ``local`` positions (None if none is left); the
+        others keep their parameters, Adam state and generators exactly."""
+        keep = [j for j in range(self.model.n_models) if j not in local]
+        if not keep:
+            return None
+        state = self.optimizer_state()
+        shard = _Shard(
+            [self.positions[j] for j in keep],
+            self.model.select(keep),
+            self.betas[keep],
+            [self.generators[j] for j in keep],
+            lr,
+        )
+        index = torch.as_tensor(keep, device=self.betas.device)
+        shard.load_optimizer_state(
+            {k: v.clone() if k.startswith("step.") else v.index_select(0, index) for k, v in state.items()}
+        )
+        return shard
+
+    def frozen_model(self, j: int) -> MultimodalVAE:
+        """Model ``j`` as it was before the last epoch (from the snapshot)."""
+        frozen = self.model.select([j])
+        if self.snapshot is not None:
+            with torch.no_grad():
+                for n, p in frozen.named_parameters():
+                    p.copy_(self.snapshot[n][j : j + 1])
+        return frozen
+
+
+class ShardedEnsemble:
+    """Every model of a run (positions ``0 .. n-1``), in shards that train in parallel.
+
+    ``model``: the whole ensemble, freshly initialised or loaded; ``generators``: each
+    model's training stream in position order; ``betas``: ``[models, epochs]`` (float64).
+    ``workers``: threads, one core each (each trains its shards one after the other).
+    """
+
+    def __init__(
+        self,
+        model: MultimodalVAE,
+        generators: list[torch.Generator],
+        betas: np.ndarray,
+        *,
+        lr: float,
+        workers: int,
+    ):
+        self.n_models, self.lr, self.n_workers = model.n_models, lr, workers
+        self.model_keys = model.model_keys
+        p = next(model.parameters())
+        n_shards = workers
+        if p.device.type == "cpu":
+            # Small shards keep a step's activations in the cache.
+            n_shards = max(workers, -(-self.n_models // MODELS_PER_CPU_SHARD))
+            n_shards = -(-n_shards // workers) * workers  # the same number for every worker
+        n_shards = min(n_shards, self.n_models)
+        bounds = np.linspace(0, self.n_models, n_shards + 1).round().astype(int)
+        betas_t = torch.as_tensor(betas, dtype=p.dtype, device=p.device)
+        self.shards = [
+            _Shard(list(range(a, b)), model.select(list(range(a, b))), betas_t[a:b], generators[a:b], lr)
+            for a, b in zip(bounds, bounds[1:])
+        ]
+        self.frozen: dict[int, MultimodalVAE] = {}  # diverged models by position, no longer trained
+        self._frozen_generators: dict[int, torch.Generator] = {}
+        self._pool: ThreadPoolExecutor | None = None  # started on the first epoch
+
+    # ------------------------------------------------------------------ training
+    def train_epoch(
+        self, epoch: int, inputs_ff: torch.Tensor, targets_ff: torch.Tensor, n_batches: int, batch_size: int
+    ) -> np.ndarray:
+        """One epoch for every model still training (shards in parallel); returns
+        ``[models, 3]`` batch means of reconstruction loss, latent loss and weighted loss,
+        NaN for frozen models."""
+        args = (epoch, inputs_ff, targets_ff, n_batches, batch_size)
+        if self._pool is None and self.n_workers > 1:
+            self._pool = ThreadPoolExecutor(self.n_workers)
+        if self._pool is None:
+            parts = [shard.train_epoch(*args) for shard in self.shards]
+        else:
+            parts = list(self._pool.map(lambda shard: shard.train_epoch(*args), self.shards))
+        means = np.full((self.n_models, 3), np.nan)
+        if parts:
+            means[[k for shard in self.shards for k in shard.positions]] = torch.cat(parts).cpu().numpy()
+        return means
+
+    def freeze(self, positions: list[int]) -> None:
+        """Stop training the models at these positions: each keeps the parameters it had
+        before the last epoch and leaves its shard."""
+        shards = []
+        for shard in self.shards:
+            local = [j for j, k in enumerate(shard.positions) if k in positions]
+            for j in local:
+                k = shard.positions[j]
+                self.frozen[k] = shard.frozen_model(j)
+                self._frozen_generators[k] = shard.generators[j]
+            rest = shard.without(local, self.lr) if local else shard
+            if rest is not None:
+                shards.append(rest)
+        self.shards = shards
+
+    def close(self) -> None:
+        """Stop the worker threads; training again restarts them."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown()
+
+    # ------------------------------------------------------------------ gathering
+    @property
+    def model(self) -> MultimodalVAE:
+        """The whole ensemble in position order (a copy when it trains in several shards or
+        has frozen models), with ``model_keys`` set."""
+        if len(self.shards) == 1 and not self.frozen:
+            whole = self.shards[0].model
+        else:
+            pieces = [(s.positions, s.model) for s in self.shards] + [([k], m) for k, m in self.frozen.items()]
+            positions = [k for ps, _ in pieces for k in ps]
+            whole = MultimodalVAE.concatenate([m for _, m in pieces])
+            if positions != sorted(positions):
+                whole = whole.select([int(i) for i in np.argsort(positions)])
+        whole.model_keys = self.model_keys
+        return whole
+
+    def generators(self) -> list[torch.Generator]:
+        """Every model's generator, in position order."""
+        by_position = dict(self._frozen_generators)
+        for shard in self.shards:
+            by_position.update(zip(shard.positions, shard.generators))
+        return [by_position[k] for k in range(self.n_models)]
+
+    def optimizer_state(self) -> dict[str, torch.Tensor] | None:
+        """Every model's Adam state in position order (zeros for frozen models), or None
+        when no model is training."""
+        parts = [(s.positions, s.optimizer_state()) for s in self.shards]
+        parts = [(positions, state) for positions, state in parts if state]
+        if not parts:
+            return None
+        out = {}
+        for name, first in parts[0][1].items():
+            if name.startswith("step."):
+                out[name] = first
+                continue
+            full = first.new_zeros((self.n_models, *first.shape[1:]))
+            for positions, state in parts:
+                full[positions] = state[name]
+            out[name] = full
+        return out
+
+    def load_optimizer_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Hand each shard its models' part of a whole ensemble's Adam state (as
+        :meth:`optimizer_state` gives it), before any model is frozen."""
+        start = 0
+        for shard in self.shards:
+            stop = start + shard.model.n_models
+            # Copies, not views: Adam updates its state in place, and the step count is one
+            # tensor per parameter that each shard must own.
+            part = {k: (v if k.startswith("step.") else v[start:stop]).clone() for k, v in state.items()}
+            shard.load_optimizer_state(part)
+            start = stop

@@ -1,0 +1,413 @@
+"""Training: every model of a run in one batched computation, as a loop of epochs with
+evaluations and checkpoints on the way.
+
+Model ``k`` of a run is ``config.model_keys()[k]``. Its initialisation, its shuffling and
+its ε come from its seed alone (never from its position or the group), and its loss is
+summed, not averaged, with the others', so each model gets exactly the gradient it would
+get alone: a model trained in a group of 20 has the history it has trained alone, to float
+tolerance (docs/method.md §3).
+
+The parts: :class:`~intermodal.training.ensemble.ShardedEnsemble` holds the models;
+:class:`Trainer` runs the loop (one epoch, the history, an evaluation, a checkpoint);
+:mod:`intermodal.training.resume` continues a run from its folder; both backends of a study
+return a :class:`TrainingResult`. What is written goes through
+:mod:`intermodal.training.runfolder`.
+
+A trainer leaves the process as it found it: torch's thread count is set for the run and
+restored after it, a handler for SIGTERM is installed for the run only (it lets the current
+epoch finish, saves a checkpoint and raises :class:`~intermodal.errors.Terminated`), and it
+prints nothing unless ``progress`` asks for a bar or a callback.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..data.dataset import Dataset
+from ..errors import ConfigError, ScheduleError, Terminated
+from ..model.architecture import architecture_preset
+from ..model.vae import MultimodalVAE
+from ..streams import Purpose, torch_generator
+from . import runfolder
+from .config import MODEL_KEY_COLUMNS, ModelKey, RunConfig, key_columns, label_models
+from .ensemble import Divergence, ShardedEnsemble, default_workers, divergence_line
+from .runfolder import HISTORY_COLUMNS
+from .schedules import parse_schedule
+
+__all__ = ["Trainer", "TrainingResult", "Evaluate", "Progress", "training_generator", "progress_interval"]
+
+# An evaluation function: (model ensemble, epochs trained) -> tables keyed by stem, each
+# with a column "model" (position in the ensemble).
+Evaluate = Callable[[MultimodalVAE, int], dict[str, pd.DataFrame]]
+# A progress callback: (epochs done, epochs in all, [models, 3] loss means of the last epoch).
+Progress = Callable[[int, int, np.ndarray], None]
+
+
+def training_generator(seed: int) -> torch.Generator:
+    """The generator that shuffles model ``seed``'s batches and draws its ε; a stream
+    distinct from the one that initialises its weights."""
+    return torch_generator(Purpose.TRAINING, seed)
+
+
+@dataclass
+class TrainingResult:
+    """What training returns, on either backend: the run folder (``out``, None for a run
+    kept in memory), the config, each position's :class:`ModelKey`, the epochs trained and
+    the models that diverged (position -> :class:`~intermodal.training.ensemble.Divergence`).
+
+    ``model`` is the trained ensemble (read from the run folder's checkpoint when it is not
+    in memory); ``history``, ``results`` and ``diagnostics`` are the run's tables
+    (:mod:`intermodal.training.runfolder` documents their columns)."""
+
+    config: RunConfig
+    model_keys: list[ModelKey]
+    epochs_done: int
+    diverged: dict[int, Divergence] = field(default_factory=dict)
+    out: Path | None = None
+    _model: MultimodalVAE | None = field(default=None, repr=False)
+    _tables: dict[str, pd.DataFrame] | None = field(default=None, repr=False)
+
+    @property
+    def model(self) -> MultimodalVAE:
+        if self._model is None:
+            self._model = runfolder.load_checkpoint(self.out).model
+        return self._model
+
+    @property
+    def models(self) -> pd.DataFrame:
+        """One row per model position: ``position`` and the :class:`ModelKey` columns."""
+        frame = pd.DataFrame(self.model_keys, columns=MODEL_KEY_COLUMNS)
+        frame.insert(0, "position", np.arange(len(frame)))
+        return frame
+
+    def _table(self, stem: str) -> pd.DataFrame | None:
+        if self._tables is not None:
+            return self._tables.get(stem)
+        run = runfolder.read_run(self.out, need_results=False)
+        self._tables = {"history": run.history, "results": run.results, "diagnostics": run.diagnostics}
+        return self._tables.get(stem)
+
+    @property
+    def history(self) -> pd.DataFrame:
+        return self._table("history")
+
+    @property
+    def results(self) -> pd.DataFrame:
+        table = self._table("results")
+        return table if table is not None else pd.DataFrame(columns=runfolder.RESULTS_COLUMNS)
+
+    @property
+    def diagnostics(self) -> pd.DataFrame | None:
+        return self._table("diagnostics")
+
+    def divergence_lines(self) -> list[str]:
+        """One line per model that diverged: which, when, and the likely cause."""
+        return [divergence_line(self.model_keys[k], d) for k, d in sorted(self.diverged.items())]
+
+
+class Trainer:
+    """Train the ensemble a config describes on a data set; see the module docstring.
+
+    ``out``: run folder (None = keep nothing on disk). ``evaluate`` is called at epoch 0
+    and every ``config.eval_every`` epochs (and at the end) with the whole ensemble and the
+    number of epochs trained. ``progress``: False (nothing), True (a bar on stderr) or a
+    :data:`Progress` callback.
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        dataset: Dataset,
+        out: str | Path | None = None,
+        *,
+        evaluate: Evaluate | None = None,
+        progress: bool | Progress = False,
+    ):
+        self.config = config
+        self.dataset = dataset
+        self.out = Path(out) if out is not None else None
+        self.evaluate = evaluate
+        self.progress = progress
+        self.model_keys = config.model_keys()
+        self.dtype = getattr(torch, config.dtype)
+        self.device = torch.device(config.device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("--device cuda: no CUDA device is available to torch on this machine; use --device cpu")
+        inputs, targets = dataset.training_rows(config.patterns)
+        # features-first, as the model computes: [columns, rows]
+        self.inputs_ff = torch.as_tensor(inputs.T, dtype=self.dtype, device=self.device).contiguous()
+        self.targets_ff = torch.as_tensor(targets.T, dtype=self.dtype, device=self.device).contiguous()
+        self.n_batches = len(inputs) // config.batch_size
+        if self.n_batches < 1:
+            raise ConfigError(
+                f"--batch-size {config.batch_size} is larger than the {len(inputs)} training rows "
+                f"({len(dataset.train)} complete rows × {len(inputs) // len(dataset.train)} muting patterns)"
+            )
+        self.architecture = architecture_preset(config.architecture, dataset.description)
+        betas = np.stack(
+            [parse_schedule(k.schedule).betas(config.epochs, config.schedule_horizon) for k in self.model_keys]
+        )
+        # A β the dtype cannot hold can only diverge: refuse it before training starts.
+        largest = float(torch.finfo(self.dtype).max)
+        for k, key in enumerate(self.model_keys):
+            if not np.all(np.isfinite(betas[k])) or np.abs(betas[k]).max() >= largest:
+                raise ScheduleError(
+                    f"schedule {key.schedule!r}: β reaches {np.abs(betas[k]).max():g}, beyond what "
+                    f"--dtype {config.dtype} holds ({largest:g})"
+                )
+        self.betas = betas  # [models, epochs]
+        self.diverged: dict[int, Divergence] = {}
+        model = MultimodalVAE(
+            dataset.description, self.architecture, len(self.model_keys), dtype=self.dtype, device=self.device
+        )
+        model.model_keys = self.model_keys
+        model.reset_parameters([k.seed for k in self.model_keys])
+        self.ensemble = self._ensemble(model, [training_generator(k.seed) for k in self.model_keys])
+        self.epoch = 0
+        self.history = np.full((config.epochs, len(self.model_keys), 4), np.nan)  # beta, recon, latent, loss
+        self.evaluations: dict[str, list[pd.DataFrame]] = {}
+        self._stop_requested = False
+
+    def _ensemble(self, model: MultimodalVAE, generators: list[torch.Generator]) -> ShardedEnsemble:
+        workers = default_workers(self.config.workers, self.device.type, len(self.model_keys))
+        return ShardedEnsemble(model, generators, self.betas, lr=self.config.lr, workers=workers)
+
+    @property
+    def model(self) -> MultimodalVAE:
+        """The whole ensemble in position order, ``model_keys`` set."""
+        return self.ensemble.model
+
+    def close(self) -> None:
+        """Stop the worker threads (a run ends, or fails); training again restarts them."""
+        self.ensemble.close()
+
+    def __enter__(self) -> Trainer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ steps
+    def train_epoch(self) -> np.ndarray:
+        """One epoch for every model (shards in parallel); returns ``[models, 3]`` batch
+        means of reconstruction loss, latent loss and weighted loss."""
+        return self.ensemble.train_epoch(
+            self.epoch, self.inputs_ff, self.targets_ff, self.n_batches, self.config.batch_size
+        )
+
+    def _record_epoch(self, means: np.ndarray) -> None:
+        """The epoch's history; models whose loss became non-finite are frozen first."""
+        bad = [int(k) for k in np.flatnonzero(~np.isfinite(means).all(1)) if k not in self.ensemble.frozen]
+        if bad:
+            self.ensemble.freeze(bad)
+            for k in bad:
+                self.diverged[k] = Divergence(self.epoch, self._cause(k))
+        self.history[self.epoch, :, 0] = self.betas[:, self.epoch]
+        self.history[self.epoch, :, 1:] = means
+        self.epoch += 1
+
+    def _cause(self, k: int) -> str:
+        """The likely cause of model ``k``'s divergence at this epoch, in words."""
+        beta = float(self.betas[k, self.epoch])
+        if beta > 1e3:
+            return f"its schedule's β is {beta:g} at this epoch; choose a schedule with a smaller β"
+        if self.config.lr > 1e-2:
+            return f"the learning rate --lr {self.config.lr:g} is large; try a smaller one"
+        return (
+            f"β is {beta:g} and --lr {self.config.lr:g}; look at its data (values far from the others?), or try "
+            "a smaller --lr or --dtype float64"
+        )
+
+    def evaluate_now(self) -> None:
+        """Call ``evaluate`` on the whole ensemble and keep its tables (diverged models left out)."""
+        # The shards are idle now: let the evaluation use every worker's core.
+        threads = torch.get_num_threads()
+        if self.device.type == "cpu":
+            torch.set_num_threads(max(threads, self.ensemble.n_workers))
+        model = self.model
+        model.eval()
+        try:
+            tables = self.evaluate(model, self.epoch)
+        finally:
+            torch.set_num_threads(threads)
+        for stem, table in tables.items():
+            table = label_models(table[~table["model"].isin(list(self.diverged))], self.model_keys)
+            table.insert(len(MODEL_KEY_COLUMNS), "epoch", self.epoch)
+            self.evaluations.setdefault(stem, []).append(table)
+
+    def _evaluation_due(self) -> bool:
+        every = self.config.eval_every
+        return (
+            self.evaluate is not None and bool(every) and (self.epoch % every == 0 or self.epoch == self.config.epochs)
+        )
+
+    def _checkpoint_due(self) -> bool:
+        return self.out is not None and (
+            self.epoch % self.config.checkpoint_every == 0 or self.epoch == self.config.epochs
+        )
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> TrainingResult:
+        """Train until ``config.epochs``, evaluating and checkpointing on the way."""
+        cfg = self.config
+        if self.out is not None:
+            self.out.mkdir(parents=True, exist_ok=True)
+            runfolder.start_run(self.out, cfg, self.dataset.description)
+        threads = torch.get_num_threads()
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)  # per worker: torch's pool is process-wide
+        previous_handler = self._catch_sigterm()
+        report = _progress(self.progress, cfg.epochs, self.epoch, len(self.model_keys))
+        try:
+            if self.evaluate is not None and self.epoch == 0 and not self.evaluations:
+                self.evaluate_now()
+            while self.epoch < cfg.epochs:
+                means = self.train_epoch()
+                self._record_epoch(means)
+                if self._evaluation_due():
+                    self.evaluate_now()
+                if self._checkpoint_due():
+                    self.save()
+                report(self.epoch, cfg.epochs, means)
+                if self._stop_requested:
+                    self._stop()
+        finally:
+            report.close()
+            if previous_handler is not None:
+                signal.signal(signal.SIGTERM, previous_handler)
+            torch.set_num_threads(threads)
+            self.close()
+        return self.result()
+
+    def _catch_sigterm(self):
+        """Install the SIGTERM handler for the run (main thread only); returns the one it replaces."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def request_stop(signum, frame):
+            self._stop_requested = True
+
+        return signal.signal(signal.SIGTERM, request_stop)
+
+    def _stop(self) -> None:
+        if self.out is not None and not self._checkpoint_due():
+            self.save()
+        where = (
+            f"; the checkpoint in {self.out} holds it"
+            if self.out is not None
+            else " (nothing was saved: no run folder)"
+        )
+        raise Terminated(f"stopped by SIGTERM after epoch {self.epoch}{where}", run=self.out)
+
+    def result(self) -> TrainingResult:
+        """The run as it stands, with the ensemble and tables in memory."""
+        tables = {"history": self.history_frame(), **{stem: self.table(stem) for stem in self.evaluations}}
+        return TrainingResult(
+            self.config, list(self.model_keys), self.epoch, dict(self.diverged), self.out, self.model, tables
+        )
+
+    # ------------------------------------------------------------------ output
+    def history_frame(self) -> pd.DataFrame:
+        """The history so far, one row per model and epoch, model-major."""
+        h = self.history[: self.epoch]  # [epochs, models, 4]
+        n_epochs, n_models = h.shape[:2]
+        frame = pd.DataFrame(key_columns(self.model_keys, n_epochs))
+        frame["epoch"] = np.tile(np.arange(n_epochs, dtype=np.int64), n_models)
+        values = h.transpose(1, 0, 2).reshape(-1, 4)
+        for j, name in enumerate(HISTORY_COLUMNS[len(MODEL_KEY_COLUMNS) + 1 : -1]):
+            frame[name] = values[:, j]
+        diverged = np.zeros((n_models, n_epochs), dtype=bool)
+        for k, what in self.diverged.items():
+            diverged[k, what.epoch :] = True
+        frame["diverged"] = diverged.reshape(-1)
+        return frame
+
+    def table(self, stem: str) -> pd.DataFrame:
+        parts = self.evaluations.get(stem, [])
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+    def save(self) -> None:
+        """Write history, evaluation tables and the checkpoint, each atomically."""
+        runfolder.save_tables(self.out, self.history_frame(), {stem: self.table(stem) for stem in self.evaluations})
+        state = {
+            "epochs_done": self.epoch,
+            "model_keys": self.model_keys,
+            "config": self.config.to_dict(),
+            "tables": sorted(self.evaluations),
+            "diverged": {str(k): d._asdict() for k, d in sorted(self.diverged.items())},
+        }
+        rng_states = torch.stack([g.get_state() for g in self.ensemble.generators()])
+        runfolder.save_checkpoint(self.out, self.model, self.ensemble.optimizer_state(), rng_states, state)
+
+
+# --------------------------------------------------------------------------- progress
+def progress_interval(stream) -> float:
+    """Seconds between progress updates: twice a second on a terminal, once a minute into
+    a log file, where every update is kept (a paper study runs for a day)."""
+    return 0.5 if stream.isatty() else 60.0
+
+
+class _NoProgress:
+    def __call__(self, done: int, total: int, means: np.ndarray) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _Callback(_NoProgress):
+    def __init__(self, callback: Progress):
+        self.callback = callback
+
+    def __call__(self, done, total, means) -> None:
+        self.callback(done, total, means)
+
+
+class _Bar(_NoProgress):
+    """A tqdm bar on stderr, its loss means refreshed every :func:`progress_interval`."""
+
+    def __init__(self, total: int, done: int, n_models: int):
+        from tqdm.auto import tqdm
+
+        self.interval = progress_interval(sys.stderr)
+        self.last_shown = 0.0
+        self.bar = tqdm(
+            total=total,
+            initial=done,
+            unit="epoch",
+            desc=f"training {n_models} model{'s' * (n_models != 1)}",
+            mininterval=self.interval,
+            maxinterval=max(self.interval, 10.0),
+            dynamic_ncols=True,
+        )
+
+    def __call__(self, done, total, means) -> None:
+        self.bar.update(done - self.bar.n)
+        now = time.monotonic()
+        if (now - self.last_shown > self.interval or done == total) and np.isfinite(means).any():
+            self.last_shown = now
+            self.bar.set_postfix(
+                recon=f"{np.nanmean(means[:, 0]):.3f}",
+                latent=f"{np.nanmean(means[:, 1]):.3f}",
+                loss=f"{np.nanmean(means[:, 2]):.3f}",
+                refresh=False,
+            )
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _progress(progress: bool | Progress, total: int, done: int, n_models: int) -> _NoProgress:
+    if callable(progress):
+        return _Callback(progress)
+    return _Bar(total, done, n_models) if progress else _NoProgress()

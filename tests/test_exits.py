@@ -1,0 +1,113 @@
+"""How a command ends: a user's error is one line and exit 2, a bug keeps its traceback and
+exits 1, a full disk while a checkpoint is written loses nothing, and SIGTERM (a cluster
+scheduler's notice) saves a checkpoint and exits 143, from which the run resumes exactly."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from intermodal.cli import main
+from intermodal.training import checkpoint
+
+SIM = '{"n_train": 200, "n_test": 100}'
+
+
+def train_argv(out: Path, *extra: str) -> list[str]:
+    return ["train", "--sim", SIM, "--epochs", "4", "--batch-size", "100", "--out", str(out), "--quiet", *extra]
+
+
+def test_a_bug_inside_the_library_keeps_its_traceback(tmp_path, monkeypatch, capsys):
+    """A ValueError raised inside NumPy (here: injected into the trainer) is not the user's
+    fault: exit 1, the traceback, and a line asking to report it."""
+    from intermodal.training import trainer
+
+    def broken(self):
+        return np.zeros(3).reshape(2, 2)  # NumPy's own ValueError
+
+    monkeypatch.setattr(trainer.Trainer, "train_epoch", broken)
+    assert main(train_argv(tmp_path / "run")) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "ValueError: cannot reshape" in err
+    assert "this is a bug in intermodal" in err
+    assert not (tmp_path / "run").exists()  # a new run that failed leaves nothing behind
+
+
+def test_a_users_error_is_one_line(tmp_path, capsys):
+    assert main(train_argv(tmp_path / "run", "--epochs", "0")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("intermodal: error: ") and "epochs" in err and "Traceback" not in err
+
+
+def test_a_description_that_is_not_utf8_is_named(tmp_path, capsys):
+    path = tmp_path / "robot.json"
+    path.write_bytes(b'{"name": "caf\xe9", "modalities": []}')  # Latin-1, not UTF-8
+    assert main(["train", "--data", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "not UTF-8" in err and "Traceback" not in err
+
+
+def test_a_full_disk_while_a_checkpoint_is_written_loses_nothing(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    assert main(train_argv(run, "--checkpoint-every", "2")) == 0
+    before = json.loads((run / "checkpoint" / "state.json").read_text())
+    saved = checkpoint._save_tensors
+
+    def no_space(tensors, path):
+        if path.name == "optimizer.safetensors":  # the second file of the checkpoint
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        saved(tensors, path)
+
+    monkeypatch.setattr(checkpoint, "_save_tensors", no_space)
+    # Continue the run for two more epochs: its first save hits the full disk.
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "epochs": 6}))
+    assert main(["train", "--resume", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "nothing was lost" in err and str(run) in err
+    assert "Traceback" not in err
+    assert json.loads((run / "checkpoint" / "state.json").read_text()) == before
+    assert not (run / "checkpoint.new").exists()
+    monkeypatch.setattr(checkpoint, "_save_tensors", saved)
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0  # space again: it goes on
+    assert json.loads((run / "checkpoint" / "state.json").read_text())["epochs_done"] == 6
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_and_the_run_resumes_exactly(tmp_path):
+    """SIGTERM in the middle of a run: the epoch under way finishes, a checkpoint is saved
+    (not at a multiple of --checkpoint-every), the process says how to resume and exits
+    143; resuming gives the history of a run never stopped."""
+    argv = ["--sim", SIM, "--epochs", "400", "--batch-size", "100", "--checkpoint-every", "1000", "--quiet"]
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    assert main(["train", *argv, "--out", str(whole)]) == 0
+    process = subprocess.Popen(
+        [sys.executable, "-m", "intermodal.cli", "train", *argv, "--out", str(stopped)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (stopped / "config.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(1.0)  # some epochs in
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert "stopped by SIGTERM" in err and f"intermodal train --resume {stopped}" in err
+    epochs = json.loads((stopped / "checkpoint" / "state.json").read_text())["epochs_done"]
+    assert 0 < epochs < 400, "the signal came after the run had ended; the test measured nothing"
+    assert main(["train", "--resume", str(stopped), "--quiet"]) == 0
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(whole / "history.parquet"), pd.read_parquet(stopped / "history.parquet"), rtol=1e-6
+    )

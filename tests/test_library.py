@@ -1,0 +1,100 @@
+"""The library as a notebook uses it (``import intermodal as im``): the README's block and
+the tutorial run as written, a call leaves the process as it found it and prints nothing,
+and each model position is labelled with its (schedule, seed)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import intermodal as im
+
+ROOT = Path(__file__).resolve().parents[1]
+SIM = {"n_train": 300, "n_test": 150}
+
+
+def small_config(**changes) -> im.RunConfig:
+    values = dict(sim=SIM, schedules=["constant-0", "constant-1"], seeds=2, epochs=6, lr=1e-3, batch_size=200)
+    return im.RunConfig(**{**values, **changes})
+
+
+def test_the_readme_library_block_runs(tmp_path, monkeypatch):
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Library") :]
+    block = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    assert list(namespace["result"].models.columns) == ["position", "schedule", "seed"]
+    assert {"schedule", "seed"} <= set(namespace["measures"].columns)
+    assert namespace["vision_only"].mean.shape == (4, 300, 28)
+    assert "fig7_window_means" in namespace["figures"]
+
+
+def test_a_library_call_leaves_the_process_as_it_found_it(tmp_path, capsys, caplog):
+    torch.set_num_threads(2)
+    handler = signal.getsignal(signal.SIGTERM)
+    root_handlers = list(logging.getLogger().handlers)
+    try:
+        with caplog.at_level(logging.WARNING):
+            result = im.train(small_config(threads=1, eval_every=3), evaluate=True, out=tmp_path / "run")
+            im.write_report(tmp_path / "run")
+        assert torch.get_num_threads() == 2
+        assert signal.getsignal(signal.SIGTERM) is handler
+        assert logging.getLogger().handlers == root_handlers
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err == ""
+        assert result.epochs_done == 6 and (tmp_path / "run" / "report.html").is_file()
+    finally:
+        torch.set_num_threads(1)
+
+
+def test_positions_are_labelled_with_schedule_and_seed():
+    dataset = im.load_dataset("sim", sim=SIM)
+    result = im.train(small_config(schedules=["constant-1", "constant-0"], seeds=[4, 2]), dataset)
+    assert result.models.to_dict("list") == {
+        "position": [0, 1, 2, 3],
+        "schedule": ["constant-1", "constant-1", "constant-0", "constant-0"],
+        "seed": [4, 2, 4, 2],
+    }
+    table = im.integration_measures(result.model, dataset.test[:40])
+    baseline = table[table.quantity == "baseline"]
+    assert baseline[["model", "schedule", "seed"]].values.tolist() == [
+        [0, "constant-1", 4],
+        [1, "constant-1", 2],
+        [2, "constant-0", 4],
+        [3, "constant-0", 2],
+    ]
+    # a model selected from the ensemble keeps its label
+    alone = im.integration_measures(result.model.select([2]), dataset.test[:40])
+    assert set(zip(alone.schedule, alone.seed)) == {("constant-0", 4)}
+    np.testing.assert_allclose(alone.value, table[table.model == 2].value, rtol=1e-5, atol=1e-7)
+
+
+def test_the_public_names_are_documented():
+    for name in im.__all__[1:]:
+        assert getattr(im, name).__doc__, f"im.{name} has no docstring"
+
+
+@pytest.mark.slow
+def test_the_tutorial_notebook_runs(tmp_path):
+    """examples/tutorial.ipynb in a real kernel, from a fresh folder (about a minute)."""
+    nbformat = pytest.importorskip("nbformat", reason="the notebook test needs nbclient: pip install -e '.[test]'")
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(ROOT / "examples" / "tutorial.ipynb", as_version=4)
+    imports = {line for cell in notebook.cells if cell.cell_type == "code" for line in cell.source.splitlines()}
+    assert not [line for line in imports if "from intermodal" in line or "import intermodal." in line]
+    NotebookClient(
+        notebook, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert any(o.get("data", {}).get("image/png") for o in outputs), "the figure was not drawn"
+    assert (tmp_path / "runs" / "tutorial-cli" / "checkpoint").is_dir()
