@@ -152,8 +152,8 @@ def main() -> None:
 
     import pandas as pd
 
-    from intermodal.study import cluster
     from intermodal.data.catalog import dataset_of
+    from intermodal.study import cluster
 
     print(f"machine: {machine_line('cpu')}", flush=True)
     # The report is the same work whichever backend trained the run: left out of both.

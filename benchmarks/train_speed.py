@@ -5,6 +5,9 @@ Measures, each in a fresh subprocess (so peak memory is its own):
 - model-epochs per second of intermodal's trainer for 1, 4, 20 and 80 models (float32,
   architecture 1, the iCub data or the simulator's rows of the same shape; the median of
   three timed windows);
+- the same for 20 models of each fusion (concat, poe, moe, mopoe; each run twice,
+  alternating, so that the machine's drift does not decide their ratios), with its ratio
+  to concat's and one evaluation of its 20 models;
 - the baseline: a plain eager PyTorch port, one model at a time (nn.Linear layers, separate
   mean and log-variance heads, a Python loop over models, torch's default threads, on the
   same --device), in float64 as the original code trains and in float32;
@@ -34,6 +37,8 @@ from pathlib import Path
 
 PAPER_MODEL_EPOCHS = 4 * 20 * 80_000
 PAPER_EVAL_EVERY = 200
+FUSIONS = ("concat", "poe", "moe", "mopoe")
+FUSION_MODELS = 20
 
 
 def _peak_rss_mb() -> float:
@@ -80,7 +85,13 @@ def measure_intermodal(args) -> dict:
 
     dataset = _dataset(args)
     config = RunConfig(
-        data=args.data, seeds=list(range(args.models)), epochs=10_000, dtype="float32", device=args.device, lr=5e-5
+        data=args.data,
+        seeds=list(range(args.models)),
+        epochs=10_000,
+        dtype="float32",
+        device=args.device,
+        lr=5e-5,
+        fusions=[args.fusion],
     )
     trainer = Trainer(config, dataset, None)
     # What Trainer.run sets for the run (per worker: torch's pool is process-wide); the
@@ -250,7 +261,9 @@ def measure_eager(args) -> dict:
 
 
 # ------------------------------------------------------------------ driver
-def _child(kind: str, args, models: int = 1, evaluate: bool = False, dtype: str = "float32") -> dict:
+def _child(
+    kind: str, args, models: int = 1, evaluate: bool = False, dtype: str = "float32", fusion: str = "concat"
+) -> dict:
     cmd = [
         sys.executable,
         __file__,
@@ -266,6 +279,8 @@ def _child(kind: str, args, models: int = 1, evaluate: bool = False, dtype: str 
         str(args.budget),
         "--dtype",
         dtype,
+        "--fusion",
+        fusion,
     ]
     if args.data_dir:
         cmd += ["--data-dir", args.data_dir]
@@ -304,6 +319,7 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--evaluate", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
+    parser.add_argument("--fusion", default="concat", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         result = {
@@ -371,6 +387,41 @@ def main() -> None:
                 "value": r["model_epochs_per_s"],
                 "unit": "model-epochs/s",
                 "peak_rss_mb": r["peak_rss_mb"],
+            }
+        )
+    fusion_runs = {}
+    for fusion in FUSIONS * 2:
+        first = fusion not in fusion_runs
+        fusion_runs.setdefault(fusion, []).append(
+            _child("intermodal", args, models=FUSION_MODELS, evaluate=first, fusion=fusion)
+        )
+    fusion_speed = {f: float(np.mean([x["model_epochs_per_s"] for x in r])) for f, r in fusion_runs.items()}
+    for fusion, results in fusion_runs.items():
+        rows.append(
+            {
+                "measurement": f"fusion {fusion}: trainer, mean of 2 runs",
+                "models": FUSION_MODELS,
+                "value": fusion_speed[fusion],
+                "unit": "model-epochs/s",
+                "peak_rss_mb": max(x["peak_rss_mb"] for x in results),
+            }
+        )
+    for fusion in FUSIONS[1:]:
+        rows.append(
+            {
+                "measurement": f"ratio: fusion {fusion} / concat, per model",
+                "models": FUSION_MODELS,
+                "value": fusion_speed[fusion] / fusion_speed["concat"],
+                "unit": "×",
+            }
+        )
+    for fusion, results in fusion_runs.items():
+        rows.append(
+            {
+                "measurement": f"fusion {fusion}: one evaluation, all measures and diagnostics, 1024 rows",
+                "models": FUSION_MODELS,
+                "value": results[0]["evaluation_s"],
+                "unit": "s",
             }
         )
     r80 = speeds[80]

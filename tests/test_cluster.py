@@ -215,7 +215,7 @@ def test_a_unit_that_cannot_see_the_run_folder_stops_before_writing(tmp_path):
 # ---------------------------------------------------------------------- on Ray
 def test_ray_backend_writes_the_local_run_folder(ray_cluster, local_runs, tmp_path, monkeypatch, capsys):
     out = tmp_path / "ray"
-    assert main(study_argv(out, "--backend", "ray")) == 0
+    assert main(study_argv(out, "--backend", "ray", "--z-samples", "0")) == 0
     printed = capsys.readouterr().out
     assert "ray: 2 CPUs; 2 units of 2 models, 1 CPU each" in printed
     assert_same_tables(local_runs["0"], out)

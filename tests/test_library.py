@@ -31,8 +31,8 @@ def test_the_readme_library_block_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(compile(block, "README.md", "exec"), namespace)
-    assert list(namespace["result"].models.columns) == ["position", "schedule", "seed"]
-    assert {"schedule", "seed"} <= set(namespace["measures"].columns)
+    assert list(namespace["result"].models.columns) == ["position", "fusion", "schedule", "seed"]
+    assert {"fusion", "schedule", "seed"} <= set(namespace["measures"].columns)
     assert namespace["vision_only"].mean.shape == (4, 300, 28)
     assert "fig7_window_means" in namespace["figures"]
 
@@ -60,6 +60,7 @@ def test_positions_are_labelled_with_schedule_and_seed():
     result = im.train(small_config(schedules=["constant-1", "constant-0"], seeds=[4, 2]), dataset)
     assert result.models.to_dict("list") == {
         "position": [0, 1, 2, 3],
+        "fusion": ["concat"] * 4,
         "schedule": ["constant-1", "constant-1", "constant-0", "constant-0"],
         "seed": [4, 2, 4, 2],
     }

@@ -25,7 +25,8 @@ from intermodal.evaluation.measures import (
 )
 from intermodal.evaluation.summaries import active_unit_counts
 from intermodal.model.architecture import architecture_preset
-from intermodal.model.vae import MultimodalVAE, losses
+from intermodal.model.base import losses
+from intermodal.model.vae import MultimodalVAE
 
 KEY = ["model", "quantity", "modality", "scope"]
 

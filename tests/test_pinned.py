@@ -35,7 +35,9 @@ def test_pinned_values(runs, table):
     recorded, computed = runs
     expected = pd.DataFrame(recorded[table])
     got = computed[table].reset_index(drop=True)
-    # Columns added since the recording hold the same thing for every row of this run.
+    # Columns added since the recording hold the same thing for every row of this run: the
+    # fusion (every model is Zambelli's, concat), and the history's diverged flag.
+    assert got.columns[0] == "fusion" and (got.pop("fusion") == "concat").all()
     assert list(got.columns)[: len(expected.columns)] == list(expected.columns)
     if table == "history":
         assert list(got.columns) == list(expected.columns) + ["diverged"] and not got["diverged"].any()

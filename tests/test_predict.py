@@ -227,17 +227,17 @@ def test_prediction_table_is_long_and_tidy(tiny):
     desc = tiny.description
     model = _untrained(desc, 2)
     rows = tiny.test[:4]
-    keys = [("constant-0", 0), ("constant-0", 1)]
+    keys = [("concat", "constant-0", 0), ("concat", "constant-0", 1)]
     pred = predict(model, rows, "eye", description=desc)
     table = prediction_table(pred.mean, pred.std, desc, keys, truth=rows, row_index=[10, 11, 12, 13])
-    assert list(table.columns) == ["schedule", "seed", "row", "column", "mean", "std", "true"]
+    assert list(table.columns) == ["fusion", "schedule", "seed", "row", "column", "mean", "std", "true"]
     assert len(table) == 2 * 4 * desc.n_columns
     line = table[(table.seed == 1) & (table.row == 12) & (table.column == "arm_t_1")].iloc[0]
     c = desc.column_names().index("arm_t_1")
     assert line["mean"] == pred.mean[1, 2, c] and line["std"] == pred.std[1, 2, c] and line["true"] == rows[2, c]
     out = rollout(model, rows, 3, "eye", description=desc)
     table = prediction_table(out.mean, out.std, desc, keys)
-    assert list(table.columns) == ["schedule", "seed", "step", "row", "column", "mean", "std"]
+    assert list(table.columns) == ["fusion", "schedule", "seed", "step", "row", "column", "mean", "std"]
     line = table[(table.seed == 0) & (table.step == 2) & (table.row == 3) & (table.column == "arm_t_1")].iloc[0]
     assert line["mean"] == out.mean[0, 2, 3, c]
     with pytest.raises(ValueError, match="keys"):
@@ -281,7 +281,7 @@ def test_default_tests_follow_the_data_set(tiny):
 def test_run_prediction_tests_table(tiny):
     desc = tiny.description
     model = _untrained(desc, 2)
-    keys = [("a", 0), ("a", 7)]
+    keys = [("concat", "a", 0), ("concat", "a", 7)]
     rows = _trajectory_rows(desc, 40)
     tests = {"eye-only": {"given": ["eye"]}, "eye-chained": {"given": ["eye"], "chained": True}}
     table = run_prediction_tests(model, rows, tests, segment=(5, 35), model_keys=keys, description=desc)
@@ -323,7 +323,7 @@ def test_chained_tests_need_time_ordered_rows(tiny):
             _untrained(desc, 1),
             tiny.test,
             {"c": {"given": ["eye"], "chained": True}},
-            model_keys=[("s", 0)],
+            model_keys=[("concat", "s", 0)],
             description=desc,
         )
 
@@ -425,7 +425,10 @@ def sim_run():
             trainer.model, dataset.test, model_keys=trainer.model_keys, description=dataset.description
         ),
         run_prediction_tests(
-            untrained, dataset.test, model_keys=[("untrained", 0), ("untrained", 1)], description=dataset.description
+            untrained,
+            dataset.test,
+            model_keys=[("concat", "untrained", 0), ("concat", "untrained", 1)],
+            description=dataset.description,
         ),
         persistence_baseline(dataset.description, dataset.test),
     ]
@@ -489,5 +492,15 @@ def test_the_baselines_beat_the_training_mean(sim_run):
         > _rmse(table, "inverse-model", "control", "motor", "t-1")
     ).all()
     summary = summarise_errors(table)
-    assert set(summary.columns) == {"schedule", "test", "modality", "time_step", "given", "mean", "sd", "n_seeds"}
+    assert set(summary.columns) == {
+        "fusion",
+        "schedule",
+        "test",
+        "modality",
+        "time_step",
+        "given",
+        "mean",
+        "sd",
+        "n_seeds",
+    }
     assert summary[summary.schedule == "forward-model"].n_seeds.eq(2).all()

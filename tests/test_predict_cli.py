@@ -39,7 +39,7 @@ def test_predict_writes_a_tidy_table(run, tmp_path):
     out = tmp_path / "p.csv"
     assert main(["predict", str(run), "--given", "vision", "--schedule", "constant-0", "--out", str(out)]) == 0
     table = pd.read_csv(out)
-    assert list(table.columns) == ["schedule", "seed", "row", "column", "mean", "std", "true"]
+    assert list(table.columns) == ["fusion", "schedule", "seed", "row", "column", "mean", "std", "true"]
     assert set(table.schedule) == {"constant-0"} and set(table.seed) == {0, 1}
     assert table.row.nunique() == 150 and table.column.nunique() == 28
     assert (table["std"] > 0).all()

@@ -54,7 +54,7 @@ def test_study_writes_tidy_tables_figures_and_report(tmp_path, tiny_data, capsys
     assert "expected duration" in printed and "report.html" in printed
 
     results = pd.read_parquet(out / "results.parquet")
-    assert list(results.columns) == ["schedule", "seed", "epoch", "quantity", "modality", "scope", "value"]
+    assert list(results.columns) == ["fusion", "schedule", "seed", "epoch", "quantity", "modality", "scope", "value"]
     assert set(results.quantity) == QUANTITIES
     assert sorted(set(results.epoch)) == [0, 3, 6]
     measures = results[results.quantity.isin(["single_modality_error", "loss_of_precision"])]
@@ -62,7 +62,7 @@ def test_study_writes_tidy_tables_figures_and_report(tmp_path, tiny_data, capsys
     baseline = results[results.quantity == "baseline"]
     assert (baseline.modality == "").all() and (baseline.scope == "").all()
     # one row per (schedule, seed, epoch, quantity, modality, scope)
-    assert not results.duplicated(["schedule", "seed", "epoch", "quantity", "modality", "scope"]).any()
+    assert not results.duplicated(["fusion", "schedule", "seed", "epoch", "quantity", "modality", "scope"]).any()
     assert len(results) == 2 * 2 * 3 * (3 * 4 + 2)
     assert (results.value >= 0).all()
 

@@ -11,7 +11,8 @@ import torch
 
 from intermodal.cli import main
 from intermodal.model.architecture import architecture_preset
-from intermodal.model.vae import MultimodalVAE, losses
+from intermodal.model.base import losses
+from intermodal.model.vae import MultimodalVAE
 from intermodal.training.config import RunConfig
 from intermodal.training.resume import resume
 from intermodal.training.runfolder import HISTORY_COLUMNS, load_checkpoint
@@ -74,7 +75,7 @@ def test_fused_training_losses_equal_the_plain_form_in_value_and_gradient(tiny_d
 
 
 def test_fused_loss_functions_pass_gradcheck():
-    from intermodal.model.vae import _GaussianNLL, _LatentSample
+    from intermodal.model.base import _GaussianNLL, _LatentSample
 
     g = torch.Generator().manual_seed(2)
     t = lambda *shape, scale=1.0: torch.randn(*shape, generator=g, dtype=torch.float64) * scale  # noqa: E731
@@ -187,10 +188,10 @@ def test_checkpoint_holds_no_pickle_and_loads(tmp_path, tiny):
     files = sorted(p.name for p in (tmp_path / "run/checkpoint").iterdir())
     assert files == ["model.safetensors", "optimizer.safetensors", "rng.safetensors", "state.json"]
     model, state, _, _ = load_checkpoint(tmp_path / "run")
-    assert state["model_keys"] == [("constant-0", 0), ("constant-0", 1)] == model.model_keys
+    assert state["model_keys"] == [("concat", "constant-0", 0), ("concat", "constant-0", 1)] == model.model_keys
     assert json.loads((tmp_path / "run/checkpoint/state.json").read_text())["model_keys"] == [
-        {"schedule": "constant-0", "seed": 0},
-        {"schedule": "constant-0", "seed": 1},
+        {"fusion": "concat", "schedule": "constant-0", "seed": 0},
+        {"fusion": "concat", "schedule": "constant-0", "seed": 1},
     ]
     assert model.n_models == 2 and next(model.parameters()).dtype == torch.float64
 

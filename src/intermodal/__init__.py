@@ -47,7 +47,8 @@ _EXPORTS = {
     # read a run folder back
     "load_run": "training.runfolder",
     "Run": "training.runfolder",
-    # measure and predict
+    # measure and predict, with any model that answers the protocol
+    "OutputGaussianModel": "model.protocol",
     "integration_measures": "evaluation.measures",
     "latent_diagnostics": "evaluation.diagnostics",
     "predict": "evaluation.predict",

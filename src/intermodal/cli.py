@@ -24,12 +24,14 @@ from .errors import ConfigError, IntermodalError, Terminated
 from .training.config import RunConfig, load_config_file, preset_config
 
 # Flags whose name differs from the config field, or that take a special form.
-_RENAMED = {"schedules": "schedule"}
+_RENAMED = {"schedules": "schedule", "fusions": "fusion"}
 _HELP = {
     "data": "data set: 'sim' (embedded simulator, default), 'icub' (fetched and cached), or a description file",
     "data_dir": "read the data files from this folder instead of fetching them",
     "sim": 'simulator options as JSON, e.g. \'{"seed": 3, "n_train": 1000}\' (see --data sim)',
     "patterns": "muting patterns to train on, comma-separated (default: all of the data set's)",
+    "fusions": "how the encoder fuses the modalities, comma-separated: concat (Zambelli's), poe (product of "
+    "experts), moe (mixture of experts), mopoe (mixture of products of experts)",
     "schedules": "KL-weight schedules, comma-separated: constant-1, constant-0, dynamic-plateau-0, "
     "dynamic-plateau-1, constant:beta=B, linear:warmup=E, cyclical:cycles=M:ratio=R, table:FILE.csv",
     "seeds": "a number of seeds (5 = seeds 0-4), a list (0,3,7) or a range (10-19)",
@@ -47,7 +49,8 @@ _HELP = {
     "eval_rows": "evaluation rows of the test part: first, random or all",
     "n_eval_rows": "number of evaluation rows (first/random)",
     "eval_seed": "seed of the random evaluation rows",
-    "z_samples": "decode from this many samples of z (0 = from the latent mean)",
+    "z_samples": "decode from this many samples of z (0 = from the posterior's mean; none = per fusion: 0 for "
+    "concat and poe, 16 for moe and mopoe)",
     "extra_pairs": 'extra measures as JSON: {"name": {"muted": [selectors], "compared": [selectors]}}',
     "windows": "epoch windows for the window means, as JSON [[start, end], ...]",
     "checkpoint_every": "epochs between checkpoints",
@@ -111,10 +114,12 @@ def cmd_train(args) -> int:
 
     if args.resume:
         _refuse_options_with_resume(args)
-        result = runs.resume(args.resume, progress=not args.quiet, report=False)
+        result = runs.resume(args.resume, progress=not args.quiet, report=False, track=args.track)
     else:
         config = _resolve_config(args, RunConfig())
-        result = runs.train(config, out=args.out, evaluate=bool(config.eval_every), progress=not args.quiet)
+        result = runs.train(
+            config, out=args.out, evaluate=bool(config.eval_every), progress=not args.quiet, track=args.track
+        )
     print(f"trained {len(result.model_keys)} models for {result.epochs_done} epochs; wrote {result.out}")
     return _finished(result)
 
@@ -128,11 +133,15 @@ def cmd_study(args) -> int:
         raise ConfigError("--address names a Ray cluster; it goes with --backend ray")
     if args.resume:
         _refuse_options_with_resume(args)
-        result = runs.resume(args.resume, backend=args.backend, address=args.address, progress=not args.quiet)
+        result = runs.resume(
+            args.resume, backend=args.backend, address=args.address, progress=not args.quiet, track=args.track
+        )
     else:
         config = _resolve_config(args, preset_config(args.preset))
         out = args.out or f"runs/study-{args.preset}"
-        result = runs.run_study(config, out, backend=args.backend, address=args.address, progress=not args.quiet)
+        result = runs.run_study(
+            config, out, backend=args.backend, address=args.address, progress=not args.quiet, track=args.track
+        )
     print(f"report: {report_path(result.out)}")
     return _finished(result)
 
@@ -146,6 +155,7 @@ def cmd_measure(args) -> int:
         eval_rows=args.eval_rows,
         n_eval_rows=args.n_eval_rows,
         z_samples=args.z_samples,
+        fusion=args.fusion,
         schedule=args.schedule,
         seed=args.seed,
     )
@@ -155,7 +165,7 @@ def cmd_measure(args) -> int:
         import pandas as pd
 
         wide = table.pivot_table(
-            index=["schedule", "seed", "modality"], columns=["quantity", "scope"], values="value", sort=False
+            index=["fusion", "schedule", "seed", "modality"], columns=["quantity", "scope"], values="value", sort=False
         )
         with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 500):
             print(wide.round(4).to_string())
@@ -195,6 +205,7 @@ def cmd_predict(args) -> int:
         args.run,
         given,
         rows=args.rows,
+        fusion=args.fusion,
         schedule=args.schedule,
         seed=args.seed,
         steps=args.steps,
@@ -243,6 +254,15 @@ def cmd_data_fetch(args) -> int:
     return 0
 
 
+def _add_track(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--track",
+        metavar="SPEC",
+        help="watch the run live: tensorboard[:DIR] or mlflow[:URI] (default stores in RUN/tracking; needs "
+        "pip install 'intermodal[tensorboard]' or 'intermodal[mlflow]')",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="intermodal", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -251,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(p, RunConfig())
     p.add_argument("--out", default="runs/train", help="run folder to write (default: runs/train)")
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint")
+    _add_track(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
@@ -272,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(docs/cluster.md; needs pip install 'intermodal[ray]')",
     )
     p.add_argument("--address", help="the Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
+    _add_track(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_study)
 
@@ -281,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-rows", choices=["first", "random", "all"], default=None)
     p.add_argument("--n-eval-rows", type=int, default=None)
     p.add_argument("--z-samples", type=int, default=None)
+    p.add_argument("--fusion", help="only the models of this fusion")
     p.add_argument("--schedule", help="only the models of this schedule")
     p.add_argument("--seed", type=int, help="only the models of this seed")
     p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
@@ -298,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="test",
         help="'test' (the run's test rows, default) or a CSV file whose columns are named as the data set's",
     )
+    p.add_argument("--fusion", help="only the models of this fusion")
     p.add_argument("--schedule", help="only the models of this schedule")
     p.add_argument("--seed", type=int, help="only the models of this seed")
     p.add_argument(

@@ -449,7 +449,7 @@ def _records(
                 continue
             err = predicted[:, :, pick] - truth[None][:, :, outputs[pick]]
             rmse = np.sqrt(np.mean(err**2, axis=(1, 2)))
-            out += [(schedule, seed, test, m, step, False, float(r)) for seed, r in zip(seeds, rmse)]
+            out += [("", schedule, seed, test, m, step, False, float(r)) for seed, r in zip(seeds, rmse)]
     return out
 
 
@@ -460,7 +460,7 @@ def baseline_errors(
     modality and time step, in data units, as :data:`~intermodal.evaluation.prediction_tests.ERROR_COLUMNS`
     (so it concatenates with :func:`~intermodal.evaluation.prediction_tests.run_prediction_tests`).
 
-    ``schedule`` names the baseline: ``forward-model`` (``test = "forward"``: perception at
+    ``fusion`` is empty and ``schedule`` names the baseline: ``forward-model`` (``test = "forward"``: perception at
     the current step), ``inverse-model`` (``test = "control"``: motor at the previous
     step, from every perception column), ``inverse-model-muted`` (the same, fed only what
     the ``control`` test gives, the rest muted; present when the data set has a ``control``

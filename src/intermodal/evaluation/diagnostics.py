@@ -8,8 +8,10 @@ import pandas as pd
 import torch
 
 from ..data.description import DatasetDescription
+from ..errors import ModelError
+from ..model.group import groups_of
 from ..model.protocol import description_for
-from .measures import as_rows, labelled
+from .measures import as_rows, labelled, model_dtype_device
 
 __all__ = ["latent_diagnostics", "ACTIVE_THRESHOLD"]
 
@@ -23,7 +25,9 @@ def latent_diagnostics(
 ) -> pd.DataFrame:
     """Per latent dimension of every model: how much the posterior carries (collapse check).
 
-    For the full (unmuted) input rows ``x``, with posterior ``q(z|x) = N(m(x), diag s(x)^2)``:
+    For the full (unmuted) input rows ``x``, with posterior ``q(z|x) = N(m(x), diag s(x)^2)``
+    (for a mixture posterior, ``m`` is the mixture's mean and the KL the mean of its
+    components', an upper bound of the mixture's):
 
     - ``kl``: mean over rows of ``KL(q(z_j|x) || N(0, 1))`` in nats (the dimension's share
       of the latent loss);
@@ -43,13 +47,20 @@ def latent_diagnostics(
     ``posterior_mean_variance``, ``active``.
     """
     description = description_for(model, description)
-    parameter = next(model.parameters())
-    x = as_rows(rows, description, dtype=parameter.dtype, device=parameter.device)
-    with torch.no_grad():
-        z_mean, z_logvar = model.encode(x[None].expand(model.n_models, -1, -1))
-        z_mean, z_logvar = z_mean.to(torch.float64), z_logvar.to(torch.float64)
-        kl = (0.5 * (z_mean**2 + torch.expm1(z_logvar) - z_logvar)).mean(dim=1)
-        variance = z_mean.var(dim=1, correction=0)
+    kls, variances = [], []
+    for _, group in groups_of(model):
+        if not hasattr(group, "posterior_summary"):
+            raise ModelError(
+                f"latent diagnostics need a model with a latent posterior (posterior_summary); "
+                f"{type(group).__name__} has none"
+            )
+        dtype, device = model_dtype_device(group)
+        x = as_rows(rows, description, dtype=dtype, device=device)
+        with torch.no_grad():
+            z_mean, kl = group.posterior_summary(x)  # [models, rows, latent], float64
+            kls.append(kl.mean(dim=1))
+            variances.append(z_mean.var(dim=1, correction=0))
+    kl, variance = torch.cat(kls), torch.cat(variances)
     n_models, latent = kl.shape
     variance = variance.cpu().numpy().reshape(-1)
     table = pd.DataFrame(

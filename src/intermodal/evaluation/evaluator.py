@@ -86,15 +86,17 @@ def measure_run(
     eval_rows: str | None = None,
     n_eval_rows: int | None = None,
     z_samples: int | None = None,
+    fusion: str | None = None,
     schedule: str | None = None,
     seed: int | None = None,
 ) -> pd.DataFrame:
     """The measures of the models in a run folder or checkpoint (all, or those of one
-    ``schedule`` and/or ``seed``), on the evaluation rows of the data set they were trained
-    on; the options override the run's. Columns: the model key columns (``schedule``,
-    ``seed``), ``quantity, modality, scope, value``."""
+    ``fusion``, ``schedule`` and/or ``seed``), on the evaluation rows of the data set they
+    were trained on; the options override the run's. Columns: the model key columns
+    (``fusion``, ``schedule``, ``seed``), ``quantity, modality, scope, value``."""
     changes = dict(data_dir=data_dir, eval_rows=eval_rows, n_eval_rows=n_eval_rows, z_samples=z_samples)
-    ensemble = runfolder.load_ensemble(path, schedule, seed, {k: v for k, v in changes.items() if v is not None})
+    changes = {k: v for k, v in changes.items() if v is not None}
+    ensemble = runfolder.load_ensemble(path, schedule, seed, changes, fusion=fusion)
     config = ensemble.config
     rows = evaluation_rows_of(config, ensemble.dataset)
     table = integration_measures(

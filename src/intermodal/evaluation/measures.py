@@ -38,8 +38,9 @@ import pandas as pd
 import torch
 
 from ..data.description import DatasetDescription
-from ..errors import ConfigError, DataError
-from ..model.protocol import description_for
+from ..errors import ConfigError, DataError, ModelError
+from ..model.group import groups_of
+from ..model.protocol import check_protocol, description_for
 from ..options import whole_number
 from ..streams import Purpose, numpy_generator
 
@@ -54,6 +55,7 @@ __all__ = [
     "EVALUATION_MODES",
     "as_rows",
     "labelled",
+    "model_dtype_device",
 ]
 
 QUANTITIES = ("single_modality_error", "loss_of_precision", "baseline", "prediction_error", "custom")
@@ -279,7 +281,7 @@ def integration_measures(
     rows,
     *,
     description: DatasetDescription | None = None,
-    z_samples: int = 0,
+    z_samples: int | None = None,
     generator: torch.Generator | None = None,
     extra_pairs=None,
     rows_per_pass: int | None = None,
@@ -288,53 +290,58 @@ def integration_measures(
 
     Parameters
     ----------
-    model : :class:`~intermodal.model.vae.MultimodalVAE` with ``n_models`` models.
+    model : any :class:`~intermodal.model.protocol.OutputGaussianModel` (``description``,
+        ``n_models``, ``output_gaussian(rows, muted)``): an ensemble of any fusion, one
+        loaded from a run folder, several fusions at once, or a model of one's own.
     rows : array or tensor ``[n_rows, n_columns]`` of complete rows (no muted entries), in
-        any dtype (they are cast to the model's).
+        any dtype: they are cast to the model's (its parameters' dtype and device; for a
+        model without parameters, float64 on the CPU, or the tensor's own).
     description : None (the model's own), or a description checked to have the model's
         columns in its order (:func:`~intermodal.model.protocol.description_for`).
-    z_samples : 0 (default, as the original evaluation code) decodes from the posterior
-        mean of ``z``. ``S > 0`` draws ``S`` latent samples per row and input,
-        ``z = mean + exp(logvar/2)·eps_s``, decodes each, and averages
-        ``KL(p_s || q_s)`` over ``s``. The same noise ``eps_s`` is used for the full input
-        (``p_s``) and every muted copy (``q_s``), and for every model: identical inputs
-        then give exactly 0, the estimate is less noisy, and a model gives the same numbers
-        alone as in its ensemble. Averaging the per-sample divergences (rather than
-        comparing the averaged, mixture, outputs) keeps the closed form, keeps every term
-        >= 0 and keeps "regarding m" <= "regarding all" sample by sample; by the joint
-        convexity of KL it is an upper bound on the divergence between the two mixtures.
-        The prediction error always uses the posterior mean.
+    z_samples : what the output Gaussians are decoded from. 0 decodes from the posterior's
+        mean (as the original evaluation code; for a mixture posterior, the mixture's
+        mean). ``S > 0`` draws ``S`` latent samples per row and input (for a mixture, each
+        sample picks its component), decodes each, and averages ``KL(p_s || q_s)`` over
+        ``s``. The same noise ``eps_s`` serves the full input (``p_s``), every muted copy
+        (``q_s``) and every model: identical inputs then give exactly 0, the estimate is
+        less noisy, and a model gives the same numbers alone as in its ensemble. Averaging
+        the per-sample divergences keeps the closed form, every term >= 0 and "regarding m"
+        <= "regarding all" sample by sample; by the joint convexity of KL it is an upper
+        bound on the divergence between the two mixtures. None (default): each fusion's
+        own default, 0 for concat and poe, 16 for moe and mopoe (docs/method.md §5); a model
+        of one's own decodes as it does (0). The prediction error always uses the mean.
     generator : torch generator for the latent noise, on any device (the noise is drawn on
         the generator's device, then moved to the model's: a CPU generator gives the same
-        numbers for a model on a GPU); None = torch's global CPU generator. The noise is
-        drawn once, as ``torch.randn(z_samples, n_rows, latent, generator=generator)`` in
-        the model's dtype, ``eps_s`` being ``noise[s]`` (row ``r`` uses ``noise[s, r]``).
+        numbers for a model on a GPU); None = torch's global CPU generator. Each fusion of
+        a mixed ensemble draws from a copy of it, so its numbers do not depend on the
+        others. The noise is drawn once for all rows, by the model's ``latent_noise``
+        (for concat and poe ``torch.randn(z_samples, n_rows, latent, generator=generator)``
+        in the model's dtype, ``eps_s`` being ``noise[s]``).
     extra_pairs : user pairs, see :func:`measure_specs`; reported with quantity
         ``"custom"`` and the pair's name as ``modality``.
     rows_per_pass : evaluation rows per forward pass (each pass stacks every muted copy and
-        sample of those rows, for every model); None picks a size that keeps
-        one pass near 8192 stacked rows in all. Results do not depend on it beyond rounding.
+        sample of those rows, for every model); None picks a size that keeps one pass near
+        8192 stacked rows in all. Results do not depend on it beyond rounding.
 
     Returns
     -------
     DataFrame, one row per (model, quantity, modality, scope), columns ``model`` (int,
-    position in the ensemble), then the model's ``model_keys`` columns (``schedule``,
-    ``seed``) where it has them (a trained or loaded ensemble), ``quantity`` (one of :data:`QUANTITIES`), ``modality``
-    (modality name; ``""`` for baseline and prediction_error; the pair's name for custom),
-    ``scope`` (``"modality"``, ``"all"`` or ``""``), ``value`` (float: nats for the KL
-    measures, data units for the prediction error; each a mean over the rows). Model-major;
-    within a model: prediction_error, then the order of :func:`measure_specs`.
+    position in the ensemble), then the model's ``model_keys`` columns (``fusion``,
+    ``schedule``, ``seed``) where it has them (a trained or loaded ensemble), ``quantity``
+    (one of :data:`QUANTITIES`), ``modality`` (modality name; ``""`` for baseline and
+    prediction_error; the pair's name for custom), ``scope`` (``"modality"``, ``"all"`` or
+    ``""``), ``value`` (float: nats for the KL measures, data units for the prediction
+    error; each a mean over the rows). Model-major; within a model: prediction_error, then
+    the order of :func:`measure_specs`.
     """
+    check_protocol(model)
     description = description_for(model, description)
     if rows_per_pass is not None:
         rows_per_pass = whole_number(rows_per_pass, "rows_per_pass", minimum=1)
-    z_samples = whole_number(z_samples, "z_samples")
+    if z_samples is not None:
+        z_samples = whole_number(z_samples, "z_samples")
     specs = measure_specs(description, extra_pairs)
-    parameter = next(model.parameters())
-    dtype, device = parameter.dtype, parameter.device
-    x = as_rows(rows, description, dtype=dtype, device=device)
-    n_rows, n_columns, n_models = x.shape[0], description.n_columns, model.n_models
-
+    n_columns = description.n_columns
     # Measures sharing a muted set share one muted copy; copy 0 is the full input (p).
     variant_of_key: dict[bytes, int] = {np.zeros(n_columns, dtype=bool).tobytes(): 0}
     variant_masks = [np.zeros(n_columns, dtype=bool)]
@@ -345,59 +352,17 @@ def integration_measures(
             variant_of_key[key] = len(variant_masks)
             variant_masks.append(spec.muted)
         spec_variant.append(variant_of_key[key])
-    n_variants = len(variant_masks)
-    muted = torch.as_tensor(np.stack(variant_masks), device=device)  # [variants, columns]
-    muted_value = torch.tensor(description.muted_value, dtype=dtype, device=device)
-
-    samples_per_row = max(z_samples, 1)
-    if rows_per_pass is None:
-        rows_per_pass = max(1, STACKED_ROWS_PER_PASS // (n_models * n_variants * samples_per_row))
-
-    with torch.no_grad():
-        noise = None
-        if z_samples:
-            # Drawn once for all rows so that the numbers do not depend on rows_per_pass.
-            noise = torch.randn(
-                z_samples,
-                n_rows,
-                model.latent_size,
-                generator=generator,
-                dtype=dtype,
-                device=generator.device if generator is not None else "cpu",
-            ).to(device)
-        kl_sum = torch.zeros(n_models, n_variants, n_columns, dtype=torch.float64, device=device)
-        distance_sum = torch.zeros(n_models, dtype=torch.float64, device=device)
-        for start in range(0, n_rows, rows_per_pass):
-            chunk = x[start : start + rows_per_pass]
-            n = chunk.shape[0]
-            inputs = torch.where(muted[:, None, :], muted_value, chunk[None])  # [variants, n, columns]
-            stacked = inputs.reshape(1, n_variants * n, n_columns).expand(n_models, -1, -1)
-            z_mean, z_logvar = model.encode(stacked)
-            if z_samples:
-                z_mean = z_mean.reshape(n_models, n_variants, 1, n, -1)
-                z_std = torch.exp(0.5 * z_logvar).reshape(n_models, n_variants, 1, n, -1)
-                z = z_mean + z_std * noise[:, start : start + n]  # [models, variants, samples, n, latent]
-                out_mean, out_logvar = model.decode(z.reshape(n_models, n_variants * z_samples * n, -1))
-                out_mean = out_mean.reshape(n_models, n_variants, z_samples, n, n_columns)
-                out_logvar = out_logvar.reshape(n_models, n_variants, z_samples, n, n_columns)
-                kl = _kl_per_column(out_mean[:, :1], out_logvar[:, :1], out_mean, out_logvar)
-                kl_sum += kl.sum(dim=3, dtype=torch.float64).mean(dim=2)
-                full_mean, _ = model.decode(z_mean[:, 0, 0])
-            else:
-                out_mean, out_logvar = model.decode(z_mean)
-                out_mean = out_mean.reshape(n_models, n_variants, n, n_columns)
-                out_logvar = out_logvar.reshape(n_models, n_variants, n, n_columns)
-                kl = _kl_per_column(out_mean[:, :1], out_logvar[:, :1], out_mean, out_logvar)
-                kl_sum += kl.sum(dim=2, dtype=torch.float64)
-                full_mean = out_mean[:, 0]
-            distance = torch.linalg.vector_norm(chunk[None].to(torch.float64) - full_mean.to(torch.float64), dim=-1)
-            distance_sum += distance.sum(dim=-1)
-
-        kl_mean = kl_sum / n_rows  # [models, variants, columns]
-        compared = torch.as_tensor(np.stack([s.compared for s in specs]), dtype=torch.float64, device=device)
-        values = torch.einsum("mvc,vc->mv", kl_mean[:, spec_variant], compared)
-        values = torch.cat([(distance_sum / n_rows)[:, None], values], dim=1).cpu().numpy()
-
+    compared = np.stack([s.compared for s in specs])
+    values = []
+    for _, group in groups_of(model):
+        kl_mean, distance = _divergences(
+            group, rows, description, np.stack(variant_masks), z_samples, generator, rows_per_pass
+        )
+        c = torch.as_tensor(compared, dtype=torch.float64, device=kl_mean.device)
+        per_spec = torch.einsum("mvc,vc->mv", kl_mean[:, spec_variant], c)
+        values.append(torch.cat([distance[:, None], per_spec], dim=1).cpu().numpy())
+    values = np.concatenate(values)
+    n_models = model.n_models
     quantities = ["prediction_error"] + [s.quantity for s in specs]
     modalities = [""] + [s.modality for s in specs]
     scopes = [""] + [s.scope for s in specs]
@@ -412,6 +377,78 @@ def integration_measures(
         }
     )
     return labelled(table, model)
+
+
+def model_dtype_device(model, rows=None) -> tuple[torch.dtype, torch.device]:
+    """The dtype and device rows are given to ``model`` in: its parameters', else a tensor's
+    own, else float64 on the CPU."""
+    parameters = getattr(model, "parameters", None)
+    if callable(parameters):
+        first = next(iter(parameters()), None)
+        if first is not None:
+            return first.dtype, first.device
+    if isinstance(rows, torch.Tensor) and rows.dtype.is_floating_point:
+        return rows.dtype, rows.device
+    return torch.float64, torch.device("cpu")
+
+
+def _divergences(model, rows, description, variant_masks, z_samples, generator, rows_per_pass):
+    """For one model of one fusion (or one of a user's), the KL divergence per column
+    between the full input's output and each muted copy's, mean over the rows
+    ``[models, variants, columns]``, and the prediction error ``[models]``, float64."""
+    dtype, device = model_dtype_device(model, rows)
+    x = as_rows(rows, description, dtype=dtype, device=device)
+    n_rows, n_columns, n_models = x.shape[0], description.n_columns, model.n_models
+    samples = z_samples if z_samples is not None else getattr(model, "default_z_samples", 0)
+    if samples and not hasattr(model, "latent_noise"):
+        raise ModelError(
+            f"z_samples {samples}: this model ({type(model).__name__}) decodes as it does; sampling needs a model "
+            "with latent_noise(n_rows, samples, generator) and output_gaussian(rows, muted, noise)"
+        )
+    n_variants = len(variant_masks)
+    muted = torch.as_tensor(variant_masks, device=device)  # [variants, columns]
+    if rows_per_pass is None:
+        rows_per_pass = max(1, STACKED_ROWS_PER_PASS // (n_models * n_variants * max(samples, 1)))
+    no_mask = torch.zeros(1, n_columns, dtype=torch.bool, device=device)
+    with torch.no_grad():
+        noise = None
+        if samples:
+            # Drawn once for all rows, so that the numbers do not depend on rows_per_pass; from
+            # a copy of the generator, so that each fusion of a mixed ensemble draws the same.
+            noise = model.latent_noise(n_rows, samples, _copy(generator)).to(device)
+        kl_sum = torch.zeros(n_models, n_variants, n_columns, dtype=torch.float64, device=device)
+        distance_sum = torch.zeros(n_models, dtype=torch.float64, device=device)
+        for start in range(0, n_rows, rows_per_pass):
+            chunk = x[start : start + rows_per_pass]
+            n = chunk.shape[0]
+            stacked = chunk.repeat(n_variants, 1)  # [variants * n, columns], variant-major
+            masks = muted.repeat_interleave(n, dim=0)
+            if samples:
+                eps = noise[:, start : start + n].repeat(1, n_variants, 1)  # the same noise for every copy
+                out_mean, out_var = model.output_gaussian(stacked, masks, eps)  # [models, samples, v*n, columns]
+                out_mean = out_mean.reshape(n_models, samples, n_variants, n, n_columns)
+                out_logvar = torch.log(out_var).reshape(n_models, samples, n_variants, n, n_columns)
+                kl = _kl_per_column(out_mean[:, :, :1], out_logvar[:, :, :1], out_mean, out_logvar)
+                kl_sum += kl.sum(dim=3, dtype=torch.float64).mean(dim=1)
+                full_mean, _ = model.output_gaussian(chunk, no_mask.expand(n, -1))
+            else:
+                out_mean, out_var = model.output_gaussian(stacked, masks)
+                out_mean = out_mean.reshape(n_models, n_variants, n, n_columns)
+                out_logvar = torch.log(out_var).reshape(n_models, n_variants, n, n_columns)
+                kl = _kl_per_column(out_mean[:, :1], out_logvar[:, :1], out_mean, out_logvar)
+                kl_sum += kl.sum(dim=2, dtype=torch.float64)
+                full_mean = out_mean[:, 0]
+            distance = torch.linalg.vector_norm(chunk[None].to(torch.float64) - full_mean.to(torch.float64), dim=-1)
+            distance_sum += distance.sum(dim=-1)
+    return kl_sum / n_rows, distance_sum / n_rows
+
+
+def _copy(generator: torch.Generator | None) -> torch.Generator | None:
+    if generator is None:
+        return None
+    copy = torch.Generator(device=generator.device)
+    copy.set_state(generator.get_state())
+    return copy
 
 
 # ---------------------------------------------------------------------- evaluation rows

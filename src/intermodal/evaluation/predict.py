@@ -27,11 +27,12 @@ import torch
 
 from ..data.description import DatasetDescription
 from ..errors import DataError, ModelError
+from ..model.group import groups_of
 from ..model.protocol import description_for
 from ..options import whole_number
 from ..streams import Purpose, torch_generator
 from ..training.config import key_columns
-from .measures import STACKED_ROWS_PER_PASS
+from .measures import STACKED_ROWS_PER_PASS, model_dtype_device
 
 if TYPE_CHECKING:
     from ..model.vae import MultimodalVAE
@@ -142,39 +143,48 @@ def _rows_array(rows, description: DatasetDescription, mask: np.ndarray, n_model
     return x
 
 
-def _generator(seed: int | None) -> torch.Generator | None:
+def _generators(model, seed: int | None) -> list[torch.Generator] | None:
+    """One generator per group of ``model`` (one per fusion), each seeded alike from the
+    stream ``(seed, Purpose.PREDICTION_SAMPLE)``, so a model's sample does not depend on
+    the other fusions beside it; None decodes from the posterior's mean."""
     if seed is None:
         return None
-    return torch_generator(Purpose.PREDICTION_SAMPLE, whole_number(seed, "seed"))
+    seed = whole_number(seed, "seed")
+    return [torch_generator(Purpose.PREDICTION_SAMPLE, seed) for _ in groups_of(model)]
 
 
 def _decode(
-    model: MultimodalVAE, inputs: np.ndarray, generator: torch.Generator | None
+    model, inputs: np.ndarray, hidden: np.ndarray, generators: list[torch.Generator] | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Encode already muted ``inputs`` (``[n_rows, n_columns]``, the same for every model,
-    or ``[n_models, n_rows, n_columns]``) and decode from the latent mean, or from one
-    sample ``z = mean + exp(logvar/2)·eps`` when a generator is given. Returns the output
-    Gaussian's mean and std, float64 ``[n_models, n_rows, n_columns]``."""
-    p = next(model.parameters())
-    n_models, n_rows = model.n_models, inputs.shape[-2]
-    x = torch.as_tensor(inputs, dtype=p.dtype)
-    eps = None
-    if generator is not None:
-        # One draw for all rows before any chunking, on the CPU, in the model's dtype: the
-        # same eps for every model (a model gives the same numbers alone as in its
-        # ensemble) and on every device.
-        eps = torch.randn(n_rows, model.latent_size, generator=generator, dtype=p.dtype)
-    chunk = max(1, STACKED_ROWS_PER_PASS // n_models)
+    """The output Gaussian for ``inputs`` (``[n_rows, n_columns]``, the same for every
+    model, or ``[n_models, n_rows, n_columns]``) with the ``hidden [n_columns]`` columns
+    muted, decoded from the posterior's mean, or from one latent sample per row when
+    generators are given (one draw for all rows before any chunking, on the CPU, in the
+    model's dtype: the same noise for every model, on every device). Returns the mean and
+    std, float64 ``[n_models, n_rows, n_columns]``."""
+    n_rows = inputs.shape[-2]
+    chunk = max(1, STACKED_ROWS_PER_PASS // model.n_models)
     means, stds = [], []
     with torch.no_grad():
-        for a in range(0, n_rows, chunk):
-            part = x[..., a : a + chunk, :].to(p.device)
-            part = part.expand(n_models, -1, -1) if part.ndim == 2 else part
-            e = None if eps is None else eps[a : a + chunk].to(p.device).expand(n_models, -1, -1)
-            out_mean, out_logvar, _, _ = model(part, e)
-            means.append(out_mean.double().cpu())
-            stds.append(torch.exp(0.5 * out_logvar.double()).cpu())
-    return torch.cat(means, 1).numpy(), torch.cat(stds, 1).numpy()
+        for index, (start, group) in enumerate(groups_of(model)):
+            dtype, device = model_dtype_device(group)
+            x = torch.as_tensor(inputs, dtype=dtype)
+            if x.ndim == 3:
+                x = x[start : start + group.n_models]
+            noise = None if generators is None else group.latent_noise(n_rows, 1, generators[index])
+            mask = torch.as_tensor(hidden, device=device).expand(n_rows, -1)
+            group_means, group_stds = [], []
+            for a in range(0, n_rows, chunk):
+                part = x[..., a : a + chunk, :].to(device)
+                e = None if noise is None else noise[:, a : a + chunk].to(device)
+                mean, var = group.output_gaussian(part, mask[a : a + chunk], e)
+                if e is not None:
+                    mean, var = mean[:, 0], var[:, 0]
+                group_means.append(mean.double().cpu())
+                group_stds.append(torch.exp(0.5 * torch.log(var).double()).cpu())  # exp(logvar / 2), as ever
+            means.append(torch.cat(group_means, 1))
+            stds.append(torch.cat(group_stds, 1))
+    return torch.cat(means, 0).numpy(), torch.cat(stds, 0).numpy()
 
 
 # ---------------------------------------------------------------------- predict, rollout
@@ -223,7 +233,7 @@ def predict(
     mask = given_mask(description, given)
     x = _rows_array(rows, description, mask, model.n_models)
     inputs = np.where(mask, x, description.muted_value)
-    mean, std = _decode(model, inputs, _generator(seed))
+    mean, std = _decode(model, inputs, ~mask, _generators(model, seed))
     return Prediction(mean, std, mask)
 
 
@@ -267,13 +277,15 @@ def rollout(
     src, dst = shift_columns(description, current, previous)
     mask = given_mask(description, given)
     x = _rows_array(start_rows, description, mask, model.n_models)
-    generator = _generator(seed)
-    mean, std = _decode(model, np.where(mask, x, description.muted_value), generator)
+    generators = _generators(model, seed)
+    mean, std = _decode(model, np.where(mask, x, description.muted_value), ~mask, generators)
+    hidden = np.ones(description.n_columns, dtype=bool)
+    hidden[dst] = False
     means, stds = [mean], [std]
     for _ in range(1, int(steps)):
         shifted = np.full(mean.shape, description.muted_value)
         shifted[..., dst] = means[-1][..., src]
-        mean, std = _decode(model, shifted, generator)
+        mean, std = _decode(model, shifted, hidden, generators)
         means.append(mean)
         stds.append(std)
     return Prediction(np.stack(means, 1), np.stack(stds, 1), mask)

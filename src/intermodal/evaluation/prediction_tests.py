@@ -15,6 +15,7 @@ import pandas as pd
 from ..data.description import DatasetDescription, PredictionTest
 from ..errors import ConfigError, DataError, ModelError
 from ..model.protocol import description_for
+from ..training.config import MODEL_KEY_COLUMNS, ModelKey
 from .predict import Prediction, given_mask, predict, rollout, shift_columns, two_steps
 
 if TYPE_CHECKING:
@@ -36,8 +37,9 @@ __all__ = [
 ]
 
 # Columns of every error table here and in :mod:`intermodal.evaluation.baselines`, so they
-# concatenate: the model's key columns, then the test's.
-ERROR_COLUMNS = ["schedule", "seed", "test", "modality", "time_step", "given", "rmse"]
+# concatenate: the model's key columns (a baseline: no fusion, its name as the schedule, no
+# seed where it has none), then the test's.
+ERROR_COLUMNS = [*MODEL_KEY_COLUMNS, "test", "modality", "time_step", "given", "rmse"]
 
 # Consecutive test rows: None (all), a slice, or (start, stop).
 Segment = slice | tuple[int, int] | None
@@ -254,8 +256,8 @@ def run_prediction_tests(
 
     Returns
     -------
-    DataFrame :data:`ERROR_COLUMNS`: ``schedule, seed, test, modality, time_step, given,
-    rmse``. ``rmse`` is ``sqrt(mean over rows and the modality's columns at that step of
+    DataFrame :data:`ERROR_COLUMNS`: ``fusion, schedule, seed, test, modality, time_step,
+    given, rmse``. ``rmse`` is ``sqrt(mean over rows and the modality's columns at that step of
     (predicted mean − true)²)``, in data units, of the prediction from the latent mean.
     ``given`` says whether those columns were in the input: False = a prediction (what
     the test asks), True = a reconstruction of the input.
@@ -269,6 +271,7 @@ def run_prediction_tests(
     """
     description = description_for(model, description)
     keys = model_keys if model_keys is not None else model.model_keys
+    keys = None if keys is None else [ModelKey(*k) for k in keys]
     if keys is None or len(keys) != model.n_models:
         raise ModelError(
             f"model_keys: {None if keys is None else len(keys)} (schedule, seed) keys for an ensemble of "
@@ -280,7 +283,7 @@ def run_prediction_tests(
         pred, truth, _ = prediction_for_test(model, test_rows, test, description=description, segment=segment)
         steps = [description.time_steps[0]] if test.chained else list(description.time_steps)
         for k, m, step, given, rmse in _rmse_rows(pred.mean, truth, description, pred.given, steps):
-            records.append((keys[k][0], keys[k][1], test.name, m, step, given and not test.chained, rmse))
+            records.append((*keys[k], test.name, m, step, given and not test.chained, rmse))
     table = pd.DataFrame.from_records(records, columns=ERROR_COLUMNS)
     table["seed"] = table["seed"].astype("Int64")
     return table
@@ -294,7 +297,7 @@ def persistence_baseline(
 
     It uses the information the forward test has (everything at ``t-1``), so its rows sit
     beside that test (``test``, default ``"forward"``). Returns :data:`ERROR_COLUMNS` with
-    ``schedule = "persistence"``, ``seed`` missing (<NA>), ``time_step`` the current step
+    ``fusion`` empty, ``schedule = "persistence"``, ``seed`` missing (<NA>), ``time_step`` the current step
     and ``given = False``; ``rmse`` in data units over ``test_rows [n_rows, n_columns]``.
     """
     current, previous = two_steps(description, "the persistence baseline")
@@ -308,17 +311,17 @@ def persistence_baseline(
     for m in description.modality_names:
         cols = description.columns_of(f"{m}@{current}")
         rmse = float(np.sqrt(np.mean((guess[:, cols] - rows[:, cols]) ** 2)))
-        records.append(("persistence", pd.NA, test, m, current, False, rmse))
+        records.append(("", "persistence", pd.NA, test, m, current, False, rmse))
     table = pd.DataFrame.from_records(records, columns=ERROR_COLUMNS)
     table["seed"] = table["seed"].astype("Int64")
     return table
 
 
 def summarise_errors(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± sd over seeds of an error table (:data:`ERROR_COLUMNS`), per schedule, test,
+    """Mean ± sd over seeds of an error table (:data:`ERROR_COLUMNS`), per fusion, schedule, test,
     modality, time step and given. Returns those keys and ``mean, sd, n_seeds`` (``sd``
     is NaN for a single seed; baselines without seeds count 1), in the table's order."""
-    keys = ["schedule", "test", "modality", "time_step", "given"]
+    keys = ["fusion", "schedule", "test", "modality", "time_step", "given"]
     if table.empty:
         return pd.DataFrame(columns=keys + ["mean", "sd", "n_seeds"])
     out = (

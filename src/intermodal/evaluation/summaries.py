@@ -7,12 +7,17 @@ report, the figures and the findings share them.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+from scipy import stats as scipy_stats
 
 from ..errors import ConfigError
+from .statistics import CONFIDENCE
 
 __all__ = [
     "MEASURE_QUANTITIES",
+    "fusions_of",
+    "by_condition",
     "BAND_DESCRIPTIONS",
     "normalised_results",
     "default_windows",
@@ -28,7 +33,40 @@ __all__ = [
 ]
 
 MEASURE_QUANTITIES = ("single_modality_error", "loss_of_precision")
-BAND_DESCRIPTIONS = {"sd": "band: ±1 sd over seeds", "minmax": "band: min–max over seeds"}
+BAND_DESCRIPTIONS = {
+    "ci": "band: 95% interval of the mean over seeds (Student's t)",
+    "sd": "band: ±1 sd over seeds",
+    "minmax": "band: min–max over seeds",
+}
+
+
+def fusions_of(*tables: pd.DataFrame | None, config: dict | None = None) -> list[str]:
+    """The fusions of a run: the config's order, then any others found in the tables."""
+    names = [str(f) for f in (config or {}).get("fusions") or []]
+    for table in tables:
+        if table is not None and "fusion" in table:
+            names += [str(f) for f in pd.unique(table["fusion"].astype(str)) if str(f) not in names and str(f)]
+    return names
+
+
+def by_condition(config: dict, *tables: pd.DataFrame | None) -> tuple[dict, list[pd.DataFrame | None]]:
+    """A run of several fusions seen as conditions: each table's ``schedule`` becomes
+    ``"schedule [fusion]"`` and the config's schedules those conditions, fusion by fusion,
+    so that every figure and table compares the fusions side by side. A run of one
+    fusion is returned as it is."""
+    fusions = fusions_of(*tables, config=config)
+    if len(fusions) < 2:
+        return config, list(tables)
+    out = []
+    for table in tables:
+        if table is None or "fusion" not in table or table.empty:
+            out.append(table)
+            continue
+        labelled = table.copy()
+        labelled["schedule"] = labelled["schedule"].astype(str) + " [" + labelled["fusion"].astype(str) + "]"
+        out.append(labelled)
+    schedules = [f"{s} [{f}]" for f in fusions for s in (config.get("schedules") or [])]
+    return {**config, "schedules": schedules}, out
 
 
 def normalised_results(results: pd.DataFrame) -> pd.DataFrame:
@@ -116,8 +154,18 @@ def modality_order(results: pd.DataFrame) -> list[str]:
     return [str(m) for m in pd.unique(rows["modality"])]
 
 
-def seed_summary(frame: pd.DataFrame, keys: list[str], value: str, band: str = "sd") -> pd.DataFrame:
-    """Mean over seeds per ``keys`` + epoch, with the band's ``low``/``high`` and ``n_seeds``."""
+def t_half_width(sd, n) -> np.ndarray:
+    """Half the width of the CONFIDENCE t interval of a mean of ``n`` values with sample sd
+    ``sd`` (arrays; NaN for ``n < 2``), the interval of :func:`~intermodal.evaluation.statistics.interval`."""
+    sd, n = np.asarray(sd, dtype=float), np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * sd / np.sqrt(n)
+    return np.where(n >= 2, half, np.nan)
+
+
+def seed_summary(frame: pd.DataFrame, keys: list[str], value: str, band: str = "ci") -> pd.DataFrame:
+    """Mean over seeds per ``keys`` + epoch, with the band's ``low``/``high`` and ``n_seeds``:
+    ``"ci"`` the 95% t interval of the mean (default), ``"sd"`` ±1 sd, ``"minmax"`` the range."""
     if band not in BAND_DESCRIPTIONS:
         raise ConfigError(f"band must be one of {sorted(BAND_DESCRIPTIONS)}, not {band!r}")
     columns = keys + ["epoch", "mean", "low", "high", "n_seeds"]
@@ -128,7 +176,10 @@ def seed_summary(frame: pd.DataFrame, keys: list[str], value: str, band: str = "
         .agg(["mean", "std", "min", "max", "count"])
         .reset_index()
     )
-    if band == "sd":
+    if band == "ci":
+        spread = np.nan_to_num(t_half_width(stats["std"].fillna(0.0), stats["count"]))
+        stats["low"], stats["high"] = stats["mean"] - spread, stats["mean"] + spread
+    elif band == "sd":
         spread = stats["std"].fillna(0.0)
         stats["low"], stats["high"] = stats["mean"] - spread, stats["mean"] + spread
     else:
@@ -142,11 +193,12 @@ def window_means(
 ) -> pd.DataFrame:
     """Per window: each seed's mean over the window's evaluations, then mean and sd over seeds.
 
-    Returns one row per (window, schedule, quantity, modality, scope) with columns
+    Returns one row per (window, fusion, schedule, quantity, modality, scope) with columns
     ``window`` (index into ``windows``), ``start``, ``end``, ``mean``, ``sd`` (sample sd,
-    NaN for one seed), ``min``, ``max``, ``n_seeds``, ``n_epochs``.
+    NaN for one seed), ``low``, ``high`` (the 95% t interval of the mean; NaN for one seed),
+    ``min``, ``max``, ``n_seeds``, ``n_epochs``.
     """
-    keys = ["schedule", "quantity", "modality", "scope"]
+    keys = [k for k in ("fusion", "schedule") if k in results] + ["quantity", "modality", "scope"]
     results = normalised_results(results)
     if quantities is not None:
         results = results[results["quantity"].isin(quantities)]
@@ -172,11 +224,14 @@ def window_means(
             )
             .reset_index()
         )
+        half = t_half_width(stats["sd"], stats["n_seeds"])
+        stats.insert(stats.columns.get_loc("min"), "low", stats["mean"] - half)
+        stats.insert(stats.columns.get_loc("min"), "high", stats["mean"] + half)
         stats.insert(0, "end", window[1])
         stats.insert(0, "start", window[0])
         stats.insert(0, "window", index)
         parts.append(stats)
-    columns = ["window", "start", "end"] + keys + ["mean", "sd", "min", "max", "n_seeds", "n_epochs"]
+    columns = ["window", "start", "end"] + keys + ["mean", "sd", "low", "high", "min", "max", "n_seeds", "n_epochs"]
     if not parts:
         return pd.DataFrame(columns=columns)
     return pd.concat(parts, ignore_index=True)[columns]

@@ -6,8 +6,9 @@ returns a :class:`matplotlib.figure.Figure`, named after the paper's figure it r
 :func:`save_figure` writes one as PNG and SVG, atomically. Reading the run folder is
 :mod:`intermodal.training.runfolder`'s job; the report writes the files.
 
-Curves are the mean over seeds; the band around each is ±1 standard deviation over seeds
-(``band="sd"``, the default) or the seeds' minimum to maximum (``band="minmax"``). A schedule
+Curves are the mean over seeds; the band around each is the 95% interval of that mean
+(Student's t over seeds, ``band="ci"``, the default), ±1 standard deviation over seeds
+(``band="sd"``) or the seeds' minimum to maximum (``band="minmax"``). A schedule
 with a single seed gets no band. Modalities are never assumed: their names and order come
 from the results table (order of first appearance).
 
@@ -29,6 +30,8 @@ from ..errors import ConfigError
 from ..evaluation.summaries import (
     MEASURE_QUANTITIES,
     active_unit_counts,
+    by_condition,
+    fusions_of,
     modality_order,
     normalised_results,
     resolve_windows,
@@ -63,6 +66,9 @@ __all__ = [
     "MEASURES",
     "ACTIVE_UNITS_FIGURE",
     "ACTIVE_UNITS_CAPTION",
+    "FUSIONS_FIGURE",
+    "FUSIONS_CAPTION",
+    "fig_fusions",
     "schedule_colours",
     "fig2_schedules",
     "fig4_losses",
@@ -95,6 +101,11 @@ FIGURES: dict[str, str] = {
     ),
 }
 ACTIVE_UNITS_FIGURE = "active_units"
+FUSIONS_FIGURE = "fusions_measures"
+FUSIONS_CAPTION = (
+    "The fusions side by side: single modality error and loss of precision regarding all per modality over the "
+    "last window, one marker per fusion, a column per schedule (not one of the paper's figures)."
+)
 ACTIVE_UNITS_CAPTION = "Active latent units per schedule against epoch (diagnostics; not one of the paper's figures)."
 
 # (quantity, scope, short label, long label) of the four measures, in the paper's order.
@@ -137,7 +148,7 @@ def fig2_schedules(history: pd.DataFrame, *, schedules=None, colours=None, windo
 
 
 def fig4_losses(
-    history: pd.DataFrame, results: pd.DataFrame, *, schedules=None, colours=None, band="sd", windows=None
+    history: pd.DataFrame, results: pd.DataFrame, *, schedules=None, colours=None, band="ci", windows=None
 ) -> Figure:
     """Paper Fig. 4: prediction error (results) and reconstruction, latent and weighted loss
     (history) against epoch; a column per schedule, a row per quantity, y shared per row."""
@@ -172,7 +183,7 @@ def fig4_losses(
     return figure
 
 
-def fig5_baseline(results: pd.DataFrame, *, schedules=None, colours=None, band="sd", windows=None) -> Figure:
+def fig5_baseline(results: pd.DataFrame, *, schedules=None, colours=None, band="ci", windows=None) -> Figure:
     """Paper Fig. 5: the baseline (everything muted, regarding all) against epoch, a panel per
     schedule with a shared y-axis so the schedules' levels compare directly."""
     results = normalised_results(results)
@@ -198,7 +209,7 @@ def fig5_baseline(results: pd.DataFrame, *, schedules=None, colours=None, band="
 
 
 def fig6_measures(
-    results: pd.DataFrame, *, schedules=None, modalities=None, band="sd", windows=None, colours=None
+    results: pd.DataFrame, *, schedules=None, modalities=None, band="ci", windows=None, colours=None
 ) -> Figure:
     """Paper Fig. 6: the four measures; columns = measures, rows = schedules, a line per modality.
     The y-axis is shared within a schedule's row so its measures compare directly."""
@@ -249,7 +260,7 @@ def fig6_measures(
 
 
 def fig7_window_means(
-    results: pd.DataFrame, windows=None, *, schedules=None, modalities=None, colours=None, band="sd", yscale="auto"
+    results: pd.DataFrame, windows=None, *, schedules=None, modalities=None, colours=None, band="ci", yscale="auto"
 ) -> Figure:
     """Paper Fig. 7: measures averaged over each window; rows = SME / LoP, columns = windows,
     modality on the x-axis, a marker per schedule; regarding all is the darker marker.
@@ -302,11 +313,12 @@ def fig7_window_means(
                     rows = inside[(inside["schedule"] == name) & (inside["scope"] == scope)].set_index("modality")
                     rows = rows.reindex(modalities)
                     mean = rows["mean"].to_numpy(float)
-                    # On a log axis mean − sd is often ≤ 0 and would draw a bar to the axis
-                    # edge; the seeds' min–max stays positive, so log rows use it.
-                    if band == "sd" and row not in log_rows:
-                        sd = rows["sd"].fillna(0.0).to_numpy(float)
-                        low, high = sd, sd
+                    # On a log axis mean − sd (or the interval's low end) is often ≤ 0 and would
+                    # draw a bar to the axis edge; the seeds' min–max stays positive, so log
+                    # rows use it.
+                    if band in ("sd", "ci") and row not in log_rows:
+                        spread = rows["sd"] if band == "sd" else rows["high"] - rows["mean"]
+                        low = high = spread.fillna(0.0).to_numpy(float)
                     else:
                         low = mean - rows["min"].to_numpy(float)
                         high = rows["max"].to_numpy(float) - mean
@@ -350,14 +362,12 @@ def fig7_window_means(
         else "no measure evaluations"
     ]
     if n_seeds and n_seeds > 1:
-        if band == "sd" and len(log_rows) == len(families):
+        spread = {"sd": "±1 sd over seeds", "ci": "95% interval of the mean over seeds"}.get(band, "min–max over seeds")
+        if band != "minmax" and len(log_rows) == len(families):
             notes.append("error bars: min–max over seeds")
         else:
             notes.append(
-                "error bars: "
-                + ("±1 sd" if band == "sd" else "min–max")
-                + " over seeds"
-                + (" (min–max on log-scale rows)" if band == "sd" and log_rows else "")
+                f"error bars: {spread}" + (" (min–max on log-scale rows)" if band != "minmax" and log_rows else "")
             )
     if log_rows:
         notes.append("log scale: " + ", ".join(log_rows.values()))
@@ -366,7 +376,7 @@ def fig7_window_means(
 
 
 def figA1_per_modality(
-    results: pd.DataFrame, *, schedules=None, modalities=None, colours=None, band="sd", windows=None
+    results: pd.DataFrame, *, schedules=None, modalities=None, colours=None, band="ci", windows=None
 ) -> Figure:
     """Paper appendix Fig. A.1: for every modality two rows, single modality error then loss
     of precision, against epoch; a column per schedule; regarding all is the darker line.
@@ -413,7 +423,7 @@ def figA1_per_modality(
     return figure
 
 
-def fig_active_units(diagnostics: pd.DataFrame, *, schedules=None, colours=None, band="sd", windows=None) -> Figure:
+def fig_active_units(diagnostics: pd.DataFrame, *, schedules=None, colours=None, band="ci", windows=None) -> Figure:
     """Active latent units (diagnostics) per schedule against epoch, one axes."""
     schedules, colours = schedules_and_colours(schedules, colours, diagnostics)
     counts = active_unit_counts(diagnostics)
@@ -437,35 +447,98 @@ def fig_active_units(diagnostics: pd.DataFrame, *, schedules=None, colours=None,
 
 
 # --------------------------------------------------------------------------- all of them
-def draw_figures(run: Run | TrainingResult | str | Path, band: str = "sd") -> dict[str, Figure]:
+def draw_figures(run: Run | TrainingResult | str | Path, band: str = "ci") -> dict[str, Figure]:
     """Every figure of a run (a run folder's path, one read with ``im.load_run``, or what
     ``im.train`` returned): the six of the paper, and the active units where the run has
-    diagnostics, by file stem, drawn from the run's tables alone. ``band``: ``"sd"`` (±1 sd
-    over seeds) or ``"minmax"``."""
+    diagnostics, by file stem, drawn from the run's tables alone. ``band``: ``"ci"`` (the 95%
+    interval of the mean over seeds, default), ``"sd"`` (±1 sd) or ``"minmax"``."""
     if isinstance(run, (str, Path)):
         run = read_run(run)
-    config = run.config.to_dict()
-    schedules = schedule_order(run.history, run.results, config=config)
+    raw_config = run.config.to_dict()
+    fusions = fusions_of(run.history, run.results, config=raw_config)
+    config, (history, results, diagnostics) = by_condition(raw_config, run.history, run.results, run.diagnostics)
+    schedules = schedule_order(history, results, config=config)
     colours = schedule_colours(schedules)
-    modalities = modality_order(run.results)
-    windows = resolve_windows(config, run.history, run.results)
+    modalities = modality_order(results)
+    windows = resolve_windows(config, history, results)
     common = {"schedules": schedules, "colours": colours}
     figures = {
-        "fig2_schedules": fig2_schedules(run.history, windows=windows, **common),
-        "fig4_losses": fig4_losses(run.history, run.results, band=band, windows=windows, **common),
-        "fig5_baseline": fig5_baseline(run.results, band=band, windows=windows, **common),
-        "fig6_measures": fig6_measures(run.results, modalities=modalities, band=band, windows=windows, **common),
-        "fig7_window_means": fig7_window_means(run.results, windows, modalities=modalities, band=band, **common),
-        "figA1_per_modality": figA1_per_modality(
-            run.results, modalities=modalities, band=band, windows=windows, **common
-        ),
+        "fig2_schedules": fig2_schedules(history, windows=windows, **common),
+        "fig4_losses": fig4_losses(history, results, band=band, windows=windows, **common),
+        "fig5_baseline": fig5_baseline(results, band=band, windows=windows, **common),
+        "fig6_measures": fig6_measures(results, modalities=modalities, band=band, windows=windows, **common),
+        "fig7_window_means": fig7_window_means(results, windows, modalities=modalities, band=band, **common),
+        "figA1_per_modality": figA1_per_modality(results, modalities=modalities, band=band, windows=windows, **common),
     }
-    if run.diagnostics is not None:
+    if diagnostics is not None:
         figures[ACTIVE_UNITS_FIGURE] = fig_active_units(
-            run.diagnostics,
-            schedules=schedule_order(run.diagnostics, config=config),
+            diagnostics,
+            schedules=schedule_order(diagnostics, config=config),
             colours=colours,
             band=band,
             windows=windows,
         )
+    if len(fusions) > 1:
+        figures[FUSIONS_FIGURE] = fig_fusions(run.results, windows[-1], fusions=fusions, config=raw_config)
     return figures
+
+
+def fig_fusions(results: pd.DataFrame, window, *, fusions: list[str], config: dict | None = None) -> Figure:
+    """The fusions side by side: over the last window, single modality error and loss of
+    precision regarding all (rows) per modality (x-axis), one marker per fusion, a column
+    per schedule; error bars the 95% interval of the mean over seeds of each seed's window mean."""
+    results = normalised_results(results)
+    schedules = schedule_order(results, config=config)
+    modalities = modality_order(results)
+    means = window_means(results, [window], MEASURE_QUANTITIES)
+    means = means[means["scope"] == "all"]
+    figure, axes = new_figure(2, max(len(schedules), 1), (max(3.4, 0.7 * len(modalities) + 1.2), 2.6), sharey="row")
+    x = np.arange(len(modalities), dtype=float)
+    offsets = (np.arange(len(fusions)) - (len(fusions) - 1) / 2) * (0.7 / max(len(fusions), 1))
+    families = [
+        ("single_modality_error", "SME regarding all (nats)"),
+        ("loss_of_precision", "LoP regarding all (nats)"),
+    ]
+    for col, schedule in enumerate(schedules):
+        for row, (quantity, label) in enumerate(families):
+            ax = axes[row, col]
+            if row == 0:
+                ax.set_title(schedule, fontsize=9)
+            if col == 0:
+                ax.set_ylabel(label, fontsize=9)
+            ax.set_xticks(x, modalities, fontsize=8, rotation=30 if len(modalities) > 6 else 0)
+            inside = means[(means["schedule"] == schedule) & (means["quantity"] == quantity)]
+            if inside.empty:
+                say_no_data(ax, f"no evaluations in {window_label(window)}")
+                continue
+            for k, fusion in enumerate(fusions):
+                rows = inside[inside["fusion"] == fusion].set_index("modality").reindex(modalities)
+                style = modality_style(k)
+                ax.errorbar(
+                    x + offsets[k],
+                    rows["mean"].to_numpy(float),
+                    yerr=(rows["high"] - rows["mean"]).fillna(0.0).to_numpy(float),
+                    fmt=SCHEDULE_MARKERS[k % len(SCHEDULE_MARKERS)],
+                    color=style["color"],
+                    markersize=5,
+                    elinewidth=0.9,
+                    capsize=2,
+                )
+            positive = inside["mean"][inside["mean"] > 0]
+            if len(positive) > 1 and positive.max() / positive.min() > 1e3:
+                ax.set_yscale("log", nonpositive="clip")
+    handles = [
+        Line2D([], [], linestyle="none", marker=SCHEDULE_MARKERS[k % len(SCHEDULE_MARKERS)], label=f, **_colour(k))
+        for k, f in enumerate(fusions)
+    ]
+    figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
+    title_with_notes(
+        figure,
+        "Fusions side by side — measures regarding all, per modality",
+        [window_label(window), "error bars: 95% interval of the mean over seeds"],
+    )
+    return figure
+
+
+def _colour(k: int) -> dict:
+    return {"color": modality_style(k)["color"], "markersize": 6}

@@ -61,19 +61,20 @@ def predict_run(
     given: list[str],
     *,
     rows: str = "test",
+    fusion: str | None = None,
     schedule: str | None = None,
     seed: int | None = None,
     steps: int = 1,
     sample_seed: int | None = None,
 ) -> pd.DataFrame:
     """``intermodal predict RUN --given ...``: every column of every chosen model's
-    prediction from the ``given`` selectors, as a tidy table ``schedule, seed, [step,] row,
-    column, mean, std[, true]`` (``true`` where the rows hold the column). ``rows``:
+    prediction from the ``given`` selectors, as a tidy table ``fusion, schedule, seed,
+    [step,] row, column, mean, std[, true]`` (``true`` where the rows hold the column). ``rows``:
     ``"test"`` (the run's test rows) or a CSV file; ``steps > 1`` chains the prediction
     (:func:`intermodal.evaluation.predict.rollout`); ``sample_seed`` decodes one sample of
     z instead of the latent mean."""
     steps = whole_number(steps, "--steps", minimum=1)
-    model, model_keys, _config, dataset, _ = load_ensemble(run, schedule, seed)
+    model, model_keys, _config, dataset, _ = load_ensemble(run, schedule, seed, fusion=fusion)
     description = dataset.description
     expanded = []
     for selector in given:
@@ -134,11 +135,17 @@ def prediction_errors(
 
 def prediction_summary(errors: pd.DataFrame, schedules: list[str]) -> pd.DataFrame:
     """The predicted columns' errors (root mean square, data units) per test, modality and
-    step: one column per schedule and baseline, mean ± sd over seeds. A test that gives
+    step: one column per schedule (per fusion and schedule where the run has several
+    fusions: "schedule [fusion]") and baseline, mean ± sd over seeds. A test that gives
     every column (the complete input) shows its reconstruction errors."""
     given = errors["given"].astype(bool)
     reconstruction_only = given.groupby(errors["test"]).transform("all")
     stats = summarise_errors(errors[~given | reconstruction_only])
+    fusions = [f for f in pd.unique(stats["fusion"]) if f]
+    if len(fusions) > 1:
+        labels = [f"{s} [{f}]" if f else s for f, s in zip(stats["fusion"], stats["schedule"])]
+        stats["schedule"] = labels
+        schedules = [f"{s} [{f}]" for f in fusions for s in schedules]
     order = schedules + [s for s in pd.unique(stats["schedule"]) if s not in schedules]
     stats["cell"] = [
         f"{m:.3g}" if (n < 2 or not np.isfinite(sd)) else f"{m:.3g} ± {sd:.2g}"
@@ -157,7 +164,7 @@ def prediction_figures(run: str | Path, ensemble: Ensemble | None = None) -> lis
     run = Path(run)
     model, model_keys, config, dataset, _ = ensemble or load_ensemble(run)
     first = config.schedules[0]
-    models = [i for i, k in enumerate(model_keys) if k.schedule == first]
+    models = [i for i, k in enumerate(model_keys) if k.schedule == first and k.fusion == config.fusions[0]]
     folder = runfolder.figures_path(run)
     folder.mkdir(exist_ok=True)
     out = []
@@ -171,8 +178,9 @@ def prediction_figures(run: str | Path, ensemble: Ensemble | None = None) -> lis
             {
                 "stem": stem,
                 "png": folder / f"{stem}.png",
-                "caption": f"Test {test.name!r} ({test.about}) Schedule {first}, its {len(models)} models "
-                "combined; band: ±2 std.",
+                "caption": f"Test {test.name!r} ({test.about}) Schedule {first}"
+                + (f", fusion {config.fusions[0]}" if len(config.fusions) > 1 else "")
+                + f", its {len(models)} models combined; band: ±2 std.",
             }
         )
     return out

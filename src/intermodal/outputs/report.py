@@ -24,6 +24,8 @@ from ..evaluation.summaries import (
     BAND_DESCRIPTIONS,
     MEASURE_QUANTITIES,
     active_unit_counts,
+    by_condition,
+    fusions_of,
     modality_order,
     resolve_windows,
     schedule_order,
@@ -31,10 +33,19 @@ from ..evaluation.summaries import (
     window_means,
 )
 from ..files import atomic_write
+from ..model.group import MODEL_CLASSES
 from ..training import runfolder
 from ..training.config import ModelKey
 from ..training.ensemble import divergence_line
-from .figures import ACTIVE_UNITS_CAPTION, ACTIVE_UNITS_FIGURE, FIGURES, MEASURES, draw_figures
+from .figures import (
+    ACTIVE_UNITS_CAPTION,
+    ACTIVE_UNITS_FIGURE,
+    FIGURES,
+    FUSIONS_CAPTION,
+    FUSIONS_FIGURE,
+    MEASURES,
+    draw_figures,
+)
 from .plotting import save_figure
 from .prediction import prediction_section
 
@@ -161,10 +172,11 @@ def _png_base64(png: Path) -> str | None:
     return base64.b64encode(png.read_bytes()).decode("ascii") if png.is_file() else None
 
 
-def figure_paths(run_dir: str | Path, diagnostics: bool = False) -> dict[str, tuple[Path, Path]]:
-    """Where :func:`write_figures` puts each figure: stem -> (PNG path, SVG path)."""
+def figure_paths(run_dir: str | Path, diagnostics: bool = False, fusions: bool = False) -> dict[str, tuple[Path, Path]]:
+    """Where :func:`write_figures` puts each figure: stem -> (PNG path, SVG path).
+    ``diagnostics``: the run has latent diagnostics; ``fusions``: several fusions."""
     folder = runfolder.figures_path(run_dir)
-    stems = list(FIGURES) + ([ACTIVE_UNITS_FIGURE] if diagnostics else [])
+    stems = list(FIGURES) + ([ACTIVE_UNITS_FIGURE] if diagnostics else []) + ([FUSIONS_FIGURE] if fusions else [])
     return {stem: (folder / f"{stem}.png", folder / f"{stem}.svg") for stem in stems}
 
 
@@ -172,12 +184,17 @@ def _run(run: str | Path | runfolder.Run) -> runfolder.Run:
     return run if isinstance(run, runfolder.Run) else runfolder.read_run(run)
 
 
-def write_figures(run_dir: str | Path | runfolder.Run, band: str = "sd") -> list[Path]:
+def _figure_paths_of(run: runfolder.Run) -> dict[str, tuple[Path, Path]]:
+    several = len(fusions_of(run.history, run.results, config=run.config.to_dict())) > 1
+    return figure_paths(run.path, diagnostics=run.diagnostics is not None, fusions=several)
+
+
+def write_figures(run_dir: str | Path | runfolder.Run, band: str = "ci") -> list[Path]:
     """Draw every figure of a run folder (a path, or one already read) and save each as PNG
     and SVG into ``RUN/figures/`` (each file atomically); returns the paths."""
     run = _run(run_dir)
     figures = draw_figures(run, band=band)
-    paths = figure_paths(run.path, diagnostics=run.diagnostics is not None)
+    paths = _figure_paths_of(run)
     runfolder.figures_path(run.path).mkdir(exist_ok=True)
     written: list[Path] = []
     for stem, figure in figures.items():
@@ -201,22 +218,29 @@ _TEMPLATES = jinja2.Environment(
 EXTRA_SECTIONS = (prediction_section,)
 
 
-def render_report(run_dir: str | Path | runfolder.Run, band: str = "sd") -> str:
+def render_report(run_dir: str | Path | runfolder.Run, band: str = "ci") -> str:
     """The report page as a string; the figures' PNGs must already be in ``RUN/figures``."""
     run = _run(run_dir)
-    config = run.config.to_dict()
-    history, results = run.history, run.results
+    raw_config = run.config.to_dict()
+    fusions = fusions_of(run.history, run.results, config=raw_config)
+    config, (history, results, diagnostics) = by_condition(raw_config, run.history, run.results, run.diagnostics)
     schedules = schedule_order(history, results, config=config)
     modalities = modality_order(results)
     windows = resolve_windows(config, history, results)
-    findings = check_findings(history, results, windows)
+    findings = []
+    for fusion in fusions:  # each fusion's findings on its own models
+        mine = [t[t["fusion"] == fusion] if "fusion" in t else t for t in (run.history, run.results)]
+        for f in check_findings(*mine, windows):
+            findings.append({**f, "finding": f"[{fusion}] {f['finding']}" if len(fusions) > 1 else f["finding"]})
     means = window_means(results, windows, MEASURE_QUANTITIES)
-    paths = figure_paths(run.path, diagnostics=run.diagnostics is not None)
+    paths = _figure_paths_of(run)
     n_seeds = history.groupby("schedule")["seed"].nunique()
     evaluation_epochs = sorted(results["epoch"].unique())
 
     summary = [
         ("data set", str(config.get("data"))),
+        ("fusions", ", ".join(fusions)),
+        ("decoded from", _decoding(raw_config, fusions)),
         ("schedules", ", ".join(schedules)),
         ("seeds per schedule", ", ".join(f"{s}: {int(n_seeds.get(s, 0))}" for s in schedules)),
         ("epochs", str(config.get("epochs"))),
@@ -234,6 +258,7 @@ def render_report(run_dir: str | Path | runfolder.Run, band: str = "sd") -> str:
     ]
     captions = dict(FIGURES)
     captions[ACTIVE_UNITS_FIGURE] = ACTIVE_UNITS_CAPTION
+    captions[FUSIONS_FIGURE] = FUSIONS_CAPTION
     window_sections = []
     for index, window in enumerate(windows):
         inside = means[means["window"] == index]
@@ -282,14 +307,25 @@ def render_report(run_dir: str | Path | runfolder.Run, band: str = "sd") -> str:
         ],
         "final_values": _plain(_final_values(history, results, schedules)),
         "windows": window_sections,
-        "active_units": (
-            _plain(_active_units_table(run.diagnostics, schedules)) if run.diagnostics is not None else None
-        ),
+        "active_units": (_plain(_active_units_table(diagnostics, schedules)) if diagnostics is not None else None),
         "active_units_figure": ACTIVE_UNITS_FIGURE,
         "extra_sections": extra,
-        "config_json": json.dumps(config, indent=2, ensure_ascii=False),
+        "config_json": json.dumps(raw_config, indent=2, ensure_ascii=False),
     }
     return _TEMPLATES.get_template("report.html.j2").render(**context)
+
+
+def _decoding(config: dict, fusions: list[str]) -> str:
+    """What the measures decoded from, in words (docs/method.md §5)."""
+    z = config.get("z_samples")
+    if z is not None:
+        return "the posterior's mean" if z == 0 else f"{z} latent samples per row, shared by p and q"
+    parts = []
+    for f in fusions:
+        samples = MODEL_CLASSES[f].default_z_samples if f in MODEL_CLASSES else 0
+        what = "the posterior's mean" if not samples else f"{samples} latent samples per row, shared by p and q"
+        parts.append(f"{f}: {what}")
+    return "; ".join(parts) + " (each fusion's default; --z-samples sets one for all)"
 
 
 def diverged_lines(history: pd.DataFrame) -> list[str]:
@@ -308,13 +344,13 @@ def section_ids(page: str) -> list[str]:
     return re.findall(r'<h2 id="([^"]+)"', page)
 
 
-def write_report(run_dir: str | Path, band: str = "sd", redraw: bool = False) -> Path:
+def write_report(run_dir: str | Path, band: str = "ci", redraw: bool = False) -> Path:
     """Write ``RUN/report.html`` (atomically) and return its path. The figures are drawn
     first if any PNG is missing, or always with ``redraw=True`` (e.g. after a run was
     resumed and extended)."""
     run_dir = Path(run_dir)
     run = runfolder.read_run(run_dir)  # once, for the figures and the page
-    pngs = [png for png, _svg in figure_paths(run_dir, diagnostics=run.diagnostics is not None).values()]
+    pngs = [png for png, _svg in _figure_paths_of(run).values()]
     if redraw or any(not png.is_file() for png in pngs):
         write_figures(run, band=band)
     path = runfolder.report_path(run_dir)

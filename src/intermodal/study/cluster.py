@@ -1,7 +1,7 @@
 """A study on a Ray cluster: its models trained as independent *units*, one Ray task each.
 
 The models of a study never interact (each has its own weights, Adam state, shuffle and ε,
-docs/method.md §3), so a study splits without changing a number: a *unit* is one schedule
+docs/method.md §3), so a study splits without changing a number: a *unit* is one fusion and schedule
 × a contiguous block of its seeds, trained by the ordinary trainer into an ordinary run
 folder ``RUN/units/<name>/`` with its own checkpoints. When every unit is done,
 :func:`intermodal.training.runfolder.merge_runs` writes ``RUN`` as one local run of the whole study
@@ -24,7 +24,7 @@ Why units and the trainer's checkpoints, and not Ray's own machinery:
 Ray is an optional dependency (``pip install 'intermodal[ray]'``), imported only inside
 the functions that need it. Files of ``RUN/units/``::
 
-    plan.json          the units (name, schedule, seeds), fixed when the study starts
+    plan.json          the units (name, fusion, schedule, seeds), fixed when the study starts
     .driver-<id>       the marker by which a task knows that it sees the driver's folder
     <name>/            one run folder per unit (config.json, tables, checkpoint/)
 """
@@ -105,14 +105,15 @@ TEST_KILL_ENV = "INTERMODAL_TEST_KILL_UNIT"
 # --------------------------------------------------------------------------- the units
 @dataclass(frozen=True)
 class Unit:
-    """One schedule × a contiguous block of its seeds: the models one task trains."""
+    """One fusion and schedule × a contiguous block of its seeds: the models one task trains."""
 
     name: str
+    fusion: str
     schedule: str
     seeds: tuple[int, ...]
 
     def model_keys(self) -> list[ModelKey]:
-        return [ModelKey(self.schedule, seed) for seed in self.seeds]
+        return [ModelKey(self.fusion, self.schedule, seed) for seed in self.seeds]
 
     def config(self, whole: RunConfig, cpus: int | None) -> RunConfig:
         """The unit's run config: the study's, for its models only, on ``cpus`` worker
@@ -120,7 +121,13 @@ class Unit:
         pin a task to cores, and the trainer's default takes every core of the node, so a
         task sets its workers from the CPUs it asked for and one torch thread each."""
         return whole.updated(
-            {"schedules": [self.schedule], "seeds": list(self.seeds), "workers": cpus, "threads": 1},
+            {
+                "fusions": [self.fusion],
+                "schedules": [self.schedule],
+                "seeds": list(self.seeds),
+                "workers": cpus,
+                "threads": 1,
+            },
             origin=f"unit {self.name}",
         )
 
@@ -137,9 +144,10 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-.")[:40] or "schedule"
 
 
-def _unit_name(index: int, width: int, schedule: str, seeds: list[int]) -> str:
+def _unit_name(index: int, width: int, fusion: str, schedule: str, seeds: list[int]) -> str:
     block = f"seed-{seeds[0]}" if len(seeds) == 1 else f"seeds-{seeds[0]}-{seeds[-1]}"
-    return f"{index:0{width}d}-{_safe(schedule)}-{block}"
+    fusion = "" if fusion == "concat" else f"{fusion}-"
+    return f"{index:0{width}d}-{fusion}{_safe(schedule)}-{block}"
 
 
 def _makespan(n_units: int, largest_block: int, cpus: int, node_cpus: list[int]) -> float:
@@ -164,7 +172,7 @@ def plan_units(config: RunConfig, cpus: int, node_cpus: list[int] | None = None)
     default one node), and choose the CPUs each unit asks for. Returns (units in model
     order, CPUs per unit).
 
-    The rule: at least one unit per schedule, each schedule's seeds in the same number of
+    The rule: at least one unit per fusion and schedule, each one's seeds in the same number of
     contiguous, near-equal blocks; the fewest units that keep the CPUs busy, that is whose
     expected finishing time (waves of units × models per unit per CPU) is within
     MAKESPAN_SLACK of the best split's; CPUs per unit up to MAX_CPUS_PER_UNIT (why: there).
@@ -173,7 +181,7 @@ def plan_units(config: RunConfig, cpus: int, node_cpus: list[int] | None = None)
     total = max(1, int(cpus))
     nodes = [int(c) for c in (node_cpus or [total]) if int(c) >= 1] or [total]
     n_seeds = len(config.seeds)
-    n_schedules = len(config.schedules)
+    n_schedules = len(config.schedules) * len(config.fusions)
     options = []  # (makespan, units, blocks per schedule, cpus per unit)
     for k in range(1, n_seeds + 1):
         n_units = n_schedules * k
@@ -185,10 +193,12 @@ def plan_units(config: RunConfig, cpus: int, node_cpus: list[int] | None = None)
     _, n_units, k, p = next(o for o in options if o[0] <= best * (1 + MAKESPAN_SLACK))
     width = max(2, len(str(n_units)))
     units = []
-    for schedule in config.schedules:
-        for block in _blocks(config.seeds, k):
-            seeds = [int(s) for s in block]
-            units.append(Unit(_unit_name(len(units) + 1, width, schedule, seeds), schedule, tuple(seeds)))
+    for fusion in config.fusions:
+        for schedule in config.schedules:
+            for block in _blocks(config.seeds, k):
+                seeds = [int(s) for s in block]
+                name = _unit_name(len(units) + 1, width, fusion, schedule, seeds)
+                units.append(Unit(name, fusion, schedule, tuple(seeds)))
     return units, p
 
 
@@ -210,7 +220,9 @@ def _write_plan(units_dir: Path, units: list[Unit], per_unit: int) -> None:
         runfolder.unit_plan_path(units_dir.parent),
         {
             "cpus_per_unit": per_unit,
-            "units": [{"name": u.name, "schedule": u.schedule, "seeds": list(u.seeds)} for u in units],
+            "units": [
+                {"name": u.name, "fusion": u.fusion, "schedule": u.schedule, "seeds": list(u.seeds)} for u in units
+            ],
         },
     )
 
@@ -223,7 +235,10 @@ def _read_plan(units_dir: Path, config: RunConfig) -> tuple[list[Unit], int] | N
         return None
     try:
         plan = read_mapping_file(path, "plan of units")
-        units = [Unit(str(u["name"]), str(u["schedule"]), tuple(int(s) for s in u["seeds"])) for u in plan["units"]]
+        units = [
+            Unit(str(u["name"]), str(u.get("fusion", "concat")), str(u["schedule"]), tuple(int(s) for s in u["seeds"]))
+            for u in plan["units"]
+        ]
         per_unit = int(plan["cpus_per_unit"])
     except (KeyError, TypeError, ValueError) as e:
         raise RunFolderError(f"{path}: not a plan of units ({e})") from None
@@ -299,7 +314,8 @@ def train_unit(
                 _kill_when(unit_dir, int(kill_hook["epoch"]))
             except FileExistsError:
                 pass  # the retry: train on
-        options = dict(dataset=dataset, announce=False, report=False, progress=progress)
+        tracking = local.Tracking(**spec["track"]) if spec.get("track") else None
+        options = dict(dataset=dataset, announce=False, report=False, progress=progress, track=tracking)
         if runfolder.has_checkpoint(unit_dir):
             with runfolder.writing(unit_dir, new=False):
                 # The CPUs the unit has now (resume_study keeps those it was planned with).
@@ -447,7 +463,15 @@ def _failure(ray, error: Exception, name: str) -> Exception:
 
 
 def _train_on_ray(
-    ray, units: list[Unit], per_unit: int, config: RunConfig, dataset: Dataset, units_dir: Path, progress: bool
+    ray,
+    units: list[Unit],
+    per_unit: int,
+    config: RunConfig,
+    dataset: Dataset,
+    units_dir: Path,
+    progress: bool,
+    study_tracker=None,
+    track: str | None = None,
 ) -> None:
     """Submit the units as tasks and wait for them, reporting progress; raise on a failure."""
     task = ray.remote(train_unit)
@@ -463,11 +487,7 @@ def _train_on_ray(
         hook = json.loads(os.environ[TEST_KILL_ENV]) if os.environ.get(TEST_KILL_ENV) else None
         pending = {}
         for unit in units:
-            spec = {
-                "name": unit.name,
-                "dir": str(units_dir / unit.name),
-                "config": unit.config(config, per_unit).to_dict(),
-            }
+            spec = _unit_spec(unit, units_dir, config, per_unit, study_tracker, track)
             ref = task.options(name=f"intermodal-{unit.name}", **options).remote(spec, data, str(marker), hook)
             pending[ref] = unit
         try:
@@ -492,12 +512,33 @@ def _train_on_ray(
         marker.unlink(missing_ok=True)
 
 
+def _unit_spec(unit: Unit, units_dir: Path, config: RunConfig, per_unit: int, tracker, track: str | None) -> dict:
+    """What a unit's task needs: its name, folder and config, and where it tracks (a child
+    of the driver's tracker: its own TensorBoard folder, or a nested MLflow run)."""
+    spec = {"name": unit.name, "dir": str(units_dir / unit.name), "config": unit.config(config, per_unit).to_dict()}
+    if track is not None:
+        folder = runfolder.tracking_path(units_dir.parent)
+        spec["track"] = {"spec": track, "folder": str(folder), "name": unit.name, "parent": tracker.run_id or "study"}
+    return spec
+
+
+def _open_tracker(run: Path, config: RunConfig, track: str | None):
+    if track is None:
+        return None
+    tracker = local.Tracking(track, runfolder.tracking_path(run), run.resolve().name).open()
+    tracker.start(config.to_dict(), config.model_keys())
+    return tracker
+
+
 # --------------------------------------------------------------------------- the study
-def _finish(run: Path, config: RunConfig, units: list[Unit]) -> TrainingResult:
-    """Merge the finished units into ``run`` and write the report."""
+def _finish(run: Path, config: RunConfig, units: list[Unit], tracker=None) -> TrainingResult:
+    """Merge the finished units into ``run``, write the report and hand the tracker the figures."""
     dirs = [runfolder.units_path(run) / u.name for u in units]
     runfolder.merge_runs(dirs, run, config)
     write_report(run, redraw=True)
+    if tracker is not None:
+        local.log_figures(tracker, run)
+        tracker.close()
     by_key = {key: d for unit_dir in dirs for key, d in _divergences(unit_dir).items()}
     model_keys = config.model_keys()
     diverged = {k: by_key[key] for k, key in enumerate(model_keys) if key in by_key}
@@ -518,14 +559,15 @@ def _stop_on_sigterm():
 
 
 def run_study(
-    config: RunConfig, out: str | Path, *, address: str | None = None, progress: bool = False
+    config: RunConfig, out: str | Path, *, address: str | None = None, progress: bool = False, track: str | None = None
 ) -> TrainingResult:
     """Train a study (:func:`intermodal.study.local.run_study`) on a Ray cluster: its models
     as units (:func:`plan_units`), one Ray task each, then the merged run folder and report
     in ``out``, as a local run writes them. ``address``: the cluster (default:
     $RAY_ADDRESS, else the one `ray start` started on this machine, else a local Ray on this
     machine). ``out`` must lie on storage that every node of the cluster sees
-    (docs/cluster.md)."""
+    (docs/cluster.md). ``track``: watch it live; each unit logs as a child of the study's
+    tracker."""
     out = Path(out)
     if not config.eval_every:
         raise ConfigError("a study needs --eval-every > 0 (how often to take the measures)")
@@ -536,6 +578,7 @@ def run_study(
     dataset = dataset_of(config)
     make_evaluator(config, dataset, say=True)  # a bad measure option fails here, before any task
     runfolder.start_run(out, config, dataset.description)
+    tracker = _open_tracker(out, config, track)
     started = _connect(ray, address)
     previous = _stop_on_sigterm()
     try:
@@ -545,17 +588,26 @@ def run_study(
         units_dir.mkdir(exist_ok=True)
         _write_plan(units_dir, units, per_unit)
         logger.info("%s", _describe_plan(cpus, units, per_unit))
-        _train_on_ray(ray, units, per_unit, config, dataset, units_dir, progress)
+        _train_on_ray(ray, units, per_unit, config, dataset, units_dir, progress, tracker, track)
+    except BaseException:
+        if tracker is not None:
+            tracker.__exit__(*sys.exc_info())
+        raise
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         if started:
             ray.shutdown()
-    return _finish(out, config, units)
+    return _finish(out, config, units, tracker)
 
 
 def resume_study(
-    run: str | Path, *, backend: str = "ray", address: str | None = None, progress: bool = False
+    run: str | Path,
+    *,
+    backend: str = "ray",
+    address: str | None = None,
+    progress: bool = False,
+    track: str | None = None,
 ) -> TrainingResult:
     """Continue a study started with :func:`run_study`: its unfinished units (a unit is
     finished when its checkpoint has all the config's epochs) on Ray (``backend="ray"``) or
@@ -568,11 +620,12 @@ def resume_study(
     if not runfolder.is_cluster_run(run):
         if backend == "ray":
             logger.info("%s was started without --backend ray; continuing it in this process", run)
-        return local.resume_study(run, progress=progress)
+        return local.resume_study(run, progress=progress, track=track)
     units_dir = runfolder.units_path(run)
     config = runfolder.read_config(run)
     plan = _read_plan(units_dir, config)
     ray = _import_ray() if backend == "ray" else None
+    tracker = _open_tracker(run, config, track)
     started = _connect(ray, address) if ray is not None else False
     previous = _stop_on_sigterm() if ray is not None else None
     try:
@@ -599,19 +652,20 @@ def resume_study(
                     )
                     per_unit = max(nodes)
                 logger.info("%s", _describe_plan(cpus, todo, per_unit, left=True))
-                _train_on_ray(ray, todo, per_unit, config, dataset, units_dir, progress)
+                _train_on_ray(ray, todo, per_unit, config, dataset, units_dir, progress, tracker, track)
             else:
                 for i, unit in enumerate(todo, 1):
                     logger.info("local: unit %s (%d/%d to finish)", unit.name, i, len(todo))
-                    spec = {
-                        "name": unit.name,
-                        "dir": str(units_dir / unit.name),
-                        "config": unit.config(config, per_unit).to_dict(),
-                    }
-                    train_unit(spec, dataset, progress=progress)
+                    train_unit(
+                        _unit_spec(unit, units_dir, config, per_unit, tracker, track), dataset, progress=progress
+                    )
+    except BaseException:
+        if tracker is not None:
+            tracker.__exit__(*sys.exc_info())
+        raise
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         if started:
             ray.shutdown()
-    return _finish(run, config, units)
+    return _finish(run, config, units, tracker)

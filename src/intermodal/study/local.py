@@ -16,19 +16,21 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from ..data.catalog import dataset_of
 from ..data.dataset import Dataset
 from ..errors import ConfigError
 from ..evaluation.evaluator import make_evaluator
-from ..outputs.report import write_report
+from ..outputs.report import figure_paths, write_report
+from ..outputs.tracking import open_tracker
 from ..training import runfolder
 from ..training.config import RunConfig
 from ..training.resume import resume
 from ..training.trainer import Progress, Trainer, TrainingResult
 
-__all__ = ["run_study", "resume_study", "estimate_duration", "human_duration"]
+__all__ = ["run_study", "resume_study", "estimate_duration", "human_duration", "Tracking", "log_figures"]
 
 logger = logging.getLogger("intermodal")
 
@@ -87,6 +89,20 @@ def _announce(trainer: Trainer, evaluate) -> None:
     )
 
 
+class Tracking:
+    """Where and how a study is watched live (``--track``): the spec (``tensorboard[:DIR]``,
+    ``mlflow[:URI]``), the folder of the local stores (default: the run folder's), the run's
+    name in the tracker, and the parent run of a unit of a Ray study."""
+
+    def __init__(self, spec: str, folder: str | Path, name: str, parent: str | None = None):
+        self.spec, self.folder, self.name, self.parent = spec, Path(folder), name, parent
+
+    def open(self):
+        tracker = open_tracker(self.spec, default_dir=self.folder, run_name=self.name, parent=self.parent)
+        logger.info("tracking: %s", tracker.location)
+        return tracker
+
+
 def run_study(
     config: RunConfig,
     out: str | Path,
@@ -95,17 +111,20 @@ def run_study(
     progress: bool | Progress = False,
     announce: bool = True,
     report: bool = True,
+    track: str | Tracking | None = None,
 ) -> TrainingResult:
     """Train, evaluate every ``config.eval_every`` epochs, then draw the figures and write
-    ``report.html`` into ``out``. ``announce``: log the expected duration first (logger
-    ``intermodal``); ``report``: write the figures and report at the end."""
+    ``report.html`` into ``out``. ``announce``: log the expected duration first and the time
+    taken at the end (logger ``intermodal``); ``report``: write the figures and report;
+    ``track``: watch it live (``"tensorboard[:DIR]"``, ``"mlflow[:URI]"``; local stores in
+    ``out/tracking`` by default)."""
     out = Path(out)
     if not config.eval_every:
         raise ConfigError("a study needs --eval-every > 0 (how often to take the measures)")
     dataset = dataset if dataset is not None else dataset_of(config)
     evaluate = make_evaluator(config, dataset, say=announce)
     trainer = Trainer(config, dataset, out, evaluate=evaluate, progress=progress)
-    return _train_and_report(trainer, evaluate, announce, report)
+    return _train_and_report(trainer, evaluate, announce, report, _tracking(track, out))
 
 
 def resume_study(
@@ -115,6 +134,7 @@ def resume_study(
     progress: bool | Progress = False,
     announce: bool = True,
     report: bool = True,
+    track: str | Tracking | None = None,
 ) -> TrainingResult:
     """Continue an interrupted study from its last checkpoint, then finish it."""
     run = Path(run)
@@ -122,19 +142,40 @@ def resume_study(
     dataset = dataset if dataset is not None else dataset_of(config)
     evaluate = make_evaluator(config, dataset)
     trainer = resume(run, dataset, config=config, evaluate=evaluate, progress=progress)
-    return _train_and_report(trainer, evaluate, announce, report)
+    return _train_and_report(trainer, evaluate, announce, report, _tracking(track, run))
 
 
-def _train_and_report(trainer: Trainer, evaluate, announce: bool, report: bool) -> TrainingResult:
+def _tracking(track: str | Tracking | None, out: Path) -> Tracking | None:
+    if track is None or isinstance(track, Tracking):
+        return track
+    return Tracking(track, runfolder.tracking_path(out), out.resolve().name)
+
+
+def _train_and_report(
+    trainer: Trainer, evaluate, announce: bool, report: bool, tracking: Tracking | None
+) -> TrainingResult:
     start = time.monotonic()
-    if trainer.epoch < trainer.config.epochs:
-        if announce:
-            _announce(trainer, evaluate)
-        result = trainer.run()
-    else:
-        result = trainer.result()
-    if report:
-        write_report(trainer.out, redraw=True)
+    with tracking.open() if tracking is not None else nullcontext() as tracker:
+        if tracker is not None:
+            tracker.start(trainer.config.to_dict(), trainer.model_keys)
+            trainer.tracker = tracker
+        if trainer.epoch < trainer.config.epochs:
+            if announce:
+                _announce(trainer, evaluate)
+            result = trainer.run()
+        else:
+            result = trainer.result()
+        if report:
+            write_report(trainer.out, redraw=True)
+            if tracker is not None:
+                log_figures(tracker, trainer.out)
     if announce:
         logger.info("study: took %s", human_duration(time.monotonic() - start))
     return result
+
+
+def log_figures(tracker, run: Path) -> None:
+    """Hand a tracker the run's figures (the PNGs the report drew)."""
+    paths = {stem: png for stem, (png, _svg) in figure_paths(run, True, True).items() if png.is_file()}
+    paths.update({p.stem: p for p in sorted(runfolder.figures_path(run).glob("prediction_*.png"))})
+    tracker.log_figures(paths)

@@ -4,6 +4,7 @@ folder's lock while they write it."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 from ..data.catalog import dataset_of
@@ -26,6 +27,7 @@ def train(
     out: str | Path | None = None,
     evaluate: bool = False,
     progress: bool | Progress = False,
+    track: str | None = None,
 ) -> TrainingResult:
     """Train every (schedule, seed) model of ``config`` as one batched computation.
 
@@ -34,16 +36,39 @@ def train(
     ``evaluate``: take the measures and latent diagnostics at epoch 0, every
     ``config.eval_every`` epochs and at the end (``result.results``, ``result.diagnostics``).
     ``progress``: False (silent), True (a bar on stderr) or a callback
-    ``(epochs done, epochs in all, [models, 3] loss means)``.
+    ``(epochs done, epochs in all, [models, 3] loss means)``. ``track``: watch it live,
+    ``"tensorboard[:DIR]"`` or ``"mlflow[:URI]"`` (local stores in ``out/tracking`` by
+    default; without ``out``, name the DIR or URI).
 
     Returns a :class:`~intermodal.training.trainer.TrainingResult`: the trained ensemble
-    (``.model``), its tables and each position's (schedule, seed) (``.models``)."""
+    (``.model``), its tables and each position's (fusion, schedule, seed) (``.models``)."""
     dataset = dataset if dataset is not None else dataset_of(config)
     evaluator = make_evaluator(config, dataset) if evaluate else None
     if out is None:
-        return Trainer(config, dataset, None, evaluate=evaluator, progress=progress).run()
+        tracking = _tracking(track, None)
+        with tracking.open() if tracking is not None else nullcontext() as tracker:
+            if tracker is not None:
+                tracker.start(config.to_dict(), config.model_keys())
+            return Trainer(config, dataset, None, evaluate=evaluator, progress=progress, tracker=tracker).run()
     with runfolder.writing(out, new=True) as folder:
-        return Trainer(config, dataset, folder, evaluate=evaluator, progress=progress).run()
+        tracking = _tracking(track, folder)
+        with tracking.open() if tracking is not None else nullcontext() as tracker:
+            if tracker is not None:
+                tracker.start(config.to_dict(), config.model_keys())
+            return Trainer(config, dataset, folder, evaluate=evaluator, progress=progress, tracker=tracker).run()
+
+
+def _tracking(track: str | None, out: Path | None) -> local.Tracking | None:
+    if track is None:
+        return None
+    if out is None:
+        if ":" not in track:
+            raise ConfigError(
+                f"--track {track}: a run kept in memory has no folder for the store; name one "
+                f"('{track}:DIR' or '{track}:URI')"
+            )
+        return local.Tracking(track, Path.cwd(), "intermodal")
+    return local.Tracking(track, runfolder.tracking_path(out), Path(out).resolve().name)
 
 
 def run_study(
@@ -55,11 +80,13 @@ def run_study(
     address: str | None = None,
     progress: bool | Progress = False,
     report: bool = True,
+    track: str | None = None,
 ) -> TrainingResult:
     """A study: train with the measures every ``config.eval_every`` epochs, then the
     figures and ``report.html`` in ``out`` (what ``intermodal study`` does). ``backend``:
     ``"local"`` (this process) or ``"ray"`` (units of models as Ray tasks, on the cluster
-    at ``address``; docs/cluster.md; ``dataset`` must then be None, the tasks load it)."""
+    at ``address``; docs/cluster.md; ``dataset`` must then be None, the tasks load it).
+    ``track``: watch it live (see :func:`train`), from either backend."""
     if backend not in ("local", "ray"):
         raise ConfigError(f"backend {backend!r}: expected 'local' or 'ray'")
     if address is not None and backend != "ray":
@@ -70,8 +97,8 @@ def run_study(
                 raise ConfigError("backend 'ray' loads the data set the config names; pass dataset=None")
             from . import cluster
 
-            return cluster.run_study(config, folder, address=address, progress=progress)
-        return local.run_study(config, folder, dataset=dataset, progress=progress, report=report)
+            return cluster.run_study(config, folder, address=address, progress=progress, track=track)
+        return local.run_study(config, folder, dataset=dataset, progress=progress, report=report, track=track)
 
 
 def resume(
@@ -81,11 +108,12 @@ def resume(
     address: str | None = None,
     progress: bool | Progress = False,
     report: bool | None = None,
+    track: str | None = None,
 ) -> TrainingResult:
     """Continue an interrupted run (a training run or a study, on either backend) from
     its last checkpoint to its last epoch, exactly as it would have gone on. ``report``:
     rewrite the figures and report at the end (default: for a study, that is a run whose
-    config takes measures)."""
+    config takes measures). ``track``: watch the rest of it live (see :func:`train`)."""
     run = Path(run)
     with runfolder.writing(run, new=False):
         config = runfolder.read_config(run)
@@ -93,7 +121,13 @@ def resume(
         if backend == "ray" or runfolder.is_cluster_run(run):
             from . import cluster
 
-            return cluster.resume_study(run, backend=backend, address=address, progress=progress)
+            return cluster.resume_study(run, backend=backend, address=address, progress=progress, track=track)
         if study:
-            return local.resume_study(run, progress=progress, report=study if report is None else report)
-        return resume_trainer(run, dataset_of(config), config=config, progress=progress).run()
+            return local.resume_study(run, progress=progress, report=study if report is None else report, track=track)
+        tracking = _tracking(track, run)
+        with tracking.open() if tracking is not None else nullcontext() as tracker:
+            trainer = resume_trainer(run, dataset_of(config), config=config, progress=progress)
+            if tracker is not None:
+                tracker.start(config.to_dict(), config.model_keys())
+                trainer.tracker = tracker
+            return trainer.run()

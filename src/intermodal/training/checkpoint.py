@@ -2,12 +2,13 @@
 
 A checkpoint is a folder::
 
-    model.safetensors      weights.<layer> [models, in, out], biases.<layer> [models, 1, out]
-    optimizer.safetensors  exp_avg.<param>, exp_avg_sq.<param>, step.<param>
+    model.safetensors      <fusion>/weights.<layer> [models, in, out], <fusion>/biases.<layer> [models, 1, out]
+    optimizer.safetensors  <fusion>/exp_avg.<param>, <fusion>/exp_avg_sq.<param>, <fusion>/step.<param>
     rng.safetensors        per-model generator states, uint8 [models, state]
     state.json             epochs done, the run config, the data set description, the
-                           architecture, dtype, which model each position holds
-                           (``model_keys``), and the SHA-256 of each file above
+                           ensembles (``groups``: fusion, models, architecture), dtype,
+                           which model each position holds (``model_keys``), and the
+                           SHA-256 of each file above
 
 Nothing is pickled: loading reads tensors and JSON only, and checks every file against its
 SHA-256, so a damaged or missing file is an error that names it. A checkpoint is written
@@ -37,7 +38,7 @@ from ..data.description import DatasetDescription
 from ..errors import CheckpointError, DataError, ModelError
 from ..files import fsync_file, fsync_folder, sha256, write_json
 from ..model.architecture import Architecture
-from ..model.vae import MultimodalVAE
+from ..model.group import ModelGroups, build_model, concatenate_models, groups_of
 from .config import ModelKey
 
 __all__ = [
@@ -51,13 +52,15 @@ __all__ = [
 
 logger = logging.getLogger("intermodal")
 
-FORMAT_VERSION = 3  # 3: "model_keys" as records (2 had "models" as [schedule, seed] pairs)
+# 3: several fusions ("groups", tensors named <fusion>/...) and "model_keys" as records;
+# 2 had one Zambelli ensemble and "models" as [schedule, seed] pairs.
+FORMAT_VERSION = 3
 READABLE_VERSIONS = (2, 3)
 STATE_FILE = "state.json"
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 RNG_FILE = "rng.safetensors"
-_REQUIRED_STATE = ("format_version", "n_models", "dtype", "architecture", "description", "epochs_done", "sha256")
+_REQUIRED_STATE = ("format_version", "n_models", "dtype", "description", "epochs_done", "sha256")
 
 
 class Checkpoint(NamedTuple):
@@ -65,7 +68,7 @@ class Checkpoint(NamedTuple):
     :class:`~intermodal.training.config.ModelKey`), the optimiser tensors by name and the
     per-model generator states ``[models, state]`` (None when none were saved)."""
 
-    model: MultimodalVAE
+    model: object  # an ensemble, or ModelGroups for several fusions
     state: dict
     optimizer_state: dict[str, torch.Tensor]
     rng_states: torch.Tensor | None
@@ -86,15 +89,16 @@ def _save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
 
 def save_checkpoint(
     path: str | os.PathLike,
-    model: MultimodalVAE,
+    model,
     optimizer_state: dict[str, torch.Tensor] | None,
     rng_states: torch.Tensor | None,
     state: dict,
 ) -> Path:
     """Write a checkpoint folder at ``path`` atomically (see the module docstring).
 
-    ``optimizer_state``: tensors named ``<kind>.<parameter name>`` (e.g.
-    ``exp_avg.weights.enc:joints:0``), each with the model axis first where it has one.
+    ``model``: an ensemble, or :class:`~intermodal.model.group.ModelGroups`.
+    ``optimizer_state``: tensors named ``<fusion>/<kind>.<parameter name>`` (e.g.
+    ``concat/exp_avg.weights.enc:joints:0``), each with the model axis first where it has one.
     ``rng_states``: ``[models, state]`` uint8. ``state`` must be JSON-serialisable and hold
     ``model_keys`` (one :class:`ModelKey` per position) and ``epochs_done``; model facts and
     checksums are added to it. A failed write raises :class:`CheckpointError` and changes
@@ -105,19 +109,23 @@ def save_checkpoint(
     try:
         shutil.rmtree(new, ignore_errors=True)
         new.mkdir(parents=True)
-        _save_tensors({n: p.detach().contiguous().cpu() for n, p in model.named_parameters()}, new / MODEL_FILE)
+        groups = [g for _, g in groups_of(model)]
+        tensors = {f"{g.fusion}/{n}": p.detach().contiguous().cpu() for g in groups for n, p in g.named_parameters()}
+        _save_tensors(tensors, new / MODEL_FILE)
         if optimizer_state is not None:
             _save_tensors({k: v.detach().contiguous().cpu() for k, v in optimizer_state.items()}, new / OPTIMIZER_FILE)
         if rng_states is not None:
             _save_tensors({"states": rng_states.contiguous()}, new / RNG_FILE)
-        p0 = next(model.parameters())
+        p0 = next(groups[0].parameters())
         full_state = dict(state)
         full_state.update(
             format_version=FORMAT_VERSION,
             model_keys=[key._asdict() for key in state["model_keys"]],
             n_models=model.n_models,
             dtype=str(p0.dtype).removeprefix("torch."),
-            architecture=model.architecture.to_dict(),
+            groups=[
+                {"fusion": g.fusion, "n_models": g.n_models, "architecture": g.architecture.to_dict()} for g in groups
+            ],
             description=model.description.to_dict(),
             sha256={f.name: sha256(f) for f in sorted(new.glob("*.safetensors"))},
         )
@@ -161,13 +169,18 @@ def exists(path: str | os.PathLike) -> bool:
 
 
 def _with_model_keys(state: dict) -> dict:
-    """``state`` with ``model_keys`` as ModelKey records, from either readable format."""
+    """``state`` with ``model_keys`` as ModelKey records and ``groups`` listed, from either
+    readable format (format 2: one Zambelli ensemble)."""
     if "model_keys" in state:
-        records = state["model_keys"]
-        keys = [ModelKey(**r) if isinstance(r, dict) else ModelKey(str(r[0]), int(r[1])) for r in records]
+        keys = [ModelKey(**r) for r in state["model_keys"]]
     else:  # format 2
-        keys = [ModelKey(str(s), int(n)) for s, n in state.get("models", [])]
-    return {**state, "model_keys": keys}
+        keys = [ModelKey("concat", str(s), int(n)) for s, n in state.get("models", [])]
+    groups = state.get("groups")
+    if groups is None and "architecture" in state:
+        groups = [
+            {"fusion": "concat", "n_models": state.get("n_models", len(keys)), "architecture": state["architecture"]}
+        ]
+    return {**state, "model_keys": keys, "groups": groups}
 
 
 def load_checkpoint(path: str | os.PathLike, *, device: str = "cpu", fallback: bool = False) -> Checkpoint:
@@ -208,15 +221,16 @@ def _load(path: Path, device: str) -> Checkpoint:
             f"{state_file}: checkpoint format {state.get('format_version')!r}; this intermodal reads "
             f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
-    missing = [k for k in _REQUIRED_STATE if k not in state] + (
-        [] if "model_keys" in state or "models" in state else ["model_keys"]
-    )
+    missing = [k for k in _REQUIRED_STATE if k not in state]
+    missing += [] if "model_keys" in state or "models" in state else ["model_keys"]
+    missing += [] if "groups" in state or "architecture" in state else ["groups"]
     if missing:
         raise CheckpointError(f"{state_file}: lacks key(s) {missing}")
+    version = state["format_version"]
     try:
         state = _with_model_keys(state)
     except (TypeError, ValueError, IndexError) as e:
-        raise CheckpointError(f"{state_file}: model_keys are not records of schedule and seed ({e})") from None
+        raise CheckpointError(f"{state_file}: model_keys are not records of fusion, schedule and seed ({e})") from None
     for name, digest in state["sha256"].items():
         file = path / name
         if not file.is_file():
@@ -227,11 +241,12 @@ def _load(path: Path, device: str) -> Checkpoint:
         raise CheckpointError(f"{state_file}: names no {MODEL_FILE}")
     try:
         description = DatasetDescription.from_dict(state["description"], origin=f"{state_file} description")
-        arch = Architecture.from_dict(state["architecture"], origin=f"{state_file} architecture")
-        model = MultimodalVAE(
-            description, arch, int(state["n_models"]), dtype=getattr(torch, state["dtype"]), device=device
-        )
-    except (DataError, ModelError, TypeError, AttributeError) as e:
+        dtype = getattr(torch, state["dtype"])
+        groups = []
+        for g in state["groups"]:
+            arch = Architecture.from_dict(g["architecture"], origin=f"{state_file} architecture")
+            groups.append(build_model(description, arch, g["fusion"], int(g["n_models"]), dtype=dtype, device=device))
+    except (DataError, ModelError, TypeError, KeyError, AttributeError) as e:
         raise CheckpointError(f"{state_file}: {e}") from None
     try:
         weights = load_file(str(path / MODEL_FILE), device=device)
@@ -241,16 +256,23 @@ def _load(path: Path, device: str) -> Checkpoint:
         rng_states = load_file(str(path / RNG_FILE))["states"] if RNG_FILE in state["sha256"] else None
     except (SafetensorError, OSError, KeyError) as e:
         raise CheckpointError(f"{path}: a tensor file cannot be read ({e})") from None
-    expected = {n for n, _ in model.named_parameters()}
+    if version == 2:  # one Zambelli ensemble, tensors without the fusion's prefix
+        weights = {f"concat/{n}": t for n, t in weights.items()}
+        optimizer_state = {f"concat/{n}": t for n, t in optimizer_state.items()}
+    expected = {f"{g.fusion}/{n}" for g in groups for n, _ in g.named_parameters()}
     if set(weights) != expected:
-        raise CheckpointError(f"{path / MODEL_FILE}: tensors do not match the architecture in {STATE_FILE}")
+        raise CheckpointError(f"{path / MODEL_FILE}: tensors do not match the ensembles in {STATE_FILE}")
     with torch.no_grad():
-        for n, p in model.named_parameters():
-            if weights[n].shape != p.shape:
-                raise CheckpointError(
-                    f"{path / MODEL_FILE}: {n} has shape {tuple(weights[n].shape)}; expected {tuple(p.shape)}"
-                )
-            p.copy_(weights[n])
+        for g in groups:
+            for n, p in g.named_parameters():
+                tensor = weights[f"{g.fusion}/{n}"]
+                if tensor.shape != p.shape:
+                    raise CheckpointError(
+                        f"{path / MODEL_FILE}: {g.fusion}/{n} has shape {tuple(tensor.shape)}; "
+                        f"expected {tuple(p.shape)}"
+                    )
+                p.copy_(tensor)
+    model = groups[0] if len(groups) == 1 else ModelGroups(groups)
     if len(state["model_keys"]) != model.n_models:
         raise CheckpointError(f"{state_file}: {len(state['model_keys'])} model_keys for {model.n_models} models")
     model.model_keys = list(state["model_keys"])
@@ -274,20 +296,36 @@ def merge_checkpoints(sources: list[Path], out: str | os.PathLike, model_keys: l
         for position, (i, j) in enumerate(picks)
         if str(j) in loaded[i].state.get("diverged", {})
     }
-    model = MultimodalVAE.concatenate([loaded[i].model.select([j]) for i, j in picks])
+    model = concatenate_models([loaded[i].model.select([j]) for i, j in picks])
     optimizer_state = None
     if all(c.optimizer_state for c in loaded):
         optimizer_state = {}
-        for name in loaded[0].optimizer_state:
-            if name.startswith("step."):
-                steps = {float(c.optimizer_state[name]) for c in loaded}
+        names = dict.fromkeys(n for c in loaded for n in c.optimizer_state)
+        for name in names:
+            having = [(i, j) for i, j in picks if name in loaded[i].optimizer_state]
+            if name.split("/", 1)[1].startswith("step."):
+                steps = {float(loaded[i].optimizer_state[name]) for i, _ in having}
                 if len(steps) != 1:
                     raise CheckpointError(f"the checkpoints to merge disagree on Adam's step count ({name})")
-                optimizer_state[name] = loaded[0].optimizer_state[name]
+                optimizer_state[name] = loaded[having[0][0]].optimizer_state[name]
             else:
-                optimizer_state[name] = torch.cat([loaded[i].optimizer_state[name][j : j + 1] for i, j in picks])
+                # A checkpoint's optimiser tensors of one fusion index that fusion's models.
+                optimizer_state[name] = torch.cat(
+                    [
+                        loaded[i].optimizer_state[name][_within_fusion(loaded[i], j) : _within_fusion(loaded[i], j) + 1]
+                        for i, j in having
+                    ]
+                )
     rng_states = None
     if all(c.rng_states is not None for c in loaded):
         rng_states = torch.stack([loaded[i].rng_states[j] for i, j in picks])
     merged = {**state, "epochs_done": epochs.pop(), "model_keys": list(model_keys), "diverged": diverged}
     return save_checkpoint(out, model, optimizer_state, rng_states, merged)
+
+
+def _within_fusion(checkpoint: Checkpoint, position: int) -> int:
+    """The position's index among its fusion's models in a checkpoint."""
+    for start, group in groups_of(checkpoint.model):
+        if start <= position < start + group.n_models:
+            return position - start
+    raise CheckpointError(f"position {position} is not in the checkpoint's {checkpoint.model.n_models} models")

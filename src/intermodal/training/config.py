@@ -33,8 +33,9 @@ __all__ = [
 
 
 class ModelKey(NamedTuple):
-    """Which model a position of a run's ensemble holds."""
+    """Which model a position of a run's ensemble holds: its fusion, schedule and seed."""
 
+    fusion: str
     schedule: str
     seed: int
 
@@ -84,7 +85,8 @@ class RunConfig(Options):
     data_dir: str | None = None  # read the data files from here instead of fetching
     sim: dict[str, Any] = Field(default_factory=dict)  # simulator options for --data sim
     patterns: list[str] | None = None  # muting patterns to train on; None = all
-    # --- models: one per (schedule, seed) -------------------------------------------
+    # --- models: one per (fusion, schedule, seed) -----------------------------------
+    fusions: list[Literal["concat", "poe", "moe", "mopoe"]] = Field(default_factory=lambda: ["concat"], min_length=1)
     schedules: list[str] = Field(default_factory=lambda: ["constant-0"], min_length=1)
     seeds: Annotated[list[Annotated[int, Strict(), Field(ge=0)]], BeforeValidator(parse_seeds)] = Field(
         default_factory=lambda: [0], min_length=1, json_schema_extra=RAW_STRING
@@ -106,7 +108,9 @@ class RunConfig(Options):
     eval_rows: Literal["first", "random", "all"] = "first"  # rows of the test part
     n_eval_rows: Positive | None = None  # None = 1024 (the paper's), or every test row when fewer
     eval_seed: Whole = 0
-    z_samples: Annotated[Whole, Field(ge=0)] = 0  # 0 = decode from the latent mean (as the original's evaluation)
+    # latent samples the measures decode from: 0 = the posterior's mean (the original's
+    # evaluation); None = each fusion's default (0 for concat and poe, 16 for the mixtures)
+    z_samples: Annotated[Whole, Field(ge=0)] | None = None
     extra_pairs: dict[str, dict[str, list[str]]] = Field(default_factory=dict)  # name -> {"muted", "compared"}
     windows: list[tuple[Finite, Finite]] | None = None  # epoch windows for the window means
     # --- output ---------------------------------------------------------------------
@@ -118,6 +122,13 @@ class RunConfig(Options):
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"seeds repeat in {seeds}; expected distinct seeds")
         return seeds
+
+    @field_validator("fusions")
+    @classmethod
+    def _distinct_fusions(cls, fusions: list[str]) -> list[str]:
+        if len(set(fusions)) != len(fusions):
+            raise ValueError(f"fusions repeat in {fusions}; expected distinct names")
+        return fusions
 
     @field_validator("schedules")
     @classmethod
@@ -163,9 +174,9 @@ class RunConfig(Options):
 
     # ------------------------------------------------------------------ helpers
     def model_keys(self) -> list[ModelKey]:
-        """The :class:`ModelKey` of each model position, schedule-major: model ``k`` of a run
-        is ``(schedules[k // len(seeds)], seeds[k % len(seeds)])``."""
-        return [ModelKey(s, seed) for s in self.schedules for seed in self.seeds]
+        """The :class:`ModelKey` of each model position: fusion-major, then schedule, then
+        seed (the models of one fusion are consecutive, and so are a schedule's seeds)."""
+        return [ModelKey(f, s, seed) for f in self.fusions for s in self.schedules for seed in self.seeds]
 
     def with_absolute_paths(self, base: str | Path | None = None) -> RunConfig:
         """A copy whose data file and folder paths are absolute, so that a run folder can be

@@ -1,7 +1,8 @@
 """The models of a run as a sharded ensemble: groups of models (shards) that each train as
 one batched computation with their own Adam and generators, in parallel threads, one core
 each; a model whose loss becomes non-finite is frozen and leaves its shard, so that the
-others train on exactly as they would without it.
+others train on exactly as they would without it. A run of several fusions has an ensemble
+per fusion; a shard holds models of one fusion.
 
 :class:`ShardedEnsemble` knows positions, shards, frozen models, the Adam state and the
 generators; the loop of epochs and evaluations is :mod:`intermodal.training.trainer`'s.
@@ -17,7 +18,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..model.vae import MultimodalVAE
+from ..model.base import EnsembleVAE
+from ..model.group import concatenate_models
 from .config import ModelKey
 
 __all__ = ["ShardedEnsemble", "Divergence", "divergence_line", "default_workers", "MODELS_PER_CPU_SHARD"]
@@ -38,7 +40,11 @@ class Divergence(NamedTuple):
 def divergence_line(key: ModelKey, divergence: Divergence | None = None, *, epoch: int | None = None) -> str:
     """One line saying that the model ``key`` diverged (with its cause where known)."""
     epoch = divergence.epoch if divergence is not None else epoch
-    line = f"model (schedule {key.schedule}, seed {key.seed}) diverged at epoch {epoch} (its loss became non-finite)"
+    fusion = f"fusion {key.fusion}, " if key.fusion != "concat" else ""
+    line = (
+        f"model ({fusion}schedule {key.schedule}, seed {key.seed}) diverged at epoch {epoch} "
+        "(its loss became non-finite)"
+    )
     return f"{line} and was stopped there: {divergence.cause}" if divergence is not None else line
 
 
@@ -61,7 +67,7 @@ class _Shard:
     and generators."""
 
     def __init__(
-        self, positions: list[int], model: MultimodalVAE, betas: torch.Tensor, generators: list[torch.Generator], lr
+        self, positions: list[int], model: EnsembleVAE, betas: torch.Tensor, generators: list[torch.Generator], lr
     ):
         self.positions, self.model, self.betas, self.generators = positions, model, betas, generators
         self.snapshot: dict[str, torch.Tensor] | None = None
@@ -85,7 +91,7 @@ class _Shard:
         # do not depend on which shard or group the model is in.
         dtype, device = inputs_ff.dtype, inputs_ff.device
         perms = torch.stack([torch.randperm(inputs_ff.shape[1], generator=g)[:n] for g in self.generators])
-        eps = torch.stack([torch.randn(n, model.latent_size, generator=g, dtype=dtype) for g in self.generators])
+        eps = torch.stack([model.training_noise(g, n, dtype) for g in self.generators])
         perms = perms.to(device).view(model.n_models, n_batches, batch_size)
         # The model computes features-first ([models, features, rows]); one copy an epoch.
         eps = eps.to(device).view(model.n_models, n_batches, batch_size, -1).permute(1, 0, 3, 2).contiguous()
@@ -141,7 +147,7 @@ class _Shard:
         )
         return shard
 
-    def frozen_model(self, j: int) -> MultimodalVAE:
+    def frozen_model(self, j: int) -> EnsembleVAE:
         """Model ``j`` as it was before the last epoch (from the snapshot)."""
         frozen = self.model.select([j])
         if self.snapshot is not None:
@@ -154,36 +160,50 @@ class _Shard:
 class ShardedEnsemble:
     """Every model of a run (positions ``0 .. n-1``), in shards that train in parallel.
 
-    ``model``: the whole ensemble, freshly initialised or loaded; ``generators``: each
-    model's training stream in position order; ``betas``: ``[models, epochs]`` (float64).
-    ``workers``: threads, one core each (each trains its shards one after the other).
+    ``models``: one freshly initialised or loaded ensemble per fusion, in position order
+    (a run's positions are fusion-major); ``generators``: each model's training stream in
+    position order; ``betas``: ``[models, epochs]`` (float64). ``workers``: threads, one
+    core each (each trains its shards one after the other).
     """
 
     def __init__(
         self,
-        model: MultimodalVAE,
+        models: list[EnsembleVAE],
         generators: list[torch.Generator],
         betas: np.ndarray,
         *,
         lr: float,
         workers: int,
     ):
-        self.n_models, self.lr, self.n_workers = model.n_models, lr, workers
-        self.model_keys = model.model_keys
-        p = next(model.parameters())
-        n_shards = workers
-        if p.device.type == "cpu":
-            # Small shards keep a step's activations in the cache.
-            n_shards = max(workers, -(-self.n_models // MODELS_PER_CPU_SHARD))
-            n_shards = -(-n_shards // workers) * workers  # the same number for every worker
-        n_shards = min(n_shards, self.n_models)
-        bounds = np.linspace(0, self.n_models, n_shards + 1).round().astype(int)
+        self.n_models = sum(m.n_models for m in models)
+        self.lr, self.n_workers = lr, workers
+        self.model_keys = [k for m in models for k in (m.model_keys or [None] * m.n_models)]
+        self.fusions = [m.fusion for m in models]
+        self.group_bounds: list[tuple[int, int]] = []
+        self.shards: list[_Shard] = []
+        start = 0
+        p = next(models[0].parameters())
         betas_t = torch.as_tensor(betas, dtype=p.dtype, device=p.device)
-        self.shards = [
-            _Shard(list(range(a, b)), model.select(list(range(a, b))), betas_t[a:b], generators[a:b], lr)
-            for a, b in zip(bounds, bounds[1:])
-        ]
-        self.frozen: dict[int, MultimodalVAE] = {}  # diverged models by position, no longer trained
+        groups_shards = []
+        for model in models:
+            self.group_bounds.append((start, start + model.n_models))
+            groups_shards.append(max(1, round(workers * model.n_models / self.n_models)))
+            start += model.n_models
+        for (a0, _), model, n_shards in zip(self.group_bounds, models, groups_shards):
+            if p.device.type == "cpu":
+                # Small shards keep a step's activations in the cache.
+                n_shards = max(n_shards, -(-model.n_models // MODELS_PER_CPU_SHARD))
+                if len(models) == 1:
+                    n_shards = -(-max(n_shards, workers) // workers) * workers  # the same number for every worker
+            n_shards = min(n_shards, model.n_models)
+            bounds = np.linspace(0, model.n_models, n_shards + 1).round().astype(int)
+            for a, b in zip(bounds, bounds[1:]):
+                local = list(range(a, b))
+                positions = [a0 + j for j in local]
+                self.shards.append(
+                    _Shard(positions, model.select(local), betas_t[a0 + a : a0 + b], generators[a0 + a : a0 + b], lr)
+                )
+        self.frozen: dict[int, EnsembleVAE] = {}  # diverged models by position, no longer trained
         self._frozen_generators: dict[int, torch.Generator] = {}
         self._pool: ThreadPoolExecutor | None = None  # started on the first epoch
 
@@ -228,18 +248,27 @@ class ShardedEnsemble:
             pool.shutdown()
 
     # ------------------------------------------------------------------ gathering
+    def _group_of(self, position: int) -> int:
+        return next(g for g, (a, b) in enumerate(self.group_bounds) if a <= position < b)
+
     @property
-    def model(self) -> MultimodalVAE:
+    def model(self):
         """The whole ensemble in position order (a copy when it trains in several shards or
-        has frozen models), with ``model_keys`` set."""
+        has frozen models; several fusions as :class:`~intermodal.model.group.ModelGroups`),
+        with ``model_keys`` set."""
         if len(self.shards) == 1 and not self.frozen:
             whole = self.shards[0].model
         else:
             pieces = [(s.positions, s.model) for s in self.shards] + [([k], m) for k, m in self.frozen.items()]
-            positions = [k for ps, _ in pieces for k in ps]
-            whole = MultimodalVAE.concatenate([m for _, m in pieces])
-            if positions != sorted(positions):
-                whole = whole.select([int(i) for i in np.argsort(positions)])
+            pieces.sort(key=lambda piece: piece[0][0])
+            singles = []
+            for positions, model in pieces:
+                if positions == list(range(positions[0], positions[0] + len(positions))):
+                    singles.append((positions[0], model))
+                else:  # a shard that lost a model in its middle: its models one by one
+                    singles += [(k, model.select([j])) for j, k in enumerate(positions)]
+            singles.sort(key=lambda piece: piece[0])
+            whole = concatenate_models([m for _, m in singles])
         whole.model_keys = self.model_keys
         return whole
 
@@ -251,31 +280,37 @@ class ShardedEnsemble:
         return [by_position[k] for k in range(self.n_models)]
 
     def optimizer_state(self) -> dict[str, torch.Tensor] | None:
-        """Every model's Adam state in position order (zeros for frozen models), or None
+        """Every model's Adam state, per fusion and in position order (zeros for frozen
+        models): tensors named ``<fusion>/<kind>.<parameter>``, the model axis first; None
         when no model is training."""
-        parts = [(s.positions, s.optimizer_state()) for s in self.shards]
-        parts = [(positions, state) for positions, state in parts if state]
-        if not parts:
-            return None
-        out = {}
-        for name, first in parts[0][1].items():
-            if name.startswith("step."):
-                out[name] = first
+        out: dict[str, torch.Tensor] = {}
+        for g, (a0, b0) in enumerate(self.group_bounds):
+            parts = [(s.positions, s.optimizer_state()) for s in self.shards if a0 <= s.positions[0] < b0]
+            parts = [(positions, state) for positions, state in parts if state]
+            if not parts:
                 continue
-            full = first.new_zeros((self.n_models, *first.shape[1:]))
-            for positions, state in parts:
-                full[positions] = state[name]
-            out[name] = full
-        return out
+            for name, first in parts[0][1].items():
+                key = f"{self.fusions[g]}/{name}"
+                if name.startswith("step."):
+                    out[key] = first
+                    continue
+                full = first.new_zeros((b0 - a0, *first.shape[1:]))
+                for positions, state in parts:
+                    full[[k - a0 for k in positions]] = state[name]
+                out[key] = full
+        return out or None
 
     def load_optimizer_state(self, state: dict[str, torch.Tensor]) -> None:
-        """Hand each shard its models' part of a whole ensemble's Adam state (as
+        """Hand each shard its models' part of the ensemble's Adam state (as
         :meth:`optimizer_state` gives it), before any model is frozen."""
-        start = 0
-        for shard in self.shards:
-            stop = start + shard.model.n_models
-            # Copies, not views: Adam updates its state in place, and the step count is one
-            # tensor per parameter that each shard must own.
-            part = {k: (v if k.startswith("step.") else v[start:stop]).clone() for k, v in state.items()}
-            shard.load_optimizer_state(part)
-            start = stop
+        for g, (a0, _) in enumerate(self.group_bounds):
+            prefix = f"{self.fusions[g]}/"
+            mine = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            for shard in self.shards:
+                if self._group_of(shard.positions[0]) != g:
+                    continue
+                a, b = shard.positions[0] - a0, shard.positions[-1] + 1 - a0
+                # Copies, not views: Adam updates its state in place, and the step count is one
+                # tensor per parameter that each shard must own.
+                part = {k: (v if k.startswith("step.") else v[a:b]).clone() for k, v in mine.items()}
+                shard.load_optimizer_state(part)

@@ -12,6 +12,7 @@ import torch
 
 from ..data.dataset import Dataset
 from ..errors import CheckpointError
+from ..model.group import groups_of
 from . import runfolder
 from .config import RunConfig
 from .ensemble import Divergence
@@ -56,7 +57,7 @@ def resume(
         generators.append(g)
     model.model_keys = trainer.model_keys
     trainer.ensemble.close()
-    trainer.ensemble = trainer._ensemble(model, generators)
+    trainer.ensemble = trainer._ensemble([g for _, g in groups_of(model)], generators)
     trainer.ensemble.load_optimizer_state(optimizer_state)
     trainer.epoch = int(state["epochs_done"])
     diverged = {int(k): Divergence(**v) for k, v in state.get("diverged", {}).items()}

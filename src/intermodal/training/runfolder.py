@@ -16,6 +16,7 @@ Files of ``RUN/``::
                               (.driver-<token>) and one run folder per unit
     figures/                  PNG and SVG of each figure
     report.html               the report
+    tracking/                 --track's local stores: tensorboard/ event files, mlflow.db
     .lock                     held by the one process writing the folder
 
 Every file is written atomically and durably (:mod:`intermodal.files`). A model is named in
@@ -43,7 +44,6 @@ from ..data.description import DatasetDescription
 from ..data.reading import read_mapping_file
 from ..errors import ConfigError, DataError, RunFolderError
 from ..files import atomic_write, write_json
-from ..model.vae import MultimodalVAE
 from . import checkpoint
 from .config import MODEL_KEY_COLUMNS, ModelKey, RunConfig
 
@@ -83,6 +83,7 @@ __all__ = [
     "baselines_path",
     "figures_path",
     "report_path",
+    "tracking_path",
     "units_path",
     "unit_plan_path",
     "driver_marker_path",
@@ -103,6 +104,7 @@ CHECKPOINT = "checkpoint"
 BASELINES = "baselines"
 FIGURES = "figures"
 REPORT = "report.html"
+TRACKING = "tracking"
 UNITS = "units"
 UNIT_PLAN = "plan.json"
 DRIVER_MARKER = ".driver-"  # units/.driver-<token>: which driver's units these are (intermodal.study.cluster)
@@ -114,6 +116,8 @@ DIAGNOSTICS_COLUMNS = [*MODEL_KEY_COLUMNS, "epoch", "latent_dim", "kl", "posteri
 # "diverged" (True from the epoch a model's loss became non-finite) may be absent from
 # tables written by other tools; it is then all False.
 _REQUIRED_COLUMNS = {HISTORY: HISTORY_COLUMNS[:-1], RESULTS: RESULTS_COLUMNS, DIAGNOSTICS: DIAGNOSTICS_COLUMNS}
+# Tables written before fusions were an option have no "fusion" column: they are concat's.
+_OLD_REQUIRED = {name: [c for c in columns if c != "fusion"] for name, columns in _REQUIRED_COLUMNS.items()}
 # The evaluation tables a run writes, by stem (the file is STEM.parquet).
 EVALUATION_TABLES = (RESULTS.removesuffix(".parquet"), DIAGNOSTICS.removesuffix(".parquet"))
 
@@ -155,6 +159,11 @@ def report_path(run: str | Path) -> Path:
 
 def table_path(run: str | Path, stem: str) -> Path:
     return Path(run) / f"{stem}.parquet"
+
+
+def tracking_path(run: str | Path) -> Path:
+    """Where ``--track`` keeps its local stores unless told otherwise (``RUN/tracking``)."""
+    return Path(run) / TRACKING
 
 
 def units_path(run: str | Path) -> Path:
@@ -360,12 +369,13 @@ def read_table(path: str | Path, *, required: Iterable[str] | None = None) -> pd
 
 
 def read_history(folder: str | Path) -> pd.DataFrame:
-    return _clean_history(read_table(Path(folder) / HISTORY))
+    return _clean_history(read_table(Path(folder) / HISTORY, required=_OLD_REQUIRED[HISTORY]))
 
 
 def read_evaluation_table(folder: str | Path, stem: str) -> pd.DataFrame:
     """An evaluation table (``results``, ``diagnostics``, ...) of the run by its stem."""
-    table = read_table(table_path(folder, stem))
+    path = table_path(folder, stem)
+    table = _with_fusion(read_table(path, required=_OLD_REQUIRED.get(path.name)))
     return _clean_results(table) if stem == RESULTS.removesuffix(".parquet") else table
 
 
@@ -424,17 +434,30 @@ def read_run(folder: str | Path, *, need_results: bool = True) -> Run:
             raise RunFolderError(str(e)) from None
     history = read_history(folder)
     if (folder / RESULTS).is_file() or need_results:
-        results = _clean_results(read_table(folder / RESULTS))
+        results = read_evaluation_table(folder, RESULTS.removesuffix(".parquet"))
     else:
         results = pd.DataFrame(columns=RESULTS_COLUMNS)
-    diagnostics = read_table(folder / DIAGNOSTICS) if (folder / DIAGNOSTICS).is_file() else None
-    errors = read_table(folder / PREDICTION_ERRORS) if (folder / PREDICTION_ERRORS).is_file() else None
+    diagnostics = (
+        read_evaluation_table(folder, DIAGNOSTICS.removesuffix(".parquet"))
+        if (folder / DIAGNOSTICS).is_file()
+        else None
+    )
+    errors = _with_fusion(read_table(folder / PREDICTION_ERRORS)) if (folder / PREDICTION_ERRORS).is_file() else None
     return Run(folder, config, description, history, results, diagnostics, errors)
+
+
+def _with_fusion(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table of a run from before fusions were an option: its models are concat's."""
+    if "fusion" not in frame.columns and "schedule" in frame.columns:
+        frame.insert(0, "fusion", "concat")
+    return frame
 
 
 def _clean_history(history: pd.DataFrame) -> pd.DataFrame:
     # Cleans in place: called only on a frame just read from disk (a paper-scale history has
     # millions of rows, so a copy would double the memory).
+    _with_fusion(history)
+    history["fusion"] = history["fusion"].astype(str)
     history["schedule"] = history["schedule"].astype(str)
     if "diverged" not in history:
         history["diverged"] = False
@@ -442,7 +465,8 @@ def _clean_history(history: pd.DataFrame) -> pd.DataFrame:
 
 
 def _clean_results(results: pd.DataFrame) -> pd.DataFrame:
-    for column in ("schedule", "quantity"):
+    _with_fusion(results)
+    for column in ("fusion", "schedule", "quantity"):
         results[column] = results[column].astype(str)
     # Missing modality/scope mean "does not apply"; "" is the table's spelling of that.
     for column in ("modality", "scope"):
@@ -454,10 +478,11 @@ def _clean_results(results: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- trained models
 class Ensemble(NamedTuple):
     """Trained models read back from a run folder or checkpoint, with what they need:
-    ``model`` (its ``model_keys`` set), the :class:`ModelKey` of each position, the run's
-    config, the data set it was trained on and the epochs trained."""
+    ``model`` (its ``model_keys`` set; several fusions as
+    :class:`~intermodal.model.group.ModelGroups`), the :class:`ModelKey` of each position,
+    the run's config, the data set it was trained on and the epochs trained."""
 
-    model: MultimodalVAE
+    model: object
     model_keys: list[ModelKey]
     config: RunConfig
     dataset: Dataset
@@ -465,16 +490,27 @@ class Ensemble(NamedTuple):
 
 
 def load_ensemble(
-    path: str | Path, schedule: str | None = None, seed: int | None = None, changes: dict | None = None
+    path: str | Path,
+    schedule: str | None = None,
+    seed: int | None = None,
+    changes: dict | None = None,
+    *,
+    fusion: str | None = None,
 ) -> Ensemble:
     """The trained ensemble of a run folder or checkpoint (all models, or those of one
-    ``schedule`` and/or ``seed``), the run's config (with ``changes`` applied) and the data
-    set it was trained on, checked to have the columns the models were built for."""
+    ``fusion``, ``schedule`` and/or ``seed``), the run's config (with ``changes`` applied)
+    and the data set it was trained on, checked to have the columns the models were built
+    for."""
     model, state, _, _ = load_checkpoint(path)
     keys = state["model_keys"]
-    chosen = [i for i, k in enumerate(keys) if schedule in (None, k.schedule) and seed in (None, k.seed)]
+    chosen = [
+        i
+        for i, k in enumerate(keys)
+        if schedule in (None, k.schedule) and seed in (None, k.seed) and fusion in (None, k.fusion)
+    ]
     if not chosen:
-        raise RunFolderError(f"{path}: no model with schedule {schedule!r} and seed {seed!r}; it holds {keys}")
+        which = f"fusion {fusion!r}, " if fusion is not None else ""
+        raise RunFolderError(f"{path}: no model with {which}schedule {schedule!r} and seed {seed!r}; it holds {keys}")
     if len(chosen) < len(keys):
         model = model.select(chosen)
     config = RunConfig.from_dict(state["config"], origin=f"{path} state.json")
@@ -532,13 +568,13 @@ def merge_runs(sources: list[str | Path], out: str | Path, config: RunConfig) ->
         whole = config.to_dict()
         # Which models, and how many cores trained them, may differ between the parts: the
         # number of workers and threads changes no result.
-        for key in ("schedules", "seeds", "workers", "threads"):
+        for key in ("fusions", "schedules", "seeds", "workers", "threads"):
             mine.pop(key)
             whole.pop(key)
         if mine != whole:
             differing = sorted(k for k in mine if mine[k] != whole.get(k))
             raise RunFolderError(
-                f"{run.path}: its config differs from the run's in {differing}; only schedules, seeds, "
+                f"{run.path}: its config differs from the run's in {differing}; only fusions, schedules, seeds, "
                 "workers and threads may differ between the parts of one run"
             )
         for key in run.model_keys:

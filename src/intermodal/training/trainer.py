@@ -36,7 +36,7 @@ import torch
 from ..data.dataset import Dataset
 from ..errors import ConfigError, ScheduleError, Terminated
 from ..model.architecture import architecture_preset
-from ..model.vae import MultimodalVAE
+from ..model.group import build_model
 from ..streams import Purpose, torch_generator
 from . import runfolder
 from .config import MODEL_KEY_COLUMNS, ModelKey, RunConfig, key_columns, label_models
@@ -44,13 +44,25 @@ from .ensemble import Divergence, ShardedEnsemble, default_workers, divergence_l
 from .runfolder import HISTORY_COLUMNS
 from .schedules import parse_schedule
 
-__all__ = ["Trainer", "TrainingResult", "Evaluate", "Progress", "training_generator", "progress_interval"]
+__all__ = [
+    "Trainer",
+    "TrainingResult",
+    "Evaluate",
+    "Progress",
+    "TRACKED_EPOCHS",
+    "training_generator",
+    "progress_interval",
+]
 
 # An evaluation function: (model ensemble, epochs trained) -> tables keyed by stem, each
 # with a column "model" (position in the ensemble).
-Evaluate = Callable[[MultimodalVAE, int], dict[str, pd.DataFrame]]
+Evaluate = Callable[[object, int], dict[str, pd.DataFrame]]
 # A progress callback: (epochs done, epochs in all, [models, 3] loss means of the last epoch).
 Progress = Callable[[int, int, np.ndarray], None]
+# A tracker (intermodal.outputs.tracking) receives the history at most this many times per
+# run (every epoch of a run this long or shorter; a paper run of 80 000 epochs every 40th),
+# and every evaluation: a store such as MLflow's costs about 0.4 ms a value.
+TRACKED_EPOCHS = 2000
 
 
 def training_generator(seed: int) -> torch.Generator:
@@ -74,11 +86,12 @@ class TrainingResult:
     epochs_done: int
     diverged: dict[int, Divergence] = field(default_factory=dict)
     out: Path | None = None
-    _model: MultimodalVAE | None = field(default=None, repr=False)
+    _model: object | None = field(default=None, repr=False)
     _tables: dict[str, pd.DataFrame] | None = field(default=None, repr=False)
 
     @property
-    def model(self) -> MultimodalVAE:
+    def model(self):
+        """The trained ensemble (all fusions), ``model_keys`` set."""
         if self._model is None:
             self._model = runfolder.load_checkpoint(self.out).model
         return self._model
@@ -121,7 +134,9 @@ class Trainer:
     ``out``: run folder (None = keep nothing on disk). ``evaluate`` is called at epoch 0
     and every ``config.eval_every`` epochs (and at the end) with the whole ensemble and the
     number of epochs trained. ``progress``: False (nothing), True (a bar on stderr) or a
-    :data:`Progress` callback.
+    :data:`Progress` callback. ``tracker``: an object with ``log_history(rows)`` and
+    ``log_evaluation(epoch, tables)`` (:mod:`intermodal.outputs.tracking`), given the history
+    every ``max(1, epochs // TRACKED_EPOCHS)`` epochs and every evaluation's tables.
     """
 
     def __init__(
@@ -132,12 +147,14 @@ class Trainer:
         *,
         evaluate: Evaluate | None = None,
         progress: bool | Progress = False,
+        tracker=None,
     ):
         self.config = config
         self.dataset = dataset
         self.out = Path(out) if out is not None else None
         self.evaluate = evaluate
         self.progress = progress
+        self.tracker = tracker
         self.model_keys = config.model_keys()
         self.dtype = getattr(torch, config.dtype)
         self.device = torch.device(config.device)
@@ -167,24 +184,29 @@ class Trainer:
                 )
         self.betas = betas  # [models, epochs]
         self.diverged: dict[int, Divergence] = {}
-        model = MultimodalVAE(
-            dataset.description, self.architecture, len(self.model_keys), dtype=self.dtype, device=self.device
-        )
-        model.model_keys = self.model_keys
-        model.reset_parameters([k.seed for k in self.model_keys])
-        self.ensemble = self._ensemble(model, [training_generator(k.seed) for k in self.model_keys])
+        models = []
+        for fusion in config.fusions:
+            keys = [k for k in self.model_keys if k.fusion == fusion]
+            model = build_model(
+                dataset.description, self.architecture, fusion, len(keys), dtype=self.dtype, device=self.device
+            )
+            model.model_keys = keys
+            model.reset_parameters([k.seed for k in keys])
+            models.append(model)
+        self.ensemble = self._ensemble(models, [training_generator(k.seed) for k in self.model_keys])
         self.epoch = 0
         self.history = np.full((config.epochs, len(self.model_keys), 4), np.nan)  # beta, recon, latent, loss
         self.evaluations: dict[str, list[pd.DataFrame]] = {}
         self._stop_requested = False
 
-    def _ensemble(self, model: MultimodalVAE, generators: list[torch.Generator]) -> ShardedEnsemble:
+    def _ensemble(self, models: list, generators: list[torch.Generator]) -> ShardedEnsemble:
         workers = default_workers(self.config.workers, self.device.type, len(self.model_keys))
-        return ShardedEnsemble(model, generators, self.betas, lr=self.config.lr, workers=workers)
+        return ShardedEnsemble(models, generators, self.betas, lr=self.config.lr, workers=workers)
 
     @property
-    def model(self) -> MultimodalVAE:
-        """The whole ensemble in position order, ``model_keys`` set."""
+    def model(self):
+        """The whole ensemble in position order, ``model_keys`` set (several fusions as
+        :class:`~intermodal.model.group.ModelGroups`)."""
         return self.ensemble.model
 
     def close(self) -> None:
@@ -244,6 +266,8 @@ class Trainer:
             table = label_models(table[~table["model"].isin(list(self.diverged))], self.model_keys)
             table.insert(len(MODEL_KEY_COLUMNS), "epoch", self.epoch)
             self.evaluations.setdefault(stem, []).append(table)
+        if self.tracker is not None:
+            self.tracker.log_evaluation(self.epoch, {stem: parts[-1] for stem, parts in self.evaluations.items()})
 
     def _evaluation_due(self) -> bool:
         every = self.config.eval_every
@@ -268,12 +292,15 @@ class Trainer:
             torch.set_num_threads(cfg.threads)  # per worker: torch's pool is process-wide
         previous_handler = self._catch_sigterm()
         report = _progress(self.progress, cfg.epochs, self.epoch, len(self.model_keys))
+        track_every = max(1, cfg.epochs // TRACKED_EPOCHS)
         try:
             if self.evaluate is not None and self.epoch == 0 and not self.evaluations:
                 self.evaluate_now()
             while self.epoch < cfg.epochs:
                 means = self.train_epoch()
                 self._record_epoch(means)
+                if self.tracker is not None and (self.epoch % track_every == 0 or self.epoch == cfg.epochs):
+                    self.tracker.log_history(self.history_frame(self.epoch - 1))
                 if self._evaluation_due():
                     self.evaluate_now()
                 if self._checkpoint_due():
@@ -317,18 +344,20 @@ class Trainer:
         )
 
     # ------------------------------------------------------------------ output
-    def history_frame(self) -> pd.DataFrame:
-        """The history so far, one row per model and epoch, model-major."""
-        h = self.history[: self.epoch]  # [epochs, models, 4]
+    def history_frame(self, epoch: int | None = None) -> pd.DataFrame:
+        """The history so far, one row per model and epoch, model-major (only ``epoch``'s
+        rows when it is given)."""
+        first = 0 if epoch is None else epoch
+        h = self.history[first : self.epoch if epoch is None else epoch + 1]  # [epochs, models, 4]
         n_epochs, n_models = h.shape[:2]
         frame = pd.DataFrame(key_columns(self.model_keys, n_epochs))
-        frame["epoch"] = np.tile(np.arange(n_epochs, dtype=np.int64), n_models)
+        frame["epoch"] = np.tile(np.arange(first, first + n_epochs, dtype=np.int64), n_models)
         values = h.transpose(1, 0, 2).reshape(-1, 4)
         for j, name in enumerate(HISTORY_COLUMNS[len(MODEL_KEY_COLUMNS) + 1 : -1]):
             frame[name] = values[:, j]
         diverged = np.zeros((n_models, n_epochs), dtype=bool)
         for k, what in self.diverged.items():
-            diverged[k, what.epoch :] = True
+            diverged[k, max(what.epoch - first, 0) :] = True
         frame["diverged"] = diverged.reshape(-1)
         return frame
 

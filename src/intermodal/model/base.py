@@ -1,0 +1,349 @@
+"""What every fusion of the multimodal VAE shares (docs/method.md §2-3): an ensemble of
+independent models with stacked parameters, Zambelli's decoder (shared layers, a slice per
+modality, per-modality layers, a Gaussian head per modality), the loss's elementwise tail,
+and the model protocol: the decoder's Gaussian for rows with some columns hidden.
+
+Every parameter carries a leading model axis (``weight: [models, in, out]``) so that a
+group of models trains as one batched computation; model ``k`` never sees another model's
+numbers. How the encoder turns a (partly muted) row into a latent is each fusion's own:
+:mod:`intermodal.model.vae` (Zambelli's concatenation) and :mod:`intermodal.model.fusion`
+(product, mixture and mixture of products of experts).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.description import DatasetDescription
+from ..errors import ModelError
+from ..streams import initialisation
+from .architecture import Architecture
+
+__all__ = ["EnsembleVAE", "VARIANCE_FLOOR", "column_weights", "losses", "recon_constant"]
+
+VARIANCE_FLOOR = 1e-4
+
+
+def _floored_logvar(raw: torch.Tensor) -> torch.Tensor:
+    # The original's log(exp(a) + 1e-4), a variance floored at 1e-4, written as the original
+    # does (faster than logaddexp; docs/performance.md). It overflows where the original does
+    # (a > 88 in float32, 709 in float64); the trainer then stops that model (isolated divergence).
+    return torch.log(torch.exp(raw) + VARIANCE_FLOOR)
+
+
+# Training's elementwise tail as two autograd functions with hand-derived gradients: the
+# same values as _floored_logvar, the reparameterisation and losses(), in about a third of
+# the passes over memory that autograd makes for them. tests/test_train.py checks values
+# and gradients against that plain form.
+class _LatentSample(torch.autograd.Function):
+    """``z = mean + sqrt(v)·eps`` and ``KL(N(mean, v) ‖ N(0, 1))`` summed over the latent
+    axis (1), with ``v = exp(raw) + 1e-4``. Features-first ``[models, latent, rows]``;
+    the KL is ``[models, rows]``."""
+
+    @staticmethod
+    def forward(ctx, mean, raw, eps):
+        e = torch.exp(raw)
+        var = e + VARIANCE_FLOOR
+        std = torch.sqrt(var)
+        z = torch.addcmul(mean, std, eps)
+        kl = (torch.log(var) - var - mean * mean + 1).sum(1) * -0.5
+        ctx.save_for_backward(mean, e, var, std, eps)
+        return z, kl
+
+    @staticmethod
+    def backward(ctx, grad_z, grad_kl):
+        mean, e, var, std, eps = ctx.saved_tensors
+        grad_kl = grad_kl.unsqueeze(1)
+        grad_mean = torch.addcmul(grad_z, grad_kl, mean)
+        # d z / d raw = eps·e / (2·std); d KL / d raw = (1 - 1/var)·e / 2
+        grad_raw = (grad_z * eps / std + grad_kl * (1 - 1 / var)) * (0.5 * e)
+        return grad_mean, grad_raw, None
+
+
+class _GaussianNLL(torch.autograd.Function):
+    """The reconstruction loss per row (docs/method.md §3) from the output Gaussian's mean and
+    raw log-variance (variance ``exp(raw) + 1e-4``): ``Σ_i w_i·½((x_i−μ_i)²/σ_i² + log σ_i²)
+    + constant``, features-first (``[models, columns, rows]`` -> ``[models, rows]``);
+    ``column_weight [columns, 1]`` holds 1/d_m."""
+
+    @staticmethod
+    def forward(ctx, target, mean, raw, column_weight, constant):
+        e = torch.exp(raw)
+        var = e + VARIANCE_FLOOR
+        diff = mean - target
+        scaled = diff * diff / var
+        recon = ((scaled + torch.log(var)) * (0.5 * column_weight)).sum(1) + constant
+        ctx.save_for_backward(e, var, diff, scaled, column_weight)
+        return recon
+
+    @staticmethod
+    def backward(ctx, grad):
+        e, var, diff, scaled, column_weight = ctx.saved_tensors
+        weighted = grad.unsqueeze(1) * column_weight / var
+        grad_mean = weighted * diff
+        grad_raw = weighted * (1 - scaled) * (0.5 * e)
+        return None, grad_mean, grad_raw, None, None
+
+
+class EnsembleVAE(nn.Module):
+    """``n_models`` independent multimodal VAEs of one fusion, with stacked parameters.
+
+    Parameters are named ``weights.<layer>`` ``[models, in, out]`` and ``biases.<layer>``
+    ``[models, 1, out]``. Inside, activations are features-first, ``[models, features,
+    rows]`` (names ending in ``_ff``): each layer is ``W^T h`` with the rows as the long,
+    contiguous dimension (faster per training step than rows-first; docs/performance.md),
+    and a modality's features are one contiguous block.
+
+    A fusion subclass builds its encoder in ``_build_encoder`` (registering its layers with
+    ``_add``) and gives the latents: ``_latents_ff(x_ff, noise)``, ``training_losses``,
+    ``training_noise``, ``latent_noise`` and ``posterior_summary``.
+    """
+
+    fusion = ""  # the fusion's name (concat, poe, moe, mopoe)
+    default_z_samples = 0  # latent samples the measures decode from by default (0: the posterior's mean)
+
+    def __init__(
+        self, description: DatasetDescription, arch: Architecture, n_models: int, *, dtype=torch.float32, device="cpu"
+    ):
+        super().__init__()
+        arch.check(description)
+        self.description, self.architecture, self.n_models = description, arch, int(n_models)
+        # Which model each position holds (a list of ModelKey), where a trainer or a
+        # checkpoint knows it; tables of measures and predictions are then labelled by it.
+        self.model_keys: list | None = None
+        self.n_columns = description.n_columns
+        self.latent_size = arch.latent or description.n_columns
+        self.modalities = description.modality_names
+        self._dtype, self._device = dtype, device
+        self._layers: list[tuple[str, int, int]] = []
+        self._paired_heads: set[str] = set()
+        self.weights = nn.ParameterDict()
+        self.biases = nn.ParameterDict()
+        self.modality_columns = [description.columns_of(m) for m in self.modalities]
+        self._build_encoder()
+        self._build_decoder()
+        self.register_buffer(
+            "column_weight", torch.as_tensor(column_weights(description), dtype=dtype, device=device), persistent=False
+        )
+        self.recon_constant = recon_constant(description, self.latent_size)
+
+    def _add(self, name: str, n_in: int, n_out: int, *, paired: bool = False) -> str:
+        """Register a layer of every model; ``paired``: a mean and log-variance head computed
+        as one product of width ``2·d`` (initialised as two layers of width ``d``)."""
+        self._layers.append((name, n_in, n_out))
+        shape = (self.n_models, n_in, n_out)
+        self.weights[name] = nn.Parameter(torch.zeros(shape, dtype=self._dtype, device=self._device))
+        self.biases[name] = nn.Parameter(torch.zeros(self.n_models, 1, n_out, dtype=self._dtype, device=self._device))
+        if paired:
+            self._paired_heads.add(name)
+        return name
+
+    def _stack(self, prefix: str, widths: list[int]) -> list[str]:
+        return [self._add(f"{prefix}:{i}", a, b) for i, (a, b) in enumerate(zip(widths, widths[1:]))]
+
+    def _build_encoder(self) -> None:
+        raise NotImplementedError
+
+    def _build_decoder(self) -> None:
+        """Zambelli's decoder: shared layers from z, cut into one slice per modality, each
+        through its modality's layers and a Gaussian head onto the modality's columns."""
+        arch = self.architecture
+        self.shared_decoder_layers = self._stack("dec:shared", [self.latent_size] + arch.shared_decoder)
+        self.slice_sizes = [arch.slices[m] for m in self.modalities]
+        self.decoder_layers, self.output_heads = {}, {}
+        for m, cols in zip(self.modalities, self.modality_columns):
+            widths = [arch.slices[m]] + arch.decoders[m]
+            self.decoder_layers[m] = self._stack(f"dec:{m}", widths)
+            self.output_heads[m] = self._add(f"dec:{m}:head", widths[-1], 2 * len(cols), paired=True)
+        order = np.concatenate(self.modality_columns)
+        self._identity_order = bool(np.array_equal(order, np.arange(self.n_columns)))
+        self.register_buffer("_input_index", torch.as_tensor(order), persistent=False)
+        self.register_buffer("_output_index", torch.as_tensor(np.argsort(order)), persistent=False)
+
+    # ---------------------------------------------------------------- set-up
+    def reset_parameters(self, seeds: list[int]) -> None:
+        """Initialise model ``k`` from ``seeds[k]`` alone, as the original: weights uniform
+        in ±sqrt(1/(fan_in + fan_out)), biases 0, drawn layer by layer in registration
+        order. A model's numbers do not depend on the other models in the group."""
+        if len(seeds) != self.n_models:
+            raise ModelError(f"need {self.n_models} seeds, got {len(seeds)}")
+        with torch.no_grad():
+            for k, seed in enumerate(seeds):
+                gen = initialisation(seed)
+                for name, n_in, n_out in self._layers:
+                    # Paired heads (mean, log-variance) share one product; in the original
+                    # each is its own layer, so each keeps that layer's fan_out.
+                    fan_out = n_out // 2 if name in self._paired_heads else n_out
+                    bound = math.sqrt(1.0 / (n_in + fan_out))
+                    w = torch.rand(n_in, n_out, generator=gen, dtype=torch.float64) * (2 * bound) - bound
+                    self.weights[name][k].copy_(w)
+                    self.biases[name][k].zero_()
+
+    @property
+    def layer_shapes(self) -> list[tuple[str, int, int]]:
+        return list(self._layers)
+
+    # ---------------------------------------------------------------- layers
+    def _linear(self, name: str, h: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.biases[name].transpose(1, 2), self.weights[name].transpose(1, 2), h)
+
+    def _mlp(self, names: list[str], h: torch.Tensor) -> torch.Tensor:
+        for name in names:
+            h = torch.relu_(self._linear(name, h))  # in place: the product's output is fresh
+        return h
+
+    def _decode_raw(self, z_ff: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # the output Gaussian's mean and raw log-variance in column order, features-first
+        h = self._mlp(self.shared_decoder_layers, z_ff)
+        means, raws = [], []
+        for m, s in zip(self.modalities, torch.split(h, self.slice_sizes, dim=1)):
+            mu, raw = self._linear(self.output_heads[m], self._mlp(self.decoder_layers[m], s)).chunk(2, dim=1)
+            means.append(mu)
+            raws.append(raw)
+        mean, raw = torch.cat(means, dim=1), torch.cat(raws, dim=1)
+        if not self._identity_order:
+            mean, raw = mean.index_select(1, self._output_index), raw.index_select(1, self._output_index)
+        return mean, raw
+
+    def decode_features_first(self, z_ff: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`decode` for latents ``z_ff [models, latent, rows]``; returns
+        ``[models, n_columns, rows]`` in column order."""
+        mean, raw = self._decode_raw(z_ff)
+        return mean, _floored_logvar(raw)
+
+    def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Output Gaussian for latents ``z [models, rows, latent]``:
+        ``mean, logvar [models, rows, n_columns]`` in column order."""
+        mean, logvar = self.decode_features_first(z.transpose(1, 2).contiguous())
+        return mean.transpose(1, 2), logvar.transpose(1, 2)
+
+    def _recon(self, target_ff: torch.Tensor, z_ff: torch.Tensor) -> torch.Tensor:
+        """The reconstruction loss per row ``[models, rows]`` of ``target_ff`` from latents ``z_ff``."""
+        out_mean, out_raw = self._decode_raw(z_ff)
+        return _GaussianNLL.apply(target_ff, out_mean, out_raw, self.column_weight[:, None], self.recon_constant)
+
+    # ---------------------------------------------------------------- the model protocol
+    def output_gaussian(self, rows, muted, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The decoder's Gaussian for rows with the ``muted`` columns hidden.
+
+        ``rows``: ``[n, columns]`` (the same for every model) or ``[models, n, columns]``,
+        complete or not (hidden columns are set to the muted value here); ``muted``:
+        ``[n, columns]`` bool, True where hidden. ``noise``: None decodes from the
+        posterior's mean (a mixture's: the mean of the mixture); ``[samples, n, width]``
+        from :meth:`latent_noise` decodes one latent sample per row and noise sample.
+
+        Returns the mean and the variance ``[models, n, columns]`` (``[models, samples, n,
+        columns]`` with noise), in the model's dtype and on its device."""
+        p = self.column_weight
+        x = torch.as_tensor(rows, dtype=p.dtype, device=p.device)
+        mask = torch.as_tensor(muted, device=p.device)
+        if mask.dtype != torch.bool or mask.shape != x.shape[-2:]:
+            raise ModelError(f"muted: expected a bool mask of shape {tuple(x.shape[-2:])}; got {tuple(mask.shape)}")
+        x = torch.where(mask, torch.tensor(self.description.muted_value, dtype=p.dtype, device=p.device), x)
+        if x.ndim == 2:
+            x = x.expand(self.n_models, -1, -1)
+        x_ff = x.transpose(1, 2).contiguous()
+        if noise is not None:
+            noise = torch.as_tensor(noise, dtype=p.dtype, device=p.device)
+        z_ff = self._latents_ff(x_ff, mask, noise)
+        mean, raw = self._decode_raw(z_ff)
+        var = torch.exp(raw) + VARIANCE_FLOOR
+        if noise is None:
+            return mean.transpose(1, 2), var.transpose(1, 2)
+        shape = (self.n_models, self.n_columns, noise.shape[0], x.shape[1])
+        return mean.view(shape).permute(0, 2, 3, 1), var.view(shape).permute(0, 2, 3, 1)
+
+    def latent_noise(self, n_rows: int, samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The noise :meth:`output_gaussian` decodes ``samples`` latent samples per row from:
+        ``torch.randn(samples, n_rows, latent)`` in the model's dtype, drawn on the
+        generator's device (the CPU without one); a mixture fusion adds a uniform column
+        that picks each sample's component."""
+        device = generator.device if generator is not None else "cpu"
+        return torch.randn(samples, n_rows, self.latent_size, generator=generator, dtype=self._dtype, device=device)
+
+    def _latents_ff(self, x_ff: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        """Latents features-first for (muted) inputs ``x_ff [models, columns, n]``: the
+        posterior's mean ``[models, latent, n]``, or one sample per noise row ``[models,
+        latent, samples·n]`` (sample-major)."""
+        raise NotImplementedError
+
+    def training_noise(self, generator: torch.Generator, n_rows: int, dtype) -> torch.Tensor:
+        """One epoch's noise for one model, ``[n_rows, width]``: ``torch.randn(n_rows,
+        latent)`` (ε) for a Gaussian posterior."""
+        return torch.randn(n_rows, self.latent_size, generator=generator, dtype=dtype)
+
+    # ---------------------------------------------------------------- ensembles
+    def select(self, models: list[int]):
+        """A new ensemble holding copies of the given models (by position)."""
+        idx = torch.as_tensor(models, device=self.column_weight.device)
+        out = self._from_tensors(len(models), {n: p.detach().index_select(0, idx) for n, p in self.named_parameters()})
+        if self.model_keys is not None:
+            out.model_keys = [self.model_keys[i] for i in models]
+        return out
+
+    @staticmethod
+    def concatenate(ensembles: list):
+        """One ensemble holding copies of the models of several (same fusion and
+        architecture), in order."""
+        first = ensembles[0]
+        tensors = {
+            n: torch.cat([dict(e.named_parameters())[n].detach() for e in ensembles])
+            for n, _ in first.named_parameters()
+        }
+        out = first._from_tensors(sum(e.n_models for e in ensembles), tensors)
+        if all(e.model_keys is not None for e in ensembles):
+            out.model_keys = [k for e in ensembles for k in e.model_keys]
+        return out
+
+    def same_kind(self, other) -> bool:
+        """Whether ``other`` is an ensemble of the same fusion, architecture and data layout
+        (so the two can be concatenated)."""
+        return (
+            type(other) is type(self)
+            and other.architecture == self.architecture
+            and other.description.column_names() == self.description.column_names()
+            and other.column_weight.dtype == self.column_weight.dtype
+        )
+
+    def empty_like(self, n_models: int):
+        """A new ensemble of this kind with ``n_models`` models (parameters zero)."""
+        p = self.column_weight
+        return type(self)(self.description, self.architecture, n_models, dtype=p.dtype, device=p.device)
+
+    def _from_tensors(self, n_models: int, tensors: dict[str, torch.Tensor]):
+        out = self.empty_like(n_models)
+        with torch.no_grad():
+            for n, param in out.named_parameters():
+                param.copy_(tensors[n])
+        return out
+
+
+def column_weights(description: DatasetDescription) -> np.ndarray:
+    """1/d_m for each column (d_m = the modality's number of columns), shape ``[n_columns]``."""
+    sizes = np.array([description.columns_of(m).size for m in description.modality_names], dtype=np.float64)
+    return 1.0 / sizes[description.modality_of_column()]
+
+
+def recon_constant(description: DatasetDescription, latent_size: int) -> float:
+    """Σ_m ½·(n_z/2)·log 2π / d_m: the original code's constant term of the reconstruction
+    loss (with n_z the latent size, not d_m). Kept so loss values compare with the
+    original's; it changes no gradient."""
+    inverse_widths = sum(1.0 / description.columns_of(m).size for m in description.modality_names)
+    return 0.5 * (latent_size / 2) * math.log(2 * math.pi) * inverse_widths
+
+
+def losses(description: DatasetDescription, latent_size: int, target, out_mean, out_logvar, z_mean, z_logvar):
+    """Per-row reconstruction and latent loss (docs/method.md §3), each ``[models, rows]``.
+
+    recon = Σ_m [ ½Σ_{i∈m}(x_i−μ_i)²/σ_i² + ½Σ_{i∈m} log σ_i² + ½·(n_z/2)·log 2π ] / d_m;
+    latent = KL(N(z_mean, exp(z_logvar)) ‖ N(0, I)), summed over the latent dimensions.
+    """
+    w = torch.as_tensor(column_weights(description), dtype=out_mean.dtype, device=out_mean.device)
+    sq = (target - out_mean) ** 2 * torch.exp(-out_logvar)
+    recon = (0.5 * (sq + out_logvar) * w).sum(-1) + recon_constant(description, latent_size)
+    latent = -0.5 * (1 + z_logvar - z_mean**2 - torch.exp(z_logvar)).sum(-1)
+    return recon, latent
