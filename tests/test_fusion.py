@@ -275,6 +275,51 @@ def test_the_measures_keep_their_properties_for_every_fusion(tiny_description, f
         assert model.default_z_samples == MIXTURE_Z_SAMPLES
 
 
+def _grid_noise(model, picks: int, repicks: int) -> torch.Tensor:
+    """Noise for ``picks × repicks`` copies of one row (one sample each): ε = 0, so that a
+    sample is its component's mean, and the two picking numbers at the centres of a
+    ``picks × repicks`` grid, so that frequencies are exact counts."""
+    pick = (torch.arange(picks, dtype=torch.float64) + 0.5) / picks
+    repick = (torch.arange(repicks, dtype=torch.float64) + 0.5) / repicks
+    pick, repick = torch.meshgrid(pick, repick, indexing="ij")
+    noise = torch.zeros(1, picks * repicks, model.latent_size + 2, dtype=torch.float64)
+    noise[0, :, -2], noise[0, :, -1] = pick.flatten(), repick.flatten()
+    return noise
+
+
+@pytest.mark.parametrize("fusion", ["moe", "mopoe"])
+def test_a_mixtures_samples_are_coupled_to_the_complete_rows(tiny_description, fusion):
+    """Muting an expert that the complete row's sample did not use leaves that sample's z
+    (and so its output) unchanged; a muted input still draws its own components uniformly."""
+    model = random_model(tiny_description, fusion, n_models=1)
+    n_experts = len(experts_of(tiny_description))
+    last = experts_of(tiny_description)[-1]
+    k = n_experts - 1  # the muted input's experts
+    # moe: the pick is one of E experts, the repick one of K; mopoe: one of 2^E - 1 subsets, of 2^K - 1
+    picks, repicks = (n_experts, k) if fusion == "moe" else (2**n_experts - 1, 2**k - 1)
+    noise = _grid_noise(model, picks, repicks)
+    rows = np.repeat(rows_of(tiny_description, 1, seed=3), noise.shape[1], axis=0)
+    complete = np.zeros(rows.shape, dtype=bool)
+    muted = complete.copy()
+    muted[:, list(last.columns)] = True
+    with torch.no_grad():
+        full = model.output_gaussian(rows, torch.as_tensor(complete), noise)[0][0, 0].numpy()  # [rows, columns]
+        part = model.output_gaussian(rows, torch.as_tensor(muted), noise)[0][0, 0].numpy()
+    pick = noise[0, :, -2].numpy()
+    if fusion == "moe":  # the complete row's component: expert floor(pick · E)
+        untouched = np.floor(pick * n_experts) < n_experts - 1
+    else:  # its subset number 1 + floor(pick · (2^E − 1)) leaves the last expert's bit clear
+        untouched = ((1 + np.floor(pick * picks).astype(int)) >> (n_experts - 1)) & 1 == 0
+    assert untouched.any() and (~untouched).any()
+    np.testing.assert_array_equal(part[untouched], full[untouched])
+    assert not np.allclose(part[~untouched], full[~untouched])
+    # The muted input's own components (moe) or subsets (mopoe), each equally often: the
+    # coupling leaves its samples exact samples of its own posterior.
+    outcomes, counts = np.unique(np.round(part, 9), axis=0, return_counts=True)
+    assert len(outcomes) == (k if fusion == "moe" else 2**k - 1)
+    assert (counts == counts[0]).all(), counts
+
+
 @pytest.mark.parametrize("fusion", ["poe", "moe", "mopoe"])
 def test_a_model_trains_alone_as_it_does_in_its_group(tiny, fusion):
     def history(seeds):

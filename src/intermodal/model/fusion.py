@@ -225,14 +225,22 @@ class ProductOfExperts(_ExpertsVAE):
 
 class _Mixture(_ExpertsVAE):
     """A mixture posterior: the measures decode from samples by default, and its noise has
-    one more column, a uniform number that picks each sample's component."""
+    two more columns, uniform numbers that pick each sample's component.
+
+    The samples of every input are *coupled* to those of the complete row (docs/method.md
+    §2b): the first number picks the component the complete row's sample comes from; a
+    muted input keeps that component (for ``mopoe``, the part of the subset it still has)
+    when it has it, and otherwise the second number picks one of its own. Each input's
+    samples remain exact samples of its own posterior (the coupling keeps the marginals
+    uniform), and a component the muting leaves untouched gives the same z for both inputs,
+    as it should: an expert sees only its own columns."""
 
     default_z_samples = MIXTURE_Z_SAMPLES
 
     def latent_noise(self, n_rows, samples, generator=None):
         eps = super().latent_noise(n_rows, samples, generator)
-        pick = torch.rand(samples, n_rows, 1, generator=generator, dtype=eps.dtype, device=eps.device)
-        return torch.cat([eps, pick], dim=-1)
+        picks = torch.rand(samples, n_rows, 2, generator=generator, dtype=eps.dtype, device=eps.device)
+        return torch.cat([eps, picks], dim=-1)
 
 
 class MixtureOfExperts(_Mixture):
@@ -290,11 +298,18 @@ class MixtureOfExperts(_Mixture):
         if noise is None:  # the mixture's mean
             return (weight.unsqueeze(2) * mean).sum(1) / k.unsqueeze(1)
         rank = torch.cumsum(weight, 1) - 1  # each component's number among the row's components
+        n = x_ff.shape[-1]
+        components = torch.arange(present.shape[1], device=x_ff.device)[None, :, None]  # [1, comp, 1]
         samples = []
-        for eps, pick in zip(noise[..., :-1], noise[..., -1]):  # [n, latent], [n]
-            # the sample's component: number floor(pick·K) among the row's K components
-            index = torch.floor(pick * k).clamp_max(k - 1)  # [1, n]
-            chosen = (present & (rank == index.unsqueeze(1))).to(mean.dtype).unsqueeze(2)  # [1, comp, 1, n]
+        for eps, pick, repick in zip(noise[..., :-2], noise[..., -2], noise[..., -1]):  # [n, latent], [n], [n]
+            # The complete row's component: expert floor(pick·E) of all E; kept where present.
+            first = torch.floor(pick * self.n_experts).clamp_max(self.n_experts - 1).long()  # [n]
+            kept = present[0].gather(0, first[None]).squeeze(0)  # [n]
+            # Otherwise number floor(repick·K) among the row's K components.
+            index = torch.floor(repick * k).clamp_max(k - 1)  # [1, n]
+            other = present & (rank == index.unsqueeze(1))
+            chosen = torch.where(kept[None, None], components == first[None, None], other)
+            chosen = chosen.expand(1, -1, n).to(mean.dtype).unsqueeze(2)  # [1, comp, 1, n]
             mu, sd = (chosen * mean).sum(1), (chosen * torch.sqrt(var)).sum(1)  # [models, latent, n]
             samples.append(mu + sd * eps.T)
         return torch.cat(samples, dim=2)
@@ -343,9 +358,14 @@ class MixtureOfProductsOfExperts(_Mixture):
         present = self._present_in_mask(mask)  # [1, experts, n]
         if noise is None:
             return self._mixture_mean(mean, var, present[0])
+        every = torch.ones_like(present)
         samples = []
-        for eps, pick in zip(noise[..., :-1], noise[..., -1]):  # [n, latent], [n]
-            mu, v = _product(mean, var, self._subset(present, pick[None]))
+        for eps, pick, repick in zip(noise[..., :-2], noise[..., -2], noise[..., -1]):  # [n, latent], [n], [n]
+            # The complete row's subset of all experts, less those this input leaves out; where
+            # none is left, a subset of its own experts.
+            kept = self._subset(every, pick[None]) & present
+            members = torch.where(kept.any(1, keepdim=True), kept, self._subset(present, repick[None]))
+            mu, v = _product(mean, var, members)
             samples.append(mu + torch.sqrt(v) * eps.T)
         return torch.cat(samples, dim=2)
 
