@@ -1,6 +1,16 @@
-"""The measures against the simulator's known structure: a modality of pure noise carries
-nothing about the others and cannot be predicted, and vision (a fixed function of the
-joints) predicts the rest. Trains 2 small models for 150 epochs (about 10 s)."""
+"""The measures against the simulator's known structure, for every fusion: a modality of
+pure noise is predicted by nothing, itself included, and (for the fusions whose posterior
+has one mode) changes nothing else and predicts nothing, while vision (a fixed function of
+the joints) predicts the rest. Trains 2 small models of each fusion for 150 epochs (about
+10 s each; moe, which decodes a sample per present expert, about a minute).
+
+Why the mixtures are held to less: their measures compare one latent sample of the complete
+row with one of the muted input (docs/method.md §2b), and a sample of the complete row
+comes from one expert: 1 in E of them from the noise's own expert, which knows nothing, so
+muting the noise moves those samples and the loss of precision of the noise regarding all
+is not small for moe; and "X alone" compares a sample of one expert with a sample of
+another. What holds for every fusion is that the noise's own columns come out the same
+whatever the model is given."""
 
 from __future__ import annotations
 
@@ -14,25 +24,49 @@ from intermodal.training.trainer import Trainer
 SIM = {"distractors": ["noise"], "n_train": 1000, "n_test": 300}
 
 
-@pytest.fixture(scope="module")
-def measures():
+@pytest.fixture(scope="module", params=["concat", "poe", "moe", "mopoe"])
+def measures(request):
     dataset = load_dataset("sim", sim=SIM)
-    config = RunConfig(data="sim", sim=SIM, schedules=["constant-0"], seeds=[0, 1], epochs=150, lr=1e-3, batch_size=500)
+    config = RunConfig(
+        data="sim",
+        sim=SIM,
+        fusions=[request.param],
+        schedules=["constant-0"],
+        seeds=[0, 1],
+        epochs=150,
+        lr=1e-3,
+        batch_size=500,
+    )
     trainer = Trainer(config, dataset, None, progress=False).run()
     table = integration_measures(trainer.model, dataset.test[:256], description=dataset.description)
-    return table.groupby(["quantity", "scope", "modality"]).value.mean()
+    return request.param, table.groupby(["quantity", "scope", "modality"]).value.mean()
 
 
-def test_a_noise_modality_is_uninformative(measures):
-    lop_all = measures["loss_of_precision", "all"]
-    lop_own = measures["loss_of_precision", "modality"]
-    # muting the noise changes nothing the model predicts, not even the noise itself
+def test_the_noise_is_predicted_by_nothing(measures):
+    fusion, values = measures
+    lop_own = values["loss_of_precision", "modality"]
+    # muting the noise leaves the model's output over the noise's columns as it was: it
+    # predicts nothing of them from them
     assert lop_own["noise"] < 0.05
-    assert (lop_own.drop("noise") > 5 * lop_own["noise"]).all()
-    assert lop_all["noise"] < 0.01 * lop_all["vision"]
+    assert lop_own["noise"] < 0.01 * lop_own.drop("noise").max()
+
+
+def test_a_noise_modality_changes_nothing_else(measures):
+    fusion, values = measures
+    if fusion == "moe":
+        pytest.skip("moe: a sample of the complete row drawn from the noise's expert moves when it is muted")
+    lop_all = values["loss_of_precision", "all"]
+    assert lop_all["noise"] < 0.25 * lop_all.drop("noise").max()
+    if fusion in ("concat", "poe"):
+        assert lop_all["noise"] < 0.02 * lop_all["vision"]
 
 
 def test_vision_predicts_the_rest(measures):
-    sme_all = measures["single_modality_error", "all"]
-    assert sme_all.idxmin() == "vision"
-    assert (sme_all.drop("vision") > 10 * sme_all["vision"]).all()
+    fusion, values = measures
+    if fusion in ("moe", "mopoe"):
+        pytest.skip(f"{fusion}: 'X alone' compares a sample of one expert with one of another (module docstring)")
+    sme_all = values["single_modality_error", "all"]
+    assert sme_all.drop("noise").idxmin() == "vision"
+    assert (sme_all.drop(["vision", "noise"]) > 10 * sme_all["vision"]).all()
+    # and the noise alone predicts the rest no better than nothing does
+    assert sme_all["noise"] > 0.5 * values["baseline", ""][""]

@@ -15,6 +15,7 @@ from . import sim as simulator
 from .dataset import Dataset
 from .description import DatasetDescription, TableFile, builtin_description_path
 from .reading import load_description, read_table
+from .sim_truth import with_ground_truth
 
 __all__ = ["load_dataset", "dataset_of", "fetch_icub", "write_dataset", "ICUB", "DESCRIPTION_FILE"]
 
@@ -113,8 +114,13 @@ def load_dataset(data: str = "sim", data_dir: str | os.PathLike | None = None, s
 
 
 def dataset_of(config) -> Dataset:
-    """The data set a run config names (its ``data``, ``data_dir`` and ``sim`` options)."""
-    return load_dataset(config.data, config.data_dir, config.sim)
+    """The data set a run config names (its ``data``, ``data_dir`` and ``sim`` options; for
+    the simulator with ``ground_truth``, the distractors its checks need are added unless
+    the sim options name distractors)."""
+    sim_options = config.sim
+    if config.data == "sim" and getattr(config, "ground_truth", False):
+        sim_options = with_ground_truth(sim_options)
+    return load_dataset(config.data, config.data_dir, sim_options)
 
 
 def write_dataset(dataset: Dataset, out: str | os.PathLike, *, float_format: str = "%.17g") -> Path:

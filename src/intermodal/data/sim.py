@@ -69,6 +69,7 @@ __all__ = [
     "plan_commands",
     "BASE_MODALITIES",
     "NOISE_DISTRACTOR_SIZE",
+    "DESCRIPTION_NAME",
 ]
 
 # =========================================================================== constants

@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from ..data.dataset import Dataset
+from ..data.sim_truth import ground_truth_of
 from ..errors import ConfigError
 from ..streams import Purpose, torch_generator
 from ..training import runfolder
@@ -19,7 +20,14 @@ from ..training.config import RunConfig
 from .diagnostics import latent_diagnostics
 from .measures import evaluation_rows, integration_measures, measure_specs
 
-__all__ = ["DEFAULT_EVALUATION_ROWS", "evaluation_rows_of", "evaluation_generator", "make_evaluator", "measure_run"]
+__all__ = [
+    "DEFAULT_EVALUATION_ROWS",
+    "evaluation_rows_of",
+    "evaluation_generator",
+    "measured_pairs",
+    "make_evaluator",
+    "measure_run",
+]
 
 logger = logging.getLogger("intermodal")
 
@@ -56,13 +64,27 @@ def evaluation_generator(eval_seed: int, epoch: int) -> torch.Generator:
     return torch_generator(Purpose.EVALUATION_NOISE, eval_seed, epoch)
 
 
+def measured_pairs(config: RunConfig, description) -> dict:
+    """The extra pairs a run measures: with ``ground_truth`` on the simulator's data, the
+    pairs its ground-truth checks need (:func:`intermodal.data.sim_truth.ground_truth_of`), then
+    the config's ``extra_pairs`` (a name in both is the user's)."""
+    pairs = {}
+    if config.ground_truth:
+        truth = ground_truth_of(description)
+        if truth is not None:
+            pairs.update(truth.pairs)
+    pairs.update(config.extra_pairs or {})
+    return pairs
+
+
 def make_evaluator(config: RunConfig, dataset: Dataset, *, say: bool = False):
     """The function the trainer calls every K epochs: every measure for every modality and
     the latent diagnostics, for all models at once. A bad extra pair fails here, before
     anything is written."""
     rows = evaluation_rows_of(config, dataset, say=say)
     description = dataset.description
-    measure_specs(description, config.extra_pairs or None)
+    pairs = measured_pairs(config, description) or None
+    measure_specs(description, pairs)
 
     def evaluate(model, epoch: int) -> dict[str, pd.DataFrame]:
         results = integration_measures(
@@ -71,7 +93,7 @@ def make_evaluator(config: RunConfig, dataset: Dataset, *, say: bool = False):
             description=description,
             z_samples=config.z_samples,
             generator=evaluation_generator(config.eval_seed, epoch),
-            extra_pairs=config.extra_pairs or None,
+            extra_pairs=pairs,
         )
         diagnostics = latent_diagnostics(model, rows, description=description)
         return {"results": results, "diagnostics": diagnostics}
@@ -105,6 +127,6 @@ def measure_run(
         description=ensemble.dataset.description,
         z_samples=config.z_samples,
         generator=evaluation_generator(config.eval_seed, ensemble.epochs_done),
-        extra_pairs=config.extra_pairs or None,
+        extra_pairs=measured_pairs(config, ensemble.dataset.description) or None,
     )
     return table.drop(columns="model")

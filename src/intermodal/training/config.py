@@ -112,6 +112,10 @@ class RunConfig(Options):
     # evaluation); None = each fusion's default (0 for concat and poe, 16 for the mixtures)
     z_samples: Annotated[Whole, Field(ge=0)] | None = None
     extra_pairs: dict[str, dict[str, list[str]]] = Field(default_factory=dict)  # name -> {"muted", "compared"}
+    # For data 'sim': add what the simulator's ground-truth checks need (the distractors
+    # noise and copy-vision, unless the sim options name distractors; the pairs the checks
+    # measure). No effect on other data. The study presets turn it on.
+    ground_truth: Annotated[bool, Strict()] = False
     windows: list[tuple[Finite, Finite]] | None = None  # epoch windows for the window means
     # --- output ---------------------------------------------------------------------
     checkpoint_every: Positive = 1000  # epochs between checkpoints (and at the end)
@@ -239,6 +243,7 @@ STUDY_PRESETS: dict[str, dict] = {
         lr=5e-5,
         eval_every=200,
         checkpoint_every=1000,
+        ground_truth=True,
     ),
     "quick": dict(
         schedules=list(PAPER_SCHEDULES),
@@ -247,6 +252,7 @@ STUDY_PRESETS: dict[str, dict] = {
         lr=3e-4,
         eval_every=50,
         checkpoint_every=250,
+        ground_truth=True,
     ),
 }
 
