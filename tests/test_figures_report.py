@@ -186,12 +186,11 @@ def assert_figures_written(run: Path, diagnostics: bool = False) -> None:
         assert svg.read_text().lstrip().startswith("<?xml"), stem
 
 
-def by_claim(findings: list[dict]) -> dict[str, dict]:
+def by_claim(findings) -> dict:
     """Findings keyed a/b/c by what they are about."""
     keyed = {}
     for f in findings:
-        text = f["finding"]
-        keyed["a" if "collapses" in text else "b" if "informative" in text else "c"] = f
+        keyed["a" if "collapses" in f.claim else "b" if "informative" in f.claim else "c"] = f
     return keyed
 
 
@@ -211,35 +210,35 @@ def test_every_figure_is_written_as_png_and_svg(paper_like_run):
 def test_findings_hold_when_constructed_to_hold():
     _, history, results, _ = fabricate_run(ICUB_PAPER_LIKE)
     findings = by_claim(check_findings(history, results, windows=[(30, 35), (35, 41)]))
-    assert [findings[k]["holds"] for k in "abc"] == [True, True, True]
+    assert [findings[k].holds for k in "abc"] == [True, True, True]
     for f in findings.values():
-        assert f["evidence"] and f["rule"]
+        assert f.evidence and f.rule and f.source.startswith("Langer")
 
 
 def test_findings_fail_when_constructed_to_fail():
     _, history, results, _ = fabricate_run(ICUB_CONTRARY, collapse=False)
     findings = by_claim(check_findings(history, results, windows=[(30, 35), (35, 41)]))
-    assert [findings[k]["holds"] for k in "abc"] == [False, False, False]
+    assert [findings[k].holds for k in "abc"] == [False, False, False]
 
 
 def test_findings_cannot_tell_without_constant_1_or_named_modalities():
     schedules = [s for s in PAPER_SCHEDULES if s != "constant-1"]
     _, history, results, _ = fabricate_run(ICUB_PAPER_LIKE, schedules=schedules)
     findings = by_claim(check_findings(history, results, windows=None))
-    assert findings["a"]["holds"] is None and "constant-1" in findings["a"]["evidence"]
+    assert findings["a"].holds is None and "constant-1" in findings["a"].evidence
     # b and c compare schedules other than constant-1, so they still hold here.
-    assert findings["b"]["holds"] is True and findings["c"]["holds"] is True
+    assert findings["b"].holds is True and findings["c"].holds is True
 
     _, history, results, _ = fabricate_run(OWN_ROBOT)
     findings = by_claim(check_findings(history, results, windows=None))
-    assert findings["a"]["holds"] is True
-    assert findings["b"]["holds"] is None and findings["c"]["holds"] is None
+    assert findings["a"].holds is True
+    assert findings["b"].holds is None and findings["c"].holds is None
 
 
 def test_findings_cannot_tell_when_the_last_window_is_empty():
     _, history, results, _ = fabricate_run(ICUB_PAPER_LIKE)
     findings = check_findings(history, results, windows=[(30, 35), (500, 600)])
-    assert [f["holds"] for f in findings] == [None, None, None]
+    assert [f.holds for f in findings] == [None, None, None]
 
 
 def test_missing_modality_and_scope_read_as_blank():
@@ -249,7 +248,7 @@ def test_missing_modality_and_scope_read_as_blank():
     results = results.astype({"modality": object, "scope": object})
     results.loc[blank, ["modality", "scope"]] = None
     findings = check_findings(history, results, windows=[(30, 35), (35, 41)])
-    assert [f["holds"] for f in findings] == [True, True, True]
+    assert [f.holds for f in findings] == [True, True, True]
 
 
 def test_windows_from_config_are_checked():
@@ -368,3 +367,29 @@ def test_report_renders_in_headless_chromium(paper_like_run, tmp_path):
     # so coloured pixels show that the embedded images were decoded and drawn.
     saturation = pixels.max(axis=-1) - pixels.min(axis=-1)
     assert (saturation > 0.25).mean() > 0.005, "no figure colours in the screenshot"
+
+
+def test_verdicts_cannot_tell_with_two_seeds_and_decide_with_twenty():
+    _, history, results, _ = fabricate_run(ICUB_PAPER_LIKE, seeds=(0, 1))
+    findings = check_findings(history, results, windows=[(30, 35), (35, 41)])
+    assert [f.state for f in findings] == ["cannot tell"] * 3
+    assert all(f.n_seeds == 2 and f.seeds_needed == 3 and "Too few seeds (2)" in f.evidence for f in findings)
+    _, history, results, _ = fabricate_run(ICUB_PAPER_LIKE, seeds=range(20))
+    findings = check_findings(history, results, windows=[(30, 35), (35, 41)])
+    assert [f.state for f in findings] == ["yes"] * 3
+    assert all(f.n_seeds == 20 and f.p_value < 0.05 and f.seeds_needed is None for f in findings)
+
+
+def test_a_near_tie_cannot_tell_and_names_the_seeds_it_would_need():
+    # vision's SME regarding all only 0.5% below joints': within the noise of three seeds.
+    near_tie = {**ICUB_PAPER_LIKE, "vision": (1.0, 7.96, 2.0, 6.0)}
+    _, history, results, _ = fabricate_run(near_tie)
+    # ... with a spread of its own across seeds (the fabricated noise is shared by every
+    # modality of a model, so it cancels from ratios).
+    rows = (results["modality"] == "vision") & (results["quantity"] == "single_modality_error")
+    spread = dict(zip(range(3), [0.99, 1.0, 1.005]))
+    results.loc[rows, "value"] *= results.loc[rows, "seed"].map(spread)
+    informative = by_claim(check_findings(history, results, windows=[(30, 35), (35, 41)]))["b"]
+    assert informative.state == "cannot tell" and informative.n_seeds == 3
+    assert informative.seeds_needed is not None and informative.seeds_needed > 3
+    assert f"about {informative.seeds_needed} seeds would decide" in informative.evidence

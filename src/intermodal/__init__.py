@@ -53,9 +53,14 @@ _EXPORTS = {
     "latent_diagnostics": "evaluation.diagnostics",
     "predict": "evaluation.predict",
     "rollout": "evaluation.predict",
-    # figures and report
+    # statistics over seeds, and the checks of what a run shows
+    "summarise": "evaluation.statistics",
+    "check_findings": "evaluation.findings",
+    "Finding": "evaluation.findings",
+    # figures, report, runs side by side
     "draw_figures": "outputs.figures",
     "write_report": "outputs.report",
+    "compare": "outputs.compare",
     # errors
     "IntermodalError": "errors",
 }
@@ -79,4 +84,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(__all__)

@@ -52,6 +52,8 @@ _HELP = {
     "z_samples": "decode from this many samples of z (0 = from the posterior's mean; none = per fusion: 0 for "
     "concat and poe, 16 for moe and mopoe)",
     "extra_pairs": 'extra measures as JSON: {"name": {"muted": [selectors], "compared": [selectors]}}',
+    "ground_truth": "true: on --data sim, add the distractors (noise, copy-vision; unless --sim names "
+    "distractors) and the measures the report's ground-truth checks need",
     "windows": "epoch windows for the window means, as JSON [[start, end], ...]",
     "checkpoint_every": "epochs between checkpoints",
 }
@@ -169,7 +171,25 @@ def cmd_measure(args) -> int:
         )
         with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 500):
             print(wide.round(4).to_string())
+            summary = _seed_summary(table)
+            if summary is not None:
+                print("\nover seeds: mean, sd, 95% interval of the mean [low, high] (Student's t), seeds")
+                print(summary.to_string())
     return 0
+
+
+def _seed_summary(table):
+    """The per-model measures summarised over seeds per fusion, schedule, quantity, modality
+    and scope: mean, sd, the 95% interval of the mean and the seeds (None when no condition
+    has two seeds)."""
+    from .evaluation.statistics import summarise
+
+    stats = summarise(table, ["fusion", "schedule", "quantity", "modality", "scope"], "value")
+    if not (stats["n_seeds"] >= 2).any():
+        return None
+    return stats.set_index(["fusion", "schedule", "quantity", "modality", "scope"]).map(
+        lambda v: f"{v:.4g}" if isinstance(v, float) else v
+    )
 
 
 def cmd_predict(args) -> int:
@@ -229,6 +249,26 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    import pandas as pd
+
+    from .outputs.compare import compare
+
+    labels = [x.strip() for x in args.labels.split(",")] if args.labels else None
+    result = compare(args.runs, args.out, labels=labels)
+    for note in result.notes:
+        print(f"note: {note}")
+    if len(result.findings):
+        states = result.findings.pivot_table(
+            index=["fusion", "id"], columns="run", values="state", aggfunc="first", sort=False
+        ).reindex(columns=result.labels)
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            print(states.fillna("not checked").to_string())
+    print(f"page: {result.page}")
+    print(f"table: {result.page.with_suffix('.parquet')}")
+    return 0
+
+
 def cmd_data_sim(args) -> int:
     from .data.catalog import write_dataset
     from .data.sim import simulate
@@ -257,7 +297,7 @@ def cmd_data_fetch(args) -> int:
 def _add_track(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--track",
-        metavar="SPEC",
+        metavar="TRACKER",
         help="watch the run live: tensorboard[:DIR] or mlflow[:URI] (default stores in RUN/tracking; needs "
         "pip install 'intermodal[tensorboard]' or 'intermodal[mlflow]')",
     )
@@ -346,6 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="rebuild the figures and report.html of a run folder")
     p.add_argument("run")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("compare", help="put several run folders side by side: one page, one table, figures")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="two or more run folders")
+    p.add_argument("--out", default="compare.html", help="the page to write (default: compare.html)")
+    p.add_argument("--labels", help="a name per run, comma-separated (default: the folders' names)")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("data", help="data set tools")
     data_sub = p.add_subparsers(dest="data_command", required=True)

@@ -238,8 +238,9 @@ def window_means(
 
 
 def active_unit_counts(diagnostics: pd.DataFrame) -> pd.DataFrame:
-    """Number of active latent units per (schedule, seed, model, epoch)."""
-    keys = [k for k in ("schedule", "seed", "model", "epoch") if k in diagnostics]
+    """Number of active latent units per (fusion, schedule, seed, model, epoch), the keys
+    the table has."""
+    keys = [k for k in ("fusion", "schedule", "seed", "model", "epoch") if k in diagnostics]
     counts = diagnostics.assign(active=diagnostics["active"].astype(float)).groupby(keys, sort=True)["active"].sum()
     return counts.reset_index(name="active_units")
 
