@@ -37,6 +37,18 @@ def test_the_readme_library_block_runs(tmp_path, monkeypatch):
     assert "fig7_window_means" in namespace["figures"]
 
 
+def test_the_own_model_page_wraps_a_module_that_the_measures_accept():
+    page = (ROOT / "docs" / "own_model.md").read_text()
+    block = re.findall(r"```python\n(.*?)```", page, re.S)[1]
+    assert len([line for line in block.split("class MyModel")[1].splitlines() if line.strip()]) <= 14
+    namespace: dict = {}
+    exec(compile(block, "docs/own_model.md", "exec"), namespace)
+    table, model = namespace["table"], namespace["model"]
+    assert isinstance(model, im.OutputGaussianModel)
+    assert set(table["quantity"]) == {"prediction_error", "single_modality_error", "loss_of_precision", "baseline"}
+    assert (table["value"] >= 0).all() and len(table) == 2 + 4 * 5
+
+
 def test_a_library_call_leaves_the_process_as_it_found_it(tmp_path, capsys, caplog):
     torch.set_num_threads(2)
     handler = signal.getsignal(signal.SIGTERM)

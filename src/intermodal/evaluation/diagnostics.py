@@ -11,7 +11,7 @@ from ..data.description import DatasetDescription
 from ..errors import ModelError
 from ..model.group import groups_of
 from ..model.protocol import description_for
-from .measures import as_rows, labelled, model_dtype_device
+from .measures import as_model, as_rows, labelled, model_dtype_device
 
 __all__ = ["latent_diagnostics", "ACTIVE_THRESHOLD"]
 
@@ -46,6 +46,7 @@ def latent_diagnostics(
     ``model_keys`` columns where it has them), ``latent_dim``, ``kl``,
     ``posterior_mean_variance``, ``active``.
     """
+    model = as_model(model)
     description = description_for(model, description)
     kls, variances = [], []
     for _, group in groups_of(model):

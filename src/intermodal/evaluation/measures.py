@@ -43,12 +43,14 @@ from ..model.group import groups_of
 from ..model.protocol import check_protocol, description_for
 from ..options import whole_number
 from ..streams import Purpose, numpy_generator
+from ..training.runfolder import Ensemble
 
 __all__ = [
     "QUANTITIES",
     "SCOPES",
     "MeasureSpec",
     "gaussian_kl",
+    "as_model",
     "measure_specs",
     "integration_measures",
     "evaluation_rows",
@@ -276,6 +278,13 @@ def labelled(table: pd.DataFrame, model) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------- the measures
+def as_model(model):
+    """The model itself: a run's trained models as :meth:`Run.load_ensemble` gives them
+    (an :class:`~intermodal.training.runfolder.Ensemble`, with its data set) are measured
+    as their ``model``; anything else is taken as it is."""
+    return model.model if isinstance(model, Ensemble) else model
+
+
 def integration_measures(
     model,
     rows,
@@ -334,6 +343,7 @@ def integration_measures(
     error; each a mean over the rows). Model-major; within a model: prediction_error, then
     the order of :func:`measure_specs`.
     """
+    model = as_model(model)
     check_protocol(model)
     description = description_for(model, description)
     if rows_per_pass is not None:

@@ -32,10 +32,10 @@ from ..model.protocol import description_for
 from ..options import whole_number
 from ..streams import Purpose, torch_generator
 from ..training.config import key_columns
-from .measures import STACKED_ROWS_PER_PASS, model_dtype_device
+from .measures import STACKED_ROWS_PER_PASS, as_model, model_dtype_device
 
 if TYPE_CHECKING:
-    from ..model.vae import MultimodalVAE
+    from ..model.protocol import OutputGaussianModel
 
 __all__ = [
     "Prediction",
@@ -189,7 +189,7 @@ def _decode(
 
 # ---------------------------------------------------------------------- predict, rollout
 def predict(
-    model: MultimodalVAE,
+    model: OutputGaussianModel,
     rows: np.ndarray | pd.DataFrame,
     given: str | Sequence[str],
     *,
@@ -200,7 +200,8 @@ def predict(
 
     Parameters
     ----------
-    model : :class:`~intermodal.model.vae.MultimodalVAE`, an ensemble of ``n_models``.
+    model : any :class:`~intermodal.model.protocol.OutputGaussianModel` (an ensemble of
+        ``n_models``: any fusion, a loaded run, a model of one's own).
     rows : array ``[n_rows, n_columns]`` in data units: complete rows, or rows where only
         the given columns matter (the others may hold anything, NaN included). Also
         accepted: ``[n_models, n_rows, n_columns]`` (an input per model), or a DataFrame
@@ -229,6 +230,7 @@ def predict(
     holds the muted value or a non-finite number (naming the row and column); ModelError
     for a description that does not fit the model.
     """
+    model = as_model(model)
     description = description_for(model, description)
     mask = given_mask(description, given)
     x = _rows_array(rows, description, mask, model.n_models)
@@ -238,7 +240,7 @@ def predict(
 
 
 def rollout(
-    model: MultimodalVAE,
+    model: OutputGaussianModel,
     start_rows: np.ndarray | pd.DataFrame,
     steps: int,
     given: str | Sequence[str],
@@ -271,6 +273,7 @@ def rollout(
     :class:`Prediction` with ``mean``, ``std`` ``[n_models, steps, n_rows, n_columns]``;
     ``given`` is step 0's mask. Needs a description with exactly two time steps.
     """
+    model = as_model(model)
     description = description_for(model, description)
     current, previous = two_steps(description, "rollout")
     steps = whole_number(steps, "rollout: steps", minimum=1)

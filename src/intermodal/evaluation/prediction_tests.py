@@ -19,7 +19,7 @@ from ..training.config import MODEL_KEY_COLUMNS, ModelKey
 from .predict import Prediction, given_mask, predict, rollout, shift_columns, two_steps
 
 if TYPE_CHECKING:
-    from ..model.vae import MultimodalVAE
+    from ..model.protocol import OutputGaussianModel
 
 __all__ = [
     "ERROR_COLUMNS",
@@ -168,7 +168,7 @@ def continuing_rows(description: DatasetDescription, rows: np.ndarray, *, tolera
 
 
 def prediction_for_test(
-    model: MultimodalVAE,
+    model: OutputGaussianModel,
     test_rows: np.ndarray,
     test: PredictionTest,
     *,
@@ -233,7 +233,7 @@ def _rmse_rows(
 
 
 def run_prediction_tests(
-    model: MultimodalVAE,
+    model: OutputGaussianModel,
     test_rows: np.ndarray,
     tests: Tests = None,
     *,

@@ -30,7 +30,7 @@ from ..model.protocol import description_for
 from .plotting import MODALITY_COLOURS
 
 if TYPE_CHECKING:
-    from ..model.vae import MultimodalVAE
+    from ..model.protocol import OutputGaussianModel
 
 __all__ = ["trajectory_figure", "prediction_test_figure"]
 
@@ -108,7 +108,7 @@ def trajectory_figure(
 
 
 def prediction_test_figure(
-    model: MultimodalVAE,
+    model: OutputGaussianModel,
     test_rows: np.ndarray,
     test: PredictionTest,
     *,
