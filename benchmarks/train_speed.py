@@ -320,6 +320,12 @@ def main() -> None:
     parser.add_argument("--evaluate", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--fusion", default="concat", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--fusions",
+        default=",".join(FUSIONS),
+        help="fusions to time side by side, comma-separated (default: all four; 'none' skips them, "
+        "as a comparison with code from before the fusions needs)",
+    )
     args = parser.parse_args()
     if args.child:
         result = {
@@ -389,8 +395,11 @@ def main() -> None:
                 "peak_rss_mb": r["peak_rss_mb"],
             }
         )
+    fusions = [] if args.fusions == "none" else [f.strip() for f in args.fusions.split(",")]
+    if fusions and fusions[0] != "concat":
+        fusions.insert(0, "concat")  # the ratios are to concat's
     fusion_runs = {}
-    for fusion in FUSIONS * 2:
+    for fusion in fusions * 2:
         first = fusion not in fusion_runs
         fusion_runs.setdefault(fusion, []).append(
             _child("intermodal", args, models=FUSION_MODELS, evaluate=first, fusion=fusion)
@@ -406,7 +415,7 @@ def main() -> None:
                 "peak_rss_mb": max(x["peak_rss_mb"] for x in results),
             }
         )
-    for fusion in FUSIONS[1:]:
+    for fusion in fusions[1:]:
         rows.append(
             {
                 "measurement": f"ratio: fusion {fusion} / concat, per model",

@@ -32,6 +32,7 @@ from intermodal.data.catalog import dataset_of
 from intermodal.outputs.report import section_ids
 from intermodal.study import cluster
 from intermodal.study import local as study
+from intermodal.study import units as unit_plan
 from intermodal.training import runfolder
 from intermodal.training.config import RunConfig
 
@@ -152,7 +153,7 @@ def test_the_plan_keeps_the_cpus_busy_with_the_fewest_units(tmp_path):
 
 
 def test_the_plan_fits_units_of_several_cpus_into_nodes(monkeypatch):
-    monkeypatch.setattr(cluster, "MAX_CPUS_PER_UNIT", 8)
+    monkeypatch.setattr(unit_plan, "MAX_CPUS_PER_UNIT", 8)
     paper = RunConfig(schedules=["constant-1", "constant-0", "dynamic-plateau-0", "dynamic-plateau-1"], seeds=20)
     units, per_unit = cluster.plan_units(paper, 8)
     assert (len(units), per_unit) == (4, 2)

@@ -1,16 +1,18 @@
 """The measures against the simulator's known structure, for every fusion: a modality of
 pure noise is predicted by nothing, itself included, and (for the fusions whose posterior
-has one mode) changes nothing else and predicts nothing, while vision (a fixed function of
-the joints) predicts the rest. Trains 2 small models of each fusion for 150 epochs (about
-10 s each; moe, which decodes a sample per present expert, about a minute).
+has one mode, concat and poe) changes nothing else and predicts nothing, while vision (a
+fixed function of the joints) predicts the rest. Trains 2 small models of each fusion for
+150 epochs (about 10 s each; moe, which decodes a sample per present expert, about a
+minute).
 
-Why the mixtures are held to less: their measures compare one latent sample of the complete
-row with one of the muted input (docs/method.md §2b), and a sample of the complete row
-comes from one expert: 1 in E of them from the noise's own expert, which knows nothing, so
-muting the noise moves those samples and the loss of precision of the noise regarding all
-is not small for moe; and "X alone" compares a sample of one expert with a sample of
-another. What holds for every fusion is that the noise's own columns come out the same
-whatever the model is given."""
+Why the mixtures are held to less: their measures compare one latent sample of the
+complete row with one of the muted input (docs/method.md §2b), and a sample of the complete
+row comes from one expert (moe) or one subset of them (mopoe): 1 in E of moe's samples
+come from the noise's own expert, which knows nothing, and mopoe's samples whose subset
+held little more than the noise change subset, so muting the noise moves those samples and
+its loss of precision regarding all is not small; and "X alone" compares a sample of one
+expert with a sample of another. What holds for every fusion is that the noise's own
+columns come out the same whatever the model is given."""
 
 from __future__ import annotations
 
@@ -53,12 +55,11 @@ def test_the_noise_is_predicted_by_nothing(measures):
 
 def test_a_noise_modality_changes_nothing_else(measures):
     fusion, values = measures
-    if fusion == "moe":
-        pytest.skip("moe: a sample of the complete row drawn from the noise's expert moves when it is muted")
+    if fusion in ("moe", "mopoe"):
+        pytest.skip(f"{fusion}: a sample of the complete row drawn with the noise's expert moves when it is muted")
     lop_all = values["loss_of_precision", "all"]
-    assert lop_all["noise"] < 0.25 * lop_all.drop("noise").max()
-    if fusion in ("concat", "poe"):
-        assert lop_all["noise"] < 0.02 * lop_all["vision"]
+    assert lop_all["noise"] < 0.02 * lop_all["vision"]
+    assert lop_all["noise"] < 0.1 * lop_all.drop("noise").max()
 
 
 def test_vision_predicts_the_rest(measures):

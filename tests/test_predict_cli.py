@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+import intermodal as im
 from intermodal.cli import main
 
 SIM = '{"n_train": 300, "n_test": 150}'
@@ -41,7 +42,8 @@ def test_predict_writes_a_tidy_table(run, tmp_path):
     table = pd.read_csv(out)
     assert list(table.columns) == ["fusion", "schedule", "seed", "row", "column", "mean", "std", "true"]
     assert set(table.schedule) == {"constant-0"} and set(table.seed) == {0, 1}
-    assert table.row.nunique() == 150 and table.column.nunique() == 28
+    # every column of the run's data set (the study adds the simulator's two distractors)
+    assert table.row.nunique() == 150 and table.column.nunique() == im.load_run(run).description.n_columns == 44
     assert (table["std"] > 0).all()
 
 
@@ -122,4 +124,5 @@ def test_the_report_is_written_when_the_data_set_is_gone(run, tmp_path, monkeypa
     assert main(["report", str(copy)]) == 0
     html = (copy / "report.html").read_text()
     assert "Not shown: the trained models or their data set cannot be loaded" in html and "offline" in html
-    assert "Does this run show what the paper found?" in html
+    # the findings come from the run folder's tables and its description alone
+    assert "Does this run find what the simulator makes true?" in html
