@@ -26,7 +26,11 @@ from intermodal.training.trainer import Trainer
 SIM = {"distractors": ["noise"], "n_train": 1000, "n_test": 300}
 
 
-@pytest.fixture(scope="module", params=["concat", "poe", "moe", "mopoe"])
+# concat in the fast loop; the experts' fusions train longer (moe about a minute) and run in the full suite
+@pytest.fixture(
+    scope="module",
+    params=["concat", *(pytest.param(f, marks=pytest.mark.slow) for f in ("poe", "moe", "mopoe"))],
+)
 def measures(request):
     dataset = load_dataset("sim", sim=SIM)
     config = RunConfig(

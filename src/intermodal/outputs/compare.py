@@ -24,7 +24,6 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jinja2
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -45,6 +44,7 @@ from ..files import atomic_write
 from ..training import runfolder
 from .figures import MEASURES
 from .plotting import new_figure, save_figure, say_no_data
+from .report import render_page
 
 __all__ = ["Comparison", "compare", "COMPARE_COLUMNS", "COMPARED_QUANTITIES", "comparison_figures"]
 
@@ -336,13 +336,6 @@ def _legend(figure: Figure, labels: list[str], colours: dict) -> None:
 
 
 # --------------------------------------------------------------------------- page
-_TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("intermodal.outputs", "templates"),
-    autoescape=True,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    undefined=jinja2.StrictUndefined,
-)
 
 
 def _cell(row) -> str:
@@ -440,7 +433,7 @@ def _write(result: Comparison, runs: list[runfolder.Run], out: Path) -> Path:
         "figures": embedded,
         "table_file": out.with_suffix(".parquet").name,
     }
-    page = _TEMPLATES.get_template("compare.html.j2").render(**context)
+    page = render_page("compare.html.j2", **context)
     atomic_write(out, lambda p: Path(p).write_text(page, encoding="utf-8"))
     return out
 

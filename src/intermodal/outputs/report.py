@@ -55,6 +55,7 @@ __all__ = [
     "FINDINGS_SECTION_TITLE",
     "GROUND_TRUTH_SECTION_TITLE",
     "render_report",
+    "render_page",
     "write_report",
     "write_figures",
     "figure_paths",
@@ -235,6 +236,12 @@ _TEMPLATES = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
 )
 
+
+def render_page(template: str, **context) -> str:
+    """One of ``outputs/templates/`` rendered (HTML escaped; an undefined name is an error)."""
+    return _TEMPLATES.get_template(template).render(**context)
+
+
 # Sections drawn from what a run folder holds beyond its tables: functions of the run folder
 # that return None (nothing to add) or a dict with id, title, paragraphs, tables (title,
 # frame) and figures (stem, png path, caption).
@@ -338,7 +345,7 @@ def render_report(run_dir: str | Path | runfolder.Run, band: str = "ci") -> str:
         "extra_sections": extra,
         "config_json": json.dumps(raw_config, indent=2, ensure_ascii=False),
     }
-    return _TEMPLATES.get_template("report.html.j2").render(**context)
+    return render_page("report.html.j2", **context)
 
 
 def _findings_intro(on_simulator: bool) -> str:
