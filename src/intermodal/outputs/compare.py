@@ -98,6 +98,13 @@ def _labels(runs: list[runfolder.Run], labels: list[str] | None) -> list[str]:
     return [str(r.path) for r in runs]
 
 
+def _rows_in(table: pd.DataFrame, keys: list[str], window, window_name: str) -> pd.DataFrame:
+    """The rows of ``table`` in ``window``, or each model's last epoch's for ``FINAL``."""
+    if window_name == FINAL:
+        return table[table["epoch"] == table.groupby(keys)["epoch"].transform("max")]
+    return table[in_window(table["epoch"], window)]
+
+
 def _per_model(run: runfolder.Run, window, window_name: str) -> pd.DataFrame:
     """One value per model and quantity in ``window`` (each model's mean over it; ``FINAL``:
     its last value): the results, the losses and the active units."""
@@ -105,17 +112,11 @@ def _per_model(run: runfolder.Run, window, window_name: str) -> pd.DataFrame:
     parts = []
     results = run.results
     if len(results):
-        if window_name == FINAL:
-            rows = results[results["epoch"] == results.groupby(keys)["epoch"].transform("max")]
-        else:
-            rows = results[in_window(results["epoch"], window)]
+        rows = _rows_in(results, keys, window, window_name)
         parts.append(rows.groupby(keys + ["quantity", "modality", "scope"], sort=False)["value"].mean().reset_index())
     history = run.history
     if len(history):
-        if window_name == FINAL:
-            rows = history[history["epoch"] == history.groupby(keys)["epoch"].transform("max")]
-        else:
-            rows = history[in_window(history["epoch"], window)]
+        rows = _rows_in(history, keys, window, window_name)
         if len(rows):
             losses = rows.groupby(keys, sort=False)[list(LOSSES)].mean().reset_index()
             losses = losses.melt(id_vars=keys, var_name="quantity", value_name="value")
