@@ -41,6 +41,7 @@ import sys
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -401,6 +402,26 @@ def _stop_on_sigterm():
     return signal.signal(signal.SIGTERM, stop)
 
 
+@contextmanager
+def _driving(ray, address: str | None, tracker):
+    """The driver's time with the cluster: connected to Ray (``ray`` None: no Ray, units
+    train in this process) with SIGTERM stopping it cleanly; on any error the tracker is
+    closed with it; Ray is shut down and the SIGTERM handler restored however it ends."""
+    started = _connect(ray, address) if ray is not None else False
+    previous = _stop_on_sigterm() if ray is not None else None
+    try:
+        yield
+    except BaseException:
+        if tracker is not None:
+            tracker.__exit__(*sys.exc_info())
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        if started:
+            ray.shutdown()
+
+
 def run_study(
     config: RunConfig, out: str | Path, *, address: str | None = None, progress: bool = False, track: str | None = None
 ) -> TrainingResult:
@@ -422,9 +443,7 @@ def run_study(
     make_evaluator(config, dataset, say=True)  # a bad measure option fails here, before any task
     runfolder.start_run(out, config, dataset.description)
     tracker = _open_tracker(out, config, track)
-    started = _connect(ray, address)
-    previous = _stop_on_sigterm()
-    try:
+    with _driving(ray, address, tracker):
         cpus, nodes = _cluster_cpus(ray)
         units, per_unit = plan_units(config, cpus, nodes)
         units_dir = runfolder.units_path(out)
@@ -432,15 +451,6 @@ def run_study(
         write_plan(units_dir, units, per_unit)
         logger.info("%s", describe_plan(cpus, units, per_unit))
         _train_on_ray(ray, units, per_unit, config, dataset, units_dir, progress, tracker, track)
-    except BaseException:
-        if tracker is not None:
-            tracker.__exit__(*sys.exc_info())
-        raise
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-        if started:
-            ray.shutdown()
     return _finish(out, config, units, tracker)
 
 
@@ -469,9 +479,7 @@ def resume_study(
     plan = read_plan(units_dir, config)
     ray = _import_ray() if backend == "ray" else None
     tracker = _open_tracker(run, config, track)
-    started = _connect(ray, address) if ray is not None else False
-    previous = _stop_on_sigterm() if ray is not None else None
-    try:
+    with _driving(ray, address, tracker):
         if plan is None:  # the driver stopped before it planned: no unit has started
             cpus, nodes = _cluster_cpus(ray) if ray is not None else (os.cpu_count() or 1, None)
             plan = plan_units(config, cpus, nodes)
@@ -502,13 +510,4 @@ def resume_study(
                     train_unit(
                         _unit_spec(unit, units_dir, config, per_unit, tracker, track), dataset, progress=progress
                     )
-    except BaseException:
-        if tracker is not None:
-            tracker.__exit__(*sys.exc_info())
-        raise
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-        if started:
-            ray.shutdown()
     return _finish(run, config, units, tracker)
