@@ -14,6 +14,7 @@ by SIGTERM after saving a checkpoint; 1 a bug (its traceback, and a line asking 
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import logging
 import sys
@@ -439,6 +440,13 @@ def main(argv: list[str] | None = None) -> int:
     for handler in handlers:
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    # A crash in native code (a segfault) still prints where Python was, for a bug report.
+    had_faulthandler = faulthandler.is_enabled()
+    if not had_faulthandler:
+        try:
+            faulthandler.enable()
+        except (AttributeError, ValueError, OSError):  # a stderr without a file (captured)
+            had_faulthandler = True
     try:
         return args.func(args)
     except IntermodalError as e:
@@ -464,6 +472,8 @@ def main(argv: list[str] | None = None) -> int:
         for handler in handlers:
             logger.removeHandler(handler)
         logger.setLevel(level)
+        if not had_faulthandler:
+            faulthandler.disable()
 
 
 if __name__ == "__main__":

@@ -312,8 +312,10 @@ class Trainer:
             report.close()
             if previous_handler is not None:
                 signal.signal(signal.SIGTERM, previous_handler)
-            torch.set_num_threads(threads)
+            # The worker threads are joined before torch's process-wide thread count is
+            # restored, so that no worker is alive while its pool is resized.
             self.close()
+            torch.set_num_threads(threads)
         return self.result()
 
     def _catch_sigterm(self):
