@@ -1,5 +1,5 @@
 """The package's shape, as the docs and issues promise it: layers are packages whose imports
-go one way (data → model → training → evaluation → outputs → study → cli, the root's
+go one way (data → model → adapters → training → evaluation → outputs → study → cli, the root's
 errors, files, options and streams beneath them all), no module imports in a circle (lazy
 imports included), one module reads and writes parquet, one module spells a run folder's
 names, the code cites docs/method.md (not a file outside the repository), the public face
@@ -21,7 +21,7 @@ import intermodal
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "intermodal"
 MODULES = sorted(".".join(p.relative_to(PACKAGE).with_suffix("").parts) for p in PACKAGE.rglob("*.py"))
 # Layers, lowest first; a module may import its own layer and those below it.
-LAYERS = ["root", "data", "model", "training", "evaluation", "outputs", "study", "cli"]
+LAYERS = ["root", "data", "model", "adapters", "training", "evaluation", "outputs", "study", "cli"]
 ROOT_MODULES = {"__init__", "errors", "files", "options", "streams"}
 
 
@@ -198,7 +198,7 @@ def test_all_is_exactly_the_public_face():
     for name in intermodal.__all__:
         assert getattr(intermodal, name) is not None, name
     public = {n for n in dir(intermodal) if not n.startswith("_")}
-    subpackages = {"data", "model", "training", "evaluation", "outputs", "study", "cli", "errors"}
+    subpackages = {"data", "model", "adapters", "training", "evaluation", "outputs", "study", "cli", "errors"}
     subpackages |= {"files", "options", "streams", "logging", "importlib", "annotations"}
     assert public - subpackages - set(intermodal.__all__) == set()
 

@@ -119,8 +119,8 @@ def reference_measures(model, desc, rows, pairs, noise=None):
             with torch.no_grad():
                 z_mean, z_logvar = single.encode(torch.as_tensor(inputs, dtype=torch.float64)[None])
                 z = z_mean if eps is None else z_mean + torch.exp(0.5 * z_logvar) * eps
-                mean, logvar = single.decode(z)
-            return mean[0].numpy(), logvar[0].numpy()
+                mean, std = single.decode(z)
+            return mean[0].numpy(), 2 * np.log(std[0].numpy())
 
         mean_p, _ = decode(x)
         records.append((k, "prediction_error", "", "", np.mean(np.sqrt(((x - mean_p) ** 2).sum(axis=1)))))
@@ -303,7 +303,8 @@ def test_measures_equal_an_independent_per_model_computation(icub, rows):
         model, rows, extra_pairs={"joints_t-1_only": (["joints@t-1"], ["joints@t-1"])}, description=desc
     )
     expected = reference_measures(model, desc, rows, pairs)
-    assert list(got.columns) == KEY + ["value"]
+    assert list(got.columns) == KEY + ["value", "likelihood"]
+    assert set(got.likelihood[got.quantity != "prediction_error"]) == {"gaussian"}
     assert len(got) == len(expected) == 3 * (1 + 4 * 5 + 1 + 1)
     pd.testing.assert_series_equal(as_series(got), as_series(expected), rtol=1e-9, atol=1e-12)
     # Sanity on the test itself: the compared quantities are not all negligible.

@@ -54,7 +54,10 @@ def test_study_writes_tidy_tables_figures_and_report(tmp_path, tiny_data, capsys
     assert "expected duration" in printed and "report.html" in printed
 
     results = pd.read_parquet(out / "results.parquet")
-    assert list(results.columns) == ["fusion", "schedule", "seed", "epoch", "quantity", "modality", "scope", "value"]
+    assert list(results.columns) == [
+        *["fusion", "schedule", "seed", "epoch", "quantity", "modality", "scope", "value", "likelihood"]
+    ]
+    assert set(results.likelihood[results.quantity != "prediction_error"]) == {"gaussian"}
     assert set(results.quantity) == QUANTITIES
     assert sorted(set(results.epoch)) == [0, 3, 6]
     measures = results[results.quantity.isin(["single_modality_error", "loss_of_precision"])]

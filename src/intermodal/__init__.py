@@ -11,12 +11,15 @@ The library, as a notebook uses it::
     result.models                                         # position -> schedule, seed
     im.integration_measures(result.model, dataset.test[:1024])
     im.predict(result.model, dataset.test, given="vision").mean   # [models, rows, columns]
+    model = im.adapters.multivae(trained_mvae, dataset.description)   # a MultiVae model
+    print(im.check_model(model, dataset.test[:64]))       # the checks before trusting it
     run = im.load_run("runs/study-quick")                 # a run folder the CLI wrote
     im.draw_figures(run)["fig7_window_means"]
 
 Data flows one way through the layers, each a package that imports only those before it:
-``data`` → ``model`` → ``training`` (with the run folder it writes) → ``evaluation`` →
-``outputs`` (figures, report) → ``study`` (local and Ray) → the command line (``cli``).
+``data`` → ``model`` → ``adapters`` (other libraries' models as ours) → ``training`` (with
+the run folder it writes) → ``evaluation`` → ``outputs`` (figures, report) → ``study``
+(local and Ray) → the command line (``cli``).
 The names below are the public face; everything else is reachable in its module but may
 change. Names load on first use, so ``import intermodal`` stays fast.
 """
@@ -47,8 +50,15 @@ _EXPORTS = {
     # read a run folder back
     "load_run": "training.runfolder",
     "Run": "training.runfolder",
-    # measure and predict, with any model that answers the protocol
+    # measure and predict, with any model that answers a protocol
+    "LatentModel": "model.protocol",
+    "OutputModel": "model.protocol",
     "OutputGaussianModel": "model.protocol",
+    "Likelihood": "model.likelihoods",
+    "Outputs": "model.likelihoods",
+    "GaussianPosterior": "model.posterior",
+    "MixturePosterior": "model.posterior",
+    "check_model": "evaluation.checks",
     "integration_measures": "evaluation.measures",
     "latent_diagnostics": "evaluation.diagnostics",
     "predict": "evaluation.predict",
@@ -67,7 +77,10 @@ _EXPORTS = {
 # Public names that are another name in their module.
 _RENAMED = {"preset": "preset_config", "load_run": "read_run"}
 
-__all__ = ["__version__", *_EXPORTS]
+# Subpackages reached as attributes (im.adapters.multivae(...)).
+_SUBPACKAGES = ("adapters",)
+
+__all__ = ["__version__", *_EXPORTS, *_SUBPACKAGES]
 
 # A library prints nothing unless asked: its log lines (expected durations, notes,
 # warnings) reach a user who configures logging, as the command line does.
@@ -75,6 +88,8 @@ logging.getLogger("intermodal").addHandler(logging.NullHandler())
 
 
 def __getattr__(name: str):
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f".{name}", __name__)
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'intermodal' has no attribute {name!r}")

@@ -10,8 +10,8 @@ import torch
 from ..data.description import DatasetDescription
 from ..errors import ModelError
 from ..model.group import groups_of
-from ..model.protocol import description_for
-from .measures import as_model, as_rows, labelled, model_dtype_device
+from ..model.protocol import description_for, view_of
+from .measures import as_model, as_rows, labelled
 
 __all__ = ["latent_diagnostics", "ACTIVE_THRESHOLD"]
 
@@ -26,8 +26,9 @@ def latent_diagnostics(
     """Per latent dimension of every model: how much the posterior carries (collapse check).
 
     For the full (unmuted) input rows ``x``, with posterior ``q(z|x) = N(m(x), diag s(x)^2)``
-    (for a mixture posterior, ``m`` is the mixture's mean and the KL the mean of its
-    components', an upper bound of the mixture's):
+    (for a mixture posterior, ``m`` is the mixture's mean and the KL the weighted mean of
+    its components', an upper bound of the mixture's); any
+    :class:`~intermodal.model.protocol.LatentModel` (a model of one's own, an adapted one):
 
     - ``kl``: mean over rows of ``KL(q(z_j|x) || N(0, 1))`` in nats (the dimension's share
       of the latent loss);
@@ -50,15 +51,18 @@ def latent_diagnostics(
     description = description_for(model, description)
     kls, variances = [], []
     for _, group in groups_of(model):
-        if not hasattr(group, "posterior_summary"):
+        view = view_of(group)
+        if view.kind != "latent":
             raise ModelError(
-                f"latent diagnostics need a model with a latent posterior (posterior_summary); "
-                f"{type(group).__name__} has none"
+                f"latent diagnostics need a model with a latent posterior (intermodal.LatentModel: "
+                f"posterior(rows, muted)); {view.name} has none"
             )
-        dtype, device = model_dtype_device(group)
+        dtype, device = view.dtype_device()
         x = as_rows(rows, description, dtype=dtype, device=device)
+        no_mask = torch.zeros_like(x, dtype=torch.bool)
         with torch.no_grad():
-            z_mean, kl = group.posterior_summary(x)  # [models, rows, latent], float64
+            post = view.posterior(x, no_mask)
+            z_mean, kl = post.mean().double(), post.kl_to_prior()  # [models, rows, latent]
             kls.append(kl.mean(dim=1))
             variances.append(z_mean.var(dim=1, correction=0))
     kl, variance = torch.cat(kls), torch.cat(variances)

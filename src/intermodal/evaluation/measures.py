@@ -40,13 +40,16 @@ import torch
 from ..data.description import DatasetDescription
 from ..errors import ConfigError, DataError, ModelError
 from ..model.group import groups_of
-from ..model.protocol import check_protocol, description_for
+from ..model.likelihoods import Outputs, gaussian_kl_per_column
+from ..model.posterior import MIXTURE_Z_SAMPLES
+from ..model.protocol import ModelView, check_protocol, description_for, view_of
 from ..options import whole_number
 from ..streams import Purpose, numpy_generator
 from ..training.runfolder import Ensemble
 
 __all__ = [
     "QUANTITIES",
+    "DIVERGENCES",
     "SCOPES",
     "MeasureSpec",
     "gaussian_kl",
@@ -61,6 +64,8 @@ __all__ = [
 ]
 
 QUANTITIES = ("single_modality_error", "loss_of_precision", "baseline", "prediction_error", "custom")
+# How latent samples become a divergence (integration_measures, docs/method.md §5c).
+DIVERGENCES = ("per-sample", "predictive")
 SCOPES = ("modality", "all", "")
 EVALUATION_MODES = ("first", "random", "all")
 
@@ -71,17 +76,7 @@ STACKED_ROWS_PER_PASS = 8192
 
 
 # ---------------------------------------------------------------------- KL divergence
-def _kl_per_column(
-    mean_p: torch.Tensor, logvar_p: torch.Tensor, mean_q: torch.Tensor, logvar_q: torch.Tensor
-) -> torch.Tensor:
-    """Element-wise KL(N(mean_p, exp(logvar_p)) || N(mean_q, exp(logvar_q))), broadcast."""
-    # log(s_q/s_p) + s_p^2/(2 s_q^2) - 1/2 = (exp(d) - 1 - d)/2 with d = logvar_p - logvar_q;
-    # expm1 stays accurate near d = 0, where the literal form cancels to rounding noise. It is
-    # accurate to about an ulp, so for |d| below ~1e-7 the difference can still land an ulp
-    # under 0 although its true value is >= 0: hence the clamp.
-    d = logvar_p - logvar_q
-    variance_term = (torch.expm1(d) - d).clamp_min(0.0)
-    return 0.5 * (variance_term + (mean_p - mean_q) ** 2 * torch.exp(-logvar_q))
+_kl_per_column = gaussian_kl_per_column
 
 
 def gaussian_kl(mean_p, logvar_p, mean_q, logvar_q, columns=None):
@@ -285,52 +280,77 @@ def as_model(model):
     return model.model if isinstance(model, Ensemble) else model
 
 
+def default_z_samples(view: ModelView, rows: torch.Tensor) -> int:
+    """What a model decodes from when ``z_samples`` is None: its own ``default_z_samples``
+    where it declares one (intermodal's fusions); else :data:`MIXTURE_Z_SAMPLES` for a
+    latent model whose posterior is a mixture, 0 (the posterior's mean) otherwise."""
+    own = getattr(view.model, "default_z_samples", None)
+    if own is not None:
+        return int(own)
+    if view.kind != "latent":
+        return 0
+    probe = view.posterior(rows[:1], torch.zeros(1, rows.shape[-1], dtype=torch.bool, device=rows.device))
+    return MIXTURE_Z_SAMPLES if probe.is_mixture else 0
+
+
 def integration_measures(
     model,
     rows,
     *,
     description: DatasetDescription | None = None,
     z_samples: int | None = None,
+    divergence: str | None = None,
     generator: torch.Generator | None = None,
     extra_pairs=None,
     rows_per_pass: int | None = None,
+    standard_error: bool = False,
 ) -> pd.DataFrame:
     """Every integration measure, for every model of an ensemble, on the given rows.
 
     Parameters
     ----------
-    model : any :class:`~intermodal.model.protocol.OutputGaussianModel` (``description``,
-        ``n_models``, ``output_gaussian(rows, muted)``): an ensemble of any fusion, one
-        loaded from a run folder, several fusions at once, or a model of one's own.
+    model : any model the protocols of :mod:`intermodal.model.protocol` describe
+        (:class:`~intermodal.model.protocol.LatentModel`,
+        :class:`~intermodal.model.protocol.OutputModel` or
+        :class:`~intermodal.model.protocol.OutputGaussianModel`): an ensemble of any
+        fusion, one loaded from a run folder, several fusions at once, an adapted model
+        (:mod:`intermodal.adapters`) or a model of one's own.
     rows : array or tensor ``[n_rows, n_columns]`` of complete rows (no muted entries), in
         any dtype: they are cast to the model's (its parameters' dtype and device; for a
         model without parameters, float64 on the CPU, or the tensor's own).
     description : None (the model's own), or a description checked to have the model's
         columns in its order (:func:`~intermodal.model.protocol.description_for`).
-    z_samples : what the output Gaussians are decoded from. 0 decodes from the posterior's
-        mean (as the original evaluation code; for a mixture posterior, the mixture's
-        mean). ``S > 0`` draws ``S`` latent samples per row and input (for a mixture, each
-        sample picks its component), decodes each, and averages ``KL(p_s || q_s)`` over
-        ``s``. The same noise ``eps_s`` serves the full input (``p_s``), every muted copy
-        (``q_s``) and every model: identical inputs then give exactly 0, the estimate is
-        less noisy, and a model gives the same numbers alone as in its ensemble. Averaging
-        the per-sample divergences keeps the closed form, every term >= 0 and "regarding m"
-        <= "regarding all" sample by sample; by the joint convexity of KL it is an upper
-        bound on the divergence between the two mixtures. None (default): each fusion's
-        own default, 0 for concat and poe, 16 for moe and mopoe (docs/method.md §5); a model
-        of one's own decodes as it does (0). The prediction error always uses the mean.
-    generator : torch generator for the latent noise, on any device (the noise is drawn on
-        the generator's device, then moved to the model's: a CPU generator gives the same
-        numbers for a model on a GPU); None = torch's global CPU generator. Each fusion of
-        a mixed ensemble draws from a copy of it, so its numbers do not depend on the
-        others. The noise is drawn once for all rows, by the model's ``latent_noise``
-        (for concat and poe ``torch.randn(z_samples, n_rows, latent, generator=generator)``
-        in the model's dtype, ``eps_s`` being ``noise[s]``).
+    z_samples : what the output distributions are decoded from. 0 decodes from the
+        posterior's mean (as the original evaluation code; for a mixture posterior, the
+        mixture's mean) and the divergences are closed-form. ``S > 0`` draws ``S`` latent
+        samples per row and input (needs a latent model); the same noise serves the full
+        input, every muted copy and every model, and a mixture's muted copies keep the
+        complete row's component where they have it (docs/method.md §5c). None (default):
+        the model's own default, 0 for a Gaussian posterior and 16 for a mixture
+        (``moe``, ``mopoe``, an adapted MMVAE or MoPoE).
+    divergence : with ``S > 0``, how the samples become a divergence (one of
+        :data:`DIVERGENCES`). ``"per-sample"``: the mean over ``s`` of the closed-form
+        ``KL(p_s ‖ q_s)`` between the outputs decoded from the ``s``-th samples (an upper
+        bound of the divergence between the predictive mixtures, by joint convexity).
+        ``"predictive"``: the divergence between what the model predicts as a whole, the
+        predictive mixtures ``P = (1/S) Σ_s p_s`` and ``Q = (1/S) Σ_s q_s``, estimated by
+        drawing one ``y_t`` from each ``p_t`` and averaging ``log P(y_t) − log Q(y_t)``
+        (an estimate below 0, noise around a divergence near 0, is reported as 0;
+        docs/method.md §5c gives its error). None (default): ``"predictive"`` for a
+        mixture posterior, ``"per-sample"`` for a Gaussian one.
+    generator : torch generator for the latent noise (and, for ``"predictive"``, the output
+        draws), on any device; None = torch's global CPU generator. Each fusion of a mixed
+        ensemble draws from a copy of it, so its numbers do not depend on the others. The
+        noise is drawn once for all rows (``latent_noise``: ``torch.randn(z_samples,
+        n_rows, latent)`` then two uniforms per sample and row).
     extra_pairs : user pairs, see :func:`measure_specs`; reported with quantity
         ``"custom"`` and the pair's name as ``modality``.
     rows_per_pass : evaluation rows per forward pass (each pass stacks every muted copy and
         sample of those rows, for every model); None picks a size that keeps one pass near
         8192 stacked rows in all. Results do not depend on it beyond rounding.
+    standard_error : add a column ``standard_error``: the Monte Carlo standard error of a
+        ``"predictive"`` estimate (the standard deviation over rows of the per-row estimate,
+        over ``sqrt(n_rows)``), 0 for the closed forms.
 
     Returns
     -------
@@ -340,8 +360,10 @@ def integration_measures(
     (one of :data:`QUANTITIES`), ``modality`` (modality name; ``""`` for baseline and
     prediction_error; the pair's name for custom), ``scope`` (``"modality"``, ``"all"`` or
     ``""``), ``value`` (float: nats for the KL measures, data units for the prediction
-    error; each a mean over the rows). Model-major; within a model: prediction_error, then
-    the order of :func:`measure_specs`.
+    error; each a mean over the rows), ``likelihood`` (the output families of the compared
+    columns, with a fixed scale where the model has one, e.g. ``gaussian(scale=0.75)``;
+    several joined by ``+``), then ``standard_error`` when asked. Model-major; within a
+    model: prediction_error, then the order of :func:`measure_specs`.
     """
     model = as_model(model)
     check_protocol(model)
@@ -350,6 +372,8 @@ def integration_measures(
         rows_per_pass = whole_number(rows_per_pass, "rows_per_pass", minimum=1)
     if z_samples is not None:
         z_samples = whole_number(z_samples, "z_samples")
+    if divergence is not None and divergence not in DIVERGENCES:
+        raise ConfigError(f"divergence {divergence!r}: expected one of {', '.join(DIVERGENCES)}")
     specs = measure_specs(description, extra_pairs)
     n_columns = description.n_columns
     # Measures sharing a muted set share one muted copy; copy 0 is the full input (p).
@@ -363,15 +387,29 @@ def integration_measures(
             variant_masks.append(spec.muted)
         spec_variant.append(variant_of_key[key])
     compared = np.stack([s.compared for s in specs])
-    values = []
+    values, errors, labels = [], [], []
     for _, group in groups_of(model):
-        kl_mean, distance = _divergences(
-            group, rows, description, np.stack(variant_masks), z_samples, generator, rows_per_pass
+        view = view_of(group)
+        for spec in specs:
+            what = f"{spec.quantity} {spec.modality}".rstrip()
+            view.layout.check_compared(spec.compared, what)
+            view.check_hidden(spec.muted, what)
+        value, error = _measure_group(
+            view,
+            rows,
+            description,
+            np.stack(variant_masks),
+            np.asarray(spec_variant),
+            compared,
+            z_samples,
+            divergence,
+            generator,
+            rows_per_pass,
         )
-        c = torch.as_tensor(compared, dtype=torch.float64, device=kl_mean.device)
-        per_spec = torch.einsum("mvc,vc->mv", kl_mean[:, spec_variant], c)
-        values.append(torch.cat([distance[:, None], per_spec], dim=1).cpu().numpy())
-    values = np.concatenate(values)
+        values.append(value)
+        errors.append(error)
+        labels += [[""] + [view.layout.label_of(c) for c in compared]] * view.n_models
+    values, errors = np.concatenate(values), np.concatenate(errors)
     n_models = model.n_models
     quantities = ["prediction_error"] + [s.quantity for s in specs]
     modalities = [""] + [s.modality for s in specs]
@@ -384,73 +422,169 @@ def integration_measures(
             "modality": np.tile(np.array(modalities, dtype=object), n_models),
             "scope": np.tile(np.array(scopes, dtype=object), n_models),
             "value": values.reshape(-1).astype(np.float64),
+            "likelihood": np.array([label for per in labels for label in per], dtype=object),
         }
     )
+    if standard_error:
+        table["standard_error"] = errors.reshape(-1).astype(np.float64)
     return labelled(table, model)
 
 
 def model_dtype_device(model, rows=None) -> tuple[torch.dtype, torch.device]:
     """The dtype and device rows are given to ``model`` in: its parameters', else a tensor's
     own, else float64 on the CPU."""
-    parameters = getattr(model, "parameters", None)
-    if callable(parameters):
-        first = next(iter(parameters()), None)
-        if first is not None:
-            return first.dtype, first.device
-    if isinstance(rows, torch.Tensor) and rows.dtype.is_floating_point:
-        return rows.dtype, rows.device
-    return torch.float64, torch.device("cpu")
+    return view_of(model).dtype_device(rows) if not isinstance(model, ModelView) else model.dtype_device(rows)
 
 
-def _divergences(model, rows, description, variant_masks, z_samples, generator, rows_per_pass):
-    """For one model of one fusion (or one of a user's), the KL divergence per column
-    between the full input's output and each muted copy's, mean over the rows
-    ``[models, variants, columns]``, and the prediction error ``[models]``, float64."""
-    dtype, device = model_dtype_device(model, rows)
+def _measure_group(
+    view: ModelView,
+    rows,
+    description,
+    variant_masks,
+    spec_variant,
+    compared,
+    z_samples,
+    divergence,
+    generator,
+    rows_per_pass,
+):
+    """For one model of one fusion (or one of a user's): every spec's divergence and the
+    prediction error ``[models, 1 + specs]`` (float64, numpy), and their standard errors."""
+    dtype, device = view.dtype_device(rows)
     x = as_rows(rows, description, dtype=dtype, device=device)
-    n_rows, n_columns, n_models = x.shape[0], description.n_columns, model.n_models
-    samples = z_samples if z_samples is not None else getattr(model, "default_z_samples", 0)
-    if samples and not hasattr(model, "latent_noise"):
+    samples = z_samples if z_samples is not None else default_z_samples(view, x)
+    if samples and not view.can_sample:
         raise ModelError(
-            f"z_samples {samples}: this model ({type(model).__name__}) decodes as it does; sampling needs a model "
-            "with latent_noise(n_rows, samples, generator) and output_gaussian(rows, muted, noise)"
+            f"z_samples {samples}: this model ({view.name}) decodes as it does; sampling needs a model with a "
+            "latent posterior (intermodal.LatentModel: posterior(rows, muted) and decode(z))"
         )
-    n_variants = len(variant_masks)
-    muted = torch.as_tensor(variant_masks, device=device)  # [variants, columns]
-    if rows_per_pass is None:
-        rows_per_pass = max(1, STACKED_ROWS_PER_PASS // (n_models * n_variants * max(samples, 1)))
-    no_mask = torch.zeros(1, n_columns, dtype=torch.bool, device=device)
+    if samples and divergence is None:
+        probe = view.posterior(x[:1], torch.zeros(1, x.shape[-1], dtype=torch.bool, device=device))
+        divergence = "predictive" if probe.is_mixture else "per-sample"
+    n_rows, n_models = x.shape[0], view.n_models
     with torch.no_grad():
-        noise = None
+        if samples and divergence == "predictive":
+            per_spec, error = _predictive(
+                view, x, variant_masks, spec_variant, compared, samples, generator, rows_per_pass
+            )
+        else:
+            kl = _closed_form(view, x, variant_masks, samples, generator, rows_per_pass)
+            c = torch.as_tensor(compared, dtype=torch.float64, device=kl.device)
+            per_spec = torch.einsum("mvc,vc->mv", kl[:, torch.as_tensor(spec_variant)], c)
+            error = torch.zeros_like(per_spec)
+        distance = _prediction_error(view, x, rows_per_pass)
+    value = torch.cat([distance[:, None], per_spec], dim=1).cpu().numpy()
+    error = torch.cat([torch.zeros(n_models, 1, dtype=torch.float64, device=error.device), error], 1).cpu().numpy()
+    _ = n_rows
+    return value, error
+
+
+def _rows_per_pass(rows_per_pass, stacked_per_row: int) -> int:
+    if rows_per_pass is not None:
+        return rows_per_pass
+    return max(1, STACKED_ROWS_PER_PASS // stacked_per_row)
+
+
+def _prediction_error(view: ModelView, x: torch.Tensor, rows_per_pass) -> torch.Tensor:
+    """Mean over rows of the Euclidean distance between a row and the mean of the output
+    decoded from its complete input (the posterior's mean), ``[models]`` float64."""
+    n_rows = x.shape[0]
+    step = _rows_per_pass(rows_per_pass, view.n_models)
+    total = torch.zeros(view.n_models, dtype=torch.float64, device=x.device)
+    no_mask = torch.zeros(1, x.shape[1], dtype=torch.bool, device=x.device)
+    for start in range(0, n_rows, step):
+        chunk = x[start : start + step]
+        mean, _ = view.layout.moments(view.outputs(chunk, no_mask.expand(chunk.shape[0], -1)))
+        distance = torch.linalg.vector_norm(chunk[None].to(torch.float64) - mean.to(torch.float64), dim=-1)
+        total += distance.sum(dim=-1)
+    return total / n_rows
+
+
+def _closed_form(view, x, variant_masks, samples, generator, rows_per_pass) -> torch.Tensor:
+    """The KL divergence per column between the full input's output and each muted copy's,
+    mean over the rows (and over the latent samples) ``[models, variants, columns]``."""
+    n_rows, n_columns, n_models = x.shape[0], x.shape[1], view.n_models
+    n_variants = len(variant_masks)
+    device = x.device
+    muted = torch.as_tensor(variant_masks, device=device)  # [variants, columns]
+    step = _rows_per_pass(rows_per_pass, n_models * n_variants * max(samples, 1))
+    noise = None
+    if samples:
+        # Drawn once for all rows, so that the numbers do not depend on rows_per_pass; from
+        # a copy of the generator, so that each fusion of a mixed ensemble draws the same.
+        noise = view.latent_noise(n_rows, samples, _copy(generator)).to(device)
+    kl_sum = torch.zeros(n_models, n_variants, n_columns, dtype=torch.float64, device=device)
+    for start in range(0, n_rows, step):
+        chunk = x[start : start + step]
+        n = chunk.shape[0]
+        stacked = chunk.repeat(n_variants, 1)  # [variants * n, columns], variant-major
+        masks = muted.repeat_interleave(n, dim=0)
         if samples:
-            # Drawn once for all rows, so that the numbers do not depend on rows_per_pass; from
-            # a copy of the generator, so that each fusion of a mixed ensemble draws the same.
-            noise = model.latent_noise(n_rows, samples, _copy(generator)).to(device)
-        kl_sum = torch.zeros(n_models, n_variants, n_columns, dtype=torch.float64, device=device)
-        distance_sum = torch.zeros(n_models, dtype=torch.float64, device=device)
-        for start in range(0, n_rows, rows_per_pass):
-            chunk = x[start : start + rows_per_pass]
-            n = chunk.shape[0]
-            stacked = chunk.repeat(n_variants, 1)  # [variants * n, columns], variant-major
-            masks = muted.repeat_interleave(n, dim=0)
-            if samples:
-                eps = noise[:, start : start + n].repeat(1, n_variants, 1)  # the same noise for every copy
-                out_mean, out_var = model.output_gaussian(stacked, masks, eps)  # [models, samples, v*n, columns]
-                out_mean = out_mean.reshape(n_models, samples, n_variants, n, n_columns)
-                out_logvar = torch.log(out_var).reshape(n_models, samples, n_variants, n, n_columns)
-                kl = _kl_per_column(out_mean[:, :, :1], out_logvar[:, :, :1], out_mean, out_logvar)
-                kl_sum += kl.sum(dim=3, dtype=torch.float64).mean(dim=1)
-                full_mean, _ = model.output_gaussian(chunk, no_mask.expand(n, -1))
-            else:
-                out_mean, out_var = model.output_gaussian(stacked, masks)
-                out_mean = out_mean.reshape(n_models, n_variants, n, n_columns)
-                out_logvar = torch.log(out_var).reshape(n_models, n_variants, n, n_columns)
-                kl = _kl_per_column(out_mean[:, :1], out_logvar[:, :1], out_mean, out_logvar)
-                kl_sum += kl.sum(dim=2, dtype=torch.float64)
-                full_mean = out_mean[:, 0]
-            distance = torch.linalg.vector_norm(chunk[None].to(torch.float64) - full_mean.to(torch.float64), dim=-1)
-            distance_sum += distance.sum(dim=-1)
-    return kl_sum / n_rows, distance_sum / n_rows
+            eps = noise[:, start : start + n].repeat(1, n_variants, 1)  # the same noise for every copy
+            out = view.sampled_outputs(stacked, masks, eps, reference_rows=n)  # [models, samples, v*n, columns]
+            out = Outputs(*(t.reshape(n_models, samples, n_variants, n, n_columns) for t in out))
+            p = Outputs(out.loc[:, :, :1], out.scale[:, :, :1])
+            kl = view.layout.kl_per_column(p, out)
+            kl_sum += kl.sum(dim=3, dtype=torch.float64).mean(dim=1)
+        else:
+            out = view.outputs(stacked, masks)
+            out = Outputs(*(t.reshape(n_models, n_variants, n, n_columns) for t in out))
+            p = Outputs(out.loc[:, :1], out.scale[:, :1])
+            kl = view.layout.kl_per_column(p, out)
+            kl_sum += kl.sum(dim=2, dtype=torch.float64)
+    return kl_sum / n_rows
+
+
+def _predictive(view, x, variant_masks, spec_variant, compared, samples, generator, rows_per_pass):
+    """The divergence between the predictive mixtures of the full input and each spec's
+    muted copy over the spec's compared columns, mean over rows ``[models, specs]``, and
+    its standard error over rows (docs/method.md §5c)."""
+    n_rows, n_columns, n_models = x.shape[0], x.shape[1], view.n_models
+    n_variants = len(variant_masks)
+    device = x.device
+    muted = torch.as_tensor(variant_masks, device=device)
+    # The compared sets, each once: [sets, columns]; which set each spec reads.
+    set_of: dict[bytes, int] = {}
+    spec_set = []
+    for c in compared:
+        spec_set.append(set_of.setdefault(c.tobytes(), len(set_of)))
+    sets = np.stack([np.frombuffer(k, dtype=bool) for k in set_of])
+    sets_t = torch.as_tensor(sets, device=device, dtype=x.dtype).T  # [columns, sets]
+    spec_variant_t = torch.as_tensor(spec_variant, device=device)
+    spec_set_t = torch.as_tensor(spec_set, device=device)
+    step = _rows_per_pass(rows_per_pass, n_models * n_variants * samples * samples)
+    copy = _copy(generator)
+    noise = view.latent_noise(n_rows, samples, copy).to(device)
+    draw_device = copy.device if copy is not None else "cpu"
+    u = torch.rand(samples, n_rows, n_columns, generator=copy, dtype=x.dtype, device=draw_device).to(device)
+    total = torch.zeros(n_models, len(spec_set), dtype=torch.float64, device=device)
+    squares = torch.zeros_like(total)
+    log_s = float(np.log(samples))
+    for start in range(0, n_rows, step):
+        chunk = x[start : start + step]
+        n = chunk.shape[0]
+        stacked = chunk.repeat(n_variants, 1)
+        masks = muted.repeat_interleave(n, dim=0)
+        eps = noise[:, start : start + n].repeat(1, n_variants, 1)
+        out = view.sampled_outputs(stacked, masks, eps, reference_rows=n)  # [models, S, v*n, columns]
+        out = Outputs(*(t.reshape(n_models, samples, n_variants, n, n_columns) for t in out))
+        full = Outputs(out.loc[:, :, 0], out.scale[:, :, 0])  # [models, S, n, columns]
+        y = view.layout.sample(full, u[:, start : start + n].unsqueeze(0).expand(n_models, -1, -1, -1))
+        # log q_s(y_t) per column: [models, t, s, v, n, columns], then summed over each set.
+        expanded = Outputs(out.loc.unsqueeze(1), out.scale.unsqueeze(1))
+        log_prob = view.layout.log_prob_per_column(expanded, y[:, :, None, None])
+        per_set = torch.matmul(log_prob, sets_t).to(torch.float64)  # [models, t, s, v, n, sets]
+        log_mixture = torch.logsumexp(per_set, dim=2) - log_s  # [models, t, v, n, sets]
+        diff = log_mixture[:, :, :1] - log_mixture  # log P(y_t) - log Q(y_t)
+        per_row = diff.mean(dim=1)  # [models, v, n, sets]
+        per_spec = per_row[:, spec_variant_t, :, spec_set_t]  # [specs, models, n]
+        per_spec = per_spec.permute(1, 0, 2)
+        total += per_spec.sum(-1)
+        squares += (per_spec**2).sum(-1)
+    mean = total / n_rows
+    variance = (squares / n_rows - mean**2).clamp_min(0.0) * (n_rows / max(n_rows - 1, 1))
+    # The divergence is >= 0; an estimate below 0 is noise, and 0 is closer to the truth.
+    return mean.clamp_min(0.0), torch.sqrt(variance / n_rows)
 
 
 def _copy(generator: torch.Generator | None) -> torch.Generator | None:

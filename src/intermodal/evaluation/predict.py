@@ -28,14 +28,15 @@ import torch
 from ..data.description import DatasetDescription
 from ..errors import DataError, ModelError
 from ..model.group import groups_of
-from ..model.protocol import description_for
+from ..model.likelihoods import Outputs
+from ..model.protocol import check_protocol, description_for, view_of
 from ..options import whole_number
 from ..streams import Purpose, torch_generator
 from ..training.config import key_columns
-from .measures import STACKED_ROWS_PER_PASS, as_model, model_dtype_device
+from .measures import STACKED_ROWS_PER_PASS, as_model
 
 if TYPE_CHECKING:
-    from ..model.protocol import OutputGaussianModel
+    from ..model.protocol import LatentModel, OutputGaussianModel, OutputModel
 
 __all__ = [
     "Prediction",
@@ -146,42 +147,58 @@ def _rows_array(rows, description: DatasetDescription, mask: np.ndarray, n_model
 def _generators(model, seed: int | None) -> list[torch.Generator] | None:
     """One generator per group of ``model`` (one per fusion), each seeded alike from the
     stream ``(seed, Purpose.PREDICTION_SAMPLE)``, so a model's sample does not depend on
-    the other fusions beside it; None decodes from the posterior's mean."""
+    the other fusions beside it; None decodes from the posterior's mean. A seed for a model
+    that cannot sample (no latent posterior) is refused."""
     if seed is None:
         return None
     seed = whole_number(seed, "seed")
+    for _, group in groups_of(model):
+        view = view_of(group)
+        if not view.can_sample:
+            raise ModelError(
+                f"seed {seed}: {view.name} cannot draw a latent sample (it has no latent posterior: "
+                "intermodal.LatentModel); leave seed=None to predict from what it outputs"
+            )
     return [torch_generator(Purpose.PREDICTION_SAMPLE, seed) for _ in groups_of(model)]
+
+
+def _check_hidden(model, hidden: np.ndarray, what: str) -> None:
+    for _, group in groups_of(model):
+        view_of(group).check_hidden(hidden, what)
 
 
 def _decode(
     model, inputs: np.ndarray, hidden: np.ndarray, generators: list[torch.Generator] | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The output Gaussian for ``inputs`` (``[n_rows, n_columns]``, the same for every
-    model, or ``[n_models, n_rows, n_columns]``) with the ``hidden [n_columns]`` columns
-    muted, decoded from the posterior's mean, or from one latent sample per row when
-    generators are given (one draw for all rows before any chunking, on the CPU, in the
-    model's dtype: the same noise for every model, on every device). Returns the mean and
-    std, float64 ``[n_models, n_rows, n_columns]``."""
+    """The output distributions' means and standard deviations for ``inputs``
+    (``[n_rows, n_columns]``, the same for every model, or ``[n_models, n_rows,
+    n_columns]``) with the ``hidden [n_columns]`` columns muted, decoded from the
+    posterior's mean, or from one latent sample per row when generators are given (one draw
+    for all rows before any chunking, on the CPU, in the model's dtype: the same noise for
+    every model, on every device). Returns float64 ``[n_models, n_rows, n_columns]``."""
     n_rows = inputs.shape[-2]
     chunk = max(1, STACKED_ROWS_PER_PASS // model.n_models)
     means, stds = [], []
     with torch.no_grad():
         for index, (start, group) in enumerate(groups_of(model)):
-            dtype, device = model_dtype_device(group)
+            view = view_of(group)
+            dtype, device = view.dtype_device()
             x = torch.as_tensor(inputs, dtype=dtype)
             if x.ndim == 3:
                 x = x[start : start + group.n_models]
-            noise = None if generators is None else group.latent_noise(n_rows, 1, generators[index])
+            noise = None if generators is None else view.latent_noise(n_rows, 1, generators[index])
             mask = torch.as_tensor(hidden, device=device).expand(n_rows, -1)
             group_means, group_stds = [], []
             for a in range(0, n_rows, chunk):
                 part = x[..., a : a + chunk, :].to(device)
-                e = None if noise is None else noise[:, a : a + chunk].to(device)
-                mean, var = group.output_gaussian(part, mask[a : a + chunk], e)
-                if e is not None:
-                    mean, var = mean[:, 0], var[:, 0]
+                if noise is None:
+                    out = view.outputs(part, mask[a : a + chunk])
+                else:
+                    out = view.sampled_outputs(part, mask[a : a + chunk], noise[:, a : a + chunk].to(device))
+                    out = Outputs(out.loc[:, 0], out.scale[:, 0])
+                mean, std = view.layout.moments(out)
                 group_means.append(mean.double().cpu())
-                group_stds.append(torch.exp(0.5 * torch.log(var).double()).cpu())  # exp(logvar / 2), as ever
+                group_stds.append(std.double().cpu())
             means.append(torch.cat(group_means, 1))
             stds.append(torch.cat(group_stds, 1))
     return torch.cat(means, 0).numpy(), torch.cat(stds, 0).numpy()
@@ -189,7 +206,7 @@ def _decode(
 
 # ---------------------------------------------------------------------- predict, rollout
 def predict(
-    model: OutputGaussianModel,
+    model: LatentModel | OutputModel | OutputGaussianModel,
     rows: np.ndarray | pd.DataFrame,
     given: str | Sequence[str],
     *,
@@ -200,7 +217,7 @@ def predict(
 
     Parameters
     ----------
-    model : any :class:`~intermodal.model.protocol.OutputGaussianModel` (an ensemble of
+    model : any model of the protocols (:mod:`intermodal.model.protocol`; an ensemble of
         ``n_models``: any fusion, a loaded run, a model of one's own).
     rows : array ``[n_rows, n_columns]`` in data units: complete rows, or rows where only
         the given columns matter (the others may hold anything, NaN included). Also
@@ -231,16 +248,19 @@ def predict(
     for a description that does not fit the model.
     """
     model = as_model(model)
+    check_protocol(model)
     description = description_for(model, description)
     mask = given_mask(description, given)
+    _check_hidden(model, ~mask, f"given {given!r}")
+    generators = _generators(model, seed)
     x = _rows_array(rows, description, mask, model.n_models)
     inputs = np.where(mask, x, description.muted_value)
-    mean, std = _decode(model, inputs, ~mask, _generators(model, seed))
+    mean, std = _decode(model, inputs, ~mask, generators)
     return Prediction(mean, std, mask)
 
 
 def rollout(
-    model: OutputGaussianModel,
+    model: LatentModel | OutputModel | OutputGaussianModel,
     start_rows: np.ndarray | pd.DataFrame,
     steps: int,
     given: str | Sequence[str],
@@ -274,16 +294,20 @@ def rollout(
     ``given`` is step 0's mask. Needs a description with exactly two time steps.
     """
     model = as_model(model)
+    check_protocol(model)
     description = description_for(model, description)
     current, previous = two_steps(description, "rollout")
     steps = whole_number(steps, "rollout: steps", minimum=1)
     src, dst = shift_columns(description, current, previous)
     mask = given_mask(description, given)
-    x = _rows_array(start_rows, description, mask, model.n_models)
-    generators = _generators(model, seed)
-    mean, std = _decode(model, np.where(mask, x, description.muted_value), ~mask, generators)
     hidden = np.ones(description.n_columns, dtype=bool)
     hidden[dst] = False
+    _check_hidden(model, ~mask, f"given {given!r}")
+    if steps > 1:
+        _check_hidden(model, hidden, f"rollout: every step after the first gives only {previous!r}, which")
+    generators = _generators(model, seed)
+    x = _rows_array(start_rows, description, mask, model.n_models)
+    mean, std = _decode(model, np.where(mask, x, description.muted_value), ~mask, generators)
     means, stds = [mean], [std]
     for _ in range(1, int(steps)):
         shifted = np.full(mean.shape, description.muted_value)

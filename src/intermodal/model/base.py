@@ -22,6 +22,8 @@ from ..data.description import DatasetDescription
 from ..errors import ModelError
 from ..streams import initialisation
 from .architecture import Architecture
+from .likelihoods import Likelihood, Outputs
+from .posterior import Posterior, latent_noise
 
 __all__ = ["EnsembleVAE", "VARIANCE_FLOOR", "column_weights", "losses", "recon_constant"]
 
@@ -99,8 +101,10 @@ class EnsembleVAE(nn.Module):
     and a modality's features are one contiguous block.
 
     A fusion subclass builds its encoder in ``_build_encoder`` (registering its layers with
-    ``_add``) and gives the latents: ``_latents_ff(x_ff, noise)``, ``training_losses``,
-    ``training_noise``, ``latent_noise`` and ``posterior_summary``.
+    ``_add``) and gives its posterior, ``_posterior_ff(x_ff, mask)``, and its training:
+    ``training_losses(x_ff, target_ff, noise_ff)`` and ``training_noise``. It then answers
+    the model protocol (:class:`~intermodal.model.protocol.LatentModel`): ``posterior``,
+    ``decode``, ``likelihoods``; and the plain one, ``output_gaussian``.
     """
 
     fusion = ""  # the fusion's name (concat, poe, moe, mopoe)
@@ -215,11 +219,13 @@ class EnsembleVAE(nn.Module):
         mean, raw = self._decode_raw(z_ff)
         return mean, _floored_logvar(raw)
 
-    def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Output Gaussian for latents ``z [models, rows, latent]``:
-        ``mean, logvar [models, rows, n_columns]`` in column order."""
-        mean, logvar = self.decode_features_first(z.transpose(1, 2).contiguous())
-        return mean.transpose(1, 2), logvar.transpose(1, 2)
+    def decode(self, z: torch.Tensor) -> Outputs:
+        """The output Gaussians for latents ``z [models, rows, latent]``: ``Outputs(mean,
+        std)``, each ``[models, rows, n_columns]`` in column order (the model protocol's
+        ``decode``; std = sqrt(exp(raw) + 1e-4))."""
+        mean, raw = self._decode_raw(z.transpose(1, 2).contiguous())
+        std = torch.sqrt(torch.exp(raw) + VARIANCE_FLOOR)
+        return Outputs(mean.transpose(1, 2), std.transpose(1, 2))
 
     def _recon(self, target_ff: torch.Tensor, z_ff: torch.Tensor) -> torch.Tensor:
         """The reconstruction loss per row ``[models, rows]`` of ``target_ff`` from latents ``z_ff``."""
@@ -227,17 +233,20 @@ class EnsembleVAE(nn.Module):
         return _GaussianNLL.apply(target_ff, out_mean, out_raw, self.column_weight[:, None], self.recon_constant)
 
     # ---------------------------------------------------------------- the model protocol
-    def output_gaussian(self, rows, muted, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The decoder's Gaussian for rows with the ``muted`` columns hidden.
+    @property
+    def likelihoods(self) -> dict[str, Likelihood]:
+        """Every modality's output distribution: a Gaussian with a learned variance
+        (floored at 1e-4), as Zambelli's decoder."""
+        return {m: Likelihood("gaussian") for m in self.modalities}
+
+    def posterior(self, rows, muted) -> Posterior:
+        """The latent posterior for rows with the ``muted`` columns hidden (the model
+        protocol's :meth:`~intermodal.model.protocol.LatentModel.posterior`).
 
         ``rows``: ``[n, columns]`` (the same for every model) or ``[models, n, columns]``,
         complete or not (hidden columns are set to the muted value here); ``muted``:
-        ``[n, columns]`` bool, True where hidden. ``noise``: None decodes from the
-        posterior's mean (a mixture's: the mean of the mixture); ``[samples, n, width]``
-        from :meth:`latent_noise` decodes one latent sample per row and noise sample.
-
-        Returns the mean and the variance ``[models, n, columns]`` (``[models, samples, n,
-        columns]`` with noise), in the model's dtype and on its device."""
+        ``[n, columns]`` bool, True where hidden. Returns a posterior over ``[models, n]``
+        (the prior N(0, I) where an expert fusion is left with no expert)."""
         p = self.column_weight
         x = torch.as_tensor(rows, dtype=p.dtype, device=p.device)
         mask = torch.as_tensor(muted, device=p.device)
@@ -246,30 +255,37 @@ class EnsembleVAE(nn.Module):
         x = torch.where(mask, torch.tensor(self.description.muted_value, dtype=p.dtype, device=p.device), x)
         if x.ndim == 2:
             x = x.expand(self.n_models, -1, -1)
-        x_ff = x.transpose(1, 2).contiguous()
-        if noise is not None:
-            noise = torch.as_tensor(noise, dtype=p.dtype, device=p.device)
-        z_ff = self._latents_ff(x_ff, mask, noise)
-        mean, raw = self._decode_raw(z_ff)
-        var = torch.exp(raw) + VARIANCE_FLOOR
+        return self._posterior_ff(x.transpose(1, 2).contiguous(), mask)
+
+    def _posterior_ff(self, x_ff: torch.Tensor, mask: torch.Tensor) -> Posterior:
+        """The posterior for (muted) inputs ``x_ff [models, columns, n]`` and their mask
+        ``[n, columns]``."""
+        raise NotImplementedError
+
+    def output_gaussian(self, rows, muted, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The decoder's Gaussian for rows with the ``muted`` columns hidden (the plain
+        protocol, :class:`~intermodal.model.protocol.OutputGaussianModel`).
+
+        ``rows``, ``muted``: as :meth:`posterior`. ``noise``: None decodes from the
+        posterior's mean (a mixture's: the mean of the mixture); ``[samples, n, latent + 2]``
+        from :meth:`latent_noise` decodes one latent sample per row and noise sample (a
+        mixture's coupled to the complete row's component). Returns the mean and the
+        variance ``[models, n, columns]`` (``[models, samples, n, columns]`` with noise)."""
+        post = self.posterior(rows, muted)
         if noise is None:
-            return mean.transpose(1, 2), var.transpose(1, 2)
-        shape = (self.n_models, self.n_columns, noise.shape[0], x.shape[1])
-        return mean.view(shape).permute(0, 2, 3, 1), var.view(shape).permute(0, 2, 3, 1)
+            out = self.decode(post.mean())
+            return out.loc, out.scale**2
+        noise = torch.as_tensor(noise, dtype=self.column_weight.dtype, device=self.column_weight.device)
+        z = post.sample(noise)  # [models, samples, n, latent]
+        out = self.decode(z.reshape(self.n_models, -1, self.latent_size))
+        shape = (*z.shape[:-1], self.n_columns)
+        return out.loc.reshape(shape), (out.scale**2).reshape(shape)
 
     def latent_noise(self, n_rows: int, samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """The noise :meth:`output_gaussian` decodes ``samples`` latent samples per row from:
-        ``torch.randn(samples, n_rows, latent)`` in the model's dtype, drawn on the
-        generator's device (the CPU without one); a mixture fusion adds a uniform column
-        that picks each sample's component."""
-        device = generator.device if generator is not None else "cpu"
-        return torch.randn(samples, n_rows, self.latent_size, generator=generator, dtype=self._dtype, device=device)
-
-    def _latents_ff(self, x_ff: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
-        """Latents features-first for (muted) inputs ``x_ff [models, columns, n]``: the
-        posterior's mean ``[models, latent, n]``, or one sample per noise row ``[models,
-        latent, samples·n]`` (sample-major)."""
-        raise NotImplementedError
+        """The noise a posterior's sample decodes from
+        (:func:`~intermodal.model.posterior.latent_noise`): ``[samples, n_rows, latent + 2]``
+        in the model's dtype, drawn on the generator's device (the CPU without one)."""
+        return latent_noise(n_rows, samples, self.latent_size, dtype=self._dtype, generator=generator)
 
     def training_noise(self, generator: torch.Generator, n_rows: int, dtype) -> torch.Tensor:
         """One epoch's noise for one model, ``[n_rows, width]``: ``torch.randn(n_rows,

@@ -25,6 +25,7 @@ import torch
 from ..data.description import DatasetDescription
 from ..errors import ModelError
 from .base import VARIANCE_FLOOR, EnsembleVAE
+from .posterior import MIXTURE_Z_SAMPLES, GaussianPosterior, MixturePosterior
 
 __all__ = [
     "Expert",
@@ -36,9 +37,6 @@ __all__ = [
     "mixture_log_density",
 ]
 
-# The measures of a mixture decode from this many latent samples per row by default (the
-# mixture's mean may fall between its components, where no expert put any mass).
-MIXTURE_Z_SAMPLES = 16
 # Subsets of experts whose products are computed at once for a mixture of products' mean.
 SUBSETS_PER_PASS = 64
 ROWS_PER_SUBSET_BLOCK = 128
@@ -135,20 +133,6 @@ class _ExpertsVAE(EnsembleVAE):
             )
         return (hidden == 0).T.unsqueeze(0)
 
-    def posterior_summary(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """For complete rows ``[n, columns]``: the posterior's mean ``[models, n, latent]``
-        and, per latent dimension, the KL divergence from N(0, 1) (for a mixture, the mean
-        over its components of theirs, an upper bound of the mixture's by convexity),
-        ``[models, n, latent]``, float64."""
-        x_ff = rows.T[None].expand(self.n_models, -1, -1).contiguous()
-        mean, var = self._experts_ff(x_ff)
-        present = torch.ones(1, self.n_experts, x_ff.shape[-1], dtype=torch.bool, device=x_ff.device)
-        mean, kl = self._summary(mean, var, present)
-        return mean.double().transpose(1, 2), kl.double().transpose(1, 2)
-
-    def _summary(self, mean, var, present):
-        raise NotImplementedError
-
 
 def _product(mean: torch.Tensor, var: torch.Tensor, members: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The product of the member experts' Gaussians and the prior N(0, I): precision
@@ -205,42 +189,28 @@ class ProductOfExperts(_ExpertsVAE):
 
     fusion = "poe"
 
-    def _latents_ff(self, x_ff, mask, noise):
+    def _posterior_ff(self, x_ff, mask):
         mean, var = _product(*self._experts_ff(x_ff), self._present_in_mask(mask))
-        if noise is None:
-            return mean
-        eps = noise.permute(2, 0, 1).unsqueeze(0)  # [1, latent, samples, n]
-        z = mean.unsqueeze(2) + torch.sqrt(var).unsqueeze(2) * eps
-        return z.reshape(self.n_models, self.latent_size, -1)
+        return GaussianPosterior(mean.transpose(1, 2), var.transpose(1, 2))
 
     def training_losses(self, x_ff, target_ff, eps_ff):
         mean, var = _product(*self._experts_ff(x_ff), self._present_in_input(x_ff))
         z = mean + torch.sqrt(var) * eps_ff
         return self._recon(target_ff, z), _gaussian_kl(mean, var).sum(1)
 
-    def _summary(self, mean, var, present):
-        mean, var = _product(mean.double(), var.double(), present)
-        return mean, _gaussian_kl(mean, var)
-
 
 class _Mixture(_ExpertsVAE):
-    """A mixture posterior: the measures decode from samples by default, and its noise has
-    two more columns, uniform numbers that pick each sample's component.
+    """A mixture posterior: the measures decode from samples by default (docs/method.md §2b).
 
-    The samples of every input are *coupled* to those of the complete row (docs/method.md
-    §2b): the first number picks the component the complete row's sample comes from; a
+    The samples of every input are *coupled* to those of the complete row: the first
+    uniform of a noise row picks the component the complete row's sample comes from; a
     muted input keeps that component (for ``mopoe``, the part of the subset it still has)
-    when it has it, and otherwise the second number picks one of its own. Each input's
-    samples remain exact samples of its own posterior (the coupling keeps the marginals
-    uniform), and a component the muting leaves untouched gives the same z for both inputs,
-    as it should: an expert sees only its own columns."""
+    when it has it, and otherwise the second picks one of its own. Each input's samples
+    remain exact samples of its own posterior (the coupling keeps the marginals uniform),
+    and a component the muting leaves untouched gives the same z for both inputs, as it
+    should: an expert sees only its own columns."""
 
     default_z_samples = MIXTURE_Z_SAMPLES
-
-    def latent_noise(self, n_rows, samples, generator=None):
-        eps = super().latent_noise(n_rows, samples, generator)
-        picks = torch.rand(samples, n_rows, 2, generator=generator, dtype=eps.dtype, device=eps.device)
-        return torch.cat([eps, picks], dim=-1)
 
 
 class MixtureOfExperts(_Mixture):
@@ -291,32 +261,15 @@ class MixtureOfExperts(_Mixture):
         zeros = z.new_zeros(n_models, rows)
         return zeros.scatter_add(1, row, recon * weight), zeros.scatter_add(1, row, latent_pairs * weight)
 
-    def _latents_ff(self, x_ff, mask, noise):
+    def _posterior_ff(self, x_ff, mask):
         mean, var, present = self._components(x_ff, self._present_in_mask(mask))
-        weight = present.to(mean.dtype)  # [1, components, n]
-        k = weight.sum(1)  # [1, n]
-        if noise is None:  # the mixture's mean
-            return (weight.unsqueeze(2) * mean).sum(1) / k.unsqueeze(1)
-        rank = torch.cumsum(weight, 1) - 1  # each component's number among the row's components
-        n = x_ff.shape[-1]
-        components = torch.arange(present.shape[1], device=x_ff.device)[None, :, None]  # [1, comp, 1]
-        samples = []
-        for eps, pick, repick in zip(noise[..., :-2], noise[..., -2], noise[..., -1]):  # [n, latent], [n], [n]
-            # The complete row's component: expert floor(pick·E) of all E; kept where present.
-            first = torch.floor(pick * self.n_experts).clamp_max(self.n_experts - 1).long()  # [n]
-            kept = present[0].gather(0, first[None]).squeeze(0)  # [n]
-            # Otherwise number floor(repick·K) among the row's K components.
-            index = torch.floor(repick * k).clamp_max(k - 1)  # [1, n]
-            other = present & (rank == index.unsqueeze(1))
-            chosen = torch.where(kept[None, None], components == first[None, None], other)
-            chosen = chosen.expand(1, -1, n).to(mean.dtype).unsqueeze(2)  # [1, comp, 1, n]
-            mu, sd = (chosen * mean).sum(1), (chosen * torch.sqrt(var)).sum(1)  # [models, latent, n]
-            samples.append(mu + sd * eps.T)
-        return torch.cat(samples, dim=2)
-
-    def _summary(self, mean, var, present):
-        mean, var = mean.double(), var.double()
-        return mean.mean(1), _gaussian_kl(mean, var).mean(1)
+        log_weights = torch.zeros(present.shape, dtype=mean.dtype, device=mean.device).masked_fill(~present, -math.inf)
+        # The complete row's weights: every expert alike, the prior not at all.
+        reference = torch.zeros(self.n_experts + 1, dtype=mean.dtype, device=mean.device)
+        reference[-1] = -math.inf
+        return MixturePosterior(
+            mean.permute(0, 3, 1, 2), var.permute(0, 3, 1, 2), log_weights.permute(0, 2, 1), reference
+        )
 
 
 class MixtureOfProductsOfExperts(_Mixture):
@@ -353,21 +306,22 @@ class MixtureOfProductsOfExperts(_Mixture):
         z = mean + torch.sqrt(var) * eps
         return self._recon(target_ff, z), _gaussian_kl(mean, var).sum(1)
 
-    def _latents_ff(self, x_ff, mask, noise):
+    def _posterior_ff(self, x_ff, mask):
         mean, var = self._experts_ff(x_ff)
-        present = self._present_in_mask(mask)  # [1, experts, n]
-        if noise is None:
-            return self._mixture_mean(mean, var, present[0])
+        return _SubsetProducts(self, mean, var, self._present_in_mask(mask))
+
+    def _coupled_samples(self, mean, var, present, noise) -> torch.Tensor:
+        """One latent per noise row ``[models, samples, n, latent]``: the complete row's
+        subset of all experts, less those this input leaves out; where none is left, a
+        subset of its own experts."""
         every = torch.ones_like(present)
         samples = []
         for eps, pick, repick in zip(noise[..., :-2], noise[..., -2], noise[..., -1]):  # [n, latent], [n], [n]
-            # The complete row's subset of all experts, less those this input leaves out; where
-            # none is left, a subset of its own experts.
             kept = self._subset(every, pick[None]) & present
             members = torch.where(kept.any(1, keepdim=True), kept, self._subset(present, repick[None]))
             mu, v = _product(mean, var, members)
-            samples.append(mu + torch.sqrt(v) * eps.T)
-        return torch.cat(samples, dim=2)
+            samples.append((mu + torch.sqrt(v) * eps.T).transpose(1, 2))
+        return torch.stack(samples, 1)
 
     def _subsets_of(self, present_row: torch.Tensor) -> torch.Tensor:
         """Every non-empty subset of the experts ``present_row [experts]`` gives, as rows of
@@ -420,8 +374,36 @@ class MixtureOfProductsOfExperts(_Mixture):
                     out_kl[..., target] = sum_kl.view(n_models, latent, block) / len(subsets)
         return out_mean, out_kl
 
-    def _mixture_mean(self, mean, var, present):
-        return self._over_subsets(mean, var, present, with_kl=False)[0].to(mean.dtype)
 
-    def _summary(self, mean, var, present):
-        return self._over_subsets(mean, var, present[0].expand(-1, mean.shape[-1]), with_kl=True)
+class _SubsetProducts(MixturePosterior):
+    """``mopoe``'s posterior: the uniform mixture over the non-empty subsets of the present
+    experts of each subset's product (the prior where none is present). Its 2^K − 1
+    components are never listed: the mean and the KL are sums over subsets in blocks, and a
+    sample is drawn by the model's own coupling (which takes the complete row to have every
+    expert, as the measures give it)."""
+
+    def __init__(self, model, mean, var, present):
+        self._model, self._e_mean, self._e_var, self._present = model, mean, var, present
+
+    @property
+    def weights(self):
+        raise NotImplementedError("mopoe's posterior does not list its 2^K - 1 components")
+
+    def mean(self):
+        m = self._model._over_subsets(self._e_mean, self._e_var, self._present[0], with_kl=False)[0]
+        return m.to(self._e_mean.dtype).transpose(1, 2)
+
+    def sample(self, noise, reference=None):
+        return self._model._coupled_samples(self._e_mean, self._e_var, self._present, noise.to(self._e_mean.dtype))
+
+    def kl_to_prior(self):
+        present = self._present[0].expand(-1, self._e_mean.shape[-1])
+        return self._model._over_subsets(self._e_mean, self._e_var, present, with_kl=True)[1].transpose(1, 2)
+
+    def repeat(self, times):
+        return _SubsetProducts(
+            self._model,
+            self._e_mean.repeat(1, 1, 1, times),
+            self._e_var.repeat(1, 1, 1, times),
+            self._present.repeat(1, 1, times),
+        )

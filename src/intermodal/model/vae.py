@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import EnsembleVAE, _floored_logvar, _GaussianNLL, _LatentSample
+from .base import VARIANCE_FLOOR, EnsembleVAE, _floored_logvar, _GaussianNLL, _LatentSample
+from .posterior import GaussianPosterior
 
 __all__ = ["MultimodalVAE"]
 
@@ -76,22 +77,11 @@ class MultimodalVAE(EnsembleVAE):
         )
         return tuple(t.transpose(1, 2) for t in out)
 
-    # ---------------------------------------------------------------- latents
-    def _latents_ff(self, x_ff: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
-        z_mean, z_logvar = self.encode_features_first(x_ff)
-        if noise is None:
-            return z_mean
-        # one latent per noise sample and row, shared by every model: [models, latent, samples, n]
-        eps = noise.permute(2, 0, 1).unsqueeze(0)
-        z = z_mean.unsqueeze(2) + torch.exp(0.5 * z_logvar).unsqueeze(2) * eps
-        return z.reshape(self.n_models, self.latent_size, -1)
-
-    def posterior_summary(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """For complete rows ``[n, columns]``: the posterior's mean ``[models, n, latent]`` and
-        each latent dimension's ``KL(q(z_j|x) ‖ N(0, 1))`` ``[models, n, latent]``, float64."""
-        z_mean, z_logvar = self.encode(rows[None].expand(self.n_models, -1, -1))
-        z_mean, z_logvar = z_mean.to(torch.float64), z_logvar.to(torch.float64)
-        return z_mean, 0.5 * (z_mean**2 + torch.expm1(z_logvar) - z_logvar)
+    # ---------------------------------------------------------------- posterior
+    def _posterior_ff(self, x_ff: torch.Tensor, mask: torch.Tensor) -> GaussianPosterior:
+        # A muted column holds the muted value in the input: the mask itself is not needed.
+        mean, raw = self._encode_raw(x_ff)
+        return GaussianPosterior(mean.transpose(1, 2), (torch.exp(raw) + VARIANCE_FLOOR).transpose(1, 2))
 
     def training_losses(self, x_ff: torch.Tensor, target_ff: torch.Tensor, eps_ff: torch.Tensor):
         """Per-row reconstruction and latent loss ``[models, rows]`` of inputs ``x_ff``,

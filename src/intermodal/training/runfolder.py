@@ -472,6 +472,11 @@ def _clean_results(results: pd.DataFrame) -> pd.DataFrame:
     for column in ("modality", "scope"):
         results[column] = results[column].fillna("").astype(str)
     results["value"] = results["value"].astype(float)
+    # The output family of the compared columns (model.likelihoods); runs written before
+    # families were recorded had Gaussian outputs only.
+    if "likelihood" not in results:
+        results["likelihood"] = np.where(results["quantity"] == "prediction_error", "", "gaussian")
+    results["likelihood"] = results["likelihood"].fillna("").astype(str)
     return results
 
 
