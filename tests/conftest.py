@@ -3,7 +3,20 @@ synthetic data set that no test needs to download."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+
+# MultiVae (the adapters' tests) imports torchvision when it loads. The package registry's
+# torchvision wheels are CUDA builds that cannot load beside this machine's CPU torch, so
+# where the real one cannot be imported the tests put a stand-in on the path: it has the few
+# names MultiVae imports and refuses to be used (tests/_torchvision_shim/torchvision). This
+# lives in the tests only; the library never imports torchvision.
+try:
+    import torchvision  # noqa: F401
+except Exception:  # absent, or a wheel that cannot load (RuntimeError), leaving half-imported modules
+    for _name in [k for k in sys.modules if k == "torchvision" or k.startswith("torchvision.")]:
+        del sys.modules[_name]
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "_torchvision_shim"))
 
 import numpy as np
 import pytest

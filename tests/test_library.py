@@ -39,14 +39,29 @@ def test_the_readme_library_block_runs(tmp_path, monkeypatch):
 
 def test_the_own_model_page_wraps_a_module_that_the_measures_accept():
     page = (ROOT / "docs" / "own_model.md").read_text()
-    block = re.findall(r"```python\n(.*?)```", page, re.S)[1]
-    assert len([line for line in block.split("class MyModel")[1].splitlines() if line.strip()]) <= 14
+    block = next(b for b in re.findall(r"```python\n(.*?)```", page, re.S) if "class MyModel" in b)
+    wrapper = block.split("class MyModel")[1].split("model = MyModel")[0]
+    assert len([line for line in wrapper.splitlines() if line.strip()]) <= 14
     namespace: dict = {}
     exec(compile(block, "docs/own_model.md", "exec"), namespace)
     table, model = namespace["table"], namespace["model"]
     assert isinstance(model, im.OutputGaussianModel)
     assert set(table["quantity"]) == {"prediction_error", "single_modality_error", "loss_of_precision", "baseline"}
     assert (table["value"] >= 0).all() and len(table) == 2 + 4 * 5
+    # predict and rollout work on the page's wrapper (they once passed it an argument it lacks)
+    assert namespace["past"].mean.shape == (1, 10, 28) and namespace["steps"].mean.shape == (1, 5, 10, 28)
+    with pytest.raises(im.IntermodalError, match="cannot draw a latent sample"):
+        im.predict(model, namespace["dataset"].test[:10], given="vision", seed=0)
+
+
+def test_the_own_model_pages_subsets_example_runs():
+    page = (ROOT / "docs" / "own_model.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", page, re.S) if "im.adapters.subsets(" in b)
+    namespace: dict = {}
+    exec(compile(block, "docs/own_model.md", "exec"), namespace)
+    table = namespace["subset_table"]
+    assert (table.value >= 0).all() and set(table.likelihood) == {"", "gaussian"}
+    assert im.check_model(namespace["subset_model"], namespace["dataset"].test[:32]).ok
 
 
 def test_a_library_call_leaves_the_process_as_it_found_it(tmp_path, capsys, caplog):

@@ -52,6 +52,8 @@ _HELP = {
     "eval_seed": "seed of the random evaluation rows",
     "z_samples": "decode from this many samples of z (0 = from the posterior's mean; none = per fusion: 0 for "
     "concat and poe, 16 for moe and mopoe)",
+    "divergence": "with z samples: per-sample (mean of the samples' closed forms) or predictive (between the "
+    "predictive mixtures); none = predictive for moe and mopoe, per-sample otherwise",
     "extra_pairs": 'extra measures as JSON: {"name": {"muted": [selectors], "compared": [selectors]}}',
     "ground_truth": "true: on --data sim, add the distractors (noise, copy-vision; unless --sim names "
     "distractors) and the measures the report's ground-truth checks need",
@@ -158,6 +160,7 @@ def cmd_measure(args) -> int:
         eval_rows=args.eval_rows,
         n_eval_rows=args.n_eval_rows,
         z_samples=args.z_samples,
+        divergence=args.divergence,
         fusion=args.fusion,
         schedule=args.schedule,
         seed=args.seed,
@@ -344,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-rows", choices=["first", "random", "all"], default=None)
     p.add_argument("--n-eval-rows", type=int, default=None)
     p.add_argument("--z-samples", type=int, default=None)
+    p.add_argument("--divergence", choices=["per-sample", "predictive"], default=None)
     p.add_argument("--fusion", help="only the models of this fusion")
     p.add_argument("--schedule", help="only the models of this schedule")
     p.add_argument("--seed", type=int, help="only the models of this seed")

@@ -92,6 +92,7 @@ def make_evaluator(config: RunConfig, dataset: Dataset, *, say: bool = False):
             rows,
             description=description,
             z_samples=config.z_samples,
+            divergence=config.divergence,
             generator=evaluation_generator(config.eval_seed, epoch),
             extra_pairs=pairs,
         )
@@ -108,6 +109,7 @@ def measure_run(
     eval_rows: str | None = None,
     n_eval_rows: int | None = None,
     z_samples: int | None = None,
+    divergence: str | None = None,
     fusion: str | None = None,
     schedule: str | None = None,
     seed: int | None = None,
@@ -115,8 +117,10 @@ def measure_run(
     """The measures of the models in a run folder or checkpoint (all, or those of one
     ``fusion``, ``schedule`` and/or ``seed``), on the evaluation rows of the data set they
     were trained on; the options override the run's. Columns: the model key columns
-    (``fusion``, ``schedule``, ``seed``), ``quantity, modality, scope, value``."""
-    changes = dict(data_dir=data_dir, eval_rows=eval_rows, n_eval_rows=n_eval_rows, z_samples=z_samples)
+    (``fusion``, ``schedule``, ``seed``), ``quantity, modality, scope, value, likelihood``."""
+    changes = dict(
+        data_dir=data_dir, eval_rows=eval_rows, n_eval_rows=n_eval_rows, z_samples=z_samples, divergence=divergence
+    )
     changes = {k: v for k, v in changes.items() if v is not None}
     ensemble = runfolder.load_ensemble(path, schedule, seed, changes, fusion=fusion)
     config = ensemble.config
@@ -126,6 +130,7 @@ def measure_run(
         rows,
         description=ensemble.dataset.description,
         z_samples=config.z_samples,
+        divergence=config.divergence,
         generator=evaluation_generator(config.eval_seed, ensemble.epochs_done),
         extra_pairs=measured_pairs(config, ensemble.dataset.description) or None,
     )

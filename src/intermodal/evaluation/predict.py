@@ -191,17 +191,28 @@ def _decode(
             group_means, group_stds = [], []
             for a in range(0, n_rows, chunk):
                 part = x[..., a : a + chunk, :].to(device)
-                if noise is None:
-                    out = view.outputs(part, mask[a : a + chunk])
+                e = None if noise is None else noise[:, a : a + chunk].to(device)
+                if part.ndim == 3 and not getattr(group, "rows_per_model", False):
+                    # an input per model, for a model that takes one input for all: model k's
+                    # outputs for its own input
+                    outs = [_outputs(view, part[k], mask[a : a + chunk], e) for k in range(part.shape[0])]
+                    out = Outputs(*(torch.stack([o[i][k] for k, o in enumerate(outs)]) for i in range(2)))
                 else:
-                    out = view.sampled_outputs(part, mask[a : a + chunk], noise[:, a : a + chunk].to(device))
-                    out = Outputs(out.loc[:, 0], out.scale[:, 0])
+                    out = _outputs(view, part, mask[a : a + chunk], e)
                 mean, std = view.layout.moments(out)
                 group_means.append(mean.double().cpu())
                 group_stds.append(std.double().cpu())
             means.append(torch.cat(group_means, 1))
             stds.append(torch.cat(group_stds, 1))
     return torch.cat(means, 0).numpy(), torch.cat(stds, 0).numpy()
+
+
+def _outputs(view, rows: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor | None) -> Outputs:
+    """The outputs ``[models, n, columns]`` from the posterior's mean, or one latent sample."""
+    if noise is None:
+        return view.outputs(rows, mask)
+    out = view.sampled_outputs(rows, mask, noise)
+    return Outputs(out.loc[:, 0], out.scale[:, 0])
 
 
 # ---------------------------------------------------------------------- predict, rollout

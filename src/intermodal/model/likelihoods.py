@@ -158,7 +158,10 @@ class OutputLayout:
             if lik.family != "categorical":
                 continue
             for step in description.time_steps:
-                groups.append(np.array([i for i, c in enumerate(names) if c.startswith(f"{m}_{step}_")]))
+                # By exact name: a prefix test would also take another modality's columns
+                # ("c_t_..." begins the columns of a modality "c_t" as well as "c" at step t).
+                wanted = {f"{m}_{step}_{i}" for i in range(description.modality(m).size)}
+                groups.append(np.array([i for i, c in enumerate(names) if c in wanted]))
         self.categorical_groups = groups
         self.all_gaussian = all(lik.family == "gaussian" and lik.scale is None for lik in self.likelihoods.values())
 
@@ -223,7 +226,9 @@ class OutputLayout:
             out[..., c] = kl.expand(*shape[:-1], -1)
         if len(cols["bernoulli"]):
             c = self._index(cols["bernoulli"], p.loc)
-            pl, ql = p.loc.index_select(-1, c), q.loc.index_select(-1, c)
+            # Broadcast first: torch's Bernoulli KL indexes with each side's mask, which fails on
+            # broadcast shapes (p [.., 1, n, c] against q [.., variants, n, c] in the measures).
+            pl, ql = torch.broadcast_tensors(p.loc.index_select(-1, c), q.loc.index_select(-1, c))
             kl = kl_divergence(Bernoulli(logits=pl, validate_args=False), Bernoulli(logits=ql, validate_args=False))
             out[..., c] = kl.expand(*shape[:-1], -1)
         for group in self.categorical_groups:
@@ -328,7 +333,8 @@ class OutputLayout:
                 raise ModelError(f"{who}: {name} must be a tensor; got {type(t).__name__}")
             if tuple(t.shape) != tuple(shape):
                 raise ModelError(f"{who}: {name} has shape {tuple(t.shape)}; expected {tuple(shape)}")
-        scaled = np.flatnonzero(np.isin(self.family_of_column, _SCALED))
+        # Learned scales only: a fixed scale's columns may hold anything (with_fixed_scales).
+        scaled = np.flatnonzero(np.isin(self.family_of_column, _SCALED) & np.isnan(self._fixed))
         if len(scaled):
             s = outputs.scale.index_select(-1, self._index(scaled, outputs.scale))
             if not bool((s > 0).all()) or not bool(torch.isfinite(s).all()):

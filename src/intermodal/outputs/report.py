@@ -271,6 +271,7 @@ def render_report(run_dir: str | Path | runfolder.Run, band: str = "ci") -> str:
         ("data set", str(config.get("data"))),
         ("fusions", ", ".join(fusions)),
         ("decoded from", _decoding(raw_config, fusions)),
+        ("output distributions", _likelihoods(run.results)),
         ("schedules", ", ".join(schedules)),
         ("seeds per schedule", ", ".join(f"{s}: {int(n_seeds.get(s, 0))}" for s in schedules)),
         ("epochs", str(config.get("epochs"))),
@@ -362,16 +363,34 @@ def _findings_intro(on_simulator: bool) -> str:
 
 
 def _decoding(config: dict, fusions: list[str]) -> str:
-    """What the measures decoded from, in words (docs/method.md §5)."""
-    z = config.get("z_samples")
-    if z is not None:
-        return "the posterior's mean" if z == 0 else f"{z} latent samples per row, shared by p and q"
+    """What the measures decoded from and how samples became a divergence, in words
+    (docs/method.md §5, §5c)."""
+    z, divergence = config.get("z_samples"), config.get("divergence")
+
+    def sampled(samples: int, mixture: bool) -> str:
+        how = divergence or ("predictive" if mixture else "per-sample")
+        what = (
+            "the divergence between the predictive mixtures"
+            if how == "predictive"
+            else "the mean of the samples' divergences"
+        )
+        return f"{samples} latent samples per row, shared by p and q; {what}"
+
     parts = []
     for f in fusions:
-        samples = MODEL_CLASSES[f].default_z_samples if f in MODEL_CLASSES else 0
-        what = "the posterior's mean" if not samples else f"{samples} latent samples per row, shared by p and q"
-        parts.append(f"{f}: {what}")
-    return "; ".join(parts) + " (each fusion's default; --z-samples sets one for all)"
+        mixture = f in MODEL_CLASSES and MODEL_CLASSES[f].default_z_samples > 0
+        samples = z if z is not None else (MODEL_CLASSES[f].default_z_samples if f in MODEL_CLASSES else 0)
+        parts.append(f"{f}: " + ("the posterior's mean" if not samples else sampled(samples, mixture)))
+    return "; ".join(parts) + " (--z-samples and --divergence choose)"
+
+
+def _likelihoods(results: pd.DataFrame) -> str:
+    """Each modality's output family, with a fixed scale where there is one (docs/method.md §5b)."""
+    if "likelihood" not in results:
+        return "Gaussian"
+    own = results[(results["scope"] == "modality") & (results["likelihood"] != "")]
+    labels = own.drop_duplicates("modality").set_index("modality")["likelihood"]
+    return ", ".join(f"{m}: {label}" for m, label in labels.items()) or "Gaussian"
 
 
 def diverged_lines(history: pd.DataFrame) -> list[str]:

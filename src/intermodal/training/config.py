@@ -111,6 +111,9 @@ class RunConfig(Options):
     # latent samples the measures decode from: 0 = the posterior's mean (the original's
     # evaluation); None = each fusion's default (0 for concat and poe, 16 for the mixtures)
     z_samples: Annotated[Whole, Field(ge=0)] | None = None
+    # how latent samples become a divergence (docs/method.md §5c): None = per posterior
+    # ("predictive" for a mixture, "per-sample" for a Gaussian)
+    divergence: Literal["per-sample", "predictive"] | None = None
     extra_pairs: dict[str, dict[str, list[str]]] = Field(default_factory=dict)  # name -> {"muted", "compared"}
     # For data 'sim': add what the simulator's ground-truth checks need (the distractors
     # noise and copy-vision, unless the sim options name distractors; the pairs the checks
