@@ -5,31 +5,13 @@ modalities, as latent models the measures take (docs/own_model.md).
 - :func:`multivae`: MultiVae's models (MVAE, MMVAE, MoPoE, ...), with the decoder family
   and scale read from each model's config (the ``intermodal[multivae]`` extra).
 
-Names load on first use, so ``import intermodal.adapters`` does not import MultiVae.
+MultiVae itself is imported only when a model is wrapped. (The modules are not named after
+the functions: a submodule ``subsets`` would shadow the function ``subsets`` once loaded.)
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .multivae import MultiVaeModel, multivae
-    from .subsets import SubsetModel, subsets
+from .multivae_model import MultiVaeModel, multivae
+from .subset_model import SubsetModel, subsets
 
 __all__ = ["subsets", "SubsetModel", "multivae", "MultiVaeModel"]
-
-_EXPORTS = {"subsets": "subsets", "SubsetModel": "subsets", "multivae": "multivae", "MultiVaeModel": "multivae"}
-
-
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'intermodal.adapters' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)

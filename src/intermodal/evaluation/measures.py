@@ -76,9 +76,6 @@ STACKED_ROWS_PER_PASS = 8192
 
 
 # ---------------------------------------------------------------------- KL divergence
-_kl_per_column = gaussian_kl_per_column
-
-
 def gaussian_kl(mean_p, logvar_p, mean_q, logvar_q, columns=None):
     """KL(p || q) between diagonal Gaussians, summed over output columns, per row.
 
@@ -102,7 +99,7 @@ def gaussian_kl(mean_p, logvar_p, mean_q, logvar_q, columns=None):
     if not dtype.is_floating_point:
         dtype = torch.get_default_dtype()
     tensors = [t.to(dtype) for t in tensors]
-    per_column = _kl_per_column(*tensors)
+    per_column = gaussian_kl_per_column(*tensors)
     if columns is not None:
         index = torch.as_tensor(np.asarray(columns))
         n = per_column.shape[-1]

@@ -2,7 +2,7 @@
 ``intermodal[multivae]`` extra).
 
 :func:`multivae` wraps trained MultiVae models (MVAE, MMVAE, MoPoE; several trained
-models of one kind side by side) with :func:`~intermodal.adapters.subsets.subsets`, reading
+models of one kind side by side) with :func:`~intermodal.adapters.subset_model.subsets`, reading
 from each model what a hand-written wrapper gets wrong:
 
 - **the posterior of a subset**, as the model defines it: MVAE's product of the subset's
@@ -37,7 +37,7 @@ from ..data.description import DatasetDescription
 from ..errors import ModelError
 from ..model.likelihoods import Likelihood
 from ..model.posterior import GaussianPosterior, MixturePosterior, Posterior
-from .subsets import SubsetModel
+from .subset_model import SubsetModel
 
 __all__ = ["MultiVaeModel", "multivae", "SUPPORTED", "likelihood_of"]
 
