@@ -460,16 +460,18 @@ def _measure_group(
         divergence = "predictive" if probe.is_mixture else "per-sample"
     n_rows, n_models = x.shape[0], view.n_models
     with torch.no_grad():
+        distance = None
         if samples and divergence == "predictive":
             per_spec, error = _predictive(
                 view, x, variant_masks, spec_variant, compared, samples, generator, rows_per_pass
             )
         else:
-            kl = _closed_form(view, x, variant_masks, samples, generator, rows_per_pass)
+            kl, distance = _closed_form(view, x, variant_masks, samples, generator, rows_per_pass)
             c = torch.as_tensor(compared, dtype=torch.float64, device=kl.device)
             per_spec = torch.einsum("mvc,vc->mv", kl[:, torch.as_tensor(spec_variant)], c)
             error = torch.zeros_like(per_spec)
-        distance = _prediction_error(view, x, rows_per_pass)
+        if distance is None:
+            distance = _prediction_error(view, x, rows_per_pass)
     value = torch.cat([distance[:, None], per_spec], dim=1).cpu().numpy()
     error = torch.cat([torch.zeros(n_models, 1, dtype=torch.float64, device=error.device), error], 1).cpu().numpy()
     _ = n_rows
@@ -497,9 +499,11 @@ def _prediction_error(view: ModelView, x: torch.Tensor, rows_per_pass) -> torch.
     return total / n_rows
 
 
-def _closed_form(view, x, variant_masks, samples, generator, rows_per_pass) -> torch.Tensor:
+def _closed_form(view, x, variant_masks, samples, generator, rows_per_pass):
     """The KL divergence per column between the full input's output and each muted copy's,
-    mean over the rows (and over the latent samples) ``[models, variants, columns]``."""
+    mean over the rows (and over the latent samples) ``[models, variants, columns]``; and,
+    decoding from the posterior's mean, the prediction error ``[models]`` from the same
+    pass (None with samples)."""
     n_rows, n_columns, n_models = x.shape[0], x.shape[1], view.n_models
     n_variants = len(variant_masks)
     device = x.device
@@ -511,6 +515,7 @@ def _closed_form(view, x, variant_masks, samples, generator, rows_per_pass) -> t
         # a copy of the generator, so that each fusion of a mixed ensemble draws the same.
         noise = view.latent_noise(n_rows, samples, _copy(generator)).to(device)
     kl_sum = torch.zeros(n_models, n_variants, n_columns, dtype=torch.float64, device=device)
+    distance_sum = torch.zeros(n_models, dtype=torch.float64, device=device)
     for start in range(0, n_rows, step):
         chunk = x[start : start + step]
         n = chunk.shape[0]
@@ -529,7 +534,10 @@ def _closed_form(view, x, variant_masks, samples, generator, rows_per_pass) -> t
             p = Outputs(out.loc[:, :1], out.scale[:, :1])
             kl = view.layout.kl_per_column(p, out)
             kl_sum += kl.sum(dim=2, dtype=torch.float64)
-    return kl_sum / n_rows
+            mean, _ = view.layout.moments(Outputs(out.loc[:, 0], out.scale[:, 0]))
+            distance = torch.linalg.vector_norm(chunk[None].to(torch.float64) - mean.to(torch.float64), dim=-1)
+            distance_sum += distance.sum(dim=-1)
+    return kl_sum / n_rows, (None if samples else distance_sum / n_rows)
 
 
 def _predictive(view, x, variant_masks, spec_variant, compared, samples, generator, rows_per_pass):

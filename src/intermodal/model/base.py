@@ -110,6 +110,7 @@ class EnsembleVAE(nn.Module):
     fusion = ""  # the fusion's name (concat, poe, moe, mopoe)
     default_z_samples = 0  # latent samples the measures decode from by default (0: the posterior's mean)
     rows_per_model = True  # posterior() takes rows [models, n, columns], an input per model (a rollout's)
+    valid_outputs = True  # decode() gives outputs of the right shape and positive scales by construction
 
     def __init__(
         self, description: DatasetDescription, arch: Architecture, n_models: int, *, dtype=torch.float32, device="cpu"
