@@ -126,3 +126,41 @@ def test_the_tutorial_notebook_runs(tmp_path):
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any(o.get("data", {}).get("image/png") for o in outputs), "the figure was not drawn"
     assert (tmp_path / "runs" / "tutorial-cli" / "checkpoint").is_dir()
+
+
+def test_bad_models_and_adapters_are_refused_naming_what_is_wrong():
+    dataset = im.load_dataset("sim")
+    rows = dataset.test[:8]
+    with pytest.raises(im.IntermodalError, match="lacks description, n_models"):
+        im.integration_measures(object(), rows)
+    with pytest.raises(im.IntermodalError, match="latent_size: expected a whole number >= 1"):
+        im.adapters.subsets(lambda s, i: None, lambda z: None, dataset.description, latent_size=0)
+    with pytest.raises(im.IntermodalError, match="likelihoods: unknown modality 'eyes'"):
+        im.adapters.subsets(
+            lambda s, i: None, lambda z: None, dataset.description, latent_size=2, likelihoods={"eyes": "bernoulli"}
+        )
+    with pytest.raises(im.IntermodalError, match="divergence 'exact'"):
+        im.integration_measures(
+            im.adapters.subsets(lambda s, i: None, lambda z: None, dataset.description, latent_size=2),
+            rows,
+            divergence="exact",
+        )
+
+    def bad_encode(subset, inputs):  # a posterior of the wrong shape
+        return im.GaussianPosterior(torch.zeros(1, 3), torch.ones(1, 3))
+
+    model = im.adapters.subsets(bad_encode, lambda z: None, dataset.description, latent_size=2)
+    with pytest.raises(im.IntermodalError, match="GaussianPosterior: mean and var must both be"):
+        im.integration_measures(model, rows)
+
+    def wrong_outputs(z):  # a decoder that forgets a modality
+        return {"joints": z.new_zeros(z.shape[0], z.shape[1], 8)}
+
+    model = im.adapters.subsets(
+        lambda s, i: (torch.zeros(len(next(iter(i.values()))), 2), torch.ones(len(next(iter(i.values()))), 2)),
+        wrong_outputs,
+        dataset.description,
+        latent_size=2,
+    )
+    with pytest.raises(im.IntermodalError, match="no output for the modality 'vision'"):
+        im.integration_measures(model, rows)

@@ -102,7 +102,7 @@ class SubsetModel:
             index = np.flatnonzero(group == g)
             subset = tuple(m for m, h in zip(names, pattern) if not h)
             parts.append((index, self._encode_subset(subset, rows, index)))
-        return _combine(parts, rows.shape[0], self.n_models, self.latent_size, self._reference)
+        return _combine(parts, rows.shape[0], self.n_models, self.latent_size, self._reference, rows.dtype)
 
     def decode(self, z: torch.Tensor) -> Outputs:
         """``z [models, m, latent]`` → :class:`~intermodal.model.likelihoods.Outputs`
@@ -180,20 +180,19 @@ class SubsetModel:
         return Outputs(loc, scale)
 
 
-def _combine(parts, n: int, models: int, latent: int, reference) -> Posterior:
-    """One posterior over all ``n`` rows from each group's (row indices, posterior). Where
-    any group is a mixture of ``K`` components, the result is a mixture of ``K + 1``: a
-    Gaussian group (the prior) takes the last slot alone."""
+def _combine(parts, n: int, models: int, latent: int, reference, dtype) -> Posterior:
+    """One posterior over all ``n`` rows, in ``dtype`` (the rows'), from each group's (row
+    indices, posterior). Where any group is a mixture of ``K`` components, the result is a
+    mixture of ``K + 1``: a Gaussian group (the prior) takes the last slot alone."""
     mixtures = [p for _, p in parts if isinstance(p, MixturePosterior)]
     first = parts[0][1]
-    like = first.mean() if not isinstance(first, MixturePosterior) else first.means
-    dtype, device = like.dtype, like.device
+    device = (first.mean() if not isinstance(first, MixturePosterior) else first.means).device
     if not mixtures:
         mean = torch.zeros(models, n, latent, dtype=dtype, device=device)
         var = torch.ones_like(mean)
         for index, p in parts:
             i = torch.as_tensor(index, device=device)
-            mean[:, i], var[:, i] = p.mean().expand(models, -1, -1), p.var.expand(models, -1, -1)
+            mean[:, i], var[:, i] = p.mean().to(dtype).expand(models, -1, -1), p.var.to(dtype).expand(models, -1, -1)
         return GaussianPosterior(mean, var)
     k = mixtures[0].means.shape[2]
     if any(m.means.shape[2] != k for m in mixtures) or any(m.family != mixtures[0].family for m in mixtures):
@@ -206,12 +205,12 @@ def _combine(parts, n: int, models: int, latent: int, reference) -> Posterior:
     for index, p in parts:
         i = torch.as_tensor(index, device=device)
         if isinstance(p, MixturePosterior):
-            means[:, i, :k] = p.means.expand(models, -1, -1, -1)
-            variances[:, i, :k] = p.vars.expand(models, -1, -1, -1)
-            log_weights[:, i, :k] = p.log_weights.expand(models, -1, -1)
+            means[:, i, :k] = p.means.to(dtype).expand(models, -1, -1, -1)
+            variances[:, i, :k] = p.vars.to(dtype).expand(models, -1, -1, -1)
+            log_weights[:, i, :k] = p.log_weights.to(dtype).expand(models, -1, -1)
         else:
-            means[:, i, k] = p.mean().expand(models, -1, -1)
-            variances[:, i, k] = p.var.expand(models, -1, -1)
+            means[:, i, k] = p.mean().to(dtype).expand(models, -1, -1)
+            variances[:, i, k] = p.var.to(dtype).expand(models, -1, -1)
             log_weights[:, i, k] = 0.0
     if reference is not None:
         reference = torch.as_tensor(reference, dtype=dtype, device=device)

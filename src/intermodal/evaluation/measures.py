@@ -277,17 +277,24 @@ def as_model(model):
     return model.model if isinstance(model, Ensemble) else model
 
 
-def default_z_samples(view: ModelView, rows: torch.Tensor) -> int:
+def has_mixture_posterior(view: ModelView, rows: torch.Tensor) -> bool:
+    """Whether ``view``'s model is a latent model whose posterior is a mixture (asked of its
+    first row)."""
+    if view.kind != "latent":
+        return False
+    with torch.no_grad():
+        none = torch.zeros(1, rows.shape[-1], dtype=torch.bool, device=rows.device)
+        return view.posterior(rows[:1], none).is_mixture
+
+
+def default_z_samples(view: ModelView, mixture: bool) -> int:
     """What a model decodes from when ``z_samples`` is None: its own ``default_z_samples``
     where it declares one (intermodal's fusions); else :data:`MIXTURE_Z_SAMPLES` for a
     latent model whose posterior is a mixture, 0 (the posterior's mean) otherwise."""
     own = getattr(view.model, "default_z_samples", None)
     if own is not None:
         return int(own)
-    if view.kind != "latent":
-        return 0
-    probe = view.posterior(rows[:1], torch.zeros(1, rows.shape[-1], dtype=torch.bool, device=rows.device))
-    return MIXTURE_Z_SAMPLES if probe.is_mixture else 0
+    return MIXTURE_Z_SAMPLES if mixture else 0
 
 
 def integration_measures(
@@ -449,16 +456,16 @@ def _measure_group(
     prediction error ``[models, 1 + specs]`` (float64, numpy), and their standard errors."""
     dtype, device = view.dtype_device(rows)
     x = as_rows(rows, description, dtype=dtype, device=device)
-    samples = z_samples if z_samples is not None else default_z_samples(view, x)
+    mixture = has_mixture_posterior(view, x)
+    samples = z_samples if z_samples is not None else default_z_samples(view, mixture)
     if samples and not view.can_sample:
         raise ModelError(
             f"z_samples {samples}: this model ({view.name}) decodes as it does; sampling needs a model with a "
             "latent posterior (intermodal.LatentModel: posterior(rows, muted) and decode(z))"
         )
     if samples and divergence is None:
-        probe = view.posterior(x[:1], torch.zeros(1, x.shape[-1], dtype=torch.bool, device=device))
-        divergence = "predictive" if probe.is_mixture else "per-sample"
-    n_rows, n_models = x.shape[0], view.n_models
+        divergence = "predictive" if mixture else "per-sample"
+    n_models = view.n_models
     with torch.no_grad():
         distance = None
         if samples and divergence == "predictive":
@@ -474,7 +481,6 @@ def _measure_group(
             distance = _prediction_error(view, x, rows_per_pass)
     value = torch.cat([distance[:, None], per_spec], dim=1).cpu().numpy()
     error = torch.cat([torch.zeros(n_models, 1, dtype=torch.float64, device=error.device), error], 1).cpu().numpy()
-    _ = n_rows
     return value, error
 
 
