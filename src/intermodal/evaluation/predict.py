@@ -55,10 +55,12 @@ __all__ = [
 class Prediction:
     """What :func:`predict` and :func:`rollout` return.
 
-    ``mean``, ``std``: the decoder's Gaussian per model, in data units;
+    ``mean``, ``std``: each column's output distribution per model, in data units (a
+    Gaussian's mean and standard deviation; for other families their moments,
+    docs/method.md §5b);
     ``[n_models, n_rows, n_columns]`` from :func:`predict`, ``[n_models, steps, n_rows,
-    n_columns]`` from :func:`rollout`. ``std = exp(logvar / 2)`` (the model floors the
-    variance at 1e-4, so ``std >= 0.01``). ``given``: boolean ``[n_columns]``, True where
+    n_columns]`` from :func:`rollout` (intermodal's own models floor the variance at 1e-4,
+    so their ``std >= 0.01``). ``given``: boolean ``[n_columns]``, True where
     the first step's input held the caller's values (every other column was muted).
     """
 
