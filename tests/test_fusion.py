@@ -387,3 +387,16 @@ def test_a_run_of_every_fusion_is_checkpointed_and_resumed_exactly(tmp_path, tin
     again = im.integration_measures(loaded.model, tiny.test[:30], z_samples=0)
     direct = im.integration_measures(whole.model, tiny.test[:30], z_samples=0)
     pd.testing.assert_frame_equal(again, direct)
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_every_tensor_of_a_model_lives_on_its_device(tiny_description, fusion):
+    """Built on the meta device, every parameter and buffer is there: none is left on the CPU
+    (where a GPU model would meet a CPU index and fail), for every fusion, and after select."""
+    model = build_model(tiny_description, architecture_preset("1", tiny_description), fusion, 2, device="meta")
+    tensors = dict(model.named_parameters()) | dict(model.named_buffers())
+    assert any("index" in name or "columns" in name for name in tensors)
+    assert {name: t.device.type for name, t in tensors.items() if t.device.type != "meta"} == {}
+    picked = model.select([1])
+    tensors = dict(picked.named_parameters()) | dict(picked.named_buffers())
+    assert {name: t.device.type for name, t in tensors.items() if t.device.type != "meta"} == {}

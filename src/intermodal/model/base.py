@@ -167,8 +167,9 @@ class EnsembleVAE(nn.Module):
             self.output_heads[m] = self._add(f"dec:{m}:head", widths[-1], 2 * len(cols), paired=True)
         order = np.concatenate(self.modality_columns)
         self._identity_order = bool(np.array_equal(order, np.arange(self.n_columns)))
-        self.register_buffer("_input_index", torch.as_tensor(order), persistent=False)
-        self.register_buffer("_output_index", torch.as_tensor(np.argsort(order)), persistent=False)
+        # Every tensor the model holds lives on its device (a CPU index on a GPU tensor fails).
+        self.register_buffer("_input_index", torch.as_tensor(order, device=self._device), persistent=False)
+        self.register_buffer("_output_index", torch.as_tensor(np.argsort(order), device=self._device), persistent=False)
 
     # ---------------------------------------------------------------- set-up
     def reset_parameters(self, seeds: list[int]) -> None:

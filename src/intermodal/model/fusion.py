@@ -88,13 +88,21 @@ class _ExpertsVAE(EnsembleVAE):
             widths = [len(e.columns)] + [max(1, math.ceil(w * share)) for w in self.architecture.encoders[e.modality]]
             self.expert_layers.append(self._stack(f"enc:{e.name}", widths))
             self.expert_heads.append(self._add(f"enc:{e.name}:latent", widths[-1], 2 * self.latent_size, paired=True))
-        self._expert_columns = [torch.as_tensor(e.columns) for e in self.experts]
-        first = torch.as_tensor([e.columns[0] for e in self.experts])
+        # Buffers on the model's device, so that they follow it (and a CPU index never meets
+        # a GPU tensor): each expert's columns, its first column, which columns it holds.
+        for k, e in enumerate(self.experts):
+            columns = torch.as_tensor(e.columns, device=self._device)
+            self.register_buffer(f"_expert_columns_{k}", columns, persistent=False)
+        first = torch.as_tensor([e.columns[0] for e in self.experts], device=self._device)
         self.register_buffer("_first_columns", first, persistent=False)
         membership = torch.zeros(self.n_columns, len(self.experts))
         for k, e in enumerate(self.experts):
             membership[list(e.columns), k] = 1.0
-        self.register_buffer("_membership", membership, persistent=False)
+        self.register_buffer("_membership", membership.to(self._device), persistent=False)
+
+    @property
+    def _expert_columns(self) -> list[torch.Tensor]:
+        return [getattr(self, f"_expert_columns_{k}") for k in range(len(self.experts))]
 
     @property
     def n_experts(self) -> int:
@@ -106,7 +114,7 @@ class _ExpertsVAE(EnsembleVAE):
         floored as Zambelli's: ``exp(raw) + 1e-4``), whether present or not."""
         means, raws = [], []
         for columns, layers, head in zip(self._expert_columns, self.expert_layers, self.expert_heads):
-            h = self._mlp(layers, x_ff.index_select(1, columns.to(x_ff.device)))
+            h = self._mlp(layers, x_ff.index_select(1, columns))
             mean, raw = self._linear(head, h).chunk(2, dim=1)
             means.append(mean)
             raws.append(raw)
