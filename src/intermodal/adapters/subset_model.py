@@ -36,7 +36,39 @@ Decode = Callable[[torch.Tensor], object]
 
 
 class SubsetModel:
-    """A :class:`~intermodal.model.protocol.LatentModel` built by :func:`subsets`."""
+    """A model that conditions on subsets of whole modalities, as a
+    :class:`~intermodal.model.protocol.LatentModel` the measures, prediction, the diagnostics
+    and :func:`~intermodal.evaluation.checks.check_model` accept (``subsets(...)`` is this
+    class).
+
+    Parameters
+    ----------
+    encode : ``encode(subset, inputs)``: ``subset`` a tuple of modality names (never empty),
+        ``inputs`` a dict modality → tensor ``[n, columns of the modality]`` (its columns in
+        the description's order: every time step) for the rows that give exactly that
+        subset. Returns the posterior of those rows: a
+        :class:`~intermodal.model.posterior.GaussianPosterior` or
+        :class:`~intermodal.model.posterior.MixturePosterior` over ``[models, n]``, or a
+        pair ``(mean, var)`` ``[n, latent]`` or ``[models, n, latent]``.
+    decode : ``decode(z)``: ``z [models, m, latent]``; returns
+        :class:`~intermodal.model.likelihoods.Outputs` in column order, or a dict modality →
+        ``loc`` or ``(loc, scale)``, each ``[models, m, columns of the modality]`` (a
+        modality with a fixed scale or no scale needs only ``loc``).
+    description : the data set's description, whose modalities the model's are.
+    latent_size : the latent's width.
+    likelihoods : modality → :class:`~intermodal.model.likelihoods.Likelihood` (or family
+        name); missing modalities are Gaussian with a learned scale.
+    n_models : how many models ``encode`` and ``decode`` hold side by side.
+    prior : the posterior when every modality is hidden: ``(mean, var)`` ``[latent]``, or a
+        callable ``prior(n, dtype, device)`` returning a posterior over ``[models, n]`` (a
+        learned or non-Gaussian prior); None: N(0, I).
+    reference_log_weights : for mixture posteriors, the complete row's log weights ``[K]``
+        (e.g. zeros: every expert alike), to couple a muted input's samples to the complete
+        row's outside the measures (the measures use the complete rows' own).
+    parameters : a callable giving the wrapped model's parameters (their dtype and device
+        become the rows').
+    name : how errors and checks name the model.
+    """
 
     hideable = "modalities"
 
@@ -50,7 +82,7 @@ class SubsetModel:
         likelihoods: Mapping[str, Likelihood | str] | None = None,
         n_models: int = 1,
         prior=None,
-        reference_log_weights: torch.Tensor | None = None,
+        reference_log_weights: Sequence[float] | torch.Tensor | None = None,
         parameters: Callable[[], object] | None = None,
         name: str = "SubsetModel",
     ):
@@ -69,7 +101,7 @@ class SubsetModel:
         self.likelihoods = as_likelihoods(description, likelihoods)
         self._encode, self._decode = encode, decode
         self._prior = prior
-        self._reference = reference_log_weights
+        self._reference = None if reference_log_weights is None else torch.as_tensor(reference_log_weights)
         self._parameters = parameters
         self.name = name
         self._columns = {m: description.columns_of(m) for m in description.modality_names}
@@ -219,60 +251,5 @@ def _combine(parts, n: int, models: int, latent: int, reference, dtype) -> Poste
     return MixturePosterior(means, variances, log_weights, reference, family=mixtures[0].family)
 
 
-def subsets(
-    encode: Encode,
-    decode: Decode,
-    description: DatasetDescription,
-    *,
-    latent_size: int,
-    likelihoods: Mapping[str, Likelihood | str] | None = None,
-    n_models: int = 1,
-    prior=None,
-    reference_log_weights: Sequence[float] | torch.Tensor | None = None,
-    parameters: Callable[[], object] | None = None,
-    name: str = "SubsetModel",
-) -> SubsetModel:
-    """A model that conditions on subsets of whole modalities, as a latent model the
-    measures, prediction, the diagnostics and :func:`~intermodal.evaluation.checks.check_model`
-    accept.
-
-    Parameters
-    ----------
-    encode : ``encode(subset, inputs)``: ``subset`` a tuple of modality names (never empty),
-        ``inputs`` a dict modality → tensor ``[n, columns of the modality]`` (its columns in
-        the description's order: every time step) for the rows that give exactly that
-        subset. Returns the posterior of those rows: a
-        :class:`~intermodal.model.posterior.GaussianPosterior` or
-        :class:`~intermodal.model.posterior.MixturePosterior` over ``[models, n]``, or a
-        pair ``(mean, var)`` ``[n, latent]`` or ``[models, n, latent]``.
-    decode : ``decode(z)``: ``z [models, m, latent]``; returns
-        :class:`~intermodal.model.likelihoods.Outputs` in column order, or a dict modality →
-        ``loc`` or ``(loc, scale)``, each ``[models, m, columns of the modality]`` (a
-        modality with a fixed scale or no scale needs only ``loc``).
-    description : the data set's description, whose modalities the model's are.
-    latent_size : the latent's width.
-    likelihoods : modality → :class:`~intermodal.model.likelihoods.Likelihood` (or family
-        name); missing modalities are Gaussian with a learned scale.
-    n_models : how many models ``encode`` and ``decode`` hold side by side.
-    prior : the posterior when every modality is hidden: ``(mean, var)`` ``[latent]``, or a
-        callable ``prior(n, dtype, device)`` returning a posterior over ``[models, n]`` (a
-        learned or non-Gaussian prior); None: N(0, I).
-    reference_log_weights : for mixture posteriors, the complete row's log weights ``[K]``
-        (e.g. zeros: every expert alike), to couple a muted input's samples to the complete
-        row's outside the measures (the measures use the complete rows' own).
-    parameters : a callable giving the wrapped model's parameters (their dtype and device
-        become the rows').
-    name : how errors and checks name the model.
-    """
-    return SubsetModel(
-        encode,
-        decode,
-        description,
-        latent_size=latent_size,
-        likelihoods=likelihoods,
-        n_models=n_models,
-        prior=prior,
-        reference_log_weights=None if reference_log_weights is None else torch.as_tensor(reference_log_weights),
-        parameters=parameters,
-        name=name,
-    )
+# The name the docs use: the class itself, called as a function.
+subsets = SubsetModel
