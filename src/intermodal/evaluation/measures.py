@@ -60,7 +60,6 @@ __all__ = [
     "EVALUATION_MODES",
     "as_rows",
     "labelled",
-    "model_dtype_device",
 ]
 
 QUANTITIES = ("single_modality_error", "loss_of_precision", "baseline", "prediction_error", "custom")
@@ -434,12 +433,6 @@ def integration_measures(
     return labelled(table, model)
 
 
-def model_dtype_device(model, rows=None) -> tuple[torch.dtype, torch.device]:
-    """The dtype and device rows are given to ``model`` in: its parameters', else a tensor's
-    own, else float64 on the CPU."""
-    return view_of(model).dtype_device(rows) if not isinstance(model, ModelView) else model.dtype_device(rows)
-
-
 def _measure_group(
     view: ModelView,
     rows,
@@ -499,10 +492,15 @@ def _prediction_error(view: ModelView, x: torch.Tensor, rows_per_pass) -> torch.
     no_mask = torch.zeros(1, x.shape[1], dtype=torch.bool, device=x.device)
     for start in range(0, n_rows, step):
         chunk = x[start : start + step]
-        mean, _ = view.layout.moments(view.outputs(chunk, no_mask.expand(chunk.shape[0], -1)))
-        distance = torch.linalg.vector_norm(chunk[None].to(torch.float64) - mean.to(torch.float64), dim=-1)
-        total += distance.sum(dim=-1)
+        total += _distance_sum(view, chunk, view.outputs(chunk, no_mask.expand(chunk.shape[0], -1)))
     return total / n_rows
+
+
+def _distance_sum(view: ModelView, rows: torch.Tensor, outputs: Outputs) -> torch.Tensor:
+    """Sum over ``rows [n, columns]`` of the Euclidean distance between a row and its
+    outputs' mean (``outputs [models, n, columns]``), ``[models]`` float64."""
+    mean, _ = view.layout.moments(outputs)
+    return torch.linalg.vector_norm(rows[None].to(torch.float64) - mean.to(torch.float64), dim=-1).sum(dim=-1)
 
 
 def _closed_form(view, x, variant_masks, samples, generator, rows_per_pass):
@@ -540,9 +538,7 @@ def _closed_form(view, x, variant_masks, samples, generator, rows_per_pass):
             p = Outputs(out.loc[:, :1], out.scale[:, :1])
             kl = view.layout.kl_per_column(p, out)
             kl_sum += kl.sum(dim=2, dtype=torch.float64)
-            mean, _ = view.layout.moments(Outputs(out.loc[:, 0], out.scale[:, 0]))
-            distance = torch.linalg.vector_norm(chunk[None].to(torch.float64) - mean.to(torch.float64), dim=-1)
-            distance_sum += distance.sum(dim=-1)
+            distance_sum += _distance_sum(view, chunk, Outputs(out.loc[:, 0], out.scale[:, 0]))
     return kl_sum / n_rows, (None if samples else distance_sum / n_rows)
 
 

@@ -217,10 +217,3 @@ def _coupled_choice(w: torch.Tensor, w_ref: torch.Tensor, pick: torch.Tensor, re
     other = torch.minimum(other, (residual > 0).to(torch.long).cumsum(-1).argmax(-1, keepdim=False))
     kept = repick < accept
     return torch.where(kept, first, other)
-
-
-def check_latent(z: torch.Tensor, latent: int, who: str) -> None:
-    if z.shape[-1] != latent:
-        raise ModelError(f"{who}: latent of width {z.shape[-1]}; expected {latent}")
-    if not bool(torch.isfinite(z).all()):
-        raise ModelError(f"{who}: the posterior holds a non-finite number")

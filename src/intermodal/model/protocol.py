@@ -43,7 +43,7 @@ from torch import Tensor
 from ..data.description import DatasetDescription
 from ..errors import DataError, ModelError
 from .likelihoods import Likelihood, OutputLayout, Outputs
-from .posterior import Posterior, latent_noise
+from .posterior import MixturePosterior, Posterior, latent_noise
 
 __all__ = [
     "OutputGaussianModel",
@@ -256,9 +256,7 @@ class ModelView:
 def _first_block(post: Posterior, n: int, times: int) -> Posterior:
     """The posterior of the first ``n`` rows, repeated ``times`` (the complete rows' posterior
     laid out as a stacked batch of muted copies)."""
-    from .posterior import MixturePosterior
-
-    if isinstance(post, MixturePosterior) and type(post) is MixturePosterior:
+    if type(post) is MixturePosterior:
         first = MixturePosterior(post.means[:, :n], post.vars[:, :n], post.log_weights[:, :n], family=post.family)
         return first.repeat(times)
     return post  # a posterior that couples by its own rule (mopoe's subsets) ignores the reference
