@@ -92,11 +92,16 @@ def _resolve_config(args, base: RunConfig) -> RunConfig:
     return config.with_absolute_paths()
 
 
-def _refuse_options_with_resume(args) -> None:
-    given = [name for name in RunConfig.model_fields if getattr(args, name) is not None]
+def _refuse_options_with_resume(args) -> str | None:
+    """The options a resumed run takes: only ``--device`` (it moves the run; the numbers
+    stay those of the run's config). Returns the device asked for, if any."""
+    given = [name for name in RunConfig.model_fields if getattr(args, name) is not None and name != "device"]
     if given or args.config:
         flags = ", ".join("--" + _RENAMED.get(n, n).replace("_", "-") for n in given) or "--config"
-        raise ConfigError(f"--resume continues a run as its config.json says; drop {flags}")
+        raise ConfigError(f"--resume continues a run as its config.json says (--device may move it); drop {flags}")
+    if args.device is not None:
+        RunConfig().updated({"device": args.device}, origin="command line")  # checked as a run's would be
+    return args.device
 
 
 EXIT_BUG = 1
@@ -118,8 +123,8 @@ def cmd_train(args) -> int:
     from .study import runs
 
     if args.resume:
-        _refuse_options_with_resume(args)
-        result = runs.resume(args.resume, progress=not args.quiet, report=False, track=args.track)
+        device = _refuse_options_with_resume(args)
+        result = runs.resume(args.resume, progress=not args.quiet, report=False, track=args.track, device=device)
     else:
         config = _resolve_config(args, RunConfig())
         result = runs.train(
@@ -137,9 +142,14 @@ def cmd_study(args) -> int:
     if args.address and args.backend != "ray":
         raise ConfigError("--address names a Ray cluster; it goes with --backend ray")
     if args.resume:
-        _refuse_options_with_resume(args)
+        device = _refuse_options_with_resume(args)
         result = runs.resume(
-            args.resume, backend=args.backend, address=args.address, progress=not args.quiet, track=args.track
+            args.resume,
+            backend=args.backend,
+            address=args.address,
+            progress=not args.quiet,
+            track=args.track,
+            device=device,
         )
     else:
         config = _resolve_config(args, preset_config(args.preset))

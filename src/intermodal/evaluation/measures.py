@@ -60,6 +60,7 @@ __all__ = [
     "EVALUATION_MODES",
     "as_rows",
     "labelled",
+    "stacked_rows_per_pass",
 ]
 
 QUANTITIES = ("single_modality_error", "loss_of_precision", "baseline", "prediction_error", "custom")
@@ -69,9 +70,18 @@ SCOPES = ("modality", "all", "")
 EVALUATION_MODES = ("first", "random", "all")
 
 # Stacked rows (models x muted variants x rows x z samples) in one pass when ``rows_per_pass``
-# is None: passes this small keep the activations in cache, which is faster on a CPU than one
-# big pass (docs/performance.md), and they bound the memory.
+# is None: on a CPU, passes this small keep the activations in cache, which is faster than
+# one big pass (docs/performance.md), and they bound the memory.
 STACKED_ROWS_PER_PASS = 8192
+# On a GPU a pass costs a few launches whatever its size up to far more rows (a CPU's
+# passes would leave it idle); this many bounds the activations to a few hundred MB.
+STACKED_ROWS_PER_GPU_PASS = 1 << 18
+
+
+def stacked_rows_per_pass(device: torch.device | str) -> int:
+    """Stacked rows (models × variants × rows × samples) a forward pass takes on ``device``
+    by default."""
+    return STACKED_ROWS_PER_PASS if torch.device(device).type == "cpu" else STACKED_ROWS_PER_GPU_PASS
 
 
 # ---------------------------------------------------------------------- KL divergence
@@ -350,7 +360,8 @@ def integration_measures(
         ``"custom"`` and the pair's name as ``modality``.
     rows_per_pass : evaluation rows per forward pass (each pass stacks every muted copy and
         sample of those rows, for every model); None picks a size that keeps one pass near
-        8192 stacked rows in all. Results do not depend on it beyond rounding.
+        8192 stacked rows in all on a CPU, 262 144 on a GPU (:func:`stacked_rows_per_pass`).
+        Results do not depend on it beyond rounding.
     standard_error : add a column ``standard_error``: the Monte Carlo standard error of a
         ``"predictive"`` estimate (the standard deviation over rows of the per-row estimate,
         over ``sqrt(n_rows)``), 0 for the closed forms.
@@ -477,17 +488,17 @@ def _measure_group(
     return value, error
 
 
-def _rows_per_pass(rows_per_pass, stacked_per_row: int) -> int:
+def _rows_per_pass(rows_per_pass, stacked_per_row: int, device: torch.device) -> int:
     if rows_per_pass is not None:
         return rows_per_pass
-    return max(1, STACKED_ROWS_PER_PASS // stacked_per_row)
+    return max(1, stacked_rows_per_pass(device) // stacked_per_row)
 
 
 def _prediction_error(view: ModelView, x: torch.Tensor, rows_per_pass) -> torch.Tensor:
     """Mean over rows of the Euclidean distance between a row and the mean of the output
     decoded from its complete input (the posterior's mean), ``[models]`` float64."""
     n_rows = x.shape[0]
-    step = _rows_per_pass(rows_per_pass, view.n_models)
+    step = _rows_per_pass(rows_per_pass, view.n_models, x.device)
     total = torch.zeros(view.n_models, dtype=torch.float64, device=x.device)
     no_mask = torch.zeros(1, x.shape[1], dtype=torch.bool, device=x.device)
     for start in range(0, n_rows, step):
@@ -512,7 +523,7 @@ def _closed_form(view, x, variant_masks, samples, generator, rows_per_pass):
     n_variants = len(variant_masks)
     device = x.device
     muted = torch.as_tensor(variant_masks, device=device)  # [variants, columns]
-    step = _rows_per_pass(rows_per_pass, n_models * n_variants * max(samples, 1))
+    step = _rows_per_pass(rows_per_pass, n_models * n_variants * max(samples, 1), device)
     noise = None
     if samples:
         # Drawn once for all rows, so that the numbers do not depend on rows_per_pass; from
@@ -559,7 +570,7 @@ def _predictive(view, x, variant_masks, spec_variant, compared, samples, generat
     sets_t = torch.as_tensor(sets, device=device, dtype=x.dtype).T  # [columns, sets]
     spec_variant_t = torch.as_tensor(spec_variant, device=device)
     spec_set_t = torch.as_tensor(spec_set, device=device)
-    step = _rows_per_pass(rows_per_pass, n_models * n_variants * samples * samples)
+    step = _rows_per_pass(rows_per_pass, n_models * n_variants * samples * samples, device)
     copy = _copy(generator)
     noise = view.latent_noise(n_rows, samples, copy).to(device)
     draw_device = copy.device if copy is not None else "cpu"

@@ -33,7 +33,7 @@ from ..model.protocol import check_protocol, description_for, view_of
 from ..options import whole_number
 from ..streams import Purpose, torch_generator
 from ..training.config import key_columns
-from .measures import STACKED_ROWS_PER_PASS, as_model
+from .measures import as_model, stacked_rows_per_pass
 
 if TYPE_CHECKING:
     from ..model.protocol import LatentModel, OutputGaussianModel, OutputModel
@@ -179,12 +179,12 @@ def _decode(
     for all rows before any chunking, on the CPU, in the model's dtype: the same noise for
     every model, on every device). Returns float64 ``[n_models, n_rows, n_columns]``."""
     n_rows = inputs.shape[-2]
-    chunk = max(1, STACKED_ROWS_PER_PASS // model.n_models)
     means, stds = [], []
     with torch.no_grad():
         for index, (start, group) in enumerate(groups_of(model)):
             view = view_of(group)
             dtype, device = view.dtype_device()
+            chunk = max(1, stacked_rows_per_pass(device) // model.n_models)
             x = torch.as_tensor(inputs, dtype=dtype)
             if x.ndim == 3:
                 x = x[start : start + group.n_models]

@@ -35,6 +35,7 @@ __all__ = [
     "MixtureOfProductsOfExperts",
     "MIXTURE_Z_SAMPLES",
     "mixture_log_density",
+    "decodes_every_pair",
 ]
 
 # Subsets of experts whose products are computed at once for a mixture of products' mean.
@@ -186,6 +187,15 @@ def _row_mixture_log_density(
     return (torch.logsumexp(log_component, 3) - torch.log(k).unsqueeze(2)).permute(0, 2, 1)
 
 
+def decodes_every_pair(device: torch.device) -> bool:
+    """Whether ``moe``'s training decodes every (component, row) pair, absent ones weighted
+    0 (off the CPU), or only the present pairs (on the CPU). Every pair: a shape known in
+    advance (no wait for the device to say how many pairs are present) and sums without
+    atomic additions (the same on every run). On the CPU, where the extra pairs would cost
+    time and a wait costs nothing, only the present ones. The two agree to rounding."""
+    return torch.device(device).type != "cpu"
+
+
 def _gaussian_kl(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
     """KL(N(mean, var) ‖ N(0, 1)) elementwise."""
     return 0.5 * (var + mean * mean - 1.0 - torch.log(var))
@@ -253,6 +263,14 @@ class MixtureOfExperts(_Mixture):
         z = mean + torch.sqrt(var) * eps  # one sample per component and row, absent ones too
         # log q(z) - log p(z) of every sample under its row's mixture: [models, components, rows]
         latent_loss = _row_mixture_log_density(z, eps, mean, var, present) + 0.5 * (z**2 + LOG_2PI).sum(2)
+        k = present.sum(1, keepdim=True).to(z.dtype)  # each row's number of components
+        if decodes_every_pair(x_ff.device):
+            target_all = target_ff.repeat(1, 1, n_components)  # pair c·rows + r is row r
+            recon = self._recon(target_all, z.permute(0, 2, 1, 3).reshape(n_models, latent, -1))
+            weight = present.to(z.dtype) / k
+            recon = torch.where(present, recon.view(n_models, n_components, rows), 0.0)
+            latent_loss = torch.where(present, latent_loss, 0.0)
+            return (recon * weight).sum(1), (latent_loss * weight).sum(1)
         # Only the present (component, row) pairs are decoded: each model's first, padded to
         # the longest.
         flat = present.reshape(n_models, -1)  # index: component * rows + row
@@ -264,7 +282,7 @@ class MixtureOfExperts(_Mixture):
         z_pairs = z.permute(0, 2, 1, 3).reshape(n_models, latent, -1).gather(2, order[:, None].expand(-1, latent, -1))
         recon = self._recon(target_ff.gather(2, row[:, None].expand(-1, target_ff.shape[1], -1)), z_pairs)
         latent_pairs = latent_loss.reshape(n_models, -1).gather(1, order)
-        k_pairs = present.sum(1).to(z.dtype).gather(1, row)  # the row's number of components
+        k_pairs = k[:, 0].gather(1, row)  # the row's number of components
         weight = valid.to(z.dtype) / k_pairs
         zeros = z.new_zeros(n_models, rows)
         return zeros.scatter_add(1, row, recon * weight), zeros.scatter_add(1, row, latent_pairs * weight)

@@ -135,10 +135,14 @@ def resume_study(
     announce: bool = True,
     report: bool = True,
     track: str | Tracking | None = None,
+    device: str | None = None,
 ) -> TrainingResult:
-    """Continue an interrupted study from its last checkpoint, then finish it."""
+    """Continue an interrupted study from its last checkpoint, then finish it (on
+    ``device`` if given, else the run's)."""
     run = Path(run)
     config = runfolder.read_config(run)
+    if device is not None:
+        config = config.updated({"device": device})
     dataset = dataset if dataset is not None else dataset_of(config)
     evaluate = make_evaluator(config, dataset)
     trainer = resume(run, dataset, config=config, evaluate=evaluate, progress=progress)

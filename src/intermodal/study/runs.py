@@ -109,24 +109,37 @@ def resume(
     progress: bool | Progress = False,
     report: bool | None = None,
     track: str | None = None,
+    device: str | None = None,
 ) -> TrainingResult:
     """Continue an interrupted run (a training run or a study, on either backend) from
     its last checkpoint to its last epoch, exactly as it would have gone on. ``report``:
     rewrite the figures and report at the end (default: for a study, that is a run whose
-    config takes measures). ``track``: watch the rest of it live (see :func:`train`)."""
+    config takes measures). ``track``: watch the rest of it live (see :func:`train`).
+    ``device``: go on on another device than the run's (``"cpu"``, ``"cuda"``,
+    ``"cuda:N"``; the local backend): its config then names that device, and
+    ``environment.json`` records where each stretch of training ran; the numbers agree
+    with an unmoved run's to the tolerances of docs/performance.md."""
     run = Path(run)
+    if device is not None:
+        device = RunConfig().updated({"device": device}, origin="resume").device
     with runfolder.writing(run, new=False):
         config = runfolder.read_config(run)
         study = bool(config.eval_every)
         if backend == "ray" or runfolder.is_cluster_run(run):
             from . import cluster
 
+            if device is not None and device != "cpu":
+                raise ConfigError(
+                    f"--device {device}: a study trained with --backend ray goes on on CPUs (docs/cluster.md, 'GPUs')"
+                )
             return cluster.resume_study(run, backend=backend, address=address, progress=progress, track=track)
         if study:
-            return local.resume_study(run, progress=progress, report=study if report is None else report, track=track)
+            return local.resume_study(
+                run, progress=progress, report=study if report is None else report, track=track, device=device
+            )
         tracking = _tracking(track, run)
         with tracking.open() if tracking is not None else nullcontext() as tracker:
-            trainer = resume_trainer(run, dataset_of(config), config=config, progress=progress)
+            trainer = resume_trainer(run, dataset_of(config), config=config, progress=progress, device=device)
             if tracker is not None:
                 tracker.start(config.to_dict(), config.model_keys())
                 trainer.tracker = tracker

@@ -21,12 +21,29 @@ import torch
 from ..model.base import EnsembleVAE
 from ..model.group import concatenate_models
 from .config import ModelKey
+from .noise import EpochNoise, prefetch_threads
 
-__all__ = ["ShardedEnsemble", "Divergence", "divergence_line", "default_workers", "MODELS_PER_CPU_SHARD"]
+__all__ = [
+    "ShardedEnsemble",
+    "Divergence",
+    "divergence_line",
+    "default_workers",
+    "draws_ahead",
+    "MODELS_PER_CPU_SHARD",
+]
 
 # The largest shard on a CPU: larger shards outgrow the cache, smaller ones pay Python's
 # overhead per step more often (docs/performance.md).
 MODELS_PER_CPU_SHARD = 6
+# Whether a CPU run draws the next epoch's noise while this one trains. Off: on a CPU the
+# threads that would draw ahead take cores from training, and the draws are a small part
+# of an epoch. The tests turn it on to show that the numbers are the same either way.
+DRAW_AHEAD_ON_CPU = False
+
+
+def draws_ahead(device: torch.device | str) -> bool:
+    """Whether a shard on ``device`` draws each epoch's noise ahead (on a GPU, always)."""
+    return torch.device(device).type != "cpu" or DRAW_AHEAD_ON_CPU
 
 
 class Divergence(NamedTuple):
@@ -71,6 +88,7 @@ class _Shard:
     ):
         self.positions, self.model, self.betas, self.generators = positions, model, betas, generators
         self.snapshot: dict[str, torch.Tensor] | None = None
+        self.noise: EpochNoise | None = None  # made on the first epoch
         # Adam's update is elementwise, so one optimiser over stacked parameters is exactly
         # one Adam per model. The fused form makes one pass over each parameter, its
         # gradient and moments; torch has it on both devices a config allows.
@@ -87,14 +105,25 @@ class _Shard:
         # is frozen at.
         self.snapshot = {n: p.detach().clone() for n, p in model.named_parameters()}
         n = n_batches * batch_size
-        # Each model's shuffle and ε come from its own generator, in a fixed order, so they
-        # do not depend on which shard or group the model is in.
         dtype, device = inputs_ff.dtype, inputs_ff.device
-        perms = torch.stack([torch.randperm(inputs_ff.shape[1], generator=g)[:n] for g in self.generators])
-        eps = torch.stack([model.training_noise(g, n, dtype) for g in self.generators])
-        perms = perms.to(device).view(model.n_models, n_batches, batch_size)
+        # Each model's shuffle and ε come from its own generator, in a fixed order, so they
+        # do not depend on which shard or group the model is in, nor on the device or
+        # whether they were drawn ahead (intermodal.training.noise).
+        if self.noise is None:
+            self.noise = EpochNoise(
+                self.generators,
+                model.training_noise,
+                n_rows=inputs_ff.shape[1],
+                n=n,
+                dtype=dtype,
+                device=device,
+                prefetch=draws_ahead(device),
+                threads=prefetch_threads(model.n_models),
+            )
+        draws = self.noise.take(epoch)
+        perms = draws.perms.view(model.n_models, n_batches, batch_size)
         # The model computes features-first ([models, features, rows]); one copy an epoch.
-        eps = eps.to(device).view(model.n_models, n_batches, batch_size, -1).permute(1, 0, 3, 2).contiguous()
+        eps = draws.noise.view(model.n_models, n_batches, batch_size, -1).permute(1, 0, 3, 2).contiguous()
         beta = self.betas[:, epoch]
         sums = torch.zeros(model.n_models, 3, dtype=dtype, device=device)
         for b in range(n_batches):
@@ -111,7 +140,15 @@ class _Shard:
             loss.sum().backward()  # summed over models: each model keeps its own gradient
             opt.step()
             sums += torch.stack([recon, latent, loss], 1).detach()
+        # The next epoch's draws, while the device works through this one's steps.
+        self.noise.draw_ahead(epoch + 1)
         return sums / n_batches
+
+    def rewind(self) -> None:
+        """Undo the draws made ahead (every generator as if they had not been made) and
+        stop their threads."""
+        if self.noise is not None:
+            self.noise.close()
 
     def optimizer_state(self) -> dict[str, torch.Tensor]:
         names = {id(p): n for n, p in self.model.named_parameters()}
@@ -130,6 +167,7 @@ class _Shard:
     def without(self, local: list[int], lr: float) -> _Shard | None:
         """This shard less the models at ``local`` positions (None if none is left); the
         others keep their parameters, Adam state and generators exactly."""
+        self.rewind()
         keep = [j for j in range(self.model.n_models) if j not in local]
         if not keep:
             return None
@@ -242,10 +280,13 @@ class ShardedEnsemble:
         self.shards = shards
 
     def close(self) -> None:
-        """Stop the worker threads; training again restarts them."""
+        """Stop the worker threads and undo the draws made ahead; training again restarts
+        them."""
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown()
+        for shard in self.shards:
+            shard.rewind()
 
     # ------------------------------------------------------------------ gathering
     def _group_of(self, position: int) -> int:
@@ -273,9 +314,11 @@ class ShardedEnsemble:
         return whole
 
     def generators(self) -> list[torch.Generator]:
-        """Every model's generator, in position order."""
+        """Every model's generator, in position order, in its state after the last epoch
+        trained (a draw made ahead is undone)."""
         by_position = dict(self._frozen_generators)
         for shard in self.shards:
+            shard.rewind()
             by_position.update(zip(shard.positions, shard.generators))
         return [by_position[k] for k in range(self.n_models)]
 

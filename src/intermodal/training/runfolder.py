@@ -6,6 +6,8 @@ Files of ``RUN/``::
 
     config.json               the resolved :class:`~intermodal.training.config.RunConfig`
     description.json          the data set's description
+    environment.json          where each stretch of training ran: device, torch, precision
+                              (intermodal.training.device.environment), one entry per start
     history.parquet           one row per model and epoch: HISTORY_COLUMNS
     results.parquet           one row per model, epoch, quantity, modality, scope: RESULTS_COLUMNS
     diagnostics.parquet       one row per model, epoch, latent dimension: DIAGNOSTICS_COLUMNS
@@ -50,6 +52,7 @@ from .config import MODEL_KEY_COLUMNS, ModelKey, RunConfig
 __all__ = [
     "CONFIG",
     "DESCRIPTION",
+    "ENVIRONMENT",
     "HISTORY",
     "RESULTS",
     "DIAGNOSTICS",
@@ -67,6 +70,8 @@ __all__ = [
     "Ensemble",
     "writing",
     "start_run",
+    "record_environment",
+    "read_environment",
     "save_tables",
     "write_table_file",
     "read_config",
@@ -96,6 +101,7 @@ __all__ = [
 
 CONFIG = "config.json"
 DESCRIPTION = DESCRIPTION_FILE
+ENVIRONMENT = "environment.json"
 HISTORY = "history.parquet"
 RESULTS = "results.parquet"
 DIAGNOSTICS = "diagnostics.parquet"
@@ -291,6 +297,25 @@ def start_run(folder: str | Path, config: RunConfig, description: DatasetDescrip
     folder = Path(folder)
     write_json(folder / CONFIG, config.to_dict())
     write_json(folder / DESCRIPTION, description.to_dict())
+
+
+def record_environment(folder: str | Path, record: dict) -> None:
+    """Add one stretch of training's record to ``environment.json`` (a run resumed on
+    another device has one entry per stretch)."""
+    records = read_environment(folder)
+    write_json(Path(folder) / ENVIRONMENT, {"training": [*records, record]})
+
+
+def read_environment(folder: str | Path) -> list[dict]:
+    """Each stretch of training's record, oldest first (none for a run folder written
+    before intermodal kept them)."""
+    path = Path(folder) / ENVIRONMENT
+    if not path.is_file():
+        return []
+    records = read_mapping_file(path, "the run's environment record").get("training", [])
+    if not isinstance(records, list):
+        raise RunFolderError(f"{path}: 'training' should be a list of records")
+    return records
 
 
 def save_tables(

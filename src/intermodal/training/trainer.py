@@ -40,6 +40,7 @@ from ..model.group import build_model
 from ..streams import Purpose, torch_generator
 from . import runfolder
 from .config import MODEL_KEY_COLUMNS, ModelKey, RunConfig, key_columns, label_models
+from .device import check_device, environment, exact_float32
 from .ensemble import Divergence, ShardedEnsemble, default_workers, divergence_line
 from .runfolder import HISTORY_COLUMNS
 from .schedules import parse_schedule
@@ -157,9 +158,7 @@ class Trainer:
         self.tracker = tracker
         self.model_keys = config.model_keys()
         self.dtype = getattr(torch, config.dtype)
-        self.device = torch.device(config.device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("--device cuda: no CUDA device is available to torch on this machine; use --device cpu")
+        self.device = check_device(config.device, self.dtype)
         inputs, targets = dataset.training_rows(config.patterns)
         # features-first, as the model computes: [columns, rows]
         self.inputs_ff = torch.as_tensor(inputs.T, dtype=self.dtype, device=self.device).contiguous()
@@ -287,6 +286,7 @@ class Trainer:
         if self.out is not None:
             self.out.mkdir(parents=True, exist_ok=True)
             runfolder.start_run(self.out, cfg, self.dataset.description)
+            runfolder.record_environment(self.out, environment(self.device, self.dtype, self.epoch))
         threads = torch.get_num_threads()
         if cfg.threads:
             torch.set_num_threads(cfg.threads)  # per worker: torch's pool is process-wide
@@ -294,20 +294,9 @@ class Trainer:
         report = _progress(self.progress, cfg.epochs, self.epoch, len(self.model_keys))
         track_every = max(1, cfg.epochs // TRACKED_EPOCHS)
         try:
-            if self.evaluate is not None and self.epoch == 0 and not self.evaluations:
-                self.evaluate_now()
-            while self.epoch < cfg.epochs:
-                means = self.train_epoch()
-                self._record_epoch(means)
-                if self.tracker is not None and (self.epoch % track_every == 0 or self.epoch == cfg.epochs):
-                    self.tracker.log_history(self.history_frame(self.epoch - 1))
-                if self._evaluation_due():
-                    self.evaluate_now()
-                if self._checkpoint_due():
-                    self.save()
-                report(self.epoch, cfg.epochs, means)
-                if self._stop_requested:
-                    self._stop()
+            # Full float32 on every device (no TF32), torch's setting restored after the run.
+            with exact_float32():
+                self._loop(report, track_every)
         finally:
             report.close()
             if previous_handler is not None:
@@ -317,6 +306,23 @@ class Trainer:
             self.close()
             torch.set_num_threads(threads)
         return self.result()
+
+    def _loop(self, report, track_every: int) -> None:
+        cfg = self.config
+        if self.evaluate is not None and self.epoch == 0 and not self.evaluations:
+            self.evaluate_now()
+        while self.epoch < cfg.epochs:
+            means = self.train_epoch()
+            self._record_epoch(means)
+            if self.tracker is not None and (self.epoch % track_every == 0 or self.epoch == cfg.epochs):
+                self.tracker.log_history(self.history_frame(self.epoch - 1))
+            if self._evaluation_due():
+                self.evaluate_now()
+            if self._checkpoint_due():
+                self.save()
+            report(self.epoch, cfg.epochs, means)
+            if self._stop_requested:
+                self._stop()
 
     def _catch_sigterm(self):
         """Install the SIGTERM handler for the run (main thread only); returns the one it replaces."""
