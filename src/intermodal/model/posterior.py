@@ -142,7 +142,9 @@ class MixturePosterior(Posterior):
         # The complete row's weights, [K] or broadcastable to log_weights: what sample()
         # couples to when no reference is given (MMVAE's: every modality's expert alike).
         self.reference_log_weights = (
-            None if reference_log_weights is None else torch.log_softmax(reference_log_weights.to(means.dtype), dim=-1)
+            None
+            if reference_log_weights is None
+            else torch.log_softmax(torch.as_tensor(reference_log_weights).to(means.device, means.dtype), dim=-1)
         )
 
     @property
