@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from intermodal.cli import main
 from intermodal.data.catalog import write_dataset
@@ -80,6 +81,8 @@ def test_study_writes_tidy_tables_figures_and_report(tmp_path, tiny_data, capsys
         assert list((out / "figures").glob(f"fig{n}_*.png")) and list((out / "figures").glob(f"fig{n}_*.svg"))
     html = (out / "report.html").read_text()
     assert "Does this run show what the paper found?" in html
+    # where it was trained, from environment.json
+    assert f"cpu, torch {torch.__version__}; TF32 off" in html
 
     # the report can be rebuilt from the folder alone
     (out / "report.html").unlink()

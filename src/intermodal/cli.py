@@ -43,7 +43,7 @@ _HELP = {
     "lr": "Adam learning rate",
     "batch_size": "rows per batch",
     "dtype": "float32 or float64",
-    "device": "cpu or cuda",
+    "device": "cpu, cuda or cuda:N (with --resume: go on on this device)",
     "threads": "torch threads per worker (none = torch's choice)",
     "workers": "parallel shards of models, one core each (none = one per core)",
     "eval_every": "evaluate the measures every this many epochs (0 = never)",

@@ -272,6 +272,7 @@ def render_report(run_dir: str | Path | runfolder.Run, band: str = "ci") -> str:
         ("fusions", ", ".join(fusions)),
         ("decoded from", _decoding(raw_config, fusions)),
         ("output distributions", _likelihoods(run.results)),
+        *([("trained on", trained_on)] if (trained_on := _trained_on(run.path)) else []),
         ("schedules", ", ".join(schedules)),
         ("seeds per schedule", ", ".join(f"{s}: {int(n_seeds.get(s, 0))}" for s in schedules)),
         ("epochs", str(config.get("epochs"))),
@@ -360,6 +361,24 @@ def _findings_intro(on_simulator: bool) -> str:
         "Each finding of the paper (Langer et al. 2024, on the iCub data) is tested on this run's numbers where the "
         "data set has what it speaks of."
     )
+
+
+def _trained_on(path: Path | None) -> str | None:
+    """Where the run's training ran, from ``environment.json`` (a cluster run's units' too),
+    each place once; None where nothing was recorded."""
+    if path is None:
+        return None
+    records = runfolder.read_environment(path)
+    units = runfolder.units_path(path)
+    if not records and units.is_dir():
+        records = [r for unit in sorted(units.iterdir()) if unit.is_dir() for r in runfolder.read_environment(unit)]
+    if not records:
+        return None
+    places = dict.fromkeys(
+        f"{r.get('device')}" + (f" ({r['gpu']})" if r.get("gpu") else "") + f", torch {r.get('torch')}" for r in records
+    )
+    tf32 = any(r.get("tf32") for r in records)
+    return "; ".join(places) + ("; TF32 forced on by TORCH_ALLOW_TF32_CUBLAS_OVERRIDE" if tf32 else "; TF32 off")
 
 
 def _decoding(config: dict, fusions: list[str]) -> str:
