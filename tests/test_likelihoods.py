@@ -80,7 +80,9 @@ def as_outputs(loc, scale):
 
 
 def moments_np(desc, families, loc, scale):
-    """Each column's mean and standard deviation: Laplace √2·b, Bernoulli p and √(p(1−p)), categorical p_c."""
+    """Each column's mean and standard deviation in data units: Laplace √2·b; Bernoulli p and
+    √(p(1−p)), categorical p_c, each on the value range's scale (low + p·(high − low))."""
+    low, high = desc.value_range
     mean, std = loc.copy(), np.array(scale, dtype=float)
     for m, cols in groups(desc):
         family, fixed = families[m]
@@ -88,7 +90,7 @@ def moments_np(desc, families, loc, scale):
             std[..., cols] = (scale[..., cols] if fixed is None else fixed) * (1.0 if family == "gaussian" else 2**0.5)
         else:
             p = special.expit(loc[..., cols]) if family == "bernoulli" else softmax(loc[..., cols])
-            mean[..., cols], std[..., cols] = p, np.sqrt(p * (1 - p))
+            mean[..., cols], std[..., cols] = low + (high - low) * p, (high - low) * np.sqrt(p * (1 - p))
     return mean, std
 
 
@@ -195,8 +197,9 @@ def test_moments_per_family():
     np.testing.assert_allclose(mean, expected_mean, rtol=1e-12)
     np.testing.assert_allclose(std, expected_std, rtol=1e-12)
     assert np.allclose(std[:, family_columns(MIXED, FAMILY, "laplace")], math.sqrt(2) * 0.7)
-    for cols in CAT:
-        np.testing.assert_allclose(mean[:, cols].sum(-1), 1.0)
+    low, high = MIXED.value_range
+    for cols in CAT:  # probabilities on the value range's scale
+        np.testing.assert_allclose(((mean[:, cols] - low) / (high - low)).sum(-1), 1.0)
 
 
 # ---------------------------------------------------------------------- 5. fixed scales, labels, refusals
@@ -303,7 +306,7 @@ def test_measures_end_to_end_on_an_output_model_of_other_families():
     np.testing.assert_allclose(prediction.mean[0], expected_mean, rtol=1e-12)
     np.testing.assert_allclose(prediction.std[0], expected_std, rtol=1e-12)
     tap = prediction.mean[0][:, family_columns(E2E, E2E_FAMILY, "bernoulli")]
-    assert ((tap > 0) & (tap < 1)).all()  # probabilities, not logits
+    assert ((tap > -1) & (tap < 1)).all()  # probabilities on the value range [-1, 1], not logits
     with pytest.raises(im.IntermodalError):
         im.predict(model, rows, ["pos"], seed=0)
 

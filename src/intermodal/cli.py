@@ -25,7 +25,7 @@ from .errors import ConfigError, IntermodalError, Terminated
 from .training.config import RunConfig, load_config_file, preset_config
 
 # Flags whose name differs from the config field, or that take a special form.
-_RENAMED = {"schedules": "schedule", "fusions": "fusion"}
+_RENAMED = {"schedules": "schedule", "fusions": "fusion", "likelihoods": "likelihood"}
 _HELP = {
     "data": "data set: 'sim' (embedded simulator, default), 'icub' (fetched and cached), or a description file",
     "data_dir": "read the data files from this folder instead of fetching them",
@@ -36,6 +36,8 @@ _HELP = {
     "schedules": "KL-weight schedules, comma-separated: constant-1, constant-0, dynamic-plateau-0, "
     "dynamic-plateau-1, constant:beta=B, linear:warmup=E, cyclical:cycles=M:ratio=R, table:FILE.csv",
     "seeds": "a number of seeds (5 = seeds 0-4), a list (0,3,7) or a range (10-19)",
+    "likelihoods": "each named modality's output family for this run, e.g. touch=bernoulli,sound=bernoulli "
+    "(gaussian, laplace, bernoulli, categorical; others keep their description's)",
     "architecture": "architecture preset 1..7 of the original code, or a .json file of layer widths",
     "epochs": "epochs to train",
     "schedule_horizon": "epochs the schedules are laid over (default: --epochs; 80000 = the paper's constants "

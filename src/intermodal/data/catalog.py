@@ -116,11 +116,12 @@ def load_dataset(data: str = "sim", data_dir: str | os.PathLike | None = None, s
 def dataset_of(config) -> Dataset:
     """The data set a run config names (its ``data``, ``data_dir`` and ``sim`` options; for
     the simulator with ``ground_truth``, the distractors its checks need are added unless
-    the sim options name distractors)."""
+    the sim options name distractors), with the output families its ``likelihoods`` set."""
     sim_options = config.sim
     if config.data == "sim" and getattr(config, "ground_truth", False):
         sim_options = with_ground_truth(sim_options)
-    return load_dataset(config.data, config.data_dir, sim_options)
+    dataset = load_dataset(config.data, config.data_dir, sim_options)
+    return dataset.with_likelihoods(getattr(config, "likelihoods", None) or {}, origin="--likelihood")
 
 
 def write_dataset(dataset: Dataset, out: str | os.PathLike, *, float_format: str = "%.17g") -> Path:

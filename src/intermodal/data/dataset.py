@@ -8,9 +8,48 @@ import dataclasses
 
 import numpy as np
 
+from ..errors import DataError
 from .description import DatasetDescription
 
-__all__ = ["Dataset", "augment"]
+__all__ = ["Dataset", "augment", "check_family_values"]
+
+# How far a categorical modality's values at one step may sum from 1 (on the value range's
+# scale) and still count as a probability vector: rounding in the file, not a wrong row.
+CATEGORICAL_SUM_TOLERANCE = 1e-6
+
+
+def check_family_values(rows: np.ndarray, description: DatasetDescription, what: str) -> None:
+    """Refuse rows ``[n, n_columns]`` that a modality's output family cannot have, naming
+    ``what``, the row and the column: a Bernoulli modality's values must lie in the value
+    range (each is read as the probability of its upper end); a categorical modality's
+    values at one time step must be one-hot or a probability vector on the value range's
+    scale (``(x − low)/(high − low)``, each in [0, 1], summing to 1)."""
+    low, high = description.value_range
+    names = description.column_names()
+    for m in description.modalities:
+        if m.likelihood == "bernoulli":
+            cols = description.columns_of(m.name)
+            values = rows[:, cols]
+            bad = ~((values >= low) & (values <= high))
+            if bad.any():
+                r, c = np.argwhere(bad)[0]
+                raise DataError(
+                    f"{what}: row {r}, column {names[cols[c]]} is {values[r, c]:g}; the modality {m.name!r} is "
+                    f"Bernoulli (each value the probability of {high:g}): expected values in [{low:g}, {high:g}]"
+                )
+        elif m.likelihood == "categorical":
+            for step in description.time_steps:
+                cols = description.columns_of(f"{m.name}@{step}")
+                t = (rows[:, cols] - low) / (high - low)
+                sums = t.sum(axis=1)
+                bad = ~((t >= 0) & (t <= 1)).all(axis=1) | ~(np.abs(sums - 1) <= CATEGORICAL_SUM_TOLERANCE)
+                if bad.any():
+                    r = int(np.flatnonzero(bad)[0])
+                    raise DataError(
+                        f"{what}: row {r}, columns {names[cols[0]]}..{names[cols[-1]]} (the modality {m.name!r} at "
+                        f"{step}) are {np.round(rows[r, cols], 6).tolist()}; the modality is categorical: expected "
+                        f"one-hot values or probabilities ({low:g} for 0, {high:g} for 1, summing to 1 on that scale)"
+                    )
 
 
 def augment(
@@ -48,6 +87,26 @@ class Dataset:
     train: np.ndarray
     test: np.ndarray
     origin: str = ""
+
+    def __post_init__(self):
+        if not set(self.description.likelihoods.values()) & {"bernoulli", "categorical"}:
+            return  # the value range, checked on reading, is all a Gaussian or Laplace modality needs
+        where = self.origin or self.description.name
+        for part, rows in (("train", self.train), ("test", self.test)):
+            if np.ndim(rows) == 2 and len(rows):
+                check_family_values(np.asarray(rows), self.description, f"{where}: {part}")
+
+    def with_likelihoods(self, likelihoods: dict[str, str], *, origin: str = "likelihoods") -> Dataset:
+        """This data set with some modalities' output families changed (see
+        :meth:`DatasetDescription.with_likelihoods`); rows a family cannot have are refused."""
+        if not likelihoods:
+            return self
+        description = self.description.with_likelihoods(likelihoods, origin=origin)
+        try:
+            return dataclasses.replace(self, description=description)
+        except DataError as e:
+            given = ",".join(f"{m}={f}" for m, f in likelihoods.items())
+            raise DataError(f"{origin} {given}: {e}") from None
 
     def training_rows(self, patterns: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
         return augment(self.train, self.description, patterns)

@@ -14,7 +14,11 @@ Description files are JSON (or TOML) with these keys; every value's type is chec
 unknown keys are rejected at every level (docs/data.md)::
 
     name            str
-    modalities      [{"name": "joints", "size": 4}, ...]   size = values per time step
+    modalities      [{"name": "joints", "size": 4}, ...]   size = values per time step;
+                    optional "likelihood": the decoder's output family for it, one of
+                    LIKELIHOODS (default "gaussian", Zambelli's): "bernoulli" reads each
+                    value as the probability of the value range's upper end, "categorical"
+                    each time step's values as one-hot or probabilities (docs/data.md)
     time_steps      ["t", "t-1"]                          (default)
     columns         optional explicit column order (names as ``column_names()``);
                     default: modality-major, then time step, then index
@@ -41,7 +45,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
 from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
@@ -49,7 +53,14 @@ from pydantic.dataclasses import dataclass as validated_dataclass
 
 from ..errors import DataError, errors_as, validation_message
 
-__all__ = ["Modality", "TableFile", "PredictionTest", "DatasetDescription", "builtin_description_path"]
+__all__ = [
+    "LIKELIHOODS",
+    "Modality",
+    "TableFile",
+    "PredictionTest",
+    "DatasetDescription",
+    "builtin_description_path",
+]
 
 _DATASETS_DIR = Path(__file__).with_name("datasets")
 
@@ -62,13 +73,20 @@ FiniteFloat = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 Name = Annotated[str, Strict(), Field(min_length=1)]
 _STRICT = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
+# The output families a modality's decoder can have (docs/method.md §5b): the one list,
+# which intermodal.model.likelihoods reads.
+Family = Literal["gaussian", "laplace", "bernoulli", "categorical"]
+LIKELIHOODS: tuple[str, ...] = get_args(Family)
+
 
 @validated_dataclass(frozen=True, config=_STRICT)
 class Modality:
-    """One sensory or motor modality: ``size`` values per time step."""
+    """One sensory or motor modality: ``size`` values per time step, and the output
+    family its decoder has (``likelihood``, one of :data:`LIKELIHOODS`)."""
 
     name: Name
     size: PositiveInt
+    likelihood: Family = "gaussian"
 
 
 @validated_dataclass(frozen=True, config=_STRICT)
@@ -258,7 +276,10 @@ class DatasetDescription:
     def to_dict(self) -> dict:
         d = {
             "name": self.name,
-            "modalities": [{"name": m.name, "size": m.size} for m in self.modalities],
+            "modalities": [
+                {"name": m.name, "size": m.size, **({"likelihood": m.likelihood} if m.likelihood != "gaussian" else {})}
+                for m in self.modalities
+            ],
             "time_steps": list(self.time_steps),
             "value_range": list(self.value_range),
             "muted_value": self.muted_value,
@@ -306,6 +327,29 @@ class DatasetDescription:
     def replace(self, **changes) -> DatasetDescription:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+    @property
+    def likelihoods(self) -> dict[str, str]:
+        """Each modality's output family, in modality order."""
+        return {m.name: m.likelihood for m in self.modalities}
+
+    def with_likelihoods(self, likelihoods: dict[str, str], *, origin: str = "likelihoods") -> DatasetDescription:
+        """A copy whose named modalities have these output families (the others keep
+        theirs); an unknown modality or family is a :class:`~intermodal.errors.DataError`
+        naming ``origin``."""
+        for name, family in likelihoods.items():
+            if name not in self.modality_names:
+                raise DataError(
+                    f"{origin}: data set {self.name!r} has no modality {name!r}; it has {self.modality_names}"
+                )
+            if family not in LIKELIHOODS:
+                raise DataError(f"{origin}: {name}={family!r}; expected one of {', '.join(LIKELIHOODS)}")
+        if not likelihoods:
+            return self
+        modalities = tuple(
+            dataclasses.replace(m, likelihood=likelihoods.get(m.name, m.likelihood)) for m in self.modalities
+        )
+        return self.replace(modalities=modalities)
 
 
 for _cls in (Modality, TableFile, PredictionTest, DatasetDescription):

@@ -22,7 +22,7 @@ from ..data.description import DatasetDescription
 from ..errors import ModelError
 from ..streams import initialisation
 from .architecture import Architecture
-from .likelihoods import Likelihood, Outputs
+from .likelihoods import SCALED_FAMILIES, Likelihood, Outputs
 from .posterior import Posterior, latent_noise
 
 __all__ = ["EnsembleVAE", "VARIANCE_FLOOR", "column_weights", "losses", "recon_constant"]
@@ -161,15 +161,43 @@ class EnsembleVAE(nn.Module):
         self.shared_decoder_layers = self._stack("dec:shared", [self.latent_size] + arch.shared_decoder)
         self.slice_sizes = [arch.slices[m] for m in self.modalities]
         self.decoder_layers, self.output_heads = {}, {}
+        # A Gaussian or Laplace head outputs a location and a raw log-variance per column
+        # (one product of width 2·d); a Bernoulli or categorical head the logits alone.
+        self._scaled = {m: self.description.modality(m).likelihood in SCALED_FAMILIES for m in self.modalities}
         for m, cols in zip(self.modalities, self.modality_columns):
             widths = [arch.slices[m]] + arch.decoders[m]
             self.decoder_layers[m] = self._stack(f"dec:{m}", widths)
-            self.output_heads[m] = self._add(f"dec:{m}:head", widths[-1], 2 * len(cols), paired=True)
+            width = 2 * len(cols) if self._scaled[m] else len(cols)
+            self.output_heads[m] = self._add(f"dec:{m}:head", widths[-1], width, paired=self._scaled[m])
+        self._build_families()
         order = np.concatenate(self.modality_columns)
         self._identity_order = bool(np.array_equal(order, np.arange(self.n_columns)))
         # Every tensor the model holds lives on its device (a CPU index on a GPU tensor fails).
         self.register_buffer("_input_index", torch.as_tensor(order, device=self._device), persistent=False)
         self.register_buffer("_output_index", torch.as_tensor(np.argsort(order), device=self._device), persistent=False)
+
+    def _build_families(self) -> None:
+        """Which columns hold which output family (buffers on the model's device), for
+        the reconstruction loss of a description that is not all Gaussian."""
+        families = self.description.likelihoods
+        self.all_gaussian = all(f == "gaussian" for f in families.values())
+        if self.all_gaussian:
+            return
+        names = self.description.column_names()
+        self._family_names = [f for f in ("gaussian", "laplace", "bernoulli") if f in families.values()]
+        for f in self._family_names:
+            cols = np.concatenate([self.description.columns_of(m) for m, g in families.items() if g == f])
+            self.register_buffer(f"_family_{f}", torch.as_tensor(np.sort(cols), device=self._device), persistent=False)
+        self._n_groups = 0
+        for m, f in families.items():
+            if f != "categorical":
+                continue
+            for step in self.description.time_steps:
+                group = [names.index(f"{m}_{step}_{i}") for i in range(self.description.modality(m).size)]
+                self.register_buffer(
+                    f"_group_{self._n_groups}", torch.as_tensor(group, device=self._device), persistent=False
+                )
+                self._n_groups += 1
 
     # ---------------------------------------------------------------- set-up
     def reset_parameters(self, seeds: list[int]) -> None:
@@ -208,7 +236,9 @@ class EnsembleVAE(nn.Module):
         h = self._mlp(self.shared_decoder_layers, z_ff)
         means, raws = [], []
         for m, s in zip(self.modalities, torch.split(h, self.slice_sizes, dim=1)):
-            mu, raw = self._linear(self.output_heads[m], self._mlp(self.decoder_layers[m], s)).chunk(2, dim=1)
+            out = self._linear(self.output_heads[m], self._mlp(self.decoder_layers[m], s))
+            # logits alone: a raw of 0 stands in (the Outputs' scale, ignored for these families)
+            mu, raw = out.chunk(2, dim=1) if self._scaled[m] else (out, torch.zeros_like(out))
             means.append(mu)
             raws.append(raw)
         mean, raw = torch.cat(means, dim=1), torch.cat(raws, dim=1)
@@ -232,15 +262,48 @@ class EnsembleVAE(nn.Module):
 
     def _recon(self, target_ff: torch.Tensor, z_ff: torch.Tensor) -> torch.Tensor:
         """The reconstruction loss per row ``[models, rows]`` of ``target_ff`` from latents ``z_ff``."""
-        out_mean, out_raw = self._decode_raw(z_ff)
-        return _GaussianNLL.apply(target_ff, out_mean, out_raw, self.column_weight[:, None], self.recon_constant)
+        return self._reconstruction(target_ff, *self._decode_raw(z_ff))
+
+    def _reconstruction(self, target_ff: torch.Tensor, loc_ff: torch.Tensor, raw_ff: torch.Tensor) -> torch.Tensor:
+        """The reconstruction loss per row ``[models, rows]`` (docs/method.md §3, §5b): each
+        column's negative log-likelihood under its modality's family, weighted by 1/d_m,
+        plus the original code's constant for the Gaussian modalities. All Gaussian (the
+        default): the fused form; otherwise per family."""
+        if self.all_gaussian:
+            return _GaussianNLL.apply(target_ff, loc_ff, raw_ff, self.column_weight[:, None], self.recon_constant)
+        low, high = self.description.value_range
+        weight = self.column_weight[:, None]
+        total = loc_ff.new_zeros(loc_ff.shape[0], loc_ff.shape[2])
+        for family in self._family_names:
+            idx = getattr(self, f"_family_{family}")
+            x, loc, raw = (t.index_select(1, idx) for t in (target_ff, loc_ff, raw_ff))
+            if family == "bernoulli":  # the value as the probability of the range's upper end
+                nll = torch.nn.functional.binary_cross_entropy_with_logits(
+                    loc, (x - low) / (high - low), reduction="none"
+                )
+            else:
+                var = torch.exp(raw) + VARIANCE_FLOOR
+                if family == "gaussian":
+                    nll = 0.5 * ((x - loc) ** 2 / var + torch.log(var))
+                else:  # Laplace, scale b = sqrt(exp(raw) + 1e-4), as a Gaussian's σ
+                    b = torch.sqrt(var)
+                    nll = torch.abs(x - loc) / b + torch.log(2 * b)
+            total = total + (nll * weight.index_select(0, idx)).sum(1)
+        for k in range(self._n_groups):
+            idx = getattr(self, f"_group_{k}")
+            x, loc = target_ff.index_select(1, idx), loc_ff.index_select(1, idx)
+            nll = -((x - low) / (high - low)) * torch.log_softmax(loc, dim=1)
+            total = total + (nll * weight.index_select(0, idx)).sum(1)
+        return total + self.recon_constant
 
     # ---------------------------------------------------------------- the model protocol
     @property
     def likelihoods(self) -> dict[str, Likelihood]:
-        """Every modality's output distribution: a Gaussian with a learned variance
-        (floored at 1e-4), as Zambelli's decoder."""
-        return {m: Likelihood("gaussian") for m in self.modalities}
+        """Every modality's output distribution, its description's family: by default a
+        Gaussian with a learned variance (floored at 1e-4), as Zambelli's decoder; Laplace
+        with a learned scale ``b = sqrt(exp(raw) + 1e-4)``; Bernoulli or categorical
+        logits."""
+        return {m: Likelihood(self.description.modality(m).likelihood) for m in self.modalities}
 
     def posterior(self, rows, muted) -> Posterior:
         """The latent posterior for rows with the ``muted`` columns hidden (the model
@@ -348,10 +411,12 @@ def column_weights(description: DatasetDescription) -> np.ndarray:
 
 
 def recon_constant(description: DatasetDescription, latent_size: int) -> float:
-    """Σ_m ½·(n_z/2)·log 2π / d_m: the original code's constant term of the reconstruction
-    loss (with n_z the latent size, not d_m). Kept so loss values compare with the
-    original's; it changes no gradient."""
-    inverse_widths = sum(1.0 / description.columns_of(m).size for m in description.modality_names)
+    """Σ_m ½·(n_z/2)·log 2π / d_m over the Gaussian modalities: the original code's constant
+    term of the reconstruction loss (with n_z the latent size, not d_m). Kept so loss values
+    compare with the original's; it changes no gradient."""
+    inverse_widths = sum(
+        1.0 / description.columns_of(m.name).size for m in description.modalities if m.likelihood == "gaussian"
+    )
     return 0.5 * (latent_size / 2) * math.log(2 * math.pi) * inverse_widths
 
 

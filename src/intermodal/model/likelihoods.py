@@ -1,6 +1,8 @@
 """What a model outputs for each modality: its likelihood family (docs/method.md §5b).
 
-This module owns the list of families, :data:`FAMILIES`. A model says, per modality,
+The list of families, :data:`FAMILIES`, is the data description's
+(:data:`~intermodal.data.description.LIKELIHOODS`: a data set names each modality's family,
+Gaussian by default); this module owns what each family means. A model says, per modality,
 which distribution its decoder outputs (a :class:`Likelihood`); every family is
 *factorised* over the modality's columns except ``categorical``, which is one distribution
 over a one-hot group of columns (a modality's columns at one time step). Everything that
@@ -10,9 +12,12 @@ which family:
 - ``gaussian``: ``N(loc, scale²)`` per column; ``scale`` learned (the model outputs it) or
   fixed (a number the model declares, e.g. MultiVae's ``scale`` 0.75 for a normal decoder).
 - ``laplace``: ``Laplace(loc, scale)`` per column, learned or fixed scale.
-- ``bernoulli``: ``Bernoulli(logits = loc)`` per column, on values 0 and 1.
+- ``bernoulli``: ``Bernoulli(logits = loc)`` per column, on values 0 and 1: a data value
+  ``x`` is read as the probability ``(x − low)/(high − low)`` of the value range's upper end
+  (a soft target), and a mean is given back in data units, ``low + p·(high − low)``.
 - ``categorical``: ``Categorical(logits = loc[group])`` over each one-hot group (the
-  modality's columns at one time step), on one-hot rows.
+  modality's columns at one time step), on one-hot rows, read and given back on the value
+  range's scale likewise.
 
 The divergences are ``torch.distributions``' registered KL divergences, except the
 Gaussian's, which is written as ``(expm1(d) - d)/2 + ...`` with ``d`` the log-variance
@@ -36,12 +41,13 @@ import numpy as np
 import torch
 from torch.distributions import Bernoulli, Categorical, Laplace, kl_divergence
 
-from ..data.description import DatasetDescription
+from ..data.description import LIKELIHOODS, DatasetDescription
 from ..errors import DataError, ModelError
 
 __all__ = [
     "FAMILIES",
     "FACTORISED",
+    "SCALED_FAMILIES",
     "Likelihood",
     "Outputs",
     "OutputLayout",
@@ -49,9 +55,9 @@ __all__ = [
     "as_likelihoods",
 ]
 
-FAMILIES = ("gaussian", "laplace", "bernoulli", "categorical")
+FAMILIES = LIKELIHOODS
 FACTORISED = ("gaussian", "laplace", "bernoulli")  # one distribution per column
-_SCALED = ("gaussian", "laplace")  # families with a scale, learned or fixed
+SCALED_FAMILIES = ("gaussian", "laplace")  # families with a scale, learned or fixed
 _LOG_2PI = math.log(2 * math.pi)
 
 
@@ -68,7 +74,7 @@ class Likelihood:
         if self.family not in FAMILIES:
             raise ModelError(f"likelihood family {self.family!r}: expected one of {', '.join(FAMILIES)}")
         if self.scale is not None:
-            if self.family not in _SCALED:
+            if self.family not in SCALED_FAMILIES:
                 raise ModelError(f"likelihood {self.family!r} has no scale; got scale={self.scale!r}")
             if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)):
                 raise ModelError(f"likelihood scale: expected a positive number; got {self.scale!r}")
@@ -79,9 +85,6 @@ class Likelihood:
     def label(self) -> str:
         """How the tables name it: ``gaussian``, ``gaussian(scale=0.75)``, ``bernoulli``."""
         return self.family if self.scale is None else f"{self.family}(scale={self.scale:g})"
-
-
-GAUSSIAN = Likelihood()
 
 
 class Outputs(NamedTuple):
@@ -96,8 +99,9 @@ class Outputs(NamedTuple):
 
 def as_likelihoods(description: DatasetDescription, likelihoods=None) -> dict[str, Likelihood]:
     """Every modality's :class:`Likelihood`: ``likelihoods`` a mapping modality → Likelihood
-    (or family name), missing modalities Gaussian with a learned scale; None: all Gaussian.
-    An unknown modality is refused with a :class:`~intermodal.errors.ModelError`."""
+    (or family name); a modality it leaves out (all of them with None) has the family its
+    description names, with a learned scale. An unknown modality is refused with a
+    :class:`~intermodal.errors.ModelError`."""
     given = {} if likelihoods is None else likelihoods
     if not isinstance(given, Mapping):
         raise ModelError(f"likelihoods: expected a mapping modality -> Likelihood; got {type(given).__name__}")
@@ -108,7 +112,7 @@ def as_likelihoods(description: DatasetDescription, likelihoods=None) -> dict[st
         )
     out = {}
     for m in description.modality_names:
-        value = given.get(m, GAUSSIAN)
+        value = given.get(m, description.modality(m).likelihood)
         if isinstance(value, str):
             value = Likelihood(value)
         if not isinstance(value, Likelihood):
@@ -209,7 +213,8 @@ class OutputLayout:
     def kl_per_column(self, p: Outputs, q: Outputs) -> torch.Tensor:
         """KL(p ‖ q) per column, broadcast, ``[..., n, columns]`` in nats: each factorised
         column its family's divergence; a categorical group's divergence spread evenly over
-        its columns (so it adds up over the whole group, which is compared whole)."""
+        its columns (so it adds up over the whole group, which is compared whole). Each is
+        >= 0: where p ≈ q torch's forms can land a rounding error below 0, which is cut."""
         if self.all_gaussian:
             return gaussian_kl_per_column(p.loc, 2 * torch.log(p.scale), q.loc, 2 * torch.log(q.scale))
         shape = torch.broadcast_shapes(p.loc.shape, q.loc.shape)
@@ -223,19 +228,19 @@ class OutputLayout:
             c = self._index(cols["laplace"], p.loc)
             pl, ps, ql, qs = (t.index_select(-1, c) for t in (p.loc, p.scale, q.loc, q.scale))
             kl = kl_divergence(Laplace(pl, ps, validate_args=False), Laplace(ql, qs, validate_args=False))
-            out[..., c] = kl.expand(*shape[:-1], -1)
+            out[..., c] = kl.clamp_min(0.0).expand(*shape[:-1], -1)
         if len(cols["bernoulli"]):
             c = self._index(cols["bernoulli"], p.loc)
             # Broadcast first: torch's Bernoulli KL indexes with each side's mask, which fails on
             # broadcast shapes (p [.., 1, n, c] against q [.., variants, n, c] in the measures).
             pl, ql = torch.broadcast_tensors(p.loc.index_select(-1, c), q.loc.index_select(-1, c))
             kl = kl_divergence(Bernoulli(logits=pl, validate_args=False), Bernoulli(logits=ql, validate_args=False))
-            out[..., c] = kl.expand(*shape[:-1], -1)
+            out[..., c] = kl.clamp_min(0.0).expand(*shape[:-1], -1)
         for group in self.categorical_groups:
             c = self._index(group, p.loc)
             pl, ql = p.loc.index_select(-1, c), q.loc.index_select(-1, c)
             kl = kl_divergence(Categorical(logits=pl, validate_args=False), Categorical(logits=ql, validate_args=False))
-            out[..., c] = (kl / len(group)).unsqueeze(-1).expand(*shape[:-1], len(group))
+            out[..., c] = (kl.clamp_min(0.0) / len(group)).unsqueeze(-1).expand(*shape[:-1], len(group))
         return out
 
     # ---------------------------------------------------------------- densities and draws
@@ -303,24 +308,26 @@ class OutputLayout:
 
     def moments(self, outputs: Outputs) -> tuple[torch.Tensor, torch.Tensor]:
         """Each column's mean and standard deviation in data units: Gaussian ``loc`` and
-        ``scale``; Laplace ``loc`` and ``√2·scale``; Bernoulli ``p`` and ``√(p(1−p))``;
-        categorical the class probabilities ``p_c`` and ``√(p_c(1−p_c))``."""
+        ``scale``; Laplace ``loc`` and ``√2·scale``; Bernoulli, with ``p`` the probability
+        of the value range's upper end, ``low + p·(high − low)`` and ``(high − low)·√(p(1−p))``;
+        categorical the class probabilities ``p_c`` on the same scale."""
         loc, scale = outputs.loc, outputs.scale
         if self.all_gaussian:
             return loc, scale
         mean, std = loc.clone(), scale.clone()
         cols = self._columns
+        low, high = self.description.value_range
         if len(cols["laplace"]):
             c = self._index(cols["laplace"], loc)
             std[..., c] = math.sqrt(2) * scale[..., c]
         if len(cols["bernoulli"]):
             c = self._index(cols["bernoulli"], loc)
             p = torch.sigmoid(loc[..., c])
-            mean[..., c], std[..., c] = p, torch.sqrt(p * (1 - p))
+            mean[..., c], std[..., c] = low + (high - low) * p, (high - low) * torch.sqrt(p * (1 - p))
         for group in self.categorical_groups:
             c = self._index(group, loc)
             p = torch.softmax(loc[..., c], -1)
-            mean[..., c], std[..., c] = p, torch.sqrt(p * (1 - p))
+            mean[..., c], std[..., c] = low + (high - low) * p, (high - low) * torch.sqrt(p * (1 - p))
         return mean, std
 
     def check_outputs(self, outputs: Outputs, shape: tuple[int, ...], who: str) -> None:
@@ -334,7 +341,7 @@ class OutputLayout:
             if tuple(t.shape) != tuple(shape):
                 raise ModelError(f"{who}: {name} has shape {tuple(t.shape)}; expected {tuple(shape)}")
         # Learned scales only: a fixed scale's columns may hold anything (with_fixed_scales).
-        scaled = np.flatnonzero(np.isin(self.family_of_column, _SCALED) & np.isnan(self._fixed))
+        scaled = np.flatnonzero(np.isin(self.family_of_column, SCALED_FAMILIES) & np.isnan(self._fixed))
         if len(scaled):
             s = outputs.scale.index_select(-1, self._index(scaled, outputs.scale))
             if not bool((s > 0).all()) or not bool(torch.isfinite(s).all()):

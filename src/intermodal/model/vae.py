@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import VARIANCE_FLOOR, EnsembleVAE, _floored_logvar, _GaussianNLL, _LatentSample
+from .base import VARIANCE_FLOOR, EnsembleVAE, _floored_logvar, _LatentSample
 from .posterior import GaussianPosterior
 
 __all__ = ["MultimodalVAE"]
@@ -90,6 +90,4 @@ class MultimodalVAE(EnsembleVAE):
         with the elementwise tail fused (fewer passes over memory, hand-derived gradients)."""
         z_mean, z_raw = self._encode_raw(x_ff)
         z, latent = _LatentSample.apply(z_mean, z_raw, eps_ff)
-        out_mean, out_raw = self._decode_raw(z)
-        recon = _GaussianNLL.apply(target_ff, out_mean, out_raw, self.column_weight[:, None], self.recon_constant)
-        return recon, latent
+        return self._reconstruction(target_ff, *self._decode_raw(z)), latent

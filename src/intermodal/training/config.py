@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BeforeValidator, Field, Strict, field_validator, model_validator
 
+from ..data.description import Family
 from ..data.reading import read_mapping_file
 from ..errors import ConfigError, DataError, ScheduleError
 from ..options import RAW_STRING, Options
@@ -68,6 +69,24 @@ def parse_seeds(value) -> list[int]:
         raise ValueError(f"{value!r}; expected a count (5), a list (0,3,7) or a range (10-19)") from None
 
 
+def parse_likelihoods(value) -> dict[str, str]:
+    """``"touch=bernoulli,sound=bernoulli"`` → ``{"touch": "bernoulli", "sound": "bernoulli"}``;
+    a mapping as given."""
+    if isinstance(value, dict):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r}; expected MODALITY=FAMILY pairs, e.g. touch=bernoulli,sound=bernoulli")
+    out = {}
+    for item in (v.strip() for v in value.split(",") if v.strip()):
+        name, eq, family = item.partition("=")
+        if not eq or not name.strip() or not family.strip():
+            raise ValueError(f"{item!r}; expected MODALITY=FAMILY, e.g. touch=bernoulli")
+        if name.strip() in out:
+            raise ValueError(f"modality {name.strip()!r} is named twice")
+        out[name.strip()] = family.strip()
+    return out
+
+
 Whole = Annotated[int, Strict()]
 Positive = Annotated[int, Strict(), Field(ge=1)]
 Finite = Annotated[float, Strict(), Field(allow_inf_nan=False)]
@@ -92,6 +111,11 @@ class RunConfig(Options):
         default_factory=lambda: [0], min_length=1, json_schema_extra=RAW_STRING
     )
     architecture: str = "1"  # preset 1..7 of the original code, or an architecture .json
+    # each named modality's output family for this run (others keep their description's;
+    # docs/method.md §5b): MODALITY=FAMILY pairs, FAMILY one of LIKELIHOODS
+    likelihoods: Annotated[dict[str, Family], BeforeValidator(parse_likelihoods)] = Field(
+        default_factory=dict, json_schema_extra=RAW_STRING
+    )
     # --- optimisation (docs/method.md §3) -------------------------------------------
     epochs: Positive = 200
     schedule_horizon: Positive | None = None  # epochs a schedule is laid over; None = epochs
