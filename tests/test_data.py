@@ -209,3 +209,55 @@ def test_write_then_load_gives_identical_rows(tmp_path, tiny):
     np.testing.assert_array_equal(back.test, tiny.test)
     assert back.description.to_dict()["modalities"] == tiny.description.to_dict()["modalities"]
     assert not list((tmp_path / "out").glob(".*tmp*"))
+
+
+# ---------------------------------------------------------------------- the digits
+def test_digits_are_three_modalities_of_one_step_with_a_fixed_split():
+    """--data digits: scikit-learn's 1 797 images as top and bottom halves (Bernoulli, ink
+    / 16) and the label (categorical, one-hot), one time step, split 1 438 / 359 by a fixed
+    permutation; every pixel and label where the source has it."""
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    import intermodal as im
+    from intermodal.data.digits import SPLIT_SEED
+
+    data = im.load_dataset("digits")
+    d = data.description
+    assert d.time_steps == ("t",) and d.value_range == (0.0, 1.0)
+    assert d.likelihoods == {"top": "bernoulli", "bottom": "bernoulli", "label": "categorical"}
+    assert data.train.shape == (1438, 74) and data.test.shape == (359, 74)
+    source = sklearn_digits()
+    order = np.random.default_rng(SPLIT_SEED).permutation(1797)
+    k = order[1438]  # the first test row
+    np.testing.assert_array_equal(data.test[0, :64], source.data[k] / 16.0)
+    assert data.test[0, 64:].argmax() == source.target[k] and data.test[0, 64:].sum() == 1
+    assert set(d.muting_patterns) == {
+        "complete",
+        "top-only",
+        "bottom-only",
+        "label-only",
+        "no-top",
+        "no-bottom",
+        "no-label",
+    }
+    # the same rows every time
+    np.testing.assert_array_equal(im.load_dataset("digits").train, data.train)
+
+
+def test_digits_refuse_a_data_folder_and_say_what_they_need(monkeypatch):
+    import builtins
+
+    import intermodal as im
+
+    with pytest.raises(im.IntermodalError, match="--data-dir .*the digits come with scikit-learn"):
+        im.load_dataset("digits", "somewhere")
+    real_import = builtins.__import__
+
+    def no_sklearn(name, *args, **kwargs):
+        if name.startswith("sklearn"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_sklearn)
+    with pytest.raises(im.IntermodalError, match=r"needs scikit-learn.*intermodal\[digits\]"):
+        im.load_dataset("digits")

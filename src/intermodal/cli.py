@@ -27,7 +27,8 @@ from .training.config import RunConfig, load_config_file, preset_config
 # Flags whose name differs from the config field, or that take a special form.
 _RENAMED = {"schedules": "schedule", "fusions": "fusion", "likelihoods": "likelihood"}
 _HELP = {
-    "data": "data set: 'sim' (embedded simulator, default), 'icub' (fetched and cached), or a description file",
+    "data": "data set: 'sim' (embedded simulator, default), 'icub' (fetched and cached), 'digits' (scikit-learn's "
+    "handwritten digits, offline), or a description file",
     "data_dir": "read the data files from this folder instead of fetching them",
     "sim": 'simulator options as JSON, e.g. \'{"seed": 3, "n_train": 1000}\' (see --data sim)',
     "patterns": "muting patterns to train on, comma-separated (default: all of the data set's)",
@@ -57,7 +58,8 @@ _HELP = {
     "divergence": "with z samples: per-sample (mean of the samples' closed forms) or predictive (between the "
     "predictive mixtures); none = predictive for moe and mopoe, per-sample otherwise",
     "extra_pairs": 'extra measures as JSON: {"name": {"muted": [selectors], "compared": [selectors]}}',
-    "ground_truth": "true: on --data sim, add the distractors (noise, copy-vision; unless --sim names "
+    "ground_truth": "true: on --data digits, measure what its checks need; on --data sim, add the distractors "
+    "(noise, copy-vision; unless --sim names "
     "distractors) and the measures the report's ground-truth checks need",
     "windows": "epoch windows for the window means, as JSON [[start, end], ...]",
     "checkpoint_every": "epochs between checkpoints",

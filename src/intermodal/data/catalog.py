@@ -1,5 +1,6 @@
 """Which data set a run uses: the embedded simulator, the real iCub data (fetched from its
-pinned address, checked and cached) or a user's description file; and writing a data set
+pinned address, checked and cached), scikit-learn's handwritten digits (shipped with
+scikit-learn, :mod:`intermodal.data.digits`) or a user's description file; and writing a data set
 out as CSV files with its description. :mod:`intermodal.data.reading` reads and checks any one
 data set; this module chooses among them.
 """
@@ -14,12 +15,15 @@ from ..files import atomic_write, sha256, write_json
 from . import sim as simulator
 from .dataset import Dataset
 from .description import DatasetDescription, TableFile, builtin_description_path
+from .digits import DIGITS, load_digits
 from .reading import load_description, read_table
 from .sim_truth import with_ground_truth
 
-__all__ = ["load_dataset", "dataset_of", "fetch_icub", "write_dataset", "ICUB", "DESCRIPTION_FILE"]
+__all__ = ["load_dataset", "dataset_of", "fetch_icub", "write_dataset", "ICUB", "BUILTIN_DATA", "DESCRIPTION_FILE"]
 
 ICUB = "icub-zambelli2020"
+# The data sets --data names (anything else is a description file's path).
+BUILTIN_DATA = ("sim", "icub", DIGITS)
 # The name of a description beside its data (write_dataset), and in a run folder.
 DESCRIPTION_FILE = "description.json"
 
@@ -74,7 +78,8 @@ def load_dataset(data: str = "sim", data_dir: str | os.PathLike | None = None, s
     """Load a data set by name or description path.
 
     ``data``: ``"sim"`` (the embedded simulator; ``sim`` holds its options, docs/simulator.md), ``"icub"``
-    (fetched and cached, or read from ``data_dir``), or the path of a description file
+    (fetched and cached, or read from ``data_dir``), ``"digits"`` (scikit-learn's 8×8
+    handwritten digits, offline; docs/data.md), or the path of a description file
     (``.json``/``.toml``) whose ``train``/``test`` files lie beside it or in ``data_dir``.
     """
     if data == "sim":
@@ -86,6 +91,10 @@ def load_dataset(data: str = "sim", data_dir: str | os.PathLike | None = None, s
         return simulator.simulate(**(sim or {}))
     if sim:
         raise DataError(f"simulator options {sorted(sim)} apply only to --data sim")
+    if data == DIGITS:
+        if data_dir is not None:
+            raise DataError(f"--data-dir {data_dir}: the digits come with scikit-learn; --data-dir applies to 'icub'")
+        return load_digits()
     if data == "icub":
         description = load_description(builtin_description_path(ICUB))
         if data_dir is not None:
@@ -103,7 +112,7 @@ def load_dataset(data: str = "sim", data_dir: str | os.PathLike | None = None, s
                 )
             path = candidates[0]
         if not path.exists():
-            raise DataError(f"--data {data!r}: not 'sim', 'icub' or an existing description file")
+            raise DataError(f"--data {data!r}: not 'sim', 'icub', 'digits' or an existing description file")
         description = load_description(path)
         root = Path(data_dir) if data_dir is not None else path.parent
     if description.train is None:

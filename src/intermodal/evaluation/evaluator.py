@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from ..data.dataset import Dataset
+from ..data.digits import digits_pairs
 from ..data.sim_truth import ground_truth_of
 from ..errors import ConfigError
 from ..streams import Purpose, torch_generator
@@ -65,14 +66,16 @@ def evaluation_generator(eval_seed: int, epoch: int) -> torch.Generator:
 
 
 def measured_pairs(config: RunConfig, description) -> dict:
-    """The extra pairs a run measures: with ``ground_truth`` on the simulator's data, the
-    pairs its ground-truth checks need (:func:`intermodal.data.sim_truth.ground_truth_of`), then
+    """The extra pairs a run measures: with ``ground_truth`` on the simulator's data or the
+    digits, the pairs their checks need (:func:`intermodal.data.sim_truth.ground_truth_of`,
+    :func:`intermodal.data.digits.digits_pairs`), then
     the config's ``extra_pairs`` (a name in both is the user's)."""
     pairs = {}
     if config.ground_truth:
         truth = ground_truth_of(description)
         if truth is not None:
             pairs.update(truth.pairs)
+        pairs.update(digits_pairs(description) or {})
     pairs.update(config.extra_pairs or {})
     return pairs
 

@@ -5,9 +5,13 @@ rule over seeds (docs/study.md, "Findings").
   distractor is uninformative, an exact copy is redundant with its source, the arm's
   present follows from its past, touch and sound follow from where the fingertip is (which
   vision shows).
+- On scikit-learn's handwritten **digits** (:mod:`intermodal.data.digits`): the label
+  follows from either half of the image; the label gives the class but not the writer's
+  style; the two halves are partly redundant.
 - On any other data, the **paper's findings** on iCub (docs/method.md §8), where the data
   set has what they speak of: constant-1 collapses; vision is the most informative
-  modality; touch and sound are hard to predict.
+  modality; touch and sound are hard to predict (the rule says which output family touch
+  and sound were decoded with).
 
 Every check is made of *claims*, each a ratio of two of the run's numbers compared with a
 threshold, in the last window (each model's mean over the window's evaluations). A claim's
@@ -33,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.description import DatasetDescription
+from ..data.digits import digits_pairs
 from ..data.sim_truth import GroundTruth, ground_truth_of
 from .claims import (
     BASELINE,
@@ -71,6 +76,9 @@ __all__ = [
     "PREDICTED_FRACTION",
     "COPY_AS_SOURCE_RATIO",
     "COLLAPSED_BASELINE_NATS",
+    "LABEL_FROM_HALF_FRACTION",
+    "CLASS_SHOWS_FRACTION",
+    "STYLE_REMAINS_FRACTION",
 ]
 
 # --- the paper's findings ------------------------------------------------------------
@@ -104,7 +112,18 @@ COPY_AS_SOURCE_RATIO = 2.0
 # its input, so it says nothing of what the data make true. The ground-truth checks leave it out.
 COLLAPSED_BASELINE_NATS = 0.1
 
+# --- what the digits make true (intermodal.data.digits) ----------------------------------
+# Given either half alone, the label is at most this fraction as far from the full input's
+# as given nothing: the half shows the class.
+LABEL_FROM_HALF_FRACTION = 0.3
+# Given the label alone, the image is at most the first fraction as far from the full
+# input's as given nothing (the class shows), and at least the second (the writer's style
+# does not); given one half, the other half likewise (partly redundant).
+CLASS_SHOWS_FRACTION = 0.9
+STYLE_REMAINS_FRACTION = 0.2
+
 _GROUND_TRUTH = "ground truth of the simulator (docs/simulator.md)"
+_DIGITS = "what the handwritten digits make true (docs/data.md, 'The digits')"
 _PAPER = "Langer et al. (2024) on the iCub data (docs/method.md §8)"
 
 
@@ -142,8 +161,19 @@ def check_findings(
     truth = ground_truth_of(description) if description is not None else None
     if truth is not None:
         return _ground_truth_checks(values, truth, fusion, where)
+    if description is not None and digits_pairs(description) is not None:
+        return _digits_checks(values, fusion, where)
     modalities = list(description.modality_names) if description is not None else _modalities_in(results)
-    return _paper_checks(values, full_beta, modalities, fusion, where)
+    families = description.likelihoods if description is not None else _families_in(results)
+    return _paper_checks(values, full_beta, modalities, fusion, where, families)
+
+
+def _families_in(results: pd.DataFrame) -> dict[str, str]:
+    """Each modality's output family as the results name it (older runs: Gaussian)."""
+    if "likelihood" not in results:
+        return {}
+    rows = results[results["scope"] == "modality"]
+    return {str(m): str(f) for m, f in rows.groupby("modality")["likelihood"].first().items() if m}
 
 
 def _modalities_in(results: pd.DataFrame) -> list[str]:
@@ -152,7 +182,9 @@ def _modalities_in(results: pd.DataFrame) -> list[str]:
 
 
 # --------------------------------------------------------------------------- ground truth
-def _ground_truth_checks(values: pd.DataFrame, truth: GroundTruth, fusion: str, where: str) -> list[Finding]:
+def _without_collapsed(values: pd.DataFrame, where: str) -> tuple[pd.DataFrame, list[str], str]:
+    """The models whose baseline shows that their output depends on their input, the ones
+    left out, and the scope sentence of a known-truth check."""
     collapsed = []
     if BASELINE in values:
         low = values[BASELINE] < COLLAPSED_BASELINE_NATS
@@ -167,6 +199,11 @@ def _ground_truth_checks(values: pd.DataFrame, truth: GroundTruth, fusion: str, 
         )
         + ")."
     )
+    return values, collapsed, scope
+
+
+def _ground_truth_checks(values: pd.DataFrame, truth: GroundTruth, fusion: str, where: str) -> list[Finding]:
+    values, collapsed, scope = _without_collapsed(values, where)
     if collapsed and values.empty:
         why = (
             f"Every model's baseline is below {COLLAPSED_BASELINE_NATS:g} nats in the window: their outputs hardly "
@@ -352,16 +389,88 @@ def _check_contact(values, truth: GroundTruth, fusion: str, scope: str) -> Findi
     return decide("contact-from-vision", claim, _GROUND_TRUTH, fusion, rule, claims, figures)
 
 
+# --------------------------------------------------------------------------- the digits
+def _digits_checks(values: pd.DataFrame, fusion: str, where: str) -> list[Finding]:
+    values, collapsed, scope = _without_collapsed(values, where)
+    figures = ("fig7_window_means",)
+
+    def given(name: str) -> pd.Series:
+        return values[pair_column(name)]
+
+    def check(id_: str, claim: str, rule: str, pairs: list[str], make) -> Finding:
+        why = (
+            "Every model's baseline is below the collapse limit in the window."
+            if collapsed and values.empty
+            else _needs(values, [pair_column(p) for p in pairs])
+        )
+        if why:
+            return cannot(id_, claim, _DIGITS, fusion, rule, why, figures)
+        return decide(id_, claim, _DIGITS, fusion, rule, make(), figures)
+
+    f_half, f_class, f_style = LABEL_FROM_HALF_FRACTION, CLASS_SHOWS_FRACTION, STYLE_REMAINS_FRACTION
+    label = check(
+        "label-from-either-half",
+        "The label follows from either half of the image",
+        f"{scope} Claim, for each half: given that half alone, the divergence over the label's columns (pair "
+        f"'label-from-top' or 'label-from-bottom') is at most {f_half:g} × the one given nothing (pair "
+        "'label-from-nothing').",
+        ["label-from-top", "label-from-bottom", "label-from-nothing"],
+        lambda: [
+            ratio_claim(
+                f"label given the {h} half / given nothing",
+                given(f"label-from-{h}") / given("label-from-nothing"),
+                f_half,
+                at_most=True,
+            )
+            for h in ("top", "bottom")
+        ],
+    )
+    style = check(
+        "label-class-not-style",
+        "The label gives the class but not the writer's style",
+        f"{scope} Claims: given the label alone, the divergence over the image's columns (pair 'image-from-label') "
+        f"is (1) at most {f_class:g} × the one given nothing (pair 'image-from-nothing'): the class shows; (2) at "
+        f"least {f_style:g} × it: the style does not.",
+        ["image-from-label", "image-from-nothing"],
+        lambda: [
+            ratio_claim(label_, given("image-from-label") / given("image-from-nothing"), t, at_most=most)
+            for label_, t, most in (
+                ("image given the label / given nothing: class", f_class, True),
+                ("image given the label / given nothing: style", f_style, False),
+            )
+        ],
+    )
+    halves = check(
+        "halves-partly-redundant",
+        "The two halves of the image are partly redundant",
+        f"{scope} Claims, for each half: given the other half alone, the divergence over its columns (pairs "
+        f"'bottom-from-top', 'top-from-bottom') is at most {f_class:g} × and at least {f_style:g} × the one given "
+        "nothing ('bottom-from-nothing', 'top-from-nothing'): each half tells something of the other, not all.",
+        ["bottom-from-top", "bottom-from-nothing", "top-from-bottom", "top-from-nothing"],
+        lambda: [
+            ratio_claim(
+                f"{a} given {b} / given nothing: {what}",
+                given(f"{a}-from-{b}") / given(f"{a}-from-nothing"),
+                t,
+                at_most=most,
+            )
+            for a, b in (("bottom", "top"), ("top", "bottom"))
+            for what, t, most in (("informative", f_class, True), ("not determined", f_style, False))
+        ],
+    )
+    return [label, style, halves]
+
+
 # --------------------------------------------------------------------------- the paper
 def _paper_checks(
-    values: pd.DataFrame, full_beta: pd.Series, modalities: list[str], fusion: str, where: str
+    values: pd.DataFrame, full_beta: pd.Series, modalities: list[str], fusion: str, where: str, families: dict
 ) -> list[Finding]:
     schedules = [str(s) for s in pd.unique(values.index.get_level_values("schedule"))] if len(values) else []
     others = [s for s in schedules if s != COLLAPSED_SCHEDULE]
     return [
         _check_collapse(values, full_beta, schedules, fusion, where),
         _check_informative(values, others, modalities, fusion, where),
-        _check_hard(values, others, modalities, fusion, where),
+        _check_hard(values, others, modalities, fusion, where, families),
     ]
 
 
@@ -457,8 +566,9 @@ def _check_informative(values, others: list[str], modalities: list[str], fusion:
     return decide("vision-informative", claim, _PAPER, fusion, rule, claims, figures)
 
 
-def _check_hard(values, others: list[str], modalities: list[str], fusion: str, where: str) -> Finding:
+def _check_hard(values, others: list[str], modalities: list[str], fusion: str, where: str, families: dict) -> Finding:
     present = [m for m in HARD_MODALITIES if m in modalities]
+    decoded = "; ".join(f"{m} decoded as {families.get(m, 'gaussian')}" for m in present)
     claim = (
         f"{' and '.join(HARD_MODALITIES)} are hard to predict: high on every measure, loss of precision close to "
         "single modality error"
@@ -468,6 +578,7 @@ def _check_hard(values, others: list[str], modalities: list[str], fusion: str, w
         f"{' and '.join(HARD_MODALITIES)}: (1) its single modality error regarding itself is above the median "
         f"across modalities; (2) its loss of precision regarding itself is within a factor "
         f"{LOP_CLOSE_TO_SME_RATIO:g} of that single modality error."
+        + (f" This run's output families: {decoded} (--likelihood)." if decoded else "")
     )
     figures = ("fig7_window_means", "figA1_per_modality", "fig6_measures")
     if not present:

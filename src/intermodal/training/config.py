@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BeforeValidator, Field, Strict, field_validator, model_validator
 
+from ..data.catalog import BUILTIN_DATA
 from ..data.description import Family
 from ..data.reading import read_mapping_file
 from ..errors import ConfigError, DataError, ScheduleError
@@ -100,7 +101,7 @@ class RunConfig(Options):
     a :class:`~intermodal.errors.ConfigError` naming it."""
 
     # --- data -----------------------------------------------------------------------
-    data: str = "sim"  # "sim", "icub", or a data set description file (.json/.toml)
+    data: str = "sim"  # "sim", "icub", "digits", or a data set description file (.json/.toml)
     data_dir: str | None = None  # read the data files from here instead of fetching
     sim: dict[str, Any] = Field(default_factory=dict)  # simulator options for --data sim
     patterns: list[str] | None = None  # muting patterns to train on; None = all
@@ -214,7 +215,7 @@ class RunConfig(Options):
         resumed from any working directory."""
         base = Path(base or Path.cwd())
         changes = {}
-        if self.data not in ("sim", "icub"):
+        if self.data not in BUILTIN_DATA:
             changes["data"] = str((base / self.data).resolve())
         if self.data_dir is not None:
             changes["data_dir"] = str((base / self.data_dir).resolve())
