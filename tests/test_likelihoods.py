@@ -434,3 +434,35 @@ def test_predictive_divergence_matches_the_integrated_mixture_kl():
         assert abs(row["value"] - exact) < 4 * row["standard_error"], (row.to_dict(), exact)
         checked += 1
     assert checked == 9
+
+
+def test_binary_and_categorical_divergences_stay_finite_for_confident_logits():
+    """A confident decoder's logits (|ℓ| > 17 rounds σ(ℓ) to 0 or 1 in float32): the
+    divergences are finite and equal the float64 closed form, where torch's probability
+    forms give inf or NaN."""
+    from torch.distributions import Bernoulli, Categorical, kl_divergence
+
+    from intermodal.model.likelihoods import bernoulli_kl_from_logits, categorical_kl_from_logits
+
+    a = torch.tensor([30.0, -25.0, 18.0, 0.3, 0.3], dtype=torch.float32)
+    b = torch.tensor([20.0, 3.0, -18.0, -0.2, 20.0], dtype=torch.float32)  # σ(20) rounds to 1
+    got = bernoulli_kl_from_logits(a, b)
+    expected = kl_numpy_bernoulli(a.double().numpy(), b.double().numpy())
+    np.testing.assert_allclose(got.double().numpy(), expected, rtol=1e-5)
+    assert not torch.isfinite(kl_divergence(Bernoulli(logits=a), Bernoulli(logits=b))).all()
+    la, lb = torch.tensor([[40.0, 0.0, -40.0]]), torch.tensor([[0.0, 120.0, -40.0]])  # q's first class rounds to 0
+    got = categorical_kl_from_logits(la, lb)
+    pa = special.softmax(la.double().numpy(), -1)
+    expected = (pa * (special.log_softmax(la.double().numpy(), -1) - special.log_softmax(lb.double().numpy(), -1))).sum(
+        -1
+    )
+    np.testing.assert_allclose(got.double().numpy(), expected, rtol=1e-5)
+    assert torch.isfinite(got).all()
+    assert not torch.isfinite(kl_divergence(Categorical(logits=la), Categorical(logits=lb))).all()
+
+
+def kl_numpy_bernoulli(a, b):
+    """KL between Bernoulli logits in float64 from log-sigmoids (exact for these sizes)."""
+    log_sig = lambda x: -np.logaddexp(0, -x)  # noqa: E731
+    pa = special.expit(a)
+    return pa * (log_sig(a) - log_sig(b)) + (1 - pa) * (log_sig(-a) - log_sig(-b))

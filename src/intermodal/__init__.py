@@ -5,7 +5,7 @@ The library, as a notebook uses it::
 
     import intermodal as im
 
-    dataset = im.load_dataset("sim")                      # or "icub", or a description file
+    dataset = im.load_dataset("sim")                      # or "icub", "digits", or a description file
     config = im.RunConfig(schedules=["constant-0", "constant-1"], seeds=3, epochs=300, eval_every=50)
     result = im.train(config, dataset, evaluate=True)     # every model as one batched computation
     result.models                                         # position -> schedule, seed

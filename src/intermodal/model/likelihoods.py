@@ -19,11 +19,13 @@ which family:
   modality's columns at one time step), on one-hot rows, read and given back on the value
   range's scale likewise.
 
-The divergences are ``torch.distributions``' registered KL divergences, except the
-Gaussian's, which is written as ``(expm1(d) - d)/2 + ...`` with ``d`` the log-variance
-difference: the textbook form ``log(σ_q/σ_p) + ...`` that torch uses cancels to rounding
-noise where ``p ≈ q``, the case the measures meet most (a muted input that changes
-little); tests check that both agree elsewhere.
+The Laplace divergence is ``torch.distributions``' registered KL divergence. The Gaussian's
+is written as ``(expm1(d) - d)/2 + ...`` with ``d`` the log-variance difference: the
+textbook form ``log(σ_q/σ_p) + ...`` that torch uses cancels to rounding noise where
+``p ≈ q``, the case the measures meet most (a muted input that changes little). The
+Bernoulli's and the categorical's are written from the logits: torch's go through
+probabilities that round to 0 or 1 for a confident decoder and then give inf or NaN for a
+finite divergence. Tests check each against its closed form.
 
 A model's outputs for a batch of rows are an :class:`Outputs` pair of tensors in column
 order, ``loc`` and ``scale``, each ``[..., n, columns]``; for the Bernoulli and
@@ -39,7 +41,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from torch.distributions import Bernoulli, Categorical, Laplace, kl_divergence
+from torch.distributions import Laplace, kl_divergence
 
 from ..data.description import LIKELIHOODS, DatasetDescription
 from ..errors import DataError, ModelError
@@ -52,6 +54,8 @@ __all__ = [
     "Outputs",
     "OutputLayout",
     "gaussian_kl_per_column",
+    "bernoulli_kl_from_logits",
+    "categorical_kl_from_logits",
     "as_likelihoods",
 ]
 
@@ -132,6 +136,24 @@ def gaussian_kl_per_column(
     d = logvar_p - logvar_q
     variance_term = (torch.expm1(d) - d).clamp_min(0.0)
     return 0.5 * (variance_term + (mean_p - mean_q) ** 2 * torch.exp(-logvar_q))
+
+
+def bernoulli_kl_from_logits(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """KL(Bernoulli(logits a) ‖ Bernoulli(logits b)) elementwise, broadcast, from the logits:
+    ``σ(a)(log σ(a) − log σ(b)) + σ(−a)(log σ(−a) − log σ(−b))`` with ``log σ(x) =
+    −softplus(−x)``. Finite for any finite logits; torch's form goes through probabilities,
+    which round to 0 or 1 once a logit passes about ±17 in float32, and then gives inf or NaN
+    for what is a finite divergence (a confident decoder's, the case the measures meet)."""
+    softplus = torch.nn.functional.softplus
+    return torch.sigmoid(a) * (softplus(-b) - softplus(-a)) + torch.sigmoid(-a) * (softplus(b) - softplus(a))
+
+
+def categorical_kl_from_logits(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """KL(Categorical(logits a) ‖ Categorical(logits b)) over the last axis, from log-softmax
+    (finite for finite logits, where torch's form is inf once a class's probability rounds
+    to 0)."""
+    log_p, log_q = torch.log_softmax(a, -1), torch.log_softmax(b, -1)
+    return (torch.exp(log_p) * (log_p - log_q)).sum(-1)
 
 
 class OutputLayout:
@@ -231,15 +253,12 @@ class OutputLayout:
             out[..., c] = kl.clamp_min(0.0).expand(*shape[:-1], -1)
         if len(cols["bernoulli"]):
             c = self._index(cols["bernoulli"], p.loc)
-            # Broadcast first: torch's Bernoulli KL indexes with each side's mask, which fails on
-            # broadcast shapes (p [.., 1, n, c] against q [.., variants, n, c] in the measures).
-            pl, ql = torch.broadcast_tensors(p.loc.index_select(-1, c), q.loc.index_select(-1, c))
-            kl = kl_divergence(Bernoulli(logits=pl, validate_args=False), Bernoulli(logits=ql, validate_args=False))
-            out[..., c] = kl.clamp_min(0.0).expand(*shape[:-1], -1)
+            pl, ql = p.loc.index_select(-1, c), q.loc.index_select(-1, c)
+            out[..., c] = bernoulli_kl_from_logits(pl, ql).clamp_min(0.0).expand(*shape[:-1], -1)
         for group in self.categorical_groups:
             c = self._index(group, p.loc)
             pl, ql = p.loc.index_select(-1, c), q.loc.index_select(-1, c)
-            kl = kl_divergence(Categorical(logits=pl, validate_args=False), Categorical(logits=ql, validate_args=False))
+            kl = categorical_kl_from_logits(pl, ql)
             out[..., c] = (kl.clamp_min(0.0) / len(group)).unsqueeze(-1).expand(*shape[:-1], len(group))
         return out
 
