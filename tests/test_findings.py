@@ -161,3 +161,58 @@ def test_ignoring_the_compared_columns_turns_a_check_to_no(trained, monkeypatch)
     # Every divergence is then summed over the whole row: muting vision seems to move the
     # noise's columns as much as everything.
     assert states["noise-uninformative"] == "no", states
+
+
+# ---------------------------------------------------------------------- the digits
+DIGITS_IDS = ["label-from-either-half", "label-class-not-style", "halves-partly-redundant"]
+
+
+def test_the_digits_checks_are_the_digits_alone_and_say_what_they_lack():
+    """The digits' pairs are measured with --ground-truth on the digits only; a run
+    without them cannot tell, and says which pair it lacks."""
+    from intermodal.data.digits import digits_description, digits_pairs
+
+    digits = digits_description()
+    assert digits_pairs(ICUB) is None and set(digits_pairs(digits)) >= {"label-from-top", "image-from-label"}
+    config = im.RunConfig(data="digits", ground_truth=True)
+    assert set(measured_pairs(config, digits)) == set(digits_pairs(digits))
+    assert measured_pairs(config.updated({"ground_truth": False}), digits) == {}
+    history = pd.DataFrame(
+        {"fusion": "concat", "schedule": "constant-0", "seed": [0], "epoch": [0], "beta": [0.0]}
+        | {c: [1.0] for c in ("reconstruction_loss", "latent_loss", "loss")}
+    )
+    results = pd.DataFrame(
+        {
+            "fusion": "concat",
+            "schedule": "constant-0",
+            "seed": [0],
+            "epoch": [0],
+            "quantity": ["baseline"],
+            "modality": [""],
+            "scope": [""],
+            "value": [5.0],
+        }
+    )
+    findings = check_findings(history, results, [(0, 1)], description=digits)
+    assert [f.id for f in findings] == DIGITS_IDS and {f.state for f in findings} == {"cannot tell"}
+    assert "label-from-top" in findings[0].evidence
+
+
+@pytest.mark.slow
+def test_the_digits_checks_say_yes_on_a_short_run(tmp_path):
+    """Three seeds of constant-0 on the digits (about a minute): the label follows from
+    either half, gives the class but not the style, and the halves are partly redundant."""
+    config = im.RunConfig(
+        data="digits",
+        ground_truth=True,
+        schedules=["constant-0"],
+        seeds=[0, 1, 2],
+        epochs=200,
+        lr=1e-3,
+        eval_every=25,
+    )
+    im.train(config, out=tmp_path / "digits", evaluate=True)
+    run = read_run(tmp_path / "digits")
+    findings = check_findings(run.history, run.results, description=run.description)
+    assert [f.id for f in findings] == DIGITS_IDS
+    assert [f.state for f in findings] == ["yes"] * 3, "\n\n".join(f.evidence for f in findings)

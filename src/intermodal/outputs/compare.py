@@ -324,7 +324,10 @@ def _bars(ax, rows: pd.DataFrame, categories: list[str], key: str, labels: list[
             y, low, high = np.array(y), np.array(low), np.array(high)
             # A log axis cannot draw an interval through 0: the bar stops at a tenth of the mean.
             low = np.where(low > 0, low, y / 10)
-            ax.errorbar(x, y, yerr=[y - low, high - y], fmt="o", color=colours[label], ms=4, capsize=2, lw=1)
+            # A loss can be below 0 (a density above 1), where a tenth of it lies above it: the
+            # bar then stops at the point rather than pointing the wrong way.
+            below, above = np.clip(y - low, 0, None), np.clip(high - y, 0, None)
+            ax.errorbar(x, y, yerr=[below, above], fmt="o", color=colours[label], ms=4, capsize=2, lw=1)
     ax.set_xticks(range(len(categories)))
     ax.set_xticklabels(categories, rotation=45, ha="right", fontsize=8)
 
