@@ -98,3 +98,23 @@ def test_one_run_or_bad_labels_are_refused(two_runs, capsys):
         im.compare(list(two_runs), labels=["same", "same"])
     assert main(["compare", str(two_runs[0])]) == 2
     assert "at least two run folders" in capsys.readouterr().err
+
+
+def test_a_negative_loss_is_drawn_with_its_interval():
+    """A loss below 0 (a Bernoulli or Gaussian density above 1) gets a point and a bar that
+    stops at it, not a crash (matplotlib refuses a negative error)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from intermodal.outputs.compare import _bars
+
+    rows = pd.DataFrame(
+        {"run": ["a", "a"], "condition": ["x", "y"], "mean": [-0.47, 2.0], "low": [-0.74, 1.0], "high": [-0.21, 3.0]}
+    )
+    figure, ax = plt.subplots()
+    _bars(ax, rows, ["x", "y"], "condition", ["a"], {"a": "C0"})
+    lines = ax.lines + [c for c in ax.collections]
+    assert lines  # drawn
+    plt.close(figure)
