@@ -306,7 +306,7 @@ CASES = {
     ),
     "description missing": (
         lambda r, t, run: train_argv(r / "nothing.json", r / "out"),
-        "not 'sim', 'icub' or an existing description file",
+        "not 'sim', 'icub', 'digits' or an existing description file",
     ),
     "description nan muted value": (
         lambda r, t, run: (
