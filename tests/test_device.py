@@ -214,6 +214,20 @@ def test_a_cuda_device_is_checked_and_its_costs_said(monkeypatch, caplog):
         check_device("cuda", torch.float32)
 
 
+def test_a_run_records_the_precision_it_used_and_restores_the_callers(tmp_path):
+    """A caller who asked torch for TF32 ("high") gets a run in full float32, recorded as
+    such, and its own setting back afterwards."""
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high")
+    try:
+        config = RunConfig.from_dict({"sim": {"n_train": 200, "n_test": 50}, "epochs": 1, "batch_size": 100})
+        im.train(config, out=tmp_path / "run")
+        assert runfolder.read_environment(tmp_path / "run")[0]["float32_matmul_precision"] == "highest"
+        assert torch.get_float32_matmul_precision() == "high"
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+
 def test_environment_record_names_the_arithmetic():
     record = environment(torch.device("cpu"), torch.float32, 5)
     assert record["from_epoch"] == 5 and record["device"] == "cpu" and record["dtype"] == "float32"

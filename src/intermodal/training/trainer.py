@@ -286,7 +286,6 @@ class Trainer:
         if self.out is not None:
             self.out.mkdir(parents=True, exist_ok=True)
             runfolder.start_run(self.out, cfg, self.dataset.description)
-            runfolder.record_environment(self.out, environment(self.device, self.dtype, self.epoch))
         threads = torch.get_num_threads()
         if cfg.threads:
             torch.set_num_threads(cfg.threads)  # per worker: torch's pool is process-wide
@@ -296,6 +295,8 @@ class Trainer:
         try:
             # Full float32 on every device (no TF32), torch's setting restored after the run.
             with exact_float32():
+                if self.out is not None:  # what is in force for this stretch of training
+                    runfolder.record_environment(self.out, environment(self.device, self.dtype, self.epoch))
                 self._loop(report, track_every)
         finally:
             report.close()
