@@ -163,10 +163,12 @@ def test_the_plan_fits_units_of_several_cpus_into_nodes(monkeypatch):
 
 
 def test_merged_units_in_any_order_give_the_local_run(tmp_path):
-    """runfolder.merge_runs on units trained one by one: the local run's rows, in its order."""
+    """runfolder.merge_runs on units trained one by one: the local run's rows, in its order
+    (with a modality's family set for the run, which every unit keeps)."""
     config = RunConfig.from_mapping(
         dict(
             sim=json.loads(SIM),
+            likelihoods={"touch": "bernoulli"},
             schedules=["constant-0", "dynamic-plateau-1"],
             seeds=3,
             epochs=8,
@@ -185,12 +187,14 @@ def test_merged_units_in_any_order_give_the_local_run(tmp_path):
     dirs = []
     for unit in units:
         dirs.append(tmp_path / unit.name)
+        assert dataset_of(unit.config(config, 1)).description.likelihoods["touch"] == "bernoulli"
         study.run_study(unit.config(config, 1), dirs[-1], **options)
     for order in ([3, 1, 0, 2], [2, 3, 1, 0]):
         out = tmp_path / f"merged-{order[0]}"
         runfolder.merge_runs([dirs[i] for i in order], out, config)
         assert_same_tables(tmp_path / "local", out)
         assert_same_weights(tmp_path / "local", out)
+        assert runfolder.read_run(out).description.likelihoods["touch"] == "bernoulli"
 
 
 def test_address_goes_with_the_ray_backend(tmp_path, capsys):

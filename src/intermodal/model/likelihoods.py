@@ -23,9 +23,9 @@ The Laplace divergence is ``torch.distributions``' registered KL divergence. The
 is written as ``(expm1(d) - d)/2 + ...`` with ``d`` the log-variance difference: the
 textbook form ``log(σ_q/σ_p) + ...`` that torch uses cancels to rounding noise where
 ``p ≈ q``, the case the measures meet most (a muted input that changes little). The
-Bernoulli's and the categorical's are written from the logits: torch's go through
-probabilities that round to 0 or 1 for a confident decoder and then give inf or NaN for a
-finite divergence. Tests check each against its closed form.
+Bernoulli's and the categorical's are written from the logits, in an expm1 form where p ≈ q:
+torch's go through probabilities that round to 0 or 1 for a confident decoder and then give
+inf or NaN for a finite divergence. Tests check each against its closed form.
 
 A model's outputs for a batch of rows are an :class:`Outputs` pair of tensors in column
 order, ``loc`` and ``scale``, each ``[..., n, columns]``; for the Bernoulli and
@@ -138,22 +138,41 @@ def gaussian_kl_per_column(
     return 0.5 * (variance_term + (mean_p - mean_q) ** 2 * torch.exp(-logvar_q))
 
 
+# Where every logit differs by less than this, the divergences take their expm1 forms
+# (precise where p ≈ q); beyond it the direct forms are the precise ones.
+_NEAR = 1.0
+
+
 def bernoulli_kl_from_logits(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """KL(Bernoulli(logits a) ‖ Bernoulli(logits b)) elementwise, broadcast, from the logits:
+    """KL(Bernoulli(logits a) ‖ Bernoulli(logits b)) elementwise, broadcast, from the logits.
+
+    Near p ≈ q (``|δ| < 1``, ``δ = b − a``): ``log1p(σ(a)·expm1(δ)) − σ(a)·δ``, two terms of
+    the size of δ, so the result keeps its precision as the Gaussian's expm1 form does
+    (the direct form is a difference of numbers near 1 there). Elsewhere the direct form
     ``σ(a)(log σ(a) − log σ(b)) + σ(−a)(log σ(−a) − log σ(−b))`` with ``log σ(x) =
     −softplus(−x)``. Finite for any finite logits; torch's form goes through probabilities,
-    which round to 0 or 1 once a logit passes about ±17 in float32, and then gives inf or NaN
-    for what is a finite divergence (a confident decoder's, the case the measures meet)."""
+    which round to 0 or 1 once a logit passes about ±17 in float32, and then gives inf or NaN."""
+    a, b = torch.broadcast_tensors(a, b)
+    delta = b - a
+    p = torch.sigmoid(a)
+    near = torch.log1p(p * torch.expm1(delta.clamp(-_NEAR, _NEAR))) - p * delta
     softplus = torch.nn.functional.softplus
-    return torch.sigmoid(a) * (softplus(-b) - softplus(-a)) + torch.sigmoid(-a) * (softplus(b) - softplus(a))
+    far = p * (softplus(-b) - softplus(-a)) + torch.sigmoid(-a) * (softplus(b) - softplus(a))
+    return torch.where(delta.abs() < _NEAR, near, far)
 
 
 def categorical_kl_from_logits(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """KL(Categorical(logits a) ‖ Categorical(logits b)) over the last axis, from log-softmax
-    (finite for finite logits, where torch's form is inf once a class's probability rounds
-    to 0)."""
-    log_p, log_q = torch.log_softmax(a, -1), torch.log_softmax(b, -1)
-    return (torch.exp(log_p) * (log_p - log_q)).sum(-1)
+    """KL(Categorical(logits a) ‖ Categorical(logits b)) over the last axis, from the logits:
+    near p ≈ q (every ``|δ_c| < 1``, ``δ = b − a``) ``log1p(Σ_c p_c·expm1(δ_c)) − Σ_c p_c δ_c``,
+    precise there; elsewhere ``Σ_c p_c (log_softmax(a) − log_softmax(b))_c``. Finite for
+    finite logits, where torch's form is inf once a class's probability rounds to 0."""
+    a, b = torch.broadcast_tensors(a, b)
+    delta = b - a
+    log_p = torch.log_softmax(a, -1)
+    p = torch.exp(log_p)
+    near = torch.log1p((p * torch.expm1(delta.clamp(-_NEAR, _NEAR))).sum(-1)) - (p * delta).sum(-1)
+    far = (p * (log_p - torch.log_softmax(b, -1))).sum(-1)
+    return torch.where((delta.abs() < _NEAR).all(-1), near, far)
 
 
 class OutputLayout:
