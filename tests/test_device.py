@@ -40,6 +40,20 @@ class _StepOnly(torch.optim.SGD):
         super().__init__(params, lr=lr, foreach=False)
 
 
+class _Stop(Exception):
+    """Stands in for an interruption: raised from the progress callback after an epoch."""
+
+
+def _stop_after(epoch: int):
+    """A progress callback that interrupts the run once ``epoch`` epochs are done."""
+
+    def progress(done, total, means):
+        if done == epoch:
+            raise _Stop
+
+    return progress
+
+
 def test_a_value_read_back_from_the_meta_device_fails():
     """What the next test relies on: on ``meta`` a tensor has no values, so any step that
     waits for one (``.item()``, ``int()``, a shape that depends on values) raises."""
@@ -126,15 +140,8 @@ def test_draws_made_ahead_change_no_number_and_no_checkpoint(tiny, tmp_path, mon
     states = [runfolder.load_checkpoint(tmp_path / n).rng_states for n in ("plain", "ahead")]
     assert all(torch.equal(a, b) for a, b in zip(*states))
 
-    class Stop(Exception):
-        pass
-
-    def stop_after_4(done, total, means):
-        if done == 4:
-            raise Stop
-
-    with pytest.raises(Stop):
-        Trainer(config, tiny, tmp_path / "cut", progress=stop_after_4).run()
+    with pytest.raises(_Stop):
+        Trainer(config, tiny, tmp_path / "cut", progress=_stop_after(4)).run()
     assert runfolder.checkpoint_state(tmp_path / "cut")["epochs_done"] == 3
     resumed = resume(tmp_path / "cut", tiny).run()
     pd.testing.assert_frame_equal(resumed.history, plain.history, check_exact=True)
@@ -150,15 +157,8 @@ def test_a_run_resumes_on_another_device_and_records_each_stretch(tmp_path, caps
     assert main(["train", *argv, "--out", str(whole)]) == 0
     config = runfolder.read_config(whole)
 
-    class Stop(Exception):
-        pass
-
-    def stop_after_3(done, total, means):
-        if done == 3:
-            raise Stop
-
-    with pytest.raises(Stop):
-        Trainer(config, dataset_of(config), cut, progress=stop_after_3).run()
+    with pytest.raises(_Stop):
+        Trainer(config, dataset_of(config), cut, progress=_stop_after(3)).run()
     assert runfolder.checkpoint_state(cut)["epochs_done"] == 2
     assert main(["train", "--resume", str(cut), "--device", "cpu", "--quiet"]) == 0
     pd.testing.assert_frame_equal(runfolder.read_history(cut), runfolder.read_history(whole))

@@ -58,7 +58,7 @@ from .claims import (
     ratio_claim,
     sme_column,
 )
-from .summaries import normalised_results, resolve_windows, window_label
+from .summaries import modality_likelihoods, normalised_results, resolve_windows, window_label
 
 __all__ = [
     "Finding",
@@ -167,16 +167,8 @@ def check_findings(
     if description is not None and digits_pairs(description) is not None:
         return _digits_checks(values, fusion, where)
     modalities = list(description.modality_names) if description is not None else _modalities_in(results)
-    families = description.likelihoods if description is not None else _families_in(results)
+    families = description.likelihoods if description is not None else modality_likelihoods(results)
     return _paper_checks(values, full_beta, modalities, fusion, where, families)
-
-
-def _families_in(results: pd.DataFrame) -> dict[str, str]:
-    """Each modality's output family as the results name it (older runs: Gaussian)."""
-    if "likelihood" not in results:
-        return {}
-    rows = results[results["scope"] == "modality"]
-    return {str(m): str(f) for m, f in rows.groupby("modality")["likelihood"].first().items() if m}
 
 
 def _modalities_in(results: pd.DataFrame) -> list[str]:

@@ -26,6 +26,7 @@ __all__ = [
     "in_window",
     "schedule_order",
     "modality_order",
+    "modality_likelihoods",
     "seed_summary",
     "window_means",
     "window_schedule_means",
@@ -145,6 +146,16 @@ def schedule_order(*tables: pd.DataFrame | None, config: dict | None = None) -> 
                     names.append(name)
     # A configured schedule with no rows (e.g. a crashed run) would only draw empty panels.
     return [n for n in names if n in present] if present else names
+
+
+def modality_likelihoods(results: pd.DataFrame) -> dict[str, str]:
+    """Each modality's output family as a results table labels it (``gaussian``,
+    ``bernoulli``, ``gaussian(scale=0.75)``); empty for a table from before the labels
+    (whose models were all Gaussian)."""
+    if "likelihood" not in results:
+        return {}
+    own = results[(results["scope"] == "modality") & (results["likelihood"] != "") & (results["modality"] != "")]
+    return {str(m): str(f) for m, f in own.drop_duplicates("modality").set_index("modality")["likelihood"].items()}
 
 
 def modality_order(results: pd.DataFrame) -> list[str]:

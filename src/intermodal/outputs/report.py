@@ -28,6 +28,7 @@ from ..evaluation.summaries import (
     active_unit_counts,
     by_condition,
     fusions_of,
+    modality_likelihoods,
     modality_order,
     resolve_windows,
     schedule_order,
@@ -421,11 +422,7 @@ def _decoding(config: dict, fusions: list[str]) -> str:
 
 def _likelihoods(results: pd.DataFrame) -> str:
     """Each modality's output family, with a fixed scale where there is one (docs/method.md §5b)."""
-    if "likelihood" not in results:
-        return "Gaussian"
-    own = results[(results["scope"] == "modality") & (results["likelihood"] != "")]
-    labels = own.drop_duplicates("modality").set_index("modality")["likelihood"]
-    return ", ".join(f"{m}: {label}" for m, label in labels.items()) or "Gaussian"
+    return ", ".join(f"{m}: {label}" for m, label in modality_likelihoods(results).items()) or "Gaussian"
 
 
 def diverged_lines(history: pd.DataFrame) -> list[str]:
