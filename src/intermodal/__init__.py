@@ -10,6 +10,7 @@ The library, as a notebook uses it::
     result = im.train(config, dataset, evaluate=True)     # every model as one batched computation
     result.models                                         # position -> schedule, seed
     im.integration_measures(result.model, dataset.test[:1024])
+    im.modality_shares(result.model, dataset.test[:1024])   # Shapley shares, who informs whom, interactions
     im.predict(result.model, dataset.test, given="vision").mean   # [models, rows, columns]
     model = im.adapters.multivae(trained_mvae, dataset.description)   # a MultiVae model
     print(im.check_model(model, dataset.test[:64]))       # the checks before trusting it
@@ -61,6 +62,8 @@ _EXPORTS = {
     "check_model": "evaluation.checks",
     "integration_measures": "evaluation.measures",
     "latent_diagnostics": "evaluation.diagnostics",
+    "modality_shares": "evaluation.lattice",
+    "lattice_values": "evaluation.lattice",
     "predict": "evaluation.predict",
     "rollout": "evaluation.predict",
     # statistics over seeds, and the checks of what a run shows
