@@ -57,6 +57,10 @@ class Purpose(IntEnum):
     EVALUATION_ROWS = 8
     #: The latent sample a prediction decodes from (``--sample-seed``): ``(sample seed, 9)``.
     PREDICTION_SAMPLE = 9
+    #: Which modalities each copy of a training row gives under ``--muting subsets``:
+    #: ``(0, 10)``, seed 0 always (the rows are the run's, shared by every model; see
+    #: :func:`intermodal.training.trainer.muting_generator`).
+    MUTING_SUBSETS = 10
 
 
 def key(purpose: Purpose, seed: int, i: int = 0, j: int = 0) -> tuple[int, int, int, int]:

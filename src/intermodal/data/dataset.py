@@ -1,6 +1,7 @@
 """A data set in memory (its description with its complete train and test rows) and the
-training augmentation that turns complete rows into (muted input, complete target) pairs
-(Zambelli et al. 2020, Table 1; docs/method.md §1)."""
+training augmentation that turns complete rows into (muted input, complete target) pairs:
+by the description's muting patterns (Zambelli et al. 2020, Table 1), or by random subsets
+of the modalities (``--muting subsets``; docs/method.md §1)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ import dataclasses
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .description import DatasetDescription
 
-__all__ = ["Dataset", "augment", "check_family_values"]
+__all__ = ["Dataset", "augment", "augment_subsets", "check_muting", "MUTING", "check_family_values"]
+
+# How training rows are muted (the run config's ``muting``): "patterns", the description's
+# muting patterns (Zambelli's, the default); "subsets", random subsets of the modalities.
+MUTING = ("patterns", "subsets")
 
 # How far a categorical modality's values at one step may sum from 1 (on the value range's
 # scale) and still count as a probability vector: rounding in the file, not a wrong row.
@@ -75,6 +80,63 @@ def augment(
     return inputs, targets
 
 
+def augment_subsets(
+    complete: np.ndarray, description: DatasetDescription, copies: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training rows from complete rows by random subsets of the modalities: each row
+    ``copies`` times, the first copy complete, each other with a random non-empty proper
+    subset of the modalities given (every time step of them) and the rest muted, drawn
+    uniformly over the ``2^M − 2`` such subsets from ``rng``.
+
+    Returns
+    -------
+    inputs, targets : arrays ``[copies * n, n_columns]``, copy-major as :func:`augment`'s
+        (block 0 the complete rows; in block ``k ≥ 1`` each row has its own subset).
+
+    A data set of one modality has no such subset: :class:`~intermodal.errors.ConfigError`.
+    """
+    check_muting(description, "subsets")
+    n = len(complete)
+    given = _draw_subsets(rng, (copies - 1) * n, len(description.modalities))  # [rows, modalities]
+    muted = ~given[:, description.modality_of_column()]  # [rows, columns]
+    targets = np.tile(complete, (copies, 1))
+    inputs = targets.copy()
+    inputs[n:][muted] = description.muted_value
+    return inputs, targets
+
+
+def check_muting(description: DatasetDescription, muting: str, patterns: list[str] | None = None) -> None:
+    """Refuse, with a :class:`~intermodal.errors.ConfigError` (a
+    :class:`~intermodal.errors.DataError` for an unknown pattern), a muting this data set
+    cannot have: patterns it does not have, or ``"subsets"`` with one modality (no non-empty
+    proper subset to give) or with ``patterns``."""
+    if muting not in MUTING:
+        raise ConfigError(f"muting {muting!r}: expected one of {', '.join(MUTING)}")
+    if muting == "patterns":
+        description.pattern_masks(patterns)
+        return
+    if patterns is not None:
+        raise ConfigError("patterns and muting 'subsets' exclude each other: give one of --patterns, --muting subsets")
+    names = description.modality_names
+    if len(names) < 2:
+        raise ConfigError(
+            f"--muting subsets: data set {description.name!r} has one modality ({names[0]!r}), so no "
+            "non-empty proper subset of its modalities to give; use --muting patterns"
+        )
+
+
+def _draw_subsets(rng: np.random.Generator, n: int, m: int) -> np.ndarray:
+    """``n`` subsets of ``m`` items, ``[n, m]`` bool (True = in the subset), uniform over the
+    non-empty proper ones: each item in or out with probability 1/2, rows that come out
+    empty or whole drawn again (in order, until none is), for any ``m``."""
+    given = rng.integers(0, 2, size=(n, m), dtype=np.int8).astype(bool)
+    while True:
+        again = np.flatnonzero(~given.any(1) | given.all(1))
+        if not len(again):
+            return given
+        given[again] = rng.integers(0, 2, size=(len(again), m), dtype=np.int8).astype(bool)
+
+
 @dataclasses.dataclass
 class Dataset:
     """Complete rows of a data set with its description.
@@ -108,5 +170,16 @@ class Dataset:
             given = ",".join(f"{m}={f}" for m, f in likelihoods.items())
             raise DataError(f"{origin} {given}: {e}") from None
 
-    def training_rows(self, patterns: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        return augment(self.train, self.description, patterns)
+    def training_rows(
+        self, patterns: list[str] | None = None, muting: str = "patterns", rng: np.random.Generator | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The (muted input, complete target) pairs a run trains on: ``muting="patterns"``
+        (default): :func:`augment` by ``patterns`` (None = all of the description's);
+        ``"subsets"``: :func:`augment_subsets`, as many copies of each row as the description
+        has muting patterns (an epoch as long as the default's), subsets drawn from ``rng``."""
+        if muting == "patterns":
+            return augment(self.train, self.description, patterns)
+        check_muting(self.description, muting, patterns)
+        if rng is None:
+            raise ConfigError("muting 'subsets' needs a random generator (rng) to draw the subsets from")
+        return augment_subsets(self.train, self.description, len(self.description.muting_patterns), rng)

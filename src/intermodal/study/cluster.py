@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from ..data.catalog import dataset_of
-from ..data.dataset import Dataset
+from ..data.dataset import Dataset, check_muting
 from ..errors import ClusterError, ConfigError, IntermodalError, RunFolderError, Terminated
 from ..evaluation.evaluator import make_evaluator
 from ..files import write_json
@@ -441,6 +441,7 @@ def run_study(
     ray = _import_ray()
     dataset = dataset_of(config)
     make_evaluator(config, dataset, say=True)  # a bad measure option fails here, before any task
+    check_muting(dataset.description, config.muting, config.patterns)  # and a muting the data cannot have
     runfolder.start_run(out, config, dataset.description)
     tracker = _open_tracker(out, config, track)
     with _driving(ray, address, tracker):

@@ -105,6 +105,10 @@ class RunConfig(Options):
     data_dir: str | None = None  # read the data files from here instead of fetching
     sim: dict[str, Any] = Field(default_factory=dict)  # simulator options for --data sim
     patterns: list[str] | None = None  # muting patterns to train on; None = all
+    # how training rows are muted (docs/method.md §1): "patterns", the data set's muting
+    # patterns (Zambelli's, the paper's study); "subsets", each row once complete and once per
+    # other pattern with a random non-empty proper subset of its modalities given
+    muting: Literal["patterns", "subsets"] = "patterns"
     # --- models: one per (fusion, schedule, seed) -----------------------------------
     fusions: list[Literal["concat", "poe", "moe", "mopoe"]] = Field(default_factory=lambda: ["concat"], min_length=1)
     schedules: list[str] = Field(default_factory=lambda: ["constant-0"], min_length=1)
@@ -140,6 +144,11 @@ class RunConfig(Options):
     # ("predictive" for a mixture, "per-sample" for a Gaussian)
     divergence: Literal["per-sample", "predictive"] | None = None
     extra_pairs: dict[str, dict[str, list[str]]] = Field(default_factory=dict)  # name -> {"muted", "compared"}
+    # The lattice measures (docs/method.md §5d: Shapley shares of the baseline, who informs
+    # whom, interactions) at the run's evaluations: None = off; the parts are "modalities" or
+    # "steps" (each modality@step). Each costs 2^parts muted copies per evaluation (docs).
+    shares: Literal["modalities", "steps"] | None = None
+    shares_every: Annotated[Whole, Field(ge=0)] = 0  # epochs between evaluations with shares; 0 = the last only
     # For data 'sim': add what the simulator's ground-truth checks need (the distractors
     # noise and copy-vision, unless the sim options name distractors; the pairs the checks
     # measure). No effect on other data. The study presets turn it on.
@@ -197,11 +206,36 @@ class RunConfig(Options):
         return pairs
 
     @model_validator(mode="after")
+    def _shares_at_evaluations(self):
+        if self.shares is not None and not self.eval_every:
+            raise ValueError(
+                "shares are computed at the run's evaluations, and eval_every is 0 (never); set eval_every, or "
+                "measure a trained run with `intermodal measure RUN --shares`"
+            )
+        if self.shares_every and self.shares is None:
+            raise ValueError(f"shares_every {self.shares_every} needs shares (modalities or steps)")
+        if self.shares_every and self.shares_every % self.eval_every:
+            raise ValueError(
+                f"shares_every {self.shares_every} is not a multiple of eval_every {self.eval_every}: shares are "
+                "computed at evaluations"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _data_dir_only_for_files(self):
         if self.data == "sim" and self.data_dir is not None:
             raise ValueError("data_dir applies to 'icub' or a description file; the simulator makes its data")
         if self.data != "sim" and self.sim:
             raise ValueError(f"sim options {sorted(self.sim)} apply only to data 'sim'")
+        return self
+
+    @model_validator(mode="after")
+    def _muting_or_patterns(self):
+        if self.muting == "subsets" and self.patterns is not None:
+            raise ValueError(
+                f"patterns {self.patterns} and muting 'subsets' exclude each other: random subsets replace the "
+                "muting patterns; give one of --patterns, --muting subsets"
+            )
         return self
 
     # ------------------------------------------------------------------ helpers

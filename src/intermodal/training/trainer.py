@@ -37,7 +37,7 @@ from ..data.dataset import Dataset
 from ..errors import ConfigError, ScheduleError, Terminated
 from ..model.architecture import architecture_preset
 from ..model.group import build_model
-from ..streams import Purpose, torch_generator
+from ..streams import Purpose, numpy_generator, torch_generator
 from . import runfolder
 from .config import MODEL_KEY_COLUMNS, ModelKey, RunConfig, key_columns, label_models
 from .device import check_device, environment, exact_float32
@@ -52,6 +52,7 @@ __all__ = [
     "Progress",
     "TRACKED_EPOCHS",
     "training_generator",
+    "muting_generator",
     "progress_interval",
 ]
 
@@ -70,6 +71,14 @@ def training_generator(seed: int) -> torch.Generator:
     """The generator that shuffles model ``seed``'s batches and draws its ε; a stream
     distinct from the one that initialises its weights."""
     return torch_generator(Purpose.TRAINING, seed)
+
+
+def muting_generator() -> np.random.Generator:
+    """The stream ``--muting subsets`` draws each copy's subset of modalities from, once per
+    run: ``(0, MUTING_SUBSETS)``, the same for every run. The training rows are shared by
+    every model of a run, so the draw must not depend on which models a run (or a unit of
+    the Ray backend) holds; a model trains as it does alone, and resuming draws it again."""
+    return numpy_generator(Purpose.MUTING_SUBSETS, 0)
 
 
 @dataclass
@@ -159,7 +168,8 @@ class Trainer:
         self.model_keys = config.model_keys()
         self.dtype = getattr(torch, config.dtype)
         self.device = check_device(config.device, self.dtype)
-        inputs, targets = dataset.training_rows(config.patterns)
+        subsets = muting_generator() if config.muting == "subsets" else None
+        inputs, targets = dataset.training_rows(config.patterns, config.muting, subsets)
         # features-first, as the model computes: [columns, rows]
         self.inputs_ff = torch.as_tensor(inputs.T, dtype=self.dtype, device=self.device).contiguous()
         self.targets_ff = torch.as_tensor(targets.T, dtype=self.dtype, device=self.device).contiguous()
@@ -167,7 +177,8 @@ class Trainer:
         if self.n_batches < 1:
             raise ConfigError(
                 f"--batch-size {config.batch_size} is larger than the {len(inputs)} training rows "
-                f"({len(dataset.train)} complete rows × {len(inputs) // len(dataset.train)} muting patterns)"
+                f"({len(dataset.train)} complete rows × {len(inputs) // len(dataset.train)} "
+                f"{'copies (--muting subsets)' if subsets is not None else 'muting patterns'})"
             )
         self.architecture = architecture_preset(config.architecture, dataset.description)
         betas = np.stack(
