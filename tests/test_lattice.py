@@ -316,3 +316,53 @@ def test_bad_parts_targets_and_orderings_are_refused(tiny_rows):
 
 def test_the_library_exports_the_lattice():
     assert im.modality_shares is modality_shares and im.lattice_values is lattice_values
+
+
+# ---------------------------------------------------------------------- in a run
+def test_a_run_with_shares_adds_them_at_its_last_evaluation_and_measure_recomputes_them(tmp_path, capsys):
+    from intermodal.cli import main
+    from intermodal.evaluation.evaluator import measure_run
+
+    out = tmp_path / "run"
+    sim = '{"n_train": 200, "n_test": 64}'
+    code = main(
+        ["train", "--data", "sim", "--sim", sim, "--epochs", "2", "--eval-every", "1", "--shares", "--seeds", "2",
+         "--fusion", "concat,poe", "--batch-size", "100", "--out", str(out), "--quiet"]
+    )  # fmt: skip
+    assert code == 0
+    results = im.load_run(out).results
+    lattice_rows = results[results["quantity"].isin(["share", "interaction"])]
+    assert set(lattice_rows["epoch"]) == {2}  # the last evaluation only (shares_every 0)
+    last = results[results["epoch"] == 2]
+    baseline = last[last["quantity"] == "baseline"].set_index(["fusion", "seed"])["value"]
+    total = last[(last["quantity"] == "share") & (last["scope"] == "all")].groupby(["fusion", "seed"])["value"].sum()
+    np.testing.assert_allclose(total.sort_index(), baseline.sort_index(), rtol=1e-6)
+    # The measures a run made beside the shares are those a run without them makes.
+    again = measure_run(out)
+    both = again.merge(last, on=["fusion", "schedule", "seed", "quantity", "modality", "scope"])
+    np.testing.assert_allclose(both["value_x"], both["value_y"], rtol=1e-6, atol=1e-9)
+    measured = measure_run(out, shares="modalities", fusion="poe")
+    shares = measured[measured["quantity"] == "share"].merge(
+        last[last["quantity"] == "share"], on=["fusion", "schedule", "seed", "modality", "scope"]
+    )
+    assert len(shares) == 2 * 5 * 6  # seeds × sources × (all + 5 targets)
+    np.testing.assert_allclose(shares["value_x"], shares["value_y"], rtol=1e-6, atol=1e-9)
+    capsys.readouterr()
+    assert main(["measure", str(out), "--shares", "--fusion", "concat"]) == 0
+    printed = capsys.readouterr().out
+    assert "shares of the baseline" in printed and "joints&vision" in printed
+
+
+def test_shares_options_are_checked():
+    with pytest.raises(ConfigError, match="eval_every is 0"):
+        im.RunConfig.from_mapping({"shares": "modalities"})
+    with pytest.raises(ConfigError, match="not a multiple of eval_every"):
+        im.RunConfig.from_mapping({"shares": "modalities", "eval_every": 10, "shares_every": 15})
+    with pytest.raises(ConfigError, match="needs shares"):
+        im.RunConfig.from_mapping({"eval_every": 10, "shares_every": 20})
+    with pytest.raises(ConfigError, match="shares"):
+        im.RunConfig.from_mapping({"shares": "pairs", "eval_every": 10})
+    config = im.RunConfig(shares="steps", eval_every=10, shares_every=20, epochs=50)
+    from intermodal.evaluation.evaluator import shares_due
+
+    assert [e for e in range(51) if shares_due(config, e)] == [0, 20, 40, 50]

@@ -26,12 +26,16 @@ from .training.config import RunConfig, load_config_file, preset_config
 
 # Flags whose name differs from the config field, or that take a special form.
 _RENAMED = {"schedules": "schedule", "fusions": "fusion", "likelihoods": "likelihood"}
+# Flags that may be given bare, and the value they then take.
+_BARE = {"shares": "modalities"}
 _HELP = {
     "data": "data set: 'sim' (embedded simulator, default), 'icub' (fetched and cached), 'digits' (scikit-learn's "
     "handwritten digits, offline), or a description file",
     "data_dir": "read the data files from this folder instead of fetching them",
     "sim": 'simulator options as JSON, e.g. \'{"seed": 3, "n_train": 1000}\' (see --data sim)',
     "patterns": "muting patterns to train on, comma-separated (default: all of the data set's)",
+    "muting": "how training rows are muted: patterns (the data set's muting patterns, Zambelli's) or subsets "
+    "(random non-empty proper subsets of the modalities, every vertex of the lattice taught; docs/method.md §1)",
     "fusions": "how the encoder fuses the modalities, comma-separated: concat (Zambelli's), poe (product of "
     "experts), moe (mixture of experts), mopoe (mixture of products of experts)",
     "schedules": "KL-weight schedules, comma-separated: constant-1, constant-0, dynamic-plateau-0, "
@@ -61,6 +65,10 @@ _HELP = {
     "ground_truth": "true: on --data digits, measure what its checks need; on --data sim, add the distractors "
     "(noise, copy-vision; unless --sim names "
     "distractors) and the measures the report's ground-truth checks need",
+    "shares": "the lattice measures at the evaluations (Shapley shares of the baseline, who informs whom, "
+    "interactions; docs/method.md §5d): --shares alone or 'modalities' takes the modalities as parts, 'steps' each "
+    "modality@step",
+    "shares_every": "epochs between the evaluations that add the shares (a multiple of --eval-every; 0 = the last)",
     "windows": "epoch windows for the window means, as JSON [[start, end], ...]",
     "checkpoint_every": "epochs between checkpoints",
 }
@@ -76,6 +84,7 @@ def _add_config_options(parser: argparse.ArgumentParser, defaults: RunConfig, la
             flag,
             dest=name,
             default=None,
+            **({"nargs": "?", "const": _BARE[name]} if name in _BARE else {}),
             metavar=_metavar(field.annotation),
             help=f"{_HELP.get(name, '')} ({label}: {shown})",
         )
@@ -178,12 +187,15 @@ def cmd_measure(args) -> int:
         fusion=args.fusion,
         schedule=args.schedule,
         seed=args.seed,
+        shares=args.shares,
     )
     if args.json:
         print(table.to_json(orient="records", indent=1))
     else:
         import pandas as pd
 
+        lattice = table[table["quantity"].isin(["share", "interaction"])]
+        table = table[~table.index.isin(lattice.index)]
         wide = table.pivot_table(
             index=["fusion", "schedule", "seed", "modality"], columns=["quantity", "scope"], values="value", sort=False
         )
@@ -193,7 +205,30 @@ def cmd_measure(args) -> int:
             if summary is not None:
                 print("\nover seeds: mean, sd, 95% interval of the mean [low, high] (Student's t), seeds")
                 print(summary.to_string())
+            if len(lattice):
+                _print_lattice(lattice)
     return 0
+
+
+def _print_lattice(lattice) -> None:
+    """The shares (a source per row, a target per column: who informs whom; the column
+    ``all`` the shares of the whole baseline) and the interactions regarding all, then
+    their summaries over seeds."""
+    keys = ["fusion", "schedule", "seed"]
+    shares = lattice[lattice["quantity"] == "share"]
+    print(
+        "\nshares of the baseline (nats): source part per row, target per column; each column adds up to its baseline"
+    )
+    print(
+        shares.pivot_table(index=[*keys, "modality"], columns="scope", values="value", sort=False).round(4).to_string()
+    )
+    pairs = lattice[(lattice["quantity"] == "interaction") & (lattice["scope"] == "all")]
+    print("\ninteractions regarding all (nats): > 0 synergy, < 0 redundancy")
+    print(pairs.pivot_table(index=keys, columns="modality", values="value", sort=False).round(4).T.to_string())
+    summary = _seed_summary(lattice[lattice["scope"] == "all"])
+    if summary is not None:
+        print("\nover seeds, regarding all: mean, sd, 95% interval of the mean [low, high] (Student's t), seeds")
+        print(summary.to_string())
 
 
 def _seed_summary(table):
@@ -365,6 +400,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fusion", help="only the models of this fusion")
     p.add_argument("--schedule", help="only the models of this schedule")
     p.add_argument("--seed", type=int, help="only the models of this seed")
+    p.add_argument(
+        "--shares",
+        nargs="?",
+        const="modalities",
+        choices=["modalities", "steps"],
+        default=None,
+        help="add the lattice measures: Shapley shares of the baseline, who informs whom, interactions "
+        "(parts: the modalities, or each modality@step with 'steps'; docs/method.md §5d)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     p.set_defaults(func=cmd_measure)
 

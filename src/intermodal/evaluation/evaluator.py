@@ -19,6 +19,7 @@ from ..streams import Purpose, torch_generator
 from ..training import runfolder
 from ..training.config import RunConfig
 from .diagnostics import latent_diagnostics
+from .lattice import modality_shares
 from .measures import evaluation_rows, integration_measures, measure_specs
 
 __all__ = [
@@ -90,19 +91,36 @@ def make_evaluator(config: RunConfig, dataset: Dataset, *, say: bool = False):
     measure_specs(description, pairs)
 
     def evaluate(model, epoch: int) -> dict[str, pd.DataFrame]:
-        results = integration_measures(
-            model,
-            rows,
-            description=description,
-            z_samples=config.z_samples,
-            divergence=config.divergence,
-            generator=evaluation_generator(config.eval_seed, epoch),
-            extra_pairs=pairs,
-        )
+        parts = config.shares if shares_due(config, epoch) else None
+        results = _measures(model, rows, description, config, pairs, epoch, parts)
         diagnostics = latent_diagnostics(model, rows, description=description)
         return {"results": results, "diagnostics": diagnostics}
 
     return evaluate
+
+
+def shares_due(config: RunConfig, epoch: int) -> bool:
+    """Whether the evaluation after ``epoch`` epochs adds the lattice measures: with
+    ``shares`` on, at the last epoch and every ``shares_every`` epochs."""
+    if config.shares is None:
+        return False
+    return epoch == config.epochs or bool(config.shares_every and epoch % config.shares_every == 0)
+
+
+def _measures(model, rows, description, config: RunConfig, pairs, epoch: int, parts: str | None) -> pd.DataFrame:
+    """The measures after ``epoch`` epochs, and with ``parts`` (``"modalities"`` or
+    ``"steps"``) the lattice's shares and interactions, in the same calls so that the muted
+    copies they share decode once."""
+    options = dict(
+        description=description,
+        z_samples=config.z_samples,
+        divergence=config.divergence,
+        generator=evaluation_generator(config.eval_seed, epoch),
+        extra_pairs=pairs,
+    )
+    if parts is None:
+        return integration_measures(model, rows, **options)
+    return modality_shares(model, rows, parts=parts, measures=True, **options)
 
 
 def measure_run(
@@ -116,11 +134,14 @@ def measure_run(
     fusion: str | None = None,
     schedule: str | None = None,
     seed: int | None = None,
+    shares: str | None = None,
 ) -> pd.DataFrame:
     """The measures of the models in a run folder or checkpoint (all, or those of one
     ``fusion``, ``schedule`` and/or ``seed``), on the evaluation rows of the data set they
-    were trained on; the options override the run's. Columns: the model key columns
-    (``fusion``, ``schedule``, ``seed``), ``quantity, modality, scope, value, likelihood``."""
+    were trained on; the options override the run's. ``shares`` (``"modalities"`` or
+    ``"steps"``) adds the lattice measures (:func:`~intermodal.evaluation.lattice.modality_shares`)
+    whatever the run's config says. Columns: the model key columns (``fusion``,
+    ``schedule``, ``seed``), ``quantity, modality, scope, value, likelihood``."""
     changes = dict(
         data_dir=data_dir, eval_rows=eval_rows, n_eval_rows=n_eval_rows, z_samples=z_samples, divergence=divergence
     )
@@ -128,13 +149,9 @@ def measure_run(
     ensemble = runfolder.load_ensemble(path, schedule, seed, changes, fusion=fusion)
     config = ensemble.config
     rows = evaluation_rows_of(config, ensemble.dataset)
-    table = integration_measures(
-        ensemble.model,
-        rows,
-        description=ensemble.dataset.description,
-        z_samples=config.z_samples,
-        divergence=config.divergence,
-        generator=evaluation_generator(config.eval_seed, ensemble.epochs_done),
-        extra_pairs=measured_pairs(config, ensemble.dataset.description) or None,
-    )
+    if shares is not None and shares not in ("modalities", "steps"):
+        raise ConfigError(f"--shares {shares!r}: expected 'modalities' or 'steps'")
+    description = ensemble.dataset.description
+    pairs = measured_pairs(config, description) or None
+    table = _measures(ensemble.model, rows, description, config, pairs, ensemble.epochs_done, shares)
     return table.drop(columns="model")
