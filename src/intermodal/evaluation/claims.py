@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import statistics
+from . import catalogue, statistics
 from .summaries import in_window
 
 __all__ = [
@@ -23,6 +23,8 @@ __all__ = [
     "sme_column",
     "lop_column",
     "pair_column",
+    "share_column",
+    "interaction_column",
     "BASELINE",
     "PREDICTION_ERROR",
     "LATENT_LOSS",
@@ -111,20 +113,30 @@ def column(quantity: str, modality: str = "", scope: str = "") -> str:
 
 
 def sme_column(m: str, scope: str) -> str:
-    return column("single_modality_error", m, scope)
+    return column(catalogue.SINGLE_MODALITY_ERROR, m, scope)
 
 
 def lop_column(m: str, scope: str) -> str:
-    return column("loss_of_precision", m, scope)
+    return column(catalogue.LOSS_OF_PRECISION, m, scope)
 
 
 def pair_column(name: str) -> str:
-    return column("custom", name)
+    return column(catalogue.CUSTOM, name)
 
 
-BASELINE = column("baseline")
-PREDICTION_ERROR = column("prediction_error")
-LATENT_LOSS = "latent_loss"
+def share_column(part: str, scope: str = "all") -> str:
+    """A lattice share: ``part``'s share of the baseline regarding ``scope`` ("all" or a target modality)."""
+    return column(catalogue.SHARE, part, scope)
+
+
+def interaction_column(a: str, b: str, scope: str = "all") -> str:
+    """The interaction of two parts regarding ``scope``, in the order the description lists them."""
+    return column(catalogue.INTERACTION, catalogue.pair_name(a, b), scope)
+
+
+BASELINE = column(catalogue.BASELINE)
+PREDICTION_ERROR = column(catalogue.PREDICTION_ERROR)
+LATENT_LOSS = catalogue.LATENT_LOSS
 
 
 def model_values(history: pd.DataFrame, results: pd.DataFrame, window) -> tuple[pd.DataFrame, pd.Series]:
@@ -251,6 +263,10 @@ def missing_columns(values: pd.DataFrame, columns: list[str]) -> list[str]:
 
 def describe_column(column: str) -> str:
     quantity, modality, scope = column.split("|") if "|" in column else (column, "", "")
-    if quantity == "custom":
+    if quantity == catalogue.CUSTOM:
         return f"the pair {modality!r}"
-    return " ".join(p for p in (quantity.replace("_", " "), modality, f"regarding {scope}" if scope else "") if p)
+    words = quantity.replace("_", " ")
+    if quantity in catalogue.names("lattice"):
+        # "share of the baseline" and "interaction" say more than the bare names.
+        words = catalogue.label_of(quantity)
+    return " ".join(p for p in (words, modality, f"regarding {scope}" if scope else "") if p)

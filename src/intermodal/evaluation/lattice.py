@@ -35,6 +35,7 @@ from ..data.description import DatasetDescription
 from ..errors import ConfigError, DataError
 from ..model.protocol import check_protocol, description_for
 from ..options import whole_number
+from .catalogue import INTERACTION, PAIR_JOIN, SHARE
 from .measures import DIVERGENCES, MeasureSpec, as_model, evaluate_specs, labelled, measure_specs
 
 __all__ = [
@@ -60,7 +61,7 @@ MAX_PARTS = 64  # parts are bits of a subset's index; more is refused up front
 # predictive divergence holds models × copies × S² log-probabilities per row).
 SUBSETS_PER_CALL = 64
 LATTICE = "lattice"  # the quantity of a lattice value v_T(S) in lattice_values's table
-JOIN = "&"  # the two parts of an interaction's name, "a&b"
+JOIN = PAIR_JOIN  # the two parts of an interaction's name, "a&b" (the catalogue's)
 GIVEN_JOIN = "+"  # the parts of a given set's name, "a+b"; "" for the empty set
 
 
@@ -427,11 +428,11 @@ def _table(parts, targets, labels, shares, share_se, pairs, pair_se) -> pd.DataF
     for m in range(shares.shape[0]):
         for t, (scope, _) in enumerate(targets):
             for i, name in enumerate(names):
-                records.append((m, "share", name, scope, shares[m, t, i], labels[m][t], share_se[m, t, i]))
+                records.append((m, SHARE, name, scope, shares[m, t, i], labels[m][t], share_se[m, t, i]))
         for t, (scope, _) in enumerate(targets):
             for i, j in pair_index:
                 pair = f"{names[i]}{JOIN}{names[j]}"
-                records.append((m, "interaction", pair, scope, pairs[m, t, i, j], labels[m][t], pair_se[m, t, i, j]))
+                records.append((m, INTERACTION, pair, scope, pairs[m, t, i, j], labels[m][t], pair_se[m, t, i, j]))
     columns = ["model", "quantity", "modality", "scope", "value", "likelihood", "standard_error"]
     return pd.DataFrame(records, columns=columns)
 

@@ -46,6 +46,7 @@ from ..model.protocol import check_protocol, description_for, view_of
 from ..options import whole_number
 from ..streams import Purpose, numpy_generator
 from ..training.runfolder import Ensemble
+from .catalogue import MEASURED_QUANTITIES
 from .divergences import as_rows, divergences, stacked_rows_per_pass
 
 __all__ = [
@@ -65,7 +66,7 @@ __all__ = [
     "evaluate_specs",
 ]
 
-QUANTITIES = ("single_modality_error", "loss_of_precision", "baseline", "prediction_error", "custom")
+QUANTITIES = MEASURED_QUANTITIES  # the catalogue's (evaluation/catalogue.py), in the rows' order
 # How latent samples become a divergence (integration_measures, docs/method.md §5c).
 DIVERGENCES = ("per-sample", "predictive")
 SCOPES = ("modality", "all", "")

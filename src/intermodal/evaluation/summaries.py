@@ -12,6 +12,7 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from ..errors import ConfigError
+from .catalogue import names
 from .statistics import CONFIDENCE
 
 __all__ = [
@@ -33,7 +34,8 @@ __all__ = [
     "active_unit_counts",
 ]
 
-MEASURE_QUANTITIES = ("single_modality_error", "loss_of_precision")
+# The integration measures of a modality (SME and LoP), from the catalogue.
+MEASURE_QUANTITIES = names(family="integration")
 BAND_DESCRIPTIONS = {
     "ci": "band: 95% interval of the mean over seeds (Student's t)",
     "sd": "band: ±1 sd over seeds",

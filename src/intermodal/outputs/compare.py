@@ -29,6 +29,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..errors import ConfigError
+from ..evaluation import catalogue
 from ..evaluation.findings import check_findings, format_number
 from ..evaluation.statistics import summarise
 from ..evaluation.summaries import (
@@ -46,7 +47,14 @@ from .figures import MEASURES
 from .plotting import new_figure, save_figure, say_no_data
 from .report import render_page
 
-__all__ = ["Comparison", "compare", "COMPARE_COLUMNS", "COMPARED_QUANTITIES", "comparison_figures"]
+__all__ = [
+    "Comparison",
+    "compare",
+    "COMPARE_COLUMNS",
+    "COMPARED_QUANTITIES",
+    "LATTICE_QUANTITIES",
+    "comparison_figures",
+]
 
 COMPARE_COLUMNS = [
     "run",
@@ -65,9 +73,12 @@ COMPARE_COLUMNS = [
     "n_seeds",
 ]
 # The history's losses, summarised like the measures (quantity = the history column).
-LOSSES = ("reconstruction_loss", "latent_loss", "loss")
-# The per-model quantities of the figures beyond the four measures.
-COMPARED_QUANTITIES = ("baseline", "prediction_error", *LOSSES, "active_units")
+LOSSES = catalogue.names("loss")
+# The per-model quantities of the figures beyond the four measures (the catalogue's order:
+# baseline, prediction error, the losses, active units).
+COMPARED_QUANTITIES = catalogue.names(("reference", "prediction", "loss", "diagnostic"))
+# The lattice's shares and interactions: in the final values, side by side per run.
+LATTICE_QUANTITIES = catalogue.names("lattice")
 RUN_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 FINAL = "final"  # the window name of each model's last value
 
@@ -112,7 +123,15 @@ def _per_model(run: runfolder.Run, window, window_name: str) -> pd.DataFrame:
     parts = []
     results = run.results
     if len(results):
-        rows = _rows_in(results, keys, window, window_name)
+        lattice = results["quantity"].isin(LATTICE_QUANTITIES)
+        if window_name == FINAL and lattice.any():
+            # The lattice's rows come at some evaluations only: their final value is that of
+            # their own last epoch, which need not be the other quantities' last.
+            rows = pd.concat(
+                [_rows_in(results[~lattice], keys, window, FINAL), _rows_in(results[lattice], keys, window, FINAL)]
+            )
+        else:
+            rows = _rows_in(results, keys, window, window_name)
         parts.append(rows.groupby(keys + ["quantity", "modality", "scope"], sort=False)["value"].mean().reset_index())
     history = run.history
     if len(history):
@@ -130,8 +149,8 @@ def _per_model(run: runfolder.Run, window, window_name: str) -> pd.DataFrame:
         else:
             rows = counts[in_window(counts["epoch"], window)]
         if len(rows):
-            active = rows.groupby(keys, sort=False)["active_units"].mean().reset_index(name="value")
-            parts.append(active.assign(quantity="active_units", modality="", scope=""))
+            active = rows.groupby(keys, sort=False)[catalogue.ACTIVE_UNITS].mean().reset_index(name="value")
+            parts.append(active.assign(quantity=catalogue.ACTIVE_UNITS, modality="", scope=""))
     parts = [p for p in parts if len(p)]
     if not parts:
         return pd.DataFrame(columns=[*keys, "quantity", "modality", "scope", "value"])
@@ -392,7 +411,9 @@ def compare(runs, out: str | Path | None = None, *, labels: list[str] | None = N
     model's last value) or a window's label with its ``start``/``end`` epochs; ``mean``,
     ``sd`` (over seeds), ``low``, ``high`` (the 95% Student's t interval of the mean) and
     ``n_seeds``; quantities are the results' (nats; prediction error in data units), the
-    losses (``reconstruction_loss``, ``latent_loss``, ``loss``) and ``active_units``.
+    losses (``reconstruction_loss``, ``latent_loss``, ``loss``) and ``active_units``; a run
+    with the lattice's ``share`` and ``interaction`` rows has them too (their ``final`` is
+    their own last evaluation), on the page among the final values.
     """
     runs = [r if isinstance(r, runfolder.Run) else runfolder.read_run(r) for r in runs]
     if len(runs) < 2:
@@ -433,7 +454,9 @@ def _write(result: Comparison, runs: list[runfolder.Run], out: Path) -> Path:
         "findings": _findings_table(result.findings, result.labels),
         "last_window": _side_by_side(result.table, result.labels, measures, "last"),
         "last_other": _side_by_side(result.table, result.labels, COMPARED_QUANTITIES, "last"),
-        "final": _side_by_side(result.table, result.labels, [*measures, *COMPARED_QUANTITIES], FINAL),
+        "final": _side_by_side(
+            result.table, result.labels, [*measures, *COMPARED_QUANTITIES, *LATTICE_QUANTITIES], FINAL
+        ),
         "figures": embedded,
         "table_file": out.with_suffix(".parquet").name,
     }

@@ -27,6 +27,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from ..errors import ConfigError
+from ..evaluation import catalogue
+from ..evaluation.catalogue import label_of, with_unit
 from ..evaluation.summaries import (
     MEASURE_QUANTITIES,
     active_unit_counts,
@@ -60,6 +62,7 @@ from .plotting import (
     share_epoch_axis,
     title_with_notes,
 )
+from .shares_figures import draw_share_figures
 
 __all__ = [
     "FIGURES",
@@ -108,12 +111,12 @@ FUSIONS_CAPTION = (
 )
 ACTIVE_UNITS_CAPTION = "Active latent units per schedule against epoch (diagnostics; not one of the paper's figures)."
 
-# (quantity, scope, short label, long label) of the four measures, in the paper's order.
+# (quantity, scope, short label, long label) of the four measures, in the paper's order
+# (the catalogue's): "SME regarding m", "single modality error, regarding m", ...
 MEASURES: list[tuple[str, str, str, str]] = [
-    ("single_modality_error", "modality", "SME regarding m", "single modality error, regarding m"),
-    ("single_modality_error", "all", "SME regarding all", "single modality error, regarding all"),
-    ("loss_of_precision", "modality", "LoP regarding m", "loss of precision, regarding m"),
-    ("loss_of_precision", "all", "LoP regarding all", "loss of precision, regarding all"),
+    (quantity, scope, label_of(quantity, scope, short=True), label_of(quantity, scope))
+    for quantity in MEASURE_QUANTITIES
+    for scope in catalogue.measure(quantity).scopes
 ]
 
 
@@ -156,12 +159,15 @@ def fig4_losses(
     schedules, colours = schedules_and_colours(schedules, colours, history, results)
     quantities = [
         (
-            "prediction error",
-            seed_summary(results[results["quantity"] == "prediction_error"], ["schedule"], "value", band),
+            label_of(catalogue.PREDICTION_ERROR),
+            seed_summary(results[results["quantity"] == catalogue.PREDICTION_ERROR], ["schedule"], "value", band),
         ),
-        ("reconstruction loss", seed_summary(history, ["schedule"], "reconstruction_loss", band)),
-        ("latent loss (nats)", seed_summary(history, ["schedule"], "latent_loss", band)),
-        ("weighted loss", seed_summary(history, ["schedule"], "loss", band)),
+        (
+            label_of(catalogue.RECONSTRUCTION_LOSS),
+            seed_summary(history, ["schedule"], catalogue.RECONSTRUCTION_LOSS, band),
+        ),
+        (with_unit(catalogue.LATENT_LOSS), seed_summary(history, ["schedule"], catalogue.LATENT_LOSS, band)),
+        (label_of(catalogue.LOSS), seed_summary(history, ["schedule"], catalogue.LOSS, band)),
     ]
     figure, axes = new_figure(len(quantities), max(len(schedules), 1), (3.0, 1.9), sharey="row")
     thinned = False
@@ -188,7 +194,7 @@ def fig5_baseline(results: pd.DataFrame, *, schedules=None, colours=None, band="
     schedule with a shared y-axis so the schedules' levels compare directly."""
     results = normalised_results(results)
     schedules, colours = schedules_and_colours(schedules, colours, results)
-    baseline = results[results["quantity"] == "baseline"]
+    baseline = results[results["quantity"] == catalogue.BASELINE]
     summary = seed_summary(baseline, ["schedule"], "value", band)
     figure, axes = new_figure(1, max(len(schedules), 1), (3.0, 2.4), sharey="row")
     thinned = False
@@ -202,7 +208,7 @@ def fig5_baseline(results: pd.DataFrame, *, schedules=None, colours=None, band="
         if name is not None:
             ax.set_title(name, fontsize=9, color=colours[name])
         ax.set_xlabel("epoch")
-    axes[0, 0].set_ylabel("baseline (nats)")
+    axes[0, 0].set_ylabel(with_unit(catalogue.BASELINE))
     share_epoch_axis(axes, baseline)
     figure_title(figure, "Fig. 5 — baseline", band, seed_count(baseline), thinned)
     return figure
@@ -277,10 +283,7 @@ def fig7_window_means(
         windows = resolve_windows(None, results=results)
     windows = list(windows)
     means = window_means(results, windows, MEASURE_QUANTITIES)
-    families = [
-        ("single_modality_error", "single modality error (nats)"),
-        ("loss_of_precision", "loss of precision (nats)"),
-    ]
+    families = [(quantity, with_unit(quantity)) for quantity in MEASURE_QUANTITIES]
     figure, axes = new_figure(2, max(len(windows), 1), (max(3.6, 0.75 * len(modalities) + 1.2), 2.6), sharey="row")
     log_rows: dict[int, str] = {}
     for row, (quantity, label) in enumerate(families):
@@ -386,7 +389,7 @@ def figA1_per_modality(
     modalities = list(modalities) if modalities is not None else modality_order(results)
     measures = results[results["quantity"].isin(MEASURE_QUANTITIES)]
     summary = seed_summary(measures, ["schedule", "quantity", "scope", "modality"], "value", band)
-    families = [("single_modality_error", "SME"), ("loss_of_precision", "LoP")]
+    families = [(quantity, label_of(quantity, short=True)) for quantity in MEASURE_QUANTITIES]
     n_rows = max(2 * len(modalities), 1)
     figure, axes = new_figure(n_rows, max(len(schedules), 1), (3.0, 1.7), sharey="row")
     curve_of = lookup_by_keys(summary, ["schedule", "quantity", "scope", "modality"])
@@ -439,7 +442,7 @@ def fig_active_units(diagnostics: pd.DataFrame, *, schedules=None, colours=None,
     else:
         ax.legend(fontsize=8, frameon=False)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("active latent units")
+    ax.set_ylabel(label_of(catalogue.ACTIVE_UNITS))
     if "latent_dim" in diagnostics and len(diagnostics):
         ax.set_ylim(-0.5, diagnostics["latent_dim"].nunique() + 0.5)
     figure_title(figure, "Active latent units", band, seed_count(counts), thinned)
@@ -451,7 +454,8 @@ def draw_figures(run: Run | TrainingResult | str | Path, band: str = "ci") -> di
     """Every figure of a run (a run folder's path, one read with ``im.load_run``, or what
     ``im.train`` returned): the six of the paper, and the active units where the run has
     diagnostics, by file stem, drawn from the run's tables alone. ``band``: ``"ci"`` (the 95%
-    interval of the mean over seeds, default), ``"sd"`` (±1 sd) or ``"minmax"``."""
+    interval of the mean over seeds, default), ``"sd"`` (±1 sd) or ``"minmax"``. A run with
+    the lattice's shares gets :data:`~intermodal.outputs.shares_figures.SHARE_FIGURES` too."""
     if isinstance(run, (str, Path)):
         run = read_run(run)
     raw_config = run.config.to_dict()
@@ -480,6 +484,8 @@ def draw_figures(run: Run | TrainingResult | str | Path, band: str = "ci") -> di
         )
     if len(fusions) > 1:
         figures[FUSIONS_FIGURE] = fig_fusions(run.results, windows[-1], fusions=fusions, config=raw_config)
+    # The lattice's shares, where the results have them (docs/method.md §5d).
+    figures.update(draw_share_figures(results, band=band, **common))
     return figures
 
 
@@ -495,10 +501,7 @@ def fig_fusions(results: pd.DataFrame, window, *, fusions: list[str], config: di
     figure, axes = new_figure(2, max(len(schedules), 1), (max(3.4, 0.7 * len(modalities) + 1.2), 2.6), sharey="row")
     x = np.arange(len(modalities), dtype=float)
     offsets = (np.arange(len(fusions)) - (len(fusions) - 1) / 2) * (0.7 / max(len(fusions), 1))
-    families = [
-        ("single_modality_error", "SME regarding all (nats)"),
-        ("loss_of_precision", "LoP regarding all (nats)"),
-    ]
+    families = [(quantity, with_unit(quantity, "all", short=True)) for quantity in MEASURE_QUANTITIES]
     for col, schedule in enumerate(schedules):
         for row, (quantity, label) in enumerate(families):
             ax = axes[row, col]

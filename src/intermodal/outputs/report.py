@@ -21,6 +21,8 @@ import pandas as pd
 
 from ..data.digits import digits_pairs
 from ..data.sim_truth import ground_truth_of
+from ..evaluation import catalogue
+from ..evaluation.catalogue import label_of, with_unit
 from ..evaluation.findings import VERDICT_RULE, check_findings, format_number
 from ..evaluation.summaries import (
     BAND_DESCRIPTIONS,
@@ -52,6 +54,7 @@ from .figures import (
 )
 from .plotting import save_figure
 from .prediction import prediction_section
+from .shares_figures import SHARE_FIGURES, has_shares, shares_section
 
 __all__ = [
     "FINDINGS_SECTION_TITLE",
@@ -85,13 +88,13 @@ def _mean_sd(mean: float, sd: float, n: int | None = None) -> str:
 def _final_values(history: pd.DataFrame, results: pd.DataFrame, schedules: list[str]) -> pd.DataFrame:
     """Per schedule, each seed's value at its last epoch, as mean ± sd over seeds."""
     evaluations = {
-        "prediction error": results[results["quantity"] == "prediction_error"],
-        "baseline (nats)": results[results["quantity"] == "baseline"],
+        label_of(catalogue.PREDICTION_ERROR): results[results["quantity"] == catalogue.PREDICTION_ERROR],
+        with_unit(catalogue.BASELINE): results[results["quantity"] == catalogue.BASELINE],
     }
     training = {
-        "latent loss (nats)": "latent_loss",
-        "reconstruction loss": "reconstruction_loss",
-        "weighted loss": "loss",
+        with_unit(catalogue.LATENT_LOSS): catalogue.LATENT_LOSS,
+        label_of(catalogue.RECONSTRUCTION_LOSS): catalogue.RECONSTRUCTION_LOSS,
+        label_of(catalogue.LOSS): catalogue.LOSS,
     }
 
     def at_last_epoch(frame: pd.DataFrame, value: str) -> pd.DataFrame:
@@ -163,7 +166,9 @@ def _active_units_table(diagnostics: pd.DataFrame, schedules: list[str]) -> pd.D
         if s in stats.index:
             rows[s] = {
                 "last epoch": int(stats.at[s, "epoch"]),
-                "active latent units": _mean_sd(stats.at[s, "mean"], stats.at[s, "sd"], int(stats.at[s, "n"]))
+                label_of(catalogue.ACTIVE_UNITS): _mean_sd(
+                    stats.at[s, "mean"], stats.at[s, "sd"], int(stats.at[s, "n"])
+                )
                 + (f" of {n_latent}" if n_latent else ""),
             }
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("schedule").reset_index()
@@ -199,11 +204,15 @@ def _png_base64(png: Path) -> str | None:
     return base64.b64encode(png.read_bytes()).decode("ascii") if png.is_file() else None
 
 
-def figure_paths(run_dir: str | Path, diagnostics: bool = False, fusions: bool = False) -> dict[str, tuple[Path, Path]]:
+def figure_paths(
+    run_dir: str | Path, diagnostics: bool = False, fusions: bool = False, shares: bool = False
+) -> dict[str, tuple[Path, Path]]:
     """Where :func:`write_figures` puts each figure: stem -> (PNG path, SVG path).
-    ``diagnostics``: the run has latent diagnostics; ``fusions``: several fusions."""
+    ``diagnostics``: the run has latent diagnostics; ``fusions``: several fusions;
+    ``shares``: the lattice's share rows."""
     folder = runfolder.figures_path(run_dir)
     stems = list(FIGURES) + ([ACTIVE_UNITS_FIGURE] if diagnostics else []) + ([FUSIONS_FIGURE] if fusions else [])
+    stems += list(SHARE_FIGURES) if shares else []
     return {stem: (folder / f"{stem}.png", folder / f"{stem}.svg") for stem in stems}
 
 
@@ -213,7 +222,9 @@ def _run(run: str | Path | runfolder.Run) -> runfolder.Run:
 
 def _figure_paths_of(run: runfolder.Run) -> dict[str, tuple[Path, Path]]:
     several = len(fusions_of(run.history, run.results, config=run.config.to_dict())) > 1
-    return figure_paths(run.path, diagnostics=run.diagnostics is not None, fusions=several)
+    return figure_paths(
+        run.path, diagnostics=run.diagnostics is not None, fusions=several, shares=has_shares(run.results)
+    )
 
 
 def write_figures(run_dir: str | Path | runfolder.Run, band: str = "ci") -> list[Path]:
@@ -306,8 +317,8 @@ def render_report(run_dir: str | Path | runfolder.Run, band: str = "ci") -> str:
             }
         )
     extra = []
-    for section in EXTRA_SECTIONS:
-        content = section(run.path)
+    shares = shares_section(results, paths, run.config)  # the lattice's section, where it has shares
+    for content in [shares, *(section(run.path) for section in EXTRA_SECTIONS)]:
         if content:
             extra.append(
                 {
@@ -349,6 +360,7 @@ def render_report(run_dir: str | Path | runfolder.Run, band: str = "ci") -> str:
         "figures": [
             {"stem": stem, "caption": f"{_figure_number(stem)}: {captions[stem]}", "png": _png_base64(png)}
             for stem, (png, _svg) in paths.items()
+            if stem not in SHARE_FIGURES  # shown in their own section
         ],
         "final_values": _plain(_final_values(history, results, schedules)),
         "windows": window_sections,

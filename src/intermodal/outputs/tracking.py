@@ -13,8 +13,11 @@ Both trackers give every value the same name (:func:`metric_name`), at step = th
 * ``<model>/beta``, ``<model>/reconstruction_loss``, ``<model>/latent_loss``, ``<model>/loss``
   for every history row (a value that is not finite, as a diverged model's NaN, is skipped);
 * ``<model>/<quantity>/<modality>/<scope>`` for every row of an evaluation's results, empty
-  parts left out (``constant-0/seed-3/baseline``), and ``<model>/active_units``, the number of
-  active latent dimensions in its diagnostics.
+  parts left out (``constant-0/seed-3/baseline``), whatever the quantity (the lattice's
+  ``share`` rows too: ``constant-0/seed-3/share/vision/all``), but for an ``interaction``,
+  whose two parts are two parts of the name (``.../interaction/vision/touch/all``, so that
+  ``a_b&c`` and ``a&b_c`` stay apart), and ``<model>/active_units``, the number of active
+  latent dimensions in its diagnostics.
 
 ``<model>`` is the model's key values (the columns
 :data:`~intermodal.training.config.MODEL_KEY_COLUMNS`, in that order) joined by ``/``, an
@@ -47,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, Terminated
+from ..evaluation import catalogue
 from ..training.config import MODEL_KEY_COLUMNS
 
 __all__ = [
@@ -62,7 +66,7 @@ __all__ = [
 ]
 
 # The history columns logged per model and epoch, under these names.
-HISTORY_METRICS = ("beta", "reconstruction_loss", "latent_loss", "loss")
+HISTORY_METRICS = ("beta", *catalogue.names("loss"))
 
 # The MLflow experiment every study logs into.
 EXPERIMENT_NAME = "intermodal"
@@ -148,6 +152,17 @@ def metric_name(key, *parts) -> str:
     the key above). At most 250 characters, MLflow's limit."""
     names = [model_name(key)] + [_clean(p) for p in parts if not _missing(p)]
     return _bounded("/".join(names))
+
+
+def _modality_parts(quantity: str, modality) -> tuple:
+    """A row's ``modality`` as parts of its name: an interaction's two parts ("a&b") apart,
+    since cleaning ``&`` to ``_`` would make ``a_b&c`` and ``a&b_c`` one name."""
+    if quantity == catalogue.INTERACTION and isinstance(modality, str):
+        try:
+            return catalogue.pair_parts(modality)
+        except ConfigError:  # not two parts: logged as one, as any other quantity's
+            pass
+    return (modality,)
 
 
 def _key_tuples(frame: pd.DataFrame) -> list[tuple]:
@@ -274,7 +289,7 @@ class Tracker:
             rows = zip(_key_tuples(results), _steps(results, epoch), results["quantity"].tolist(), *columns, values)
             for key, step, quantity, modality, scope, value in rows:
                 if math.isfinite(value):
-                    yield metric_name(key, quantity, modality, scope), value, step
+                    yield metric_name(key, quantity, *_modality_parts(quantity, modality), scope), value, step
         diagnostics = tables.get("diagnostics")
         if diagnostics is not None and len(diagnostics) and "active" in diagnostics.columns:
             frame = pd.DataFrame(
@@ -287,7 +302,7 @@ class Tracker:
             _key_tuples(frame)  # names a missing key column
             counts = frame.groupby([*MODEL_KEY_COLUMNS, "epoch"], sort=False)["active"].sum().reset_index()
             for key, step, count in zip(_key_tuples(counts), counts["epoch"].tolist(), counts["active"].tolist()):
-                yield metric_name(key, "active_units"), float(count), int(step)
+                yield metric_name(key, catalogue.ACTIVE_UNITS), float(count), int(step)
 
     def _check_open(self) -> None:
         if self._closed:
