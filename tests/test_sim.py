@@ -269,6 +269,80 @@ def test_distractors_are_muted_like_the_modalities_they_join():
     assert "noise@t" in patterns["t-1-only"] and "noise" not in patterns["t-1-only"]
 
 
+def test_xor_adds_two_random_bits_and_their_product():
+    ds = sim.simulate(distractors=("xor",))
+    assert ds.description.modality_names[-3:] == list(sim.SYNERGY_NAMES) == ["bit-a", "bit-b", "bit-ab"]
+    assert ds.train.shape == (1845, 34) and ds.test.shape == (1487, 34)
+    for rows in both_parts(ds):
+        for step in ("t", "t-1"):
+            a, b, ab = (rows[:, columns(ds, f"{m}@{step}")][:, 0] for m in sim.SYNERGY_NAMES)
+            # Exactly -1 or 1 (never the muted value), the product exact.
+            assert set(np.unique(a)) == set(np.unique(b)) == set(np.unique(ab)) == {-1.0, 1.0}
+            assert ds.description.muted_value not in (-1.0, 1.0)
+            assert np.array_equal(ab, a * b)
+            # Either bit alone says nothing of the product: half the products are 1 whatever it is.
+            for bit in (a, b):
+                for value in (-1.0, 1.0):
+                    assert abs((ab[bit == value] == 1).mean() - 0.5) < 0.06
+        bits = ds.description.mask("bit-a") | ds.description.mask("bit-b")
+        assert abs(rows[:, bits].mean()) < 0.05
+        # The bits are independent of everything else, of each other and of their own other step.
+        corr = np.corrcoef(rows.T)[np.ix_(bits, ~bits)]
+        assert np.nanmax(np.abs(corr)) < 0.12
+        within = np.corrcoef(rows[:, bits].T)
+        assert np.abs(within - np.eye(len(within))).max() < 0.12
+
+
+def test_xor_leaves_every_other_column_bitwise_unchanged(default):
+    extended = sim.simulate(distractors=("xor",))
+    triple = np.any([extended.description.mask(m) for m in sim.SYNERGY_NAMES], axis=0)
+    assert np.array_equal(extended.train[:, ~triple], default.train)
+    assert np.array_equal(extended.test[:, ~triple], default.test)
+    options = dict(n_train=300, n_test=200, distractors=("noise", "copy-vision"), noise={"vision": 0.05})
+    before = sim.simulate(**options)
+    after = sim.simulate(**{**options, "distractors": ("noise", "xor", "copy-vision")})
+    kept = ~np.any([after.description.mask(m) for m in sim.SYNERGY_NAMES], axis=0)
+    assert np.array_equal(after.train[:, kept], before.train) and np.array_equal(after.test[:, kept], before.test)
+
+
+def test_repeated_xor_gets_numbered_names_and_its_own_bits():
+    config = sim.SimConfig(distractors=("xor", "xor"))
+    assert config.distractor_modalities() == [
+        ("bit-a", 1, "random bit"),
+        ("bit-b", 1, "random bit"),
+        ("bit-ab", 1, "bit-a*bit-b"),
+        ("bit-a-2", 1, "random bit"),
+        ("bit-b-2", 1, "random bit"),
+        ("bit-ab-2", 1, "bit-a-2*bit-b-2"),
+    ]
+    ds = sim.simulate(config, n_train=200, n_test=200)
+    rows = ds.test
+    assert np.array_equal(
+        rows[:, columns(ds, "bit-ab-2")], rows[:, columns(ds, "bit-a-2")] * rows[:, columns(ds, "bit-b-2")]
+    )
+    assert not np.array_equal(rows[:, columns(ds, "bit-a")], rows[:, columns(ds, "bit-a-2")])
+
+
+def test_xor_noise_falls_on_the_named_modality_and_not_on_the_product():
+    ds = sim.simulate(n_train=200, n_test=400, distractors=("xor",), noise={"bit-a": 0.1})
+    a, b, ab = (ds.test[:, columns(ds, f"{m}@t")][:, 0] for m in sim.SYNERGY_NAMES)
+    assert set(np.unique(ab)) == {-1.0, 1.0} and set(np.unique(b)) == {-1.0, 1.0}
+    # The product is of the bits as drawn; bit-a's noise is its own (then clipped into [-1, 1]).
+    assert np.array_equal(ab, np.sign(a) * b) and 0.02 < np.abs(a - np.sign(a)).mean() < 0.1
+
+
+def test_control_asks_for_the_product_from_the_bits():
+    """The triple is muted like any distractor, except in control, which gives the bits and
+    mutes only their product: the one pattern that teaches the product from both bits."""
+    patterns = sim.description(sim.SimConfig(distractors=("noise", "xor"))).muting_patterns
+    assert patterns["complete"] == ()
+    assert {"bit-a", "bit-b", "bit-ab"} <= set(patterns["vision-only"])
+    assert {"bit-a@t", "bit-b@t", "bit-ab@t"} <= set(patterns["t-1-only"])
+    assert "bit-ab" in patterns["control"] and "noise" in patterns["control"]
+    assert not {"bit-a", "bit-b", "bit-a@t", "bit-b@t"} & set(patterns["control"])
+    assert sim.SYNERGY_PATTERN == "control"
+
+
 def test_drop_removes_the_modality_everywhere(default):
     ds = sim.simulate(drop=("sound",))
     desc = ds.description
@@ -363,6 +437,7 @@ def test_lists_may_be_lists_or_tuples_and_numpy_scalars_count():
         (dict(distractors=("copy-smell",)), "distractors"),
         (dict(distractors=("copy-touch",), drop=("touch",)), "distractors"),
         (dict(distractors=("noise:0",)), "distractors"),
+        (dict(distractors=("xor:2",)), "distractors"),
     ],
 )
 def test_bad_options_raise_option_error_naming_the_option(options, name):

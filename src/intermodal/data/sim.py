@@ -69,6 +69,7 @@ __all__ = [
     "plan_commands",
     "BASE_MODALITIES",
     "NOISE_DISTRACTOR_SIZE",
+    "SYNERGY_NAMES",
     "DESCRIPTION_NAME",
 ]
 
@@ -92,6 +93,14 @@ MAX_TRIES = 200  # random targets tried before the planner gives up (never reach
 # --- modalities
 BASE_MODALITIES = (("joints", 4), ("vision", 4), ("touch", 1), ("sound", 1), ("motor", 4))
 NOISE_DISTRACTOR_SIZE = 4  # size of a "noise" distractor unless given as "noise:SIZE"
+# The "xor" distractor's modalities: two random bits (-1 or 1, one column each) and their
+# product, which either bit alone says nothing of and both give exactly (a synergy).
+SYNERGY_NAMES = ("bit-a", "bit-b", "bit-ab")
+RANDOM_BIT = "random bit"  # the source distractor_modalities gives a bit of the triple
+# The one muting pattern that gives the bits and mutes their product (every other pattern
+# mutes the triple as any distractor): the iCub pattern that asks for the arm's command
+# from what it sees asks for the product from the bits too.
+SYNERGY_PATTERN = "control"
 DESCRIPTION_NAME = "sim-keyboard-arm"
 ICUB_DESCRIPTION = "icub-zambelli2020"  # muting patterns and architecture table come from it
 
@@ -139,22 +148,27 @@ Names = Annotated[tuple[Annotated[str, Strict()], ...], BeforeValidator(_list_of
 NoiseStds = Annotated[dict[Annotated[str, Strict()], Std], AfterValidator(_sorted_read_only)]
 
 
-def _distractor_spec(spec: str) -> tuple[str, int, str | None]:
-    """``(name before numbering, size, source)`` of one distractor; ``source`` is None for noise."""
+def _distractor_spec(spec: str) -> list[tuple[str, int, str | None]]:
+    """``(name before numbering, size, source)`` of each modality one distractor adds;
+    ``source`` is None for noise, the arm modality a copy copies, :data:`RANDOM_BIT` for
+    a bit of the synergy triple and ``"BIT*BIT"`` (names before numbering) for its product."""
     noise = re.fullmatch(r"noise(?::(\d+))?", spec)
     copy = re.fullmatch(r"copy-([A-Za-z]+)", spec)
     if noise:
         size = int(noise.group(1) or NOISE_DISTRACTOR_SIZE)
         if size < 1:
             raise ValueError(f"{spec!r} asks for {size} columns; expected at least 1")
-        return "noise", size, None
+        return [("noise", size, None)]
     if copy:
         sizes = dict(BASE_MODALITIES)
         source = copy.group(1)
         if source not in sizes:
             raise ValueError(f"{spec!r} copies {source!r}; it can copy one of {list(sizes)}")
-        return f"copy-{source}", sizes[source], source
-    raise ValueError(f"{spec!r} is not 'noise', 'noise:SIZE' or 'copy-MODALITY'")
+        return [(f"copy-{source}", sizes[source], source)]
+    if spec == "xor":
+        a, b, product = SYNERGY_NAMES
+        return [(a, 1, RANDOM_BIT), (b, 1, RANDOM_BIT), (product, 1, f"{a}*{b}")]
+    raise ValueError(f"{spec!r} is not 'noise', 'noise:SIZE', 'copy-MODALITY' or 'xor'")
 
 
 @errors_as(ConfigError, known_keys=True)
@@ -188,9 +202,11 @@ class SimConfig(Options):
         are then clipped into [-1, 1]. Any modality of the data set, distractors included.
     distractors : list of str
         Extra modalities, in order: ``"noise"`` (values uniform in [-1, 1], independent
-        of everything, ``NOISE_DISTRACTOR_SIZE`` wide), ``"noise:SIZE"``, or
-        ``"copy-MOD"`` (the values of modality MOD, its noise included). A repeated name
-        gets ``-2``, ``-3``, ... appended (``noise``, ``noise-2``). Kept as a tuple.
+        of everything, ``NOISE_DISTRACTOR_SIZE`` wide), ``"noise:SIZE"``,
+        ``"copy-MOD"`` (the values of modality MOD, its noise included), or ``"xor"``
+        (three one-column modalities, :data:`SYNERGY_NAMES`: two random bits, -1 or 1, and
+        their product, a synergy). A repeated name gets ``-2``, ``-3``, ... appended
+        (``noise``, ``noise-2``; ``bit-a-2``, ``bit-b-2``, ``bit-ab-2``). Kept as a tuple.
     drop : list of str
         Modalities of the arm (joints, vision, touch, sound, motor; each at most once) left
         out of the data set; muting patterns lose their selectors. Kept as a tuple.
@@ -235,9 +251,9 @@ class SimConfig(Options):
     @model_validator(mode="after")
     def _consistent(self):
         for spec in self.distractors:
-            source = _distractor_spec(spec)[2]
-            if source in self.drop:
-                raise ValueError(f"distractors: {spec!r} copies {source!r}, which drop removes")
+            for _, _, source in _distractor_spec(spec):
+                if source in self.drop:
+                    raise ValueError(f"distractors: {spec!r} copies {source!r}, which drop removes")
         names = [name for name, _ in BASE_MODALITIES if name not in self.drop]
         names += [name for name, _, _ in self.distractor_modalities()]
         if not names:
@@ -257,16 +273,22 @@ class SimConfig(Options):
         return super().from_strings(values, origin)
 
     def distractor_modalities(self) -> list[tuple[str, int, str | None]]:
-        """``(name, size, source)`` of each distractor; ``source`` is None for noise."""
+        """``(name, size, source)`` of each distractor modality: ``source`` is None for
+        noise, the copied modality for a copy, ``"random bit"`` for a bit of the synergy
+        triple and ``"BIT*BIT"`` (their numbered names) for its product."""
         out, seen = [], set()
         for spec in self.distractors:
-            base_name, size, source = _distractor_spec(spec)
-            name, k = base_name, 1
-            while name in seen:
-                k += 1
-                name = f"{base_name}-{k}"
-            seen.add(name)
-            out.append((name, size, source))
+            numbered = {}
+            for base_name, size, source in _distractor_spec(spec):
+                name, k = base_name, 1
+                while name in seen:
+                    k += 1
+                    name = f"{base_name}-{k}"
+                seen.add(name)
+                numbered[base_name] = name
+                if source is not None and "*" in source:
+                    source = "*".join(numbered[n] for n in source.split("*"))
+                out.append((name, size, source))
         return out
 
     def changed(self) -> dict:
@@ -457,9 +479,16 @@ def _signals(config: SimConfig, n_rows: int, part: int) -> dict[str, np.ndarray]
             noise = _stream(Purpose.SIM_MODALITY_NOISE, config.seed, part, name).normal(0.0, std, series[name].shape)
             series[name] = series[name] + noise
     series = {name: np.clip(values, -1.0, 1.0) for name, values in series.items()}
+    bits = {}  # the synergy triple's bits as drawn (their product ignores their own noise)
     for name, size, source in config.distractor_modalities():
         if source is None:
             values = _stream(Purpose.SIM_DISTRACTOR, config.seed, part, name).uniform(-1.0, 1.0, (len(angles), size))
+        elif source == RANDOM_BIT:
+            draws = _stream(Purpose.SIM_DISTRACTOR, config.seed, part, name).integers(0, 2, (len(angles), size))
+            values = bits[name] = 2.0 * draws - 1.0
+        elif "*" in source:
+            a, b = source.split("*")
+            values = bits[a] * bits[b]
         else:
             values = series[source].copy()
         std = config.noise.get(name, 0.0)
@@ -486,17 +515,21 @@ def _icub_description() -> DatasetDescription:
     return load_description(builtin_description_path(ICUB_DESCRIPTION))
 
 
-def _muting_patterns(names: list[str], distractors: list[str]) -> dict[str, tuple[str, ...]]:
+def _muting_patterns(
+    names: list[str], distractors: list[str], bits: frozenset[str] = frozenset()
+) -> dict[str, tuple[str, ...]]:
     """The iCub patterns without dropped modalities' selectors; a distractor is muted
     wherever the pattern mutes "every other modality": at step t in a pattern that only
-    mutes step t (t-1-only), entirely in any other non-empty pattern."""
+    mutes step t (t-1-only), entirely in any other non-empty pattern. The synergy triple's
+    ``bits`` are the exception: :data:`SYNERGY_PATTERN` gives them and mutes their product
+    only, so that a pattern asks for the product from the bits (none would otherwise)."""
     out = {}
     for pattern, selectors in _icub_description().muting_patterns.items():
         kept = [s for s in selectors if s.partition("@")[0] in names]
         if selectors:
             steps = {s.partition("@")[2] for s in selectors}
             if "" in steps:
-                kept += distractors
+                kept += [d for d in distractors if not (pattern == SYNERGY_PATTERN and d in bits)]
             else:
                 kept += [f"{d}@{step}" for d in distractors for step in sorted(steps)]
         out[pattern] = tuple(kept)
@@ -525,7 +558,9 @@ def description(config: SimConfig | None = None) -> DatasetDescription:
     return DatasetDescription(
         name=DESCRIPTION_NAME,
         modalities=tuple(modalities),
-        muting_patterns=_muting_patterns(names, [n for n, _, _ in distractors]),
+        muting_patterns=_muting_patterns(
+            names, [n for n, _, _ in distractors], frozenset(n for n, _, s in distractors if s == RANDOM_BIT)
+        ),
         architectures=_architectures(names),
     )
 

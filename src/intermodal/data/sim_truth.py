@@ -9,7 +9,7 @@ import re
 from typing import NamedTuple
 
 from .description import DatasetDescription
-from .sim import BASE_MODALITIES, DESCRIPTION_NAME
+from .sim import BASE_MODALITIES, DESCRIPTION_NAME, SYNERGY_NAMES
 
 __all__ = ["GROUND_TRUTH_DISTRACTORS", "GroundTruth", "with_ground_truth", "ground_truth_of"]
 
@@ -19,6 +19,7 @@ __all__ = ["GROUND_TRUTH_DISTRACTORS", "GroundTruth", "with_ground_truth", "grou
 GROUND_TRUTH_DISTRACTORS = ("noise", "copy-vision")
 _NOISE_NAME = re.compile(r"noise(-\d+)?")
 _COPY_NAME = re.compile(r"copy-([a-z]+)(-\d+)?")
+_BIT_A_NAME = re.compile(re.escape(SYNERGY_NAMES[0]) + r"(-\d+)?")
 
 
 def with_ground_truth(options: dict) -> dict:
@@ -41,7 +42,10 @@ class GroundTruth(NamedTuple):
     ``copy_from_source`` (per copy), ``present_from_past`` and ``present_from_nothing``
     (``joints@t`` given every modality at ``t-1``, or nothing; needs joints and motor),
     ``contact_from_vision`` and ``contact_from_nothing`` (per touch and sound, given vision
-    alone or nothing)."""
+    alone or nothing). ``synergies``: ``(bit, bit, product)`` of each synergy triple (the
+    ``xor`` distractor), with the pairs over the product's columns given both bits alone
+    (``product_from_bits``), one bit alone (``product_from_bit``, per bit) and nothing
+    (``product_from_nothing``), each keyed by the product's name."""
 
     noise: list[str]
     copies: list[tuple[str, str]]
@@ -53,6 +57,10 @@ class GroundTruth(NamedTuple):
     present_from_nothing: str | None
     contact_from_vision: dict[str, str]
     contact_from_nothing: dict[str, str]
+    synergies: list[tuple[str, str, str]]
+    product_from_bits: dict[str, str]
+    product_from_bit: dict[str, dict[str, str]]
+    product_from_nothing: dict[str, str]
 
 
 def ground_truth_of(description: DatasetDescription) -> GroundTruth | None:
@@ -93,6 +101,27 @@ def ground_truth_of(description: DatasetDescription) -> GroundTruth | None:
             if m in arm:
                 contact[m] = pair(f"{m}-from-vision", all_but("vision"), [m])
                 contact_nothing[m] = pair(f"{m}-from-nothing", names, [m])
+    synergies = []
+    for match in filter(None, (_BIT_A_NAME.fullmatch(m) for m in names)):
+        triple = tuple(f"{n}{match.group(1) or ''}" for n in SYNERGY_NAMES)
+        if all(n in names for n in triple):
+            synergies.append(triple)
+    from_bits = {p: pair(f"{p}-from-{a}-and-{b}", [m for m in names if m not in (a, b)], [p]) for a, b, p in synergies}
+    from_bit = {p: {x: pair(f"{p}-from-{x}", all_but(x), [p]) for x in (a, b)} for a, b, p in synergies}
+    from_nothing = {p: pair(f"{p}-from-nothing", names, [p]) for _, _, p in synergies}
     return GroundTruth(
-        noise, copies, reference, pairs, noise_pairs, copy_pairs, past, nothing, contact, contact_nothing
+        noise,
+        copies,
+        reference,
+        pairs,
+        noise_pairs,
+        copy_pairs,
+        past,
+        nothing,
+        contact,
+        contact_nothing,
+        synergies,
+        from_bits,
+        from_bit,
+        from_nothing,
     )

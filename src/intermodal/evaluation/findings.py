@@ -58,7 +58,8 @@ from .claims import (
     ratio_claim,
     sme_column,
 )
-from .summaries import modality_likelihoods, normalised_results, resolve_windows, window_label
+from .lattice_truth import lattice_truth_checks
+from .summaries import MEASURE_QUANTITIES, modality_likelihoods, normalised_results, resolve_windows, window_label
 
 __all__ = [
     "Finding",
@@ -172,7 +173,7 @@ def check_findings(
 
 
 def _modalities_in(results: pd.DataFrame) -> list[str]:
-    rows = results[results["quantity"].isin(("single_modality_error", "loss_of_precision"))]
+    rows = results[results["quantity"].isin(MEASURE_QUANTITIES)]
     return [str(m) for m in pd.unique(rows["modality"]) if m]
 
 
@@ -211,6 +212,7 @@ def _ground_truth_checks(values: pd.DataFrame, truth: GroundTruth, fusion: str, 
     checks += [lambda c=c: _check_copy(values, truth, c, fusion, scope) for c in truth.copies or [None]]
     checks.append(lambda: _check_past(values, truth, fusion, scope))
     checks.append(lambda: _check_contact(values, truth, fusion, scope))
+    checks += lattice_truth_checks(values, truth, fusion, scope)
     return [check() for check in checks]
 
 

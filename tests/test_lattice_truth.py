@@ -1,0 +1,154 @@
+"""The simulator's ground truth on the lattice measures (evaluation/lattice_truth.py): on
+synthetic results tables, each check says Yes where the shares and interactions are as the
+data make them, No where they are not, and is absent when the run computed no shares."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from intermodal.data import sim, sim_truth
+from intermodal.evaluation import lattice_truth
+from intermodal.evaluation.findings import check_findings
+
+DESCRIPTION = sim.description(sim.SimConfig(distractors=("noise", "copy-vision", "xor")))
+NAMES = DESCRIPTION.modality_names
+LATTICE_IDS = ["noise-no-share", "copy-shares-split", "bits-synergy"]
+SEEDS = range(5)
+
+
+def _true_game() -> dict[tuple[str, str, str], float]:
+    """(quantity, modality, scope) → value, as a model that learned the simulator gives them:
+    the noise has no share, vision and its copy split vision's share and are redundant, the
+    product's share is 2/3 its own and 1/6 each bit's, the bits interact by half of it and
+    each bit with the product by minus half (given the other bit, they tell the same)."""
+    shares_all = {"joints": 2.0, "vision": 1.5, "copy-vision": 1.5, "touch": 0.3, "sound": 0.2, "motor": 2.0}
+    shares_all |= {"noise": 0.001, "bit-a": 0.5, "bit-b": 0.5, "bit-ab": 0.5}
+    game = {("share", m, "all"): v for m, v in shares_all.items()}
+    for a, b in itertools.combinations(NAMES, 2):
+        game["interaction", f"{a}&{b}", "all"] = 0.01 if "noise" not in (a, b) else 0.0005
+    game["interaction", "vision&copy-vision", "all"] = -2.5
+    game["interaction", "bit-a&bit-b", "all"] = 0.5
+    product = {m: 0.0 for m in NAMES} | {"bit-a": 0.5, "bit-b": 0.5, "bit-ab": 2.0}
+    game |= {("share", m, "bit-ab"): v for m, v in product.items()}
+    for a, b in itertools.combinations(NAMES, 2):
+        game["interaction", f"{a}&{b}", "bit-ab"] = 0.0
+    game["interaction", "bit-a&bit-b", "bit-ab"] = 1.5
+    game["interaction", "bit-a&bit-ab", "bit-ab"] = game["interaction", "bit-b&bit-ab", "bit-ab"] = -1.5
+    return game
+
+
+def _results(game: dict | None, *, scopes=("all", "bit-ab")) -> pd.DataFrame:
+    """A results table of 5 seeds at one epoch: the baseline, and the game's rows (jittered
+    by a few percent per seed, so that the seeds differ) of the given scopes."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in SEEDS:
+        rows.append(("baseline", "", "", 5.0, seed))
+        for (quantity, modality, scope), value in (game or {}).items():
+            if scope in scopes:
+                rows.append((quantity, modality, scope, value * float(np.exp(rng.normal(0, 0.05))), seed))
+    table = pd.DataFrame(rows, columns=["quantity", "modality", "scope", "value", "seed"])
+    return table.assign(fusion="concat", schedule="constant-0", epoch=10)
+
+
+HISTORY = pd.DataFrame(
+    {"fusion": "concat", "schedule": "constant-0", "seed": list(SEEDS), "epoch": 10, "beta": 0.0, "latent_loss": 3.0}
+)
+
+
+def _lattice(results: pd.DataFrame, description=DESCRIPTION) -> dict:
+    findings = check_findings(HISTORY, results, [(0, 11)], description=description)
+    return {f.id: f for f in findings if f.id in LATTICE_IDS}
+
+
+def test_each_check_says_yes_where_the_game_is_the_datas():
+    findings = _lattice(_results(_true_game()))
+    assert list(findings) == LATTICE_IDS
+    for f in findings.values():
+        assert f.state == "yes", f.evidence
+        assert f.n_seeds == 5 and f.source.startswith("ground truth") and f.rule
+    assert "bit-a and bit-b" in findings["bits-synergy"].claim
+    assert "× the lattice's baseline" in findings["bits-synergy"].rule
+
+
+@pytest.mark.parametrize(
+    "broken, id_",
+    [
+        # The noise takes half the baseline: a model that reads it.
+        ({("share", "noise", "all"): 9.0}, "noise-no-share"),
+        # The noise interacts with vision as much as vision's share.
+        ({("interaction", "noise&vision", "all"): -6.0}, "noise-no-share"),
+        # The copy adds to vision instead of repeating it.
+        ({("interaction", "vision&copy-vision", "all"): 0.5}, "copy-shares-split"),
+        # Vision takes the share alone, its copy none of it.
+        ({("share", "vision", "all"): 3.0, ("share", "copy-vision", "all"): 0.05}, "copy-shares-split"),
+        # The bits are redundant regarding the product, not synergistic.
+        ({("interaction", "bit-a&bit-b", "bit-ab"): -1.0}, "bits-synergy"),
+        # Another pair is as synergistic regarding the product as the bits.
+        ({("interaction", "joints&motor", "bit-ab"): 1.5}, "bits-synergy"),
+    ],
+)
+def test_each_check_says_no_where_the_game_is_not(broken, id_):
+    findings = _lattice(_results(_true_game() | broken))
+    assert findings[id_].state == "no", findings[id_].evidence
+    assert [f.state for i, f in findings.items() if i != id_] == ["yes", "yes"]
+
+
+def test_the_checks_are_absent_without_shares():
+    """A run that did not compute the lattice gets none of these checks; the others are as before."""
+    findings = check_findings(HISTORY, _results(None), [(0, 11)], description=DESCRIPTION)
+    assert not {f.id for f in findings} & set(LATTICE_IDS)
+    assert [f.id for f in findings][:2] == ["noise-uninformative", "copy-redundant"]
+    assert (
+        lattice_truth.lattice_truth_checks(pd.DataFrame(), sim_truth.ground_truth_of(DESCRIPTION), "concat", "") == []
+    )
+
+
+def test_the_checks_say_what_they_lack():
+    # Shares regarding all only: the synergy, which is regarding the product, cannot be told.
+    findings = _lattice(_results(_true_game(), scopes=("all",)))
+    assert findings["noise-no-share"].state == "yes" and findings["copy-shares-split"].state == "yes"
+    assert findings["bits-synergy"].state == "cannot tell"
+    assert "regarding bit-ab" in findings["bits-synergy"].evidence
+    # A data set without the distractors: each check says which one to add.
+    plain = sim.description(sim.SimConfig())
+    game = {k: v for k, v in _true_game().items() if all(m in plain.modality_names for m in k[1].split("&"))}
+    findings = _lattice(_results(game), plain)
+    assert [f.state for f in findings.values()] == ["cannot tell"] * 3
+    assert '"xor"' in findings["bits-synergy"].evidence and '"noise"' in findings["noise-no-share"].evidence
+
+
+def test_the_interaction_is_found_in_either_order():
+    game = _true_game()
+    swapped = {
+        (q, "copy-vision&vision" if m == "vision&copy-vision" else m, s): v
+        for (q, m, s), v in game.items()
+        if not (q == "interaction" and m == "vision&copy-vision" and s == "bit-ab")
+    }
+    assert _lattice(_results(swapped))["copy-shares-split"].state == "yes"
+
+
+def test_thresholds_are_stated_in_the_rules():
+    f = _lattice(_results(_true_game()))
+    assert f"{lattice_truth.NOISE_SHARE_FRACTION:g}" in f["noise-no-share"].rule
+    assert f"{lattice_truth.COPY_SPLIT_RATIO:g}" in f["copy-shares-split"].rule
+    assert f"{lattice_truth.NOISE_INTERACTION_FRACTION:g}" in f["noise-no-share"].rule
+    assert f"{lattice_truth.SYNERGY_DOMINANCE:g}" in f["bits-synergy"].rule
+
+
+def test_ground_truth_names_the_synergy_triples_and_their_pairs():
+    truth = sim_truth.ground_truth_of(sim.description(sim.SimConfig(distractors=("xor", "noise", "xor"))))
+    assert truth.synergies == [("bit-a", "bit-b", "bit-ab"), ("bit-a-2", "bit-b-2", "bit-ab-2")]
+    both = truth.pairs[truth.product_from_bits["bit-ab"]]
+    assert both["compared"] == ["bit-ab"] and not {"bit-a", "bit-b"} & set(both["muted"])
+    assert {"bit-ab", "bit-a-2", "noise", "vision"} <= set(both["muted"])
+    one = truth.pairs[truth.product_from_bit["bit-ab-2"]["bit-a-2"]]
+    assert "bit-a-2" not in one["muted"] and "bit-b-2" in one["muted"]
+    nothing = truth.pairs[truth.product_from_nothing["bit-ab"]]
+    assert nothing["compared"] == ["bit-ab"] and "bit-ab" in nothing["muted"] and "bit-a-2" in nothing["muted"]
+    assert sim_truth.ground_truth_of(DESCRIPTION).synergies == [("bit-a", "bit-b", "bit-ab")]
+    assert sim_truth.ground_truth_of(sim.description(sim.SimConfig(distractors=("noise",)))).synergies == []
