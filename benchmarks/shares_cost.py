@@ -8,7 +8,9 @@ four schedules × three seeds) is measured on 1024 rows: one evaluation as a run
 ``--shares`` makes it (``integration_measures``), and one with the shares (``modality_shares``
 with the measures, as a run with ``--shares`` makes it at its last evaluation). The
 models are freshly initialised with their weights scaled up (the cost does not depend on
-training). The median of --repeats timings.
+training). The measures alone: the median of --repeats timings after a warm-up; with the
+shares: one timing. moe with modality@step parts (1 024 subsets, 16² log-densities each)
+only with --all.
 
     python benchmarks/shares_cost.py [--data-dir ../shared/data/icub-zambelli2020] [--out runs/shares_cost.json]
 
@@ -46,8 +48,9 @@ def _models(description, fusion: str):
     return model
 
 
-def _time(call, repeats: int) -> float:
-    call()  # warm-up
+def _time(call, repeats: int, warm_up: bool = True) -> float:
+    if warm_up:
+        call()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -63,6 +66,7 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--measures-only", action="store_true", help="time integration_measures alone")
+    parser.add_argument("--all", action="store_true", help="also moe with modality@step parts (hours on 2 cores)")
     parser.add_argument("--out", default=None, help="write the rows as JSON here")
     args = parser.parse_args()
 
@@ -92,13 +96,16 @@ def main() -> None:
             row = {"data": name, "fusion": fusion, "measures_s": round(alone, 3)}
             print(f"{name:40s} {fusion:7s} measures alone {alone:7.2f} s", flush=True)
             for parts in [] if args.measures_only else part_kinds:
+                if fusion == "moe" and parts == "steps" and not args.all:
+                    continue
 
                 def shares(parts=parts):
                     im.modality_shares(
                         model, rows, parts=parts, measures=True, generator=torch.Generator().manual_seed(0)
                     )
 
-                with_shares = _time(shares, max(1, args.repeats - 2) if parts == "steps" else args.repeats)
+                # Once, without a warm-up (the measures warmed the model up): these take minutes.
+                with_shares = _time(shares, 1, warm_up=False)
                 row[f"with_shares_{parts}_s"] = round(with_shares, 3)
                 row[f"ratio_{parts}"] = round(with_shares / alone, 2)
                 print(

@@ -315,6 +315,7 @@ STUDY_PRESETS: dict[str, dict] = {
         eval_every=50,
         checkpoint_every=250,
         ground_truth=True,
+        shares="modalities",
     ),
 }
 
