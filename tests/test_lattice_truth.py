@@ -38,10 +38,17 @@ def _true_game() -> dict[tuple[str, str, str], float]:
         game["interaction", f"{a}&{b}", "bit-ab"] = 0.0
     game["interaction", "bit-a&bit-b", "bit-ab"] = 1.5
     game["interaction", "bit-a&bit-ab", "bit-ab"] = game["interaction", "bit-b&bit-ab", "bit-ab"] = -1.5
+    # Who informs vision: vision and its copy, redundantly; and the noise informs itself
+    # (a model that reconstructs it from its own input), which tells nothing of the arm.
+    game |= {("share", m, "vision"): {"vision": 1.5, "copy-vision": 1.5, "noise": 0.001}.get(m, 0.0) for m in NAMES}
+    for a, b in itertools.combinations(NAMES, 2):
+        game["interaction", f"{a}&{b}", "vision"] = 0.0005 if "noise" in (a, b) else 0.0
+    game["interaction", "vision&copy-vision", "vision"] = -1.5
+    game |= {("share", m, "noise"): 2.0 if m == "noise" else 0.0 for m in NAMES}
     return game
 
 
-def _results(game: dict | None, *, scopes=("all", "bit-ab")) -> pd.DataFrame:
+def _results(game: dict | None, *, scopes=("all", "bit-ab", "vision", "noise")) -> pd.DataFrame:
     """A results table of 5 seeds at one epoch: the baseline, and the game's rows (jittered
     by a few percent per seed, so that the seeds differ) of the given scopes."""
     rng = np.random.default_rng(0)
@@ -78,10 +85,10 @@ def test_each_check_says_yes_where_the_game_is_the_datas():
 @pytest.mark.parametrize(
     "broken, id_",
     [
-        # The noise takes half the baseline: a model that reads it.
-        ({("share", "noise", "all"): 9.0}, "noise-no-share"),
-        # The noise interacts with vision as much as vision's share.
-        ({("interaction", "noise&vision", "all"): -6.0}, "noise-no-share"),
+        # The noise takes most of vision's baseline: a model that reads the arm in it.
+        ({("share", "noise", "vision"): 9.0}, "noise-no-share"),
+        # The noise interacts with vision, regarding vision, as much as vision's share.
+        ({("interaction", "noise&vision", "vision"): -6.0}, "noise-no-share"),
         # The copy adds to vision instead of repeating it.
         ({("interaction", "vision&copy-vision", "all"): 0.5}, "copy-shares-split"),
         # Vision takes the share alone, its copy none of it.
@@ -109,11 +116,13 @@ def test_the_checks_are_absent_without_shares():
 
 
 def test_the_checks_say_what_they_lack():
-    # Shares regarding all only: the synergy, which is regarding the product, cannot be told.
+    # Shares regarding all only: the synergy, which is regarding the product, and what the
+    # noise tells of the other modalities cannot be told.
     findings = _lattice(_results(_true_game(), scopes=("all",)))
-    assert findings["noise-no-share"].state == "yes" and findings["copy-shares-split"].state == "yes"
-    assert findings["bits-synergy"].state == "cannot tell"
+    assert findings["copy-shares-split"].state == "yes"
+    assert findings["bits-synergy"].state == "cannot tell" and findings["noise-no-share"].state == "cannot tell"
     assert "regarding bit-ab" in findings["bits-synergy"].evidence
+    assert "regarding another modality" in findings["noise-no-share"].evidence
     # A data set without the distractors: each check says which one to add.
     plain = sim.description(sim.SimConfig())
     game = {k: v for k, v in _true_game().items() if all(m in plain.modality_names for m in k[1].split("&"))}
@@ -152,3 +161,17 @@ def test_ground_truth_names_the_synergy_triples_and_their_pairs():
     assert nothing["compared"] == ["bit-ab"] and "bit-ab" in nothing["muted"] and "bit-a-2" in nothing["muted"]
     assert sim_truth.ground_truth_of(DESCRIPTION).synergies == [("bit-a", "bit-b", "bit-ab")]
     assert sim_truth.ground_truth_of(sim.description(sim.SimConfig(distractors=("noise",)))).synergies == []
+
+
+def test_a_copy_never_read_and_a_product_never_learned_cannot_be_told():
+    """The quick preset's models: the copy's input ignored (no share, no interaction), the
+    product predicted from everything no better than from nothing (its baseline ~0.1 nats)."""
+    game = _true_game() | {("share", "copy-vision", "all"): 0.0, ("interaction", "vision&copy-vision", "all"): 0.0}
+    game |= {k: v / 40 for k, v in game.items() if k[2] == "bit-ab"}
+    findings = _lattice(_results(game))
+    assert findings["copy-shares-split"].state == "cannot tell"
+    assert "do not read copy-vision" in findings["copy-shares-split"].evidence
+    assert "--muting subsets" in findings["copy-shares-split"].evidence
+    assert findings["bits-synergy"].state == "cannot tell"
+    assert "did not learn bit-ab" in findings["bits-synergy"].evidence
+    assert findings["noise-no-share"].state == "yes"
