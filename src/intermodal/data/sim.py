@@ -165,10 +165,14 @@ def _distractor_spec(spec: str) -> list[tuple[str, int, str | None]]:
         if source not in sizes:
             raise ValueError(f"{spec!r} copies {source!r}; it can copy one of {list(sizes)}")
         return [(f"copy-{source}", sizes[source], source)]
-    if spec == "xor":
+    xor = re.fullmatch(r"xor(?::(\d+))?", spec)
+    if xor:
+        size = int(xor.group(1) or 1)
+        if size < 1:
+            raise ValueError(f"{spec!r} asks for {size} columns; expected at least 1")
         a, b, product = SYNERGY_NAMES
-        return [(a, 1, RANDOM_BIT), (b, 1, RANDOM_BIT), (product, 1, f"{a}*{b}")]
-    raise ValueError(f"{spec!r} is not 'noise', 'noise:SIZE', 'copy-MODALITY' or 'xor'")
+        return [(a, size, RANDOM_BIT), (b, size, RANDOM_BIT), (product, size, f"{a}*{b}")]
+    raise ValueError(f"{spec!r} is not 'noise', 'noise:SIZE', 'copy-MODALITY', 'xor' or 'xor:SIZE'")
 
 
 @errors_as(ConfigError, known_keys=True)
@@ -484,8 +488,9 @@ def _signals(config: SimConfig, n_rows: int, part: int) -> dict[str, np.ndarray]
         if source is None:
             values = _stream(Purpose.SIM_DISTRACTOR, config.seed, part, name).uniform(-1.0, 1.0, (len(angles), size))
         elif source == RANDOM_BIT:
-            draws = _stream(Purpose.SIM_DISTRACTOR, config.seed, part, name).integers(0, 2, (len(angles), size))
-            values = bits[name] = 2.0 * draws - 1.0
+            # One bit per row, written in each of the modality's columns (xor:SIZE).
+            draws = _stream(Purpose.SIM_DISTRACTOR, config.seed, part, name).integers(0, 2, (len(angles), 1))
+            values = bits[name] = np.repeat(2.0 * draws - 1.0, size, axis=1)
         elif "*" in source:
             a, b = source.split("*")
             values = bits[a] * bits[b]
