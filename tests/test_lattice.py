@@ -366,3 +366,12 @@ def test_shares_options_are_checked():
     from intermodal.evaluation.evaluator import shares_due
 
     assert [e for e in range(51) if shares_due(config, e)] == [0, 20, 40, 50]
+
+
+def test_too_many_sampled_subsets_are_refused_before_anything_is_decoded(tiny_rows, monkeypatch):
+    description, rows = tiny_rows
+    model = scaled_models(description, "concat", n_models=1)
+    monkeypatch.setattr(lattice, "EXACT_UP_TO", 3)
+    monkeypatch.setattr(lattice, "MAX_SAMPLED_SUBSETS", 100)
+    with pytest.raises(ConfigError, match="orderings 400 with 6 parts would read about 28800 subsets"):
+        modality_shares(model, rows, parts="steps", orderings=400)

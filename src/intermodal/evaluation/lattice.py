@@ -57,6 +57,9 @@ PART_KINDS = ("modalities", "steps")
 EXACT_UP_TO = 12
 DEFAULT_ORDERINGS = 256  # sampled orderings when there are more than EXACT_UP_TO parts
 MAX_PARTS = 64  # parts are bits of a subset's index; more is refused up front
+# Sampled orderings read at most this many subsets (each a muted copy of every row); more
+# is refused before anything is decoded, naming the options that shrink it.
+MAX_SAMPLED_SUBSETS = 1 << 16
 # Muted copies decoded per call of the engine: bounds a pass's memory (a mixture's
 # predictive divergence holds models × copies × S² log-probabilities per row).
 SUBSETS_PER_CALL = 64
@@ -401,6 +404,11 @@ def modality_shares(
         if count < 2:
             raise ConfigError(f"orderings {count}: at least 2, so that the estimates have a standard error")
         ordering_table = _orderings(n, count, whole_number(seed, "seed"))
+        if count * n * n > 4 * MAX_SAMPLED_SUBSETS:  # each ordering reads about 2 n² subsets
+            raise ConfigError(
+                f"orderings {count} with {n} parts would read about {2 * count * n * n} subsets (muted copies of "
+                f"every row); at most {MAX_SAMPLED_SUBSETS}: give fewer orderings or fewer parts"
+            )
         subsets = sorted(_sampled_subsets(ordering_table) - {2**n - 1})
     leading = measure_specs(description, extra_pairs) if measures else []
     values, _, first, labels = _evaluate_subsets(model, rows, description, parts, targets, subsets, options, leading)
