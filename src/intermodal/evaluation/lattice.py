@@ -447,7 +447,7 @@ def _table(parts, targets, labels, shares, share_se, pairs, pair_se) -> pd.DataF
 
 def _with_measures(model, shares: pd.DataFrame, leading, first) -> pd.DataFrame:
     """The measures' rows (as integration_measures lays them out) then the shares'; the
-    ``standard_error`` column only where some share has one (sampled orderings)."""
+    ``standard_error`` column only where some share has one (sampled orderings); model-major."""
     values, _, labels = first
     quantities = ["prediction_error"] + [s.quantity for s in leading]
     modalities = [""] + [s.modality for s in leading]
@@ -465,4 +465,6 @@ def _with_measures(model, shares: pd.DataFrame, leading, first) -> pd.DataFrame:
     )
     if not shares["standard_error"].any():
         shares = shares.drop(columns="standard_error")
-    return pd.concat([labelled(measures, model), shares], ignore_index=True)
+    # Model-major, as every table of the measures: a model's measures, then its shares.
+    both = pd.concat([labelled(measures, model), shares], ignore_index=True)
+    return both.sort_values("model", kind="stable", ignore_index=True)
