@@ -59,7 +59,10 @@ def test_study_writes_tidy_tables_figures_and_report(tmp_path, tiny_data, capsys
         *["fusion", "schedule", "seed", "epoch", "quantity", "modality", "scope", "value", "likelihood"]
     ]
     assert set(results.likelihood[results.quantity != "prediction_error"]) == {"gaussian"}
-    assert set(results.quantity) == QUANTITIES
+    # The quick preset adds the lattice's shares and interactions at the last evaluation.
+    assert set(results.quantity) == set(QUANTITIES) | {"share", "interaction"}
+    lattice = results.quantity.isin(["share", "interaction"])
+    assert set(results.epoch[lattice]) == {6}
     assert sorted(set(results.epoch)) == [0, 3, 6]
     measures = results[results.quantity.isin(["single_modality_error", "loss_of_precision"])]
     assert set(measures.modality) == {"arm", "bump", "eye"} and set(measures.scope) == {"modality", "all"}
@@ -67,8 +70,10 @@ def test_study_writes_tidy_tables_figures_and_report(tmp_path, tiny_data, capsys
     assert (baseline.modality == "").all() and (baseline.scope == "").all()
     # one row per (schedule, seed, epoch, quantity, modality, scope)
     assert not results.duplicated(["fusion", "schedule", "seed", "epoch", "quantity", "modality", "scope"]).any()
-    assert len(results) == 2 * 2 * 3 * (3 * 4 + 2)
-    assert (results.value >= 0).all()
+    # per model and evaluation: 3 modalities × 4 measures, baseline, prediction error; at the
+    # last, 3 sources and 3 pairs, each regarding all and each of the 3 modalities
+    assert len(results) == 2 * 2 * 3 * (3 * 4 + 2) + 2 * 2 * (3 + 3) * 4
+    assert (results.value[~lattice] >= 0).all()
 
     history = pd.read_parquet(out / "history.parquet")
     assert len(history) == 2 * 2 * 6
