@@ -33,10 +33,9 @@ import torch
 
 from ..data.description import DatasetDescription
 from ..errors import ConfigError, DataError
-from ..model.protocol import check_protocol, description_for
 from ..options import whole_number
 from .catalogue import INTERACTION, PAIR_JOIN, SHARE
-from .measures import DIVERGENCES, MeasureSpec, as_model, evaluate_specs, labelled, measure_specs
+from .measures import MeasureSpec, checked_options, evaluate_specs, labelled, measure_specs
 
 __all__ = [
     "PART_KINDS",
@@ -280,15 +279,9 @@ def _evaluate_subsets(model, rows, description, parts, targets, subsets, options
 
 
 def _checked(model, rows, description, parts, targets, z_samples, divergence, generator, rows_per_pass):
-    model = as_model(model)
-    check_protocol(model)
-    description = description_for(model, description)
-    if rows_per_pass is not None:
-        rows_per_pass = whole_number(rows_per_pass, "rows_per_pass", minimum=1)
-    if z_samples is not None:
-        z_samples = whole_number(z_samples, "z_samples")
-    if divergence is not None and divergence not in DIVERGENCES:
-        raise ConfigError(f"divergence {divergence!r}: expected one of {', '.join(DIVERGENCES)}")
+    model, description, z_samples, divergence, rows_per_pass = checked_options(
+        model, description, z_samples, divergence, rows_per_pass
+    )
     if generator is None:
         # One generator for every call, so that every subset decodes the same noise; seeded
         # from torch's global generator as a single call of the measures would draw from it.

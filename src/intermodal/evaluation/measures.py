@@ -64,6 +64,7 @@ __all__ = [
     "labelled",
     "stacked_rows_per_pass",
     "evaluate_specs",
+    "checked_options",
 ]
 
 QUANTITIES = MEASURED_QUANTITIES  # the catalogue's (evaluation/catalogue.py), in the rows' order
@@ -316,15 +317,9 @@ def integration_measures(
     several joined by ``+``), then ``standard_error`` when asked. Model-major; within a
     model: prediction_error, then the order of :func:`measure_specs`.
     """
-    model = as_model(model)
-    check_protocol(model)
-    description = description_for(model, description)
-    if rows_per_pass is not None:
-        rows_per_pass = whole_number(rows_per_pass, "rows_per_pass", minimum=1)
-    if z_samples is not None:
-        z_samples = whole_number(z_samples, "z_samples")
-    if divergence is not None and divergence not in DIVERGENCES:
-        raise ConfigError(f"divergence {divergence!r}: expected one of {', '.join(DIVERGENCES)}")
+    model, description, z_samples, divergence, rows_per_pass = checked_options(
+        model, description, z_samples, divergence, rows_per_pass
+    )
     specs = measure_specs(description, extra_pairs)
     values, errors, labels = evaluate_specs(
         model, rows, description, specs, z_samples, divergence, generator, rows_per_pass
@@ -347,6 +342,22 @@ def integration_measures(
     if standard_error:
         table["standard_error"] = errors.reshape(-1).astype(np.float64)
     return labelled(table, model)
+
+
+def checked_options(model, description, z_samples, divergence, rows_per_pass) -> tuple:
+    """The model (a run's ensemble as its model), its description and the measures'
+    options as :func:`integration_measures` takes them, each checked: a bad one raises a
+    :class:`~intermodal.errors.ConfigError` naming it."""
+    model = as_model(model)
+    check_protocol(model)
+    description = description_for(model, description)
+    if rows_per_pass is not None:
+        rows_per_pass = whole_number(rows_per_pass, "rows_per_pass", minimum=1)
+    if z_samples is not None:
+        z_samples = whole_number(z_samples, "z_samples")
+    if divergence is not None and divergence not in DIVERGENCES:
+        raise ConfigError(f"divergence {divergence!r}: expected one of {', '.join(DIVERGENCES)}")
+    return model, description, z_samples, divergence, rows_per_pass
 
 
 def evaluate_specs(
