@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from ..data.sim_truth import GroundTruth
+from ..data.sim_truth import GROUND_TRUTH_DISTRACTORS, GroundTruth
 from .catalogue import INTERACTION, SHARE, pair_name
 from .claims import Claim, Finding, cannot, column, decide, describe_column, log10, ratio_claim
 
@@ -134,14 +134,17 @@ def _describe(c: str) -> str:
 
 
 # --------------------------------------------------------------------------- the checks
+def _lacking(id_: str, claim: str, what: str, spec: str, fusion: str) -> Finding:
+    """Cannot tell: the run's simulator lacks the distractor the check needs (``spec``)."""
+    preset = " (the study presets add it with --ground-truth true)" if spec in GROUND_TRUTH_DISTRACTORS else ""
+    why = f'This run\'s simulator has no {what}; add one with --sim \'{{"distractors": ["{spec}"]}}\'{preset}.'
+    return cannot(id_, claim, _GROUND_TRUTH, fusion, "", why, _FIGURES)
+
+
 def _check_noise_share(values, noise: str | None, fusion: str, scope: str) -> Finding:
     id_ = "noise-no-share"
     if noise is None:
-        why = (
-            "This run's simulator has no pure-noise distractor; add one with --sim "
-            '\'{"distractors": ["noise"]}\' (the study presets add it with --ground-truth true).'
-        )
-        return cannot(id_, "A pure-noise modality has no share", _GROUND_TRUTH, fusion, "", why, _FIGURES)
+        return _lacking(id_, "A pure-noise modality has no share", "pure-noise distractor", "noise", fusion)
     claim = f"{noise} (uniform noise, independent of everything) informs no other modality and interacts with nothing"
     targets = sorted({c.split("|")[2] for c in values.columns if c.startswith(f"{SHARE}|{noise}|")} - {"all", noise})
     partners = [c.split("|")[1] for c in _shares(values, "all") if c.split("|")[1] != noise]
@@ -185,11 +188,7 @@ def _check_noise_share(values, noise: str | None, fusion: str, scope: str) -> Fi
 def _check_copy_split(values, copy: tuple[str, str] | None, fusion: str, scope: str) -> Finding:
     id_ = "copy-shares-split"
     if copy is None:
-        why = (
-            "This run's simulator has no copy distractor; add one with --sim "
-            '\'{"distractors": ["copy-vision"]}\' (the study presets add it with --ground-truth true).'
-        )
-        return cannot(id_, "An exact copy and its source are redundant", _GROUND_TRUTH, fusion, "", why, _FIGURES)
+        return _lacking(id_, "An exact copy and its source are redundant", "copy distractor", "copy-vision", fusion)
     name, source = copy
     claim = f"{name} and {source} are redundant regarding all and split {source}'s share"
     pair = interaction_column(values, source, name, "all")
@@ -236,11 +235,7 @@ def _check_copy_split(values, copy: tuple[str, str] | None, fusion: str, scope: 
 def _check_synergy(values, triple: tuple[str, str, str] | None, fusion: str, scope: str) -> Finding:
     id_ = "bits-synergy"
     if triple is None:
-        why = (
-            "This run's simulator has no synergy triple; add one with --sim "
-            '\'{"distractors": ["xor"]}\' (the study presets add it with --ground-truth true).'
-        )
-        return cannot(id_, "Two bits are synergistic regarding their product", _GROUND_TRUTH, fusion, "", why, _FIGURES)
+        return _lacking(id_, "Two bits are synergistic regarding their product", "synergy triple", "xor", fusion)
     a, b, product = triple
     claim = f"{a} and {b} are synergistic regarding their product {product}: neither alone tells it, both do"
     pair = interaction_column(values, a, b, product)
