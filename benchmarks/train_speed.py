@@ -132,7 +132,7 @@ def measure_products(args) -> dict:
     import torch
 
     from intermodal.model.architecture import architecture_preset
-    from intermodal.model.vae import MultimodalVAE
+    from intermodal.model.fusions.concat import MultimodalVAE
 
     torch.set_num_threads(1)
     dataset = _dataset(args)

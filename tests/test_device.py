@@ -19,8 +19,8 @@ import intermodal as im
 from intermodal.cli import main
 from intermodal.data.catalog import dataset_of
 from intermodal.errors import ConfigError
-from intermodal.model import fusion as fusion_module
 from intermodal.model.architecture import architecture_preset
+from intermodal.model.fusions import moe as fusion_module
 from intermodal.model.group import FUSIONS, build_model
 from intermodal.training import ensemble as ensemble_module
 from intermodal.training import runfolder

@@ -19,8 +19,10 @@ import intermodal as im
 from intermodal.data.description import DatasetDescription, Modality
 from intermodal.evaluation.measures import measure_specs
 from intermodal.model.architecture import Architecture, architecture_preset
-from intermodal.model.fusion import MIXTURE_Z_SAMPLES, experts_of, mixture_log_density
+from intermodal.model.fusions.experts import experts_of
+from intermodal.model.fusions.moe import mixture_log_density
 from intermodal.model.group import FUSIONS, build_model
+from intermodal.model.posterior import MIXTURE_Z_SAMPLES
 
 torch.set_default_dtype(torch.float32)
 
@@ -400,3 +402,32 @@ def test_every_tensor_of_a_model_lives_on_its_device(tiny_description, fusion):
     picked = model.select([1])
     tensors = dict(picked.named_parameters()) | dict(picked.named_buffers())
     assert {name: t.device.type for name, t in tensors.items() if t.device.type != "meta"} == {}
+
+
+def test_a_registered_fusion_is_accepted_and_listed_without_editing_anything_else(tiny_description, capsys):
+    """The registry is the only list of fusions: a fusion registered (here a test's own, a
+    renamed concat) is accepted by the run config, built by name and listed in the command
+    line's help; once removed, it is refused again, the message listing the registered."""
+    from intermodal.cli import main
+    from intermodal.errors import ConfigError
+    from intermodal.model.fusions import register_fusion, unregister_fusion
+    from intermodal.model.fusions.concat import MultimodalVAE
+
+    class Tiny(MultimodalVAE):
+        fusion = "tinyfusion"
+        summary = "a test's own fusion"
+
+    register_fusion(Tiny)
+    try:
+        config = im.RunConfig.from_mapping({"fusions": ["concat", "tinyfusion"]})
+        assert config.fusions == ["concat", "tinyfusion"]
+        assert isinstance(random_model(tiny_description, "tinyfusion", 1), Tiny)
+        with pytest.raises(SystemExit):
+            main(["train", "--help"])
+        shown = " ".join(capsys.readouterr().out.split())
+        assert "tinyfusion (a test's own fusion)" in shown
+    finally:
+        unregister_fusion("tinyfusion")
+    assert "tinyfusion" not in FUSIONS
+    with pytest.raises(ConfigError, match="fusion 'tinyfusion': expected one of concat, poe, moe, mopoe"):
+        im.RunConfig.from_mapping({"fusions": ["tinyfusion"]})

@@ -26,7 +26,7 @@ from intermodal.evaluation.measures import (
 from intermodal.evaluation.summaries import active_unit_counts
 from intermodal.model.architecture import architecture_preset
 from intermodal.model.base import losses
-from intermodal.model.vae import MultimodalVAE
+from intermodal.model.fusions.concat import MultimodalVAE
 
 KEY = ["model", "quantity", "modality", "scope"]
 

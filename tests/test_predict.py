@@ -38,7 +38,7 @@ from intermodal.evaluation.prediction_tests import (
     summarise_errors,
 )
 from intermodal.model.architecture import architecture_preset
-from intermodal.model.vae import MultimodalVAE
+from intermodal.model.fusions.concat import MultimodalVAE
 from intermodal.outputs.plotting import save_figure
 from intermodal.outputs.prediction_figures import prediction_test_figure, trajectory_figure
 

@@ -12,7 +12,7 @@ import torch
 from intermodal.cli import main
 from intermodal.model.architecture import architecture_preset
 from intermodal.model.base import losses
-from intermodal.model.vae import MultimodalVAE
+from intermodal.model.fusions.concat import MultimodalVAE
 from intermodal.training.config import RunConfig
 from intermodal.training.resume import resume
 from intermodal.training.runfolder import HISTORY_COLUMNS, load_checkpoint

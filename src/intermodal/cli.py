@@ -36,8 +36,6 @@ _HELP = {
     "patterns": "muting patterns to train on, comma-separated (default: all of the data set's)",
     "muting": "how training rows are muted: patterns (the data set's muting patterns, Zambelli's) or subsets "
     "(random non-empty proper subsets of the modalities, every vertex of the lattice taught; docs/method.md §1)",
-    "fusions": "how the encoder fuses the modalities, comma-separated: concat (Zambelli's), poe (product of "
-    "experts), moe (mixture of experts), mopoe (mixture of products of experts)",
     "schedules": "KL-weight schedules, comma-separated: constant-1, constant-0, dynamic-plateau-0, "
     "dynamic-plateau-1, constant:beta=B, linear:warmup=E, cyclical:cycles=M:ratio=R, table:FILE.csv",
     "seeds": "a number of seeds (5 = seeds 0-4), a list (0,3,7) or a range (10-19)",
@@ -57,10 +55,6 @@ _HELP = {
     "eval_rows": "evaluation rows of the test part: first, random or all",
     "n_eval_rows": "number of evaluation rows (first/random)",
     "eval_seed": "seed of the random evaluation rows",
-    "z_samples": "decode from this many samples of z (0 = from the posterior's mean; none = per fusion: 0 for "
-    "concat and poe, 16 for moe and mopoe)",
-    "divergence": "with z samples: per-sample (mean of the samples' closed forms) or predictive (between the "
-    "predictive mixtures); none = predictive for moe and mopoe, per-sample otherwise",
     "extra_pairs": 'extra measures as JSON: {"name": {"muted": [selectors], "compared": [selectors]}}',
     "ground_truth": "true: on --data digits, measure what its checks need; on --data sim, add the distractors "
     "(noise, copy-vision; unless --sim names "
@@ -74,8 +68,34 @@ _HELP = {
 }
 
 
+def _fusion_help() -> dict[str, str]:
+    """The help of the options that list fusions, from the registry as it is now (a fusion
+    registered after import is listed)."""
+    from .model.fusions import FUSIONS
+
+    def names(fusions) -> str:
+        fusions = list(fusions)
+        return ", ".join(fusions[:-1]) + " and " + fusions[-1] if len(fusions) > 1 else "".join(fusions)
+
+    by_samples: dict[int, list[str]] = {}
+    for name, cls in FUSIONS.items():
+        by_samples.setdefault(cls.default_z_samples, []).append(name)
+    mixtures = [name for name, cls in FUSIONS.items() if cls.mixture_posterior]
+    return {
+        "fusions": "how the encoder fuses the modalities, comma-separated: "
+        + ", ".join(f"{name} ({cls.summary})" if cls.summary else name for name, cls in FUSIONS.items()),
+        "z_samples": "decode from this many samples of z (0 = from the posterior's mean; none = per fusion: "
+        + ", ".join(f"{n} for {names(fs)}" for n, fs in by_samples.items())
+        + ")",
+        "divergence": "with z samples: per-sample (mean of the samples' closed forms) or predictive (between the "
+        "predictive mixtures); none = "
+        + (f"predictive for {names(mixtures)}, per-sample otherwise" if mixtures else "per-sample"),
+    }
+
+
 def _add_config_options(parser: argparse.ArgumentParser, defaults: RunConfig, label: str = "default") -> None:
     group = parser.add_argument_group("run options (also keys of --config)")
+    helps = {**_HELP, **_fusion_help()}
     for name, field in RunConfig.model_fields.items():
         flag = "--" + _RENAMED.get(name, name).replace("_", "-")
         default = getattr(defaults, name)
@@ -86,7 +106,7 @@ def _add_config_options(parser: argparse.ArgumentParser, defaults: RunConfig, la
             default=None,
             **({"nargs": "?", "const": _BARE[name]} if name in _BARE else {}),
             metavar=_metavar(field.annotation),
-            help=f"{_HELP.get(name, '')} ({label}: {shown})",
+            help=f"{helps.get(name, '')} ({label}: {shown})",
         )
     parser.add_argument("--config", help="a TOML or JSON file of run options")
 

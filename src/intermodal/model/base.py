@@ -5,9 +5,9 @@ and the model protocol: the decoder's Gaussian for rows with some columns hidden
 
 Every parameter carries a leading model axis (``weight: [models, in, out]``) so that a
 group of models trains as one batched computation; model ``k`` never sees another model's
-numbers. How the encoder turns a (partly muted) row into a latent is each fusion's own:
-:mod:`intermodal.model.vae` (Zambelli's concatenation) and :mod:`intermodal.model.fusion`
-(product, mixture and mixture of products of experts).
+numbers. How the encoder turns a (partly muted) row into a latent is each fusion's own, one
+module each in :mod:`intermodal.model.fusions`, through the hooks :class:`EnsembleVAE`
+documents.
 """
 
 from __future__ import annotations
@@ -100,14 +100,30 @@ class EnsembleVAE(nn.Module):
     contiguous dimension (faster per training step than rows-first; docs/performance.md),
     and a modality's features are one contiguous block.
 
-    A fusion subclass builds its encoder in ``_build_encoder`` (registering its layers with
-    ``_add``) and gives its posterior, ``_posterior_ff(x_ff, mask)``, and its training:
-    ``training_losses(x_ff, target_ff, noise_ff)`` and ``training_noise``. It then answers
-    the model protocol (:class:`~intermodal.model.protocol.LatentModel`): ``posterior``,
-    ``decode``, ``likelihoods``; and the plain one, ``output_gaussian``.
+    A fusion is a subclass with a name (``fusion``, the key it is registered under in
+    :data:`~intermodal.model.fusions.FUSIONS`; ``summary``, its name in words) that fills
+    four hooks:
+
+    - ``_build_encoder(self) -> None``: register the encoder's layers with :meth:`_add`
+      (or :meth:`_stack`); called before the decoder's.
+    - ``_posterior_ff(self, x_ff, muted) -> Posterior``: the posterior of inputs ``x_ff
+      [models, columns, n]`` (features-first; muted columns hold the muted value) whose
+      muted columns are ``muted [n, columns]`` (bool, True where muted).
+    - ``training_noise(self, generator, n_rows, dtype) -> Tensor``: one model's noise for
+      ``n_rows`` training rows, ``[n_rows, width]``, drawn from ``generator``.
+    - ``training_losses(self, x_ff, target_ff, noise_ff) -> (recon, latent)``: each row's
+      reconstruction and latent loss ``[models, rows]`` for inputs ``x_ff [models,
+      columns, rows]`` (muted columns hold the muted value), targets ``target_ff`` (same
+      shape) and noise ``noise_ff [models, width, rows]`` (``training_noise``'s rows,
+      features-first).
+
+    It then answers the model protocol (:class:`~intermodal.model.protocol.LatentModel`):
+    ``posterior``, ``decode``, ``likelihoods``; and the plain one, ``output_gaussian``.
     """
 
-    fusion = ""  # the fusion's name (concat, poe, moe, mopoe)
+    fusion = ""  # the fusion's name, its key in the registry (concat, poe, moe, mopoe)
+    summary = ""  # the fusion in words, for the command line's help
+    mixture_posterior = False  # whether the posterior is a mixture (the measures' default divergence: predictive)
     default_z_samples = 0  # latent samples the measures decode from by default (0: the posterior's mean)
     rows_per_model = True  # posterior() takes rows [models, n, columns], an input per model (a rollout's)
     valid_outputs = True  # decode() gives outputs of the right shape and positive scales by construction
@@ -152,6 +168,7 @@ class EnsembleVAE(nn.Module):
         return [self._add(f"{prefix}:{i}", a, b) for i, (a, b) in enumerate(zip(widths, widths[1:]))]
 
     def _build_encoder(self) -> None:
+        """The fusion's hook: register the encoder's layers (see the class docstring)."""
         raise NotImplementedError
 
     def _build_decoder(self) -> None:
@@ -323,9 +340,17 @@ class EnsembleVAE(nn.Module):
             x = x.expand(self.n_models, -1, -1)
         return self._posterior_ff(x.transpose(1, 2).contiguous(), mask)
 
-    def _posterior_ff(self, x_ff: torch.Tensor, mask: torch.Tensor) -> Posterior:
-        """The posterior for (muted) inputs ``x_ff [models, columns, n]`` and their mask
-        ``[n, columns]``."""
+    def _posterior_ff(self, x_ff: torch.Tensor, muted: torch.Tensor) -> Posterior:
+        """The fusion's hook: the posterior for (muted) inputs ``x_ff [models, columns, n]``
+        whose muted columns are ``muted [n, columns]``."""
+        raise NotImplementedError
+
+    def training_losses(
+        self, x_ff: torch.Tensor, target_ff: torch.Tensor, noise_ff: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fusion's hook: each row's reconstruction and latent loss ``[models, rows]``
+        for inputs ``x_ff``, targets ``target_ff`` ``[models, columns, rows]`` and noise
+        ``noise_ff [models, width, rows]`` (:meth:`training_noise`'s, features-first)."""
         raise NotImplementedError
 
     def output_gaussian(self, rows, muted, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -353,9 +378,9 @@ class EnsembleVAE(nn.Module):
         in the model's dtype, drawn on the generator's device (the CPU without one)."""
         return latent_noise(n_rows, samples, self.latent_size, dtype=self._dtype, generator=generator)
 
-    def training_noise(self, generator: torch.Generator, n_rows: int, dtype) -> torch.Tensor:
-        """One epoch's noise for one model, ``[n_rows, width]``: ``torch.randn(n_rows,
-        latent)`` (ε) for a Gaussian posterior."""
+    def training_noise(self, generator: torch.Generator, n_rows: int, dtype: torch.dtype) -> torch.Tensor:
+        """The fusion's hook: one epoch's noise for one model, ``[n_rows, width]``; by
+        default ``torch.randn(n_rows, latent)`` (ε) for a Gaussian posterior."""
         return torch.randn(n_rows, self.latent_size, generator=generator, dtype=dtype)
 
     # ---------------------------------------------------------------- ensembles

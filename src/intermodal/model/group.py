@@ -1,4 +1,5 @@
-"""Ensembles of several fusions as one, and building a model by its fusion's name.
+"""Ensembles of several fusions as one, and building a model by its fusion's name (from
+the registry, :data:`~intermodal.model.fusions.FUSIONS`).
 
 Models of one fusion share their layers' shapes and train as one batched ensemble; a run
 of several fusions holds one ensemble per fusion. :class:`ModelGroups` puts them side by
@@ -14,18 +15,9 @@ from ..data.description import DatasetDescription
 from ..errors import ModelError
 from .architecture import Architecture
 from .base import EnsembleVAE
-from .fusion import MixtureOfExperts, MixtureOfProductsOfExperts, ProductOfExperts
-from .vae import MultimodalVAE
+from .fusions import FUSIONS
 
-__all__ = ["FUSIONS", "MODEL_CLASSES", "build_model", "ModelGroups", "groups_of", "concatenate_models"]
-
-MODEL_CLASSES: dict[str, type[EnsembleVAE]] = {
-    "concat": MultimodalVAE,
-    "poe": ProductOfExperts,
-    "moe": MixtureOfExperts,
-    "mopoe": MixtureOfProductsOfExperts,
-}
-FUSIONS = tuple(MODEL_CLASSES)
+__all__ = ["FUSIONS", "build_model", "ModelGroups", "groups_of", "concatenate_models"]
 
 
 def build_model(
@@ -37,10 +29,11 @@ def build_model(
     dtype=torch.float32,
     device="cpu",
 ) -> EnsembleVAE:
-    """An ensemble of ``n_models`` models of ``fusion`` (one of :data:`FUSIONS`), parameters zero."""
-    if fusion not in MODEL_CLASSES:
+    """An ensemble of ``n_models`` models of ``fusion`` (a name in the registry,
+    :data:`~intermodal.model.fusions.FUSIONS`), parameters zero."""
+    if fusion not in FUSIONS:
         raise ModelError(f"fusion {fusion!r}: expected one of {', '.join(FUSIONS)}")
-    return MODEL_CLASSES[fusion](description, arch, n_models, dtype=dtype, device=device)
+    return FUSIONS[fusion](description, arch, n_models, dtype=dtype, device=device)
 
 
 class ModelGroups:

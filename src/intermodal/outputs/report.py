@@ -39,7 +39,7 @@ from ..evaluation.summaries import (
     window_means,
 )
 from ..files import atomic_write
-from ..model.group import MODEL_CLASSES
+from ..model.fusions import FUSIONS
 from ..training import runfolder
 from ..training.config import ModelKey
 from ..training.ensemble import divergence_line
@@ -426,8 +426,8 @@ def _decoding(config: dict, fusions: list[str]) -> str:
 
     parts = []
     for f in fusions:
-        mixture = f in MODEL_CLASSES and MODEL_CLASSES[f].default_z_samples > 0
-        samples = z if z is not None else (MODEL_CLASSES[f].default_z_samples if f in MODEL_CLASSES else 0)
+        mixture = f in FUSIONS and FUSIONS[f].mixture_posterior
+        samples = z if z is not None else (FUSIONS[f].default_z_samples if f in FUSIONS else 0)
         parts.append(f"{f}: " + ("the posterior's mean" if not samples else sampled(samples, mixture)))
     return "; ".join(parts) + " (--z-samples and --divergence choose)"
 

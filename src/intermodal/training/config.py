@@ -110,7 +110,8 @@ class RunConfig(Options):
     # other pattern with a random non-empty proper subset of its modalities given
     muting: Literal["patterns", "subsets"] = "patterns"
     # --- models: one per (fusion, schedule, seed) -----------------------------------
-    fusions: list[Literal["concat", "poe", "moe", "mopoe"]] = Field(default_factory=lambda: ["concat"], min_length=1)
+    # names in the fusion registry (intermodal.model.fusions.FUSIONS), each once
+    fusions: list[str] = Field(default_factory=lambda: ["concat"], min_length=1)
     schedules: list[str] = Field(default_factory=lambda: ["constant-0"], min_length=1)
     seeds: Annotated[list[Annotated[int, Strict(), Field(ge=0)]], BeforeValidator(parse_seeds)] = Field(
         default_factory=lambda: [0], min_length=1, json_schema_extra=RAW_STRING
@@ -167,6 +168,11 @@ class RunConfig(Options):
     @field_validator("fusions")
     @classmethod
     def _distinct_fusions(cls, fusions: list[str]) -> list[str]:
+        from ..model.fusions import FUSIONS  # the registry, read when checked: a fusion registered later counts
+
+        for f in fusions:
+            if f not in FUSIONS:
+                raise ValueError(f"fusion {f!r}: expected one of {', '.join(FUSIONS)}")
         if len(set(fusions)) != len(fusions):
             raise ValueError(f"fusions repeat in {fusions}; expected distinct names")
         return fusions

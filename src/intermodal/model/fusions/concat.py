@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import VARIANCE_FLOOR, EnsembleVAE, _floored_logvar, _LatentSample
-from .posterior import GaussianPosterior
+from ..base import VARIANCE_FLOOR, EnsembleVAE, _floored_logvar, _LatentSample
+from ..posterior import GaussianPosterior
 
 __all__ = ["MultimodalVAE"]
 
@@ -25,6 +25,7 @@ class MultimodalVAE(EnsembleVAE):
     """
 
     fusion = "concat"
+    summary = "Zambelli's concatenation"
 
     def _build_encoder(self) -> None:
         arch = self.architecture
@@ -78,16 +79,16 @@ class MultimodalVAE(EnsembleVAE):
         return tuple(t.transpose(1, 2) for t in out)
 
     # ---------------------------------------------------------------- posterior
-    def _posterior_ff(self, x_ff: torch.Tensor, mask: torch.Tensor) -> GaussianPosterior:
-        # A muted column holds the muted value in the input: the mask itself is not needed.
+    def _posterior_ff(self, x_ff: torch.Tensor, muted: torch.Tensor) -> GaussianPosterior:
+        # A muted column holds the muted value in the input (Zambelli's): the mask is not needed.
         mean, raw = self._encode_raw(x_ff)
         return GaussianPosterior(mean.transpose(1, 2), (torch.exp(raw) + VARIANCE_FLOOR).transpose(1, 2))
 
-    def training_losses(self, x_ff: torch.Tensor, target_ff: torch.Tensor, eps_ff: torch.Tensor):
+    def training_losses(self, x_ff: torch.Tensor, target_ff: torch.Tensor, noise_ff: torch.Tensor):
         """Per-row reconstruction and latent loss ``[models, rows]`` of inputs ``x_ff``,
-        targets ``target_ff`` and noise ``eps_ff`` (each features-first), for training: the
+        targets ``target_ff`` and noise ``noise_ff`` (ε) (each features-first), for training: the
         values of :meth:`forward_features_first` and :func:`~intermodal.model.base.losses`,
         with the elementwise tail fused (fewer passes over memory, hand-derived gradients)."""
         z_mean, z_raw = self._encode_raw(x_ff)
-        z, latent = _LatentSample.apply(z_mean, z_raw, eps_ff)
+        z, latent = _LatentSample.apply(z_mean, z_raw, noise_ff)
         return self._reconstruction(target_ff, *self._decode_raw(z)), latent
