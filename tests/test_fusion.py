@@ -431,3 +431,27 @@ def test_a_registered_fusion_is_accepted_and_listed_without_editing_anything_els
     assert "tinyfusion" not in FUSIONS
     with pytest.raises(ConfigError, match="fusion 'tinyfusion': expected one of concat, poe, moe, mopoe"):
         im.RunConfig.from_mapping({"fusions": ["tinyfusion"]})
+
+
+def test_the_run_records_what_its_measures_decoded_from_and_the_report_reads_it(tiny):
+    """Each row of a run's results says what its model's measures decoded from (the config's
+    None resolved per fusion); the report reads it, and falls back to the config and the
+    fusions' defaults for results recorded before the columns were."""
+    from intermodal.outputs.report import _decoding
+
+    config = im.RunConfig(
+        fusions=["concat", "moe"], seeds=[0], epochs=2, lr=1e-3, batch_size=200, eval_every=2, n_eval_rows=20
+    )
+    results = im.train(config, tiny, evaluate=True).results
+    recorded = results.groupby("fusion")[["z_samples", "divergence"]].agg(set)
+    assert recorded.loc["concat"].tolist() == [{0}, {""}]
+    assert recorded.loc["moe"].tolist() == [{MIXTURE_Z_SAMPLES}, {"predictive"}]
+    # the record wins over the config's guess; without it, the guess
+    changed = results.assign(divergence=np.where(results["fusion"] == "moe", "per-sample", ""))
+    assert "moe: 16 latent samples per row, shared by p and q; the mean of the samples'" in _decoding(
+        {}, ["concat", "moe"], changed
+    )
+    old = results.drop(columns=["z_samples", "divergence"])
+    words = _decoding({}, ["concat", "moe"], old)
+    assert words.startswith("concat: the posterior's mean; moe: 16 latent samples per row")
+    assert "between the predictive mixtures" in words

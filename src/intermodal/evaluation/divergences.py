@@ -27,6 +27,7 @@ __all__ = [
     "as_rows",
     "has_mixture_posterior",
     "default_z_samples",
+    "resolved_decoding",
     "divergences",
 ]
 
@@ -94,6 +95,24 @@ def default_z_samples(view: ModelView, mixture: bool) -> int:
     return MIXTURE_Z_SAMPLES if mixture else 0
 
 
+def resolved_decoding(view: ModelView, x: torch.Tensor, z_samples: int | None, divergence: str | None):
+    """What ``view``'s model decodes from for the measures and how samples become a
+    divergence, the options' None resolved (docs/method.md §5, §5c): ``(samples,
+    divergence)``, ``samples`` 0 for the posterior's mean (``divergence`` then None: closed
+    forms), else the samples and ``"per-sample"`` or ``"predictive"`` (the latter by default
+    for a mixture posterior). ``x``: the rows, as :func:`as_rows` gives them."""
+    mixture = has_mixture_posterior(view, x)
+    samples = z_samples if z_samples is not None else default_z_samples(view, mixture)
+    if samples and not view.can_sample:
+        raise ModelError(
+            f"z_samples {samples}: this model ({view.name}) decodes as it does; sampling needs a model with a "
+            "latent posterior (intermodal.LatentModel: posterior(rows, muted) and decode(z))"
+        )
+    if not samples:
+        return 0, None
+    return samples, divergence if divergence is not None else ("predictive" if mixture else "per-sample")
+
+
 def divergences(
     view: ModelView,
     rows,
@@ -157,15 +176,7 @@ def _measure_group(
     measure reads."""
     dtype, device = view.dtype_device(rows)
     x = as_rows(rows, description, dtype=dtype, device=device)
-    mixture = has_mixture_posterior(view, x)
-    samples = z_samples if z_samples is not None else default_z_samples(view, mixture)
-    if samples and not view.can_sample:
-        raise ModelError(
-            f"z_samples {samples}: this model ({view.name}) decodes as it does; sampling needs a model with a "
-            "latent posterior (intermodal.LatentModel: posterior(rows, muted) and decode(z))"
-        )
-    if samples and divergence is None:
-        divergence = "predictive" if mixture else "per-sample"
+    samples, divergence = resolved_decoding(view, x, z_samples, divergence)
     n_models = view.n_models
     with torch.no_grad():
         distance = None

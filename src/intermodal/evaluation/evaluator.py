@@ -15,10 +15,13 @@ from ..data.dataset import Dataset
 from ..data.digits import digits_pairs
 from ..data.sim_truth import ground_truth_of
 from ..errors import ConfigError
+from ..model.group import groups_of
+from ..model.protocol import view_of
 from ..streams import Purpose, torch_generator
 from ..training import runfolder
 from ..training.config import RunConfig
 from .diagnostics import latent_diagnostics
+from .divergences import as_rows, resolved_decoding
 from .lattice import modality_shares
 from .measures import evaluation_rows, integration_measures, measure_specs
 
@@ -28,6 +31,7 @@ __all__ = [
     "evaluation_generator",
     "measured_pairs",
     "make_evaluator",
+    "with_decoding",
     "measure_run",
 ]
 
@@ -92,7 +96,7 @@ def make_evaluator(config: RunConfig, dataset: Dataset, *, say: bool = False):
 
     def evaluate(model, epoch: int) -> dict[str, pd.DataFrame]:
         parts = config.shares if shares_due(config, epoch) else None
-        results = _measures(model, rows, description, config, pairs, epoch, parts)
+        results = with_decoding(_measures(model, rows, description, config, pairs, epoch, parts), model, rows, config)
         diagnostics = latent_diagnostics(model, rows, description=description)
         return {"results": results, "diagnostics": diagnostics}
 
@@ -121,6 +125,27 @@ def _measures(model, rows, description, config: RunConfig, pairs, epoch: int, pa
     if parts is None:
         return integration_measures(model, rows, **options)
     return modality_shares(model, rows, parts=parts, measures=True, **options)
+
+
+def with_decoding(table: pd.DataFrame, model, rows, config: RunConfig) -> pd.DataFrame:
+    """``table`` (a column ``model``, a position) with what each model's measures decoded
+    from, as the run records it in its results: ``z_samples`` (0: the posterior's mean) and
+    ``divergence`` (how the samples became a divergence: ``"per-sample"`` or
+    ``"predictive"``; ``""`` for the mean), the config's None resolved per fusion as the
+    measures resolve it (:func:`~intermodal.evaluation.divergences.resolved_decoding`)."""
+    samples, kinds = [], []
+    for _, group in groups_of(model):
+        view = view_of(group)
+        dtype, device = view.dtype_device(rows)
+        x = as_rows(rows, group.description, dtype=dtype, device=device)
+        n, kind = resolved_decoding(view, x, config.z_samples, config.divergence)
+        samples += [n] * view.n_models
+        kinds += [kind or ""] * view.n_models
+    positions = table["model"].to_numpy()
+    table = table.copy()
+    table["z_samples"] = np.asarray(samples, dtype=np.int64)[positions]
+    table["divergence"] = np.asarray(kinds, dtype=object)[positions]
+    return table
 
 
 def measure_run(

@@ -285,7 +285,7 @@ def render_report(run_dir: str | Path | runfolder.Run, band: str = "ci") -> str:
     summary = [
         ("data set", str(config.get("data"))),
         ("fusions", ", ".join(fusions)),
-        ("decoded from", _decoding(raw_config, fusions)),
+        ("decoded from", _decoding(raw_config, fusions, run.results)),
         ("output distributions", _likelihoods(run.results)),
         *([("trained on", trained_on)] if (trained_on := _trained_on(run.path)) else []),
         ("schedules", ", ".join(schedules)),
@@ -410,13 +410,14 @@ def _trained_on(path: Path | None) -> str | None:
     return "; ".join(places) + ("; TF32 forced on by TORCH_ALLOW_TF32_CUBLAS_OVERRIDE" if tf32 else "; TF32 off")
 
 
-def _decoding(config: dict, fusions: list[str]) -> str:
+def _decoding(config: dict, fusions: list[str], results: pd.DataFrame | None = None) -> str:
     """What the measures decoded from and how samples became a divergence, in words
-    (docs/method.md §5, §5c)."""
+    (docs/method.md §5, §5c): as the run's results record it (columns ``z_samples`` and
+    ``divergence``, :func:`~intermodal.evaluation.evaluator.with_decoding`), else, for a run
+    recorded before them, as the config and each fusion's defaults say."""
     z, divergence = config.get("z_samples"), config.get("divergence")
 
-    def sampled(samples: int, mixture: bool) -> str:
-        how = divergence or ("predictive" if mixture else "per-sample")
+    def sampled(samples: int, how: str) -> str:
         what = (
             "the divergence between the predictive mixtures"
             if how == "predictive"
@@ -424,11 +425,24 @@ def _decoding(config: dict, fusions: list[str]) -> str:
         )
         return f"{samples} latent samples per row, shared by p and q; {what}"
 
+    def recorded(f: str) -> tuple[int, str] | None:
+        if results is None or not {"z_samples", "divergence", "fusion"} <= set(results.columns):
+            return None
+        rows = results[(results["fusion"] == f) & results["z_samples"].notna()]
+        if rows.empty:
+            return None
+        return int(rows["z_samples"].iloc[-1]), str(rows["divergence"].iloc[-1])
+
+    def guessed(f: str) -> tuple[int, str]:
+        cls = FUSIONS.get(f)
+        samples = z if z is not None else (cls.default_z_samples if cls is not None else 0)
+        mixture = cls is not None and cls.mixture_posterior
+        return samples, divergence or ("predictive" if mixture else "per-sample")
+
     parts = []
     for f in fusions:
-        mixture = f in FUSIONS and FUSIONS[f].mixture_posterior
-        samples = z if z is not None else (FUSIONS[f].default_z_samples if f in FUSIONS else 0)
-        parts.append(f"{f}: " + ("the posterior's mean" if not samples else sampled(samples, mixture)))
+        samples, how = recorded(f) or guessed(f)
+        parts.append(f"{f}: " + ("the posterior's mean" if not samples else sampled(samples, how)))
     return "; ".join(parts) + " (--z-samples and --divergence choose)"
 
 
