@@ -22,6 +22,7 @@ import traceback
 from pathlib import Path
 
 from .errors import ConfigError, IntermodalError, Terminated
+from .evaluation import catalogue
 from .training.config import RunConfig, load_config_file, preset_config
 
 # Flags whose name differs from the config field, or that take a special form.
@@ -214,7 +215,7 @@ def cmd_measure(args) -> int:
     else:
         import pandas as pd
 
-        lattice = table[table["quantity"].isin(["share", "interaction"])]
+        lattice = table[table["quantity"].isin([catalogue.SHARE, catalogue.INTERACTION])]
         table = table[~table.index.isin(lattice.index)]
         wide = table.pivot_table(
             index=["fusion", "schedule", "seed", "modality"], columns=["quantity", "scope"], values="value", sort=False
@@ -235,14 +236,14 @@ def _print_lattice(lattice) -> None:
     ``all`` the shares of the whole baseline) and the interactions regarding all, then
     their summaries over seeds."""
     keys = ["fusion", "schedule", "seed"]
-    shares = lattice[lattice["quantity"] == "share"]
+    shares = lattice[lattice["quantity"] == catalogue.SHARE]
     print(
         "\nshares of the baseline (nats): source part per row, target per column; each column adds up to its baseline"
     )
     print(
         shares.pivot_table(index=[*keys, "modality"], columns="scope", values="value", sort=False).round(4).to_string()
     )
-    pairs = lattice[(lattice["quantity"] == "interaction") & (lattice["scope"] == "all")]
+    pairs = lattice[(lattice["quantity"] == catalogue.INTERACTION) & (lattice["scope"] == "all")]
     print("\ninteractions regarding all (nats): > 0 synergy, < 0 redundancy")
     print(pairs.pivot_table(index=keys, columns="modality", values="value", sort=False).round(4).T.to_string())
     summary = _seed_summary(lattice[lattice["scope"] == "all"])

@@ -154,7 +154,7 @@ def model_values(history: pd.DataFrame, results: pd.DataFrame, window) -> tuple[
     trained = history[in_window(history["epoch"], window)] if len(history) else history
     full_beta = pd.Series(dtype=bool)
     if len(trained):
-        parts.append(trained.groupby(["schedule", "seed"])["latent_loss"].mean().rename(LATENT_LOSS).to_frame())
+        parts.append(trained.groupby(["schedule", "seed"])[LATENT_LOSS].mean().rename(LATENT_LOSS).to_frame())
         full_beta = trained.groupby("schedule")["beta"].min() >= 1.0 - 1e-9
     if not parts:
         return pd.DataFrame(index=pd.MultiIndex.from_arrays([[], []], names=["schedule", "seed"])), full_beta

@@ -34,7 +34,7 @@ import torch
 from ..data.description import DatasetDescription
 from ..errors import ConfigError, DataError
 from ..options import whole_number
-from .catalogue import INTERACTION, PAIR_JOIN, SHARE
+from .catalogue import INTERACTION, PAIR_JOIN, PREDICTION_ERROR, SHARE
 from .measures import MeasureSpec, checked_options, evaluate_specs, labelled, measure_specs
 
 __all__ = [
@@ -442,7 +442,7 @@ def _with_measures(model, shares: pd.DataFrame, leading, first) -> pd.DataFrame:
     """The measures' rows (as integration_measures lays them out) then the shares'; the
     ``standard_error`` column only where some share has one (sampled orderings); model-major."""
     values, _, labels = first
-    quantities = ["prediction_error"] + [s.quantity for s in leading]
+    quantities = [PREDICTION_ERROR] + [s.quantity for s in leading]
     modalities = [""] + [s.modality for s in leading]
     scopes = [""] + [s.scope for s in leading]
     n_models, per_model = values.shape[0], len(quantities)

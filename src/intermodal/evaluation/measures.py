@@ -46,7 +46,7 @@ from ..model.protocol import check_protocol, description_for, view_of
 from ..options import whole_number
 from ..streams import Purpose, numpy_generator
 from ..training.runfolder import Ensemble
-from .catalogue import MEASURED_QUANTITIES
+from .catalogue import BASELINE, CUSTOM, LOSS_OF_PRECISION, MEASURED_QUANTITIES, PREDICTION_ERROR, SINGLE_MODALITY_ERROR
 from .divergences import as_rows, divergences, stacked_rows_per_pass
 
 __all__ = [
@@ -199,12 +199,12 @@ def measure_specs(description: DatasetDescription, extra_pairs=None) -> list[Mea
     for name in description.modality_names:
         own = description.mask(name)
         specs += [
-            MeasureSpec("single_modality_error", name, "modality", ~own, own.copy()),
-            MeasureSpec("single_modality_error", name, "all", ~own, everything.copy()),
-            MeasureSpec("loss_of_precision", name, "modality", own.copy(), own.copy()),
-            MeasureSpec("loss_of_precision", name, "all", own.copy(), everything.copy()),
+            MeasureSpec(SINGLE_MODALITY_ERROR, name, "modality", ~own, own.copy()),
+            MeasureSpec(SINGLE_MODALITY_ERROR, name, "all", ~own, everything.copy()),
+            MeasureSpec(LOSS_OF_PRECISION, name, "modality", own.copy(), own.copy()),
+            MeasureSpec(LOSS_OF_PRECISION, name, "all", own.copy(), everything.copy()),
         ]
-    specs.append(MeasureSpec("baseline", "", "", everything.copy(), everything.copy()))
+    specs.append(MeasureSpec(BASELINE, "", "", everything.copy(), everything.copy()))
     seen = set()
     for name, muted, compared in _normalise_pairs(extra_pairs):
         if not isinstance(name, str) or not name:
@@ -219,7 +219,7 @@ def measure_specs(description: DatasetDescription, extra_pairs=None) -> list[Mea
                 f"extra pair {name!r}: the compared selectors are empty, so the divergence would be 0 by "
                 "construction; name at least one modality"
             )
-        specs.append(MeasureSpec("custom", name, "", muted_mask, compared_mask))
+        specs.append(MeasureSpec(CUSTOM, name, "", muted_mask, compared_mask))
     return specs
 
 
@@ -325,7 +325,7 @@ def integration_measures(
         model, rows, description, specs, z_samples, divergence, generator, rows_per_pass
     )
     n_models = model.n_models
-    quantities = ["prediction_error"] + [s.quantity for s in specs]
+    quantities = [PREDICTION_ERROR] + [s.quantity for s in specs]
     modalities = [""] + [s.modality for s in specs]
     scopes = [""] + [s.scope for s in specs]
     per_model = len(quantities)

@@ -12,7 +12,7 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from ..errors import ConfigError
-from .catalogue import names
+from .catalogue import ACTIVE_UNITS, names
 from .statistics import CONFIDENCE
 
 __all__ = [
@@ -255,7 +255,7 @@ def active_unit_counts(diagnostics: pd.DataFrame) -> pd.DataFrame:
     the table has."""
     keys = [k for k in ("fusion", "schedule", "seed", "model", "epoch") if k in diagnostics]
     counts = diagnostics.assign(active=diagnostics["active"].astype(float)).groupby(keys, sort=True)["active"].sum()
-    return counts.reset_index(name="active_units")
+    return counts.reset_index(name=ACTIVE_UNITS)
 
 
 def window_schedule_means(frame: pd.DataFrame, value: str, window) -> pd.Series:

@@ -430,7 +430,7 @@ def fig_active_units(diagnostics: pd.DataFrame, *, schedules=None, colours=None,
     """Active latent units (diagnostics) per schedule against epoch, one axes."""
     schedules, colours = schedules_and_colours(schedules, colours, diagnostics)
     counts = active_unit_counts(diagnostics)
-    summary = seed_summary(counts, ["schedule"], "active_units", band)
+    summary = seed_summary(counts, ["schedule"], catalogue.ACTIVE_UNITS, band)
     figure, axes = new_figure(1, 1, (7.0, 3.0))
     ax = axes[0, 0]
     shade_windows(ax, windows)

@@ -158,7 +158,10 @@ def _active_units_table(diagnostics: pd.DataFrame, schedules: list[str]) -> pd.D
     counts = active_unit_counts(diagnostics)
     last = counts[counts["epoch"] == counts.groupby("schedule")["epoch"].transform("max")]
     stats = last.groupby("schedule").agg(
-        mean=("active_units", "mean"), sd=("active_units", "std"), n=("active_units", "count"), epoch=("epoch", "max")
+        mean=(catalogue.ACTIVE_UNITS, "mean"),
+        sd=(catalogue.ACTIVE_UNITS, "std"),
+        n=(catalogue.ACTIVE_UNITS, "count"),
+        epoch=("epoch", "max"),
     )
     n_latent = int(diagnostics["latent_dim"].nunique()) if "latent_dim" in diagnostics else None
     rows = {}
