@@ -52,7 +52,7 @@ TIME_STEP_S = 0.1  # one row step; the joints integrate the velocity command ove
 
 # --- arm
 LINK_LENGTHS_M = (0.25, 0.22, 0.10)  # upper arm, forearm, hand (wrist to fingertip)
-JOINT_NAMES = ("shoulder_yaw", "shoulder_pitch", "elbow", "wrist")
+# The joints, in order: shoulder yaw, shoulder pitch, elbow, wrist.
 # Joint limits, one [low, high] row per joint. They are also the normalisation range of
 # the joints: low -> -1, high -> +1. They enclose every pose that plays a key with room to
 # spare, so that free babbling explores around the keyboard too.

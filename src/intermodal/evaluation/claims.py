@@ -35,7 +35,6 @@ __all__ = [
     "cannot",
     "missing_columns",
     "describe_column",
-    "fmt",
 ]
 
 # Values are floored here before their log (a measure can be exactly 0), and a margin is
@@ -59,9 +58,6 @@ def format_number(x: float) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "n/a"
     return f"{x:.3g}"
-
-
-fmt = format_number
 
 
 @dataclass(frozen=True)
@@ -203,9 +199,9 @@ def decide(
         models_holding = int((margin > 0).sum())
         geometric = 10 ** float(np.mean(log10(ratio))) if len(ratio) else float("nan")
         lines.append(
-            f"{c.label}: ratio {fmt(geometric)} (geometric mean over {len(ratio)} models, range "
-            f"{fmt(float(ratio.min()) if len(ratio) else float('nan'))}–"
-            f"{fmt(float(ratio.max()) if len(ratio) else float('nan'))}; claim {c.threshold}); holds in "
+            f"{c.label}: ratio {format_number(geometric)} (geometric mean over {len(ratio)} models, range "
+            f"{format_number(float(ratio.min()) if len(ratio) else float('nan'))}–"
+            f"{format_number(float(ratio.max()) if len(ratio) else float('nan'))}; claim {c.threshold}); holds in "
             f"{comparison.holds} of {comparison.n} seeds and {models_holding} of {len(margin)} models"
             + (f" ({undefined} left out: their ratio is 0/0)" if undefined else "")
         )

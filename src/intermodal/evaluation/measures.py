@@ -52,7 +52,6 @@ from .divergences import as_rows, divergences, stacked_rows_per_pass
 __all__ = [
     "QUANTITIES",
     "DIVERGENCES",
-    "SCOPES",
     "MeasureSpec",
     "gaussian_kl",
     "as_model",
@@ -70,7 +69,6 @@ __all__ = [
 QUANTITIES = MEASURED_QUANTITIES  # the catalogue's (evaluation/catalogue.py), in the rows' order
 # How latent samples become a divergence (integration_measures, docs/method.md §5c).
 DIVERGENCES = ("per-sample", "predictive")
-SCOPES = ("modality", "all", "")
 EVALUATION_MODES = ("first", "random", "all")
 
 

@@ -30,7 +30,6 @@ __all__ = [
     "modality_likelihoods",
     "seed_summary",
     "window_means",
-    "window_schedule_means",
     "active_unit_counts",
 ]
 
@@ -256,11 +255,3 @@ def active_unit_counts(diagnostics: pd.DataFrame) -> pd.DataFrame:
     keys = [k for k in ("fusion", "schedule", "seed", "model", "epoch") if k in diagnostics]
     counts = diagnostics.assign(active=diagnostics["active"].astype(float)).groupby(keys, sort=True)["active"].sum()
     return counts.reset_index(name=ACTIVE_UNITS)
-
-
-def window_schedule_means(frame: pd.DataFrame, value: str, window) -> pd.Series:
-    """Per schedule: mean over seeds of each seed's mean over the window's epochs."""
-    inside = frame[in_window(frame["epoch"], window)]
-    if inside.empty:
-        return pd.Series(dtype=float)
-    return inside.groupby(["schedule", "seed"])[value].mean().groupby("schedule").mean()
