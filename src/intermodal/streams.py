@@ -9,9 +9,10 @@ with one stream (the evaluation noise of epoch 2 and the third baseline network 
 seed once did). A purpose's code sits in the second place, so two purposes never share a
 key, whatever their seeds and indices.
 
-The codes 1-5 are the simulator's and 1 is also a model's training stream: the keys
+Every purpose is a member of its own; its ``code`` (the key's second number) is stated with
+it. The codes 1-5 are the simulator's and 1 is also a model's training stream: the keys
 ``(seed, 1)`` and ``(seed, 1..5, part, name)`` are those every earlier version used, and the
-data and training numbers depend on them bit for bit. That leaves one overlap, kept on
+data and training numbers depend on them bit for bit. That leaves one code shared, on
 purpose: the simulator's training trajectory with data seed *s* and the training stream of
 the model with seed *s* have the same key. They feed different generators (NumPy's PCG64
 makes the trajectory; the model's shuffles and ε come from a torch Mersenne Twister seeded
@@ -24,7 +25,7 @@ original code seeds its initialiser), not from a key: :func:`initialisation`.
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import Enum
 
 import numpy as np
 import torch
@@ -34,38 +35,38 @@ from .errors import ConfigError
 __all__ = ["Purpose", "key", "torch_generator", "numpy_generator", "initialisation"]
 
 
-class Purpose(IntEnum):
-    """What a stream is for; the value is its code, the key's second number."""
+class Purpose(Enum):
+    """What a stream is for. Each purpose is its own member; ``code`` is the key's second
+    number (``TRAINING`` and ``SIM_TRAJECTORY`` share code 1: see the module docstring)."""
 
-    #: A model's shuffles, ε and (for the mixture fusions) component draws: ``(model seed, 1)``.
-    TRAINING = 1
-    #: Simulator: the trajectory of part ``i`` (0 train, 1 test).
-    SIM_TRAJECTORY = 1
-    #: Simulator: pixel noise of part ``i``.
-    SIM_PIXEL_NOISE = 2
-    #: Simulator: a modality's noise, part ``i``, modality ``j`` (CRC-32 of its name).
-    SIM_MODALITY_NOISE = 3
-    #: Simulator: a noise distractor's values, part ``i``, distractor ``j`` (CRC-32 of its name).
-    SIM_DISTRACTOR = 4
-    #: Simulator: the shuffle of the training rows.
-    SIM_SHUFFLE = 5
-    #: The latent noise (``--z-samples``) of the evaluation after ``i`` epochs: ``(eval seed, 6, epoch)``.
-    EVALUATION_NOISE = 6
-    #: Feed-forward baseline network ``i`` of a seed: ``(seed, 7, network)``.
-    BASELINE = 7
-    #: Which test rows ``--eval-rows random`` takes: ``(eval seed, 8)``.
-    EVALUATION_ROWS = 8
-    #: The latent sample a prediction decodes from (``--sample-seed``): ``(sample seed, 9)``.
-    PREDICTION_SAMPLE = 9
-    #: Which modalities each copy of a training row gives under ``--muting subsets``:
-    #: ``(0, 10)``, seed 0 always (the rows are the run's, shared by every model; see
-    #: :func:`intermodal.training.trainer.muting_generator`).
-    MUTING_SUBSETS = 10
+    def __init__(self, code: int, doc: str):
+        self.code = code
+        self.__doc__ = doc
+
+    TRAINING = (1, "A model's shuffles, ε and (for the mixture fusions) component draws: ``(model seed, 1)``.")
+    SIM_TRAJECTORY = (1, "Simulator: the trajectory of part ``i`` (0 train, 1 test); code 1 as TRAINING's.")
+    SIM_PIXEL_NOISE = (2, "Simulator: pixel noise of part ``i``.")
+    SIM_MODALITY_NOISE = (3, "Simulator: a modality's noise, part ``i``, modality ``j`` (CRC-32 of its name).")
+    SIM_DISTRACTOR = (4, "Simulator: a noise distractor's values, part ``i``, distractor ``j`` (CRC-32 of its name).")
+    SIM_SHUFFLE = (5, "Simulator: the shuffle of the training rows.")
+    EVALUATION_NOISE = (
+        6,
+        "The latent noise (``--z-samples``) of the evaluation after ``i`` epochs: ``(eval seed, 6, epoch)``.",
+    )
+    BASELINE = (7, "Feed-forward baseline network ``i`` of a seed: ``(seed, 7, network)``.")
+    EVALUATION_ROWS = (8, "Which test rows ``--eval-rows random`` takes: ``(eval seed, 8)``.")
+    PREDICTION_SAMPLE = (9, "The latent sample a prediction decodes from (``--sample-seed``): ``(sample seed, 9)``.")
+    MUTING_SUBSETS = (
+        10,
+        "Which modalities each copy of a training row gives under ``--muting subsets``: ``(0, 10)``, seed 0 "
+        "always (the rows are the run's, shared by every model; see "
+        ":func:`intermodal.training.trainer.muting_generator`).",
+    )
 
 
 def key(purpose: Purpose, seed: int, i: int = 0, j: int = 0) -> tuple[int, int, int, int]:
     """The fixed-length key of a stream (see the module docstring)."""
-    values = (int(seed), int(purpose), int(i), int(j))
+    values = (int(seed), purpose.code, int(i), int(j))
     if any(v < 0 for v in values):
         raise ConfigError(f"stream keys are whole numbers >= 0; got {values}")
     return values
