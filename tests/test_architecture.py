@@ -222,3 +222,18 @@ def test_import_intermodal_is_light():
 
 def _source(module: str) -> str:
     return (PACKAGE / (module.replace(".", "/") + ".py")).read_text()
+
+
+def test_each_package_docstring_names_its_modules():
+    """A subpackage's docstring names every module in it (``:mod:`.name```), so that a
+    reader of the package finds all of it."""
+    for init in PACKAGE.rglob("__init__.py"):
+        if init.parent == PACKAGE:
+            continue
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        for module in init.parent.glob("*.py"):
+            if module.stem != "__init__":
+                assert f":mod:`.{module.stem}`" in doc, f"{init.relative_to(PACKAGE)} omits the module {module.stem}"
+        for sub in init.parent.iterdir():
+            if (sub / "__init__.py").is_file():
+                assert f":mod:`.{sub.name}`" in doc, f"{init.relative_to(PACKAGE)} omits the package {sub.name}"

@@ -1,3 +1,3 @@
 """Studies: training runs as the library offers them (:mod:`.runs`), a study on this
-machine (:mod:`.local`) and on a Ray cluster (:mod:`.cluster`). The last layer before the
-command line."""
+machine (:mod:`.local`), a study's units for a cluster (:mod:`.units`) and on a Ray
+cluster (:mod:`.cluster`). The last layer before the command line."""
