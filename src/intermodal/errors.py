@@ -3,8 +3,8 @@
 state, which gets a message, from a bug, which keeps its traceback.
 
 Every message names the file, column, option or key at fault and what was expected.
-Each class also derives from ``ValueError``, so code written against the plain
-``ValueError`` intermodal once raised keeps working.
+Each class also derives from ``ValueError``, so a caller that catches ``ValueError``
+catches them too.
 """
 
 from __future__ import annotations

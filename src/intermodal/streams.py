@@ -6,13 +6,13 @@ whose meaning the purpose states (0 where unused). The key seeds a NumPy
 :class:`~numpy.random.SeedSequence`. Keys have a fixed length because a SeedSequence treats
 ``[a, b]`` and ``[a, b, 0]`` alike: with keys of varying length, two purposes could end up
 with one stream (the evaluation noise of epoch 2 and the third baseline network of the same
-seed once did). A purpose's code sits in the second place, so two purposes never share a
+seed would). A purpose's code sits in the second place, so two purposes never share a
 key, whatever their seeds and indices.
 
 Every purpose is a member of its own; its ``code`` (the key's second number) is stated with
-it. The codes 1-5 are the simulator's and 1 is also a model's training stream: the keys
-``(seed, 1)`` and ``(seed, 1..5, part, name)`` are those every earlier version used, and the
-data and training numbers depend on them bit for bit. That leaves one code shared, on
+it. The codes 1-5 are the simulator's and 1 is also a model's training stream: the data
+and training numbers depend on the keys ``(seed, 1)`` and ``(seed, 1..5, part, name)`` bit
+for bit (tests/test_pinned.py), so they stay as they are. That leaves one code shared, on
 purpose: the simulator's training trajectory with data seed *s* and the training stream of
 the model with seed *s* have the same key. They feed different generators (NumPy's PCG64
 makes the trajectory; the model's shuffles and ε come from a torch Mersenne Twister seeded

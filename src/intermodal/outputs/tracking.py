@@ -347,7 +347,8 @@ class TensorBoardTracker(Tracker):
 
     def _write_scalars(self, scalars):
         # One event per step holding all of its values, each as add_scalar writes it (a
-        # simple_value): an event per value costs ~100 us in TensorBoard's pure-Python writer.
+        # simple_value): TensorBoard's pure-Python writer pays for every event
+        # (docs/performance.md, "Costs behind the code").
         from tensorboard.compat.proto.summary_pb2 import Summary
 
         by_step: dict[int, list] = {}
@@ -387,8 +388,8 @@ class MLflowTracker(Tracker):
     Metrics are buffered and sent with ``log_batch``, at most 1000 a call: all of them when a
     call comes more than 2 s after the previous send, whole calls' worth when 1000 or more are
     waiting, and the rest on :meth:`close`, which ends the run (FINISHED; FAILED or KILLED when
-    a ``with`` block is left by an exception). A local SQLite store takes ~0.4 ms a value
-    (MLflow's own insert), a server takes that time off the training process.
+    a ``with`` block is left by an exception). A local SQLite store pays MLflow's own insert
+    for every value in the training process; a server takes that time off it.
     The config goes in as params (``a.b`` keys, values as JSON text) and as the artifact
     ``config.json``; figures as artifacts under ``figures/``.
 

@@ -52,8 +52,9 @@ __all__ = [
 
 logger = logging.getLogger("intermodal")
 
-# 3: several fusions ("groups", tensors named <fusion>/...) and "model_keys" as records;
-# 2 had one Zambelli ensemble and "models" as [schedule, seed] pairs.
+# The state's format: 3 holds several fusions ("groups", tensors named <fusion>/...) and
+# "model_keys" as records; 2, still read, holds one Zambelli ensemble and "models" as
+# [schedule, seed] pairs.
 FORMAT_VERSION = 3
 READABLE_VERSIONS = (2, 3)
 STATE_FILE = "state.json"

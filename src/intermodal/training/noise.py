@@ -3,8 +3,8 @@ rows and its noise (ε), from the model's own CPU generator, in a fixed order (a
 then the noise, epoch after epoch), so that the numbers do not depend on the device, the
 shard or when they are drawn.
 
-On a GPU the draws are the slow part of an epoch (about 0.1 s of one CPU thread for the
-paper's 80 models, against about 0.02 s of GPU work), so :class:`EpochNoise` can draw the
+On a GPU the draws are the slow part of an epoch (one CPU thread draws for every model
+while the GPU's work is short; docs/performance.md, "Costs behind the code"), so :class:`EpochNoise` can draw the
 next epoch's while this one trains (``prefetch``): in worker threads, one model's
 generator in one thread at a time, into pinned memory, copied to the device without
 blocking. The streams are consumed exactly as without it. A draw made ahead is undone

@@ -63,7 +63,8 @@ Evaluate = Callable[[object, int], dict[str, pd.DataFrame]]
 Progress = Callable[[int, int, np.ndarray], None]
 # A tracker (intermodal.outputs.tracking) receives the history at most this many times per
 # run (every epoch of a run this long or shorter; a paper run of 80 000 epochs every 40th),
-# and every evaluation: a store such as MLflow's costs about 0.4 ms a value.
+# and every evaluation: a store such as MLflow's pays for every value it is sent
+# (docs/performance.md, "Costs behind the code").
 TRACKED_EPOCHS = 2000
 
 

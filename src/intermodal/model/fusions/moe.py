@@ -32,8 +32,8 @@ def _row_mixture_log_density(
     (nats); ``z, eps, mean, var [models, components, latent, rows]``, ``present [models,
     components, rows]`` (at least one per row). The same as :func:`mixture_log_density` at
     each sample, computed per row as small matrix products (the quadratic form expanded) rather
-    than by gathering every component's parameters at every sample, which made MMVAE's
-    training several times slower. A sample's own component is computed from its ``eps``
+    than by gathering every component's parameters at every sample, which costs far more
+    (docs/performance.md, "Costs behind the code"). A sample's own component is computed from its ``eps``
     exactly; the expansion, whose terms can cancel, serves only the others."""
     n_models, n_components, latent, rows = mean.shape
     precision = 1.0 / var
