@@ -75,12 +75,10 @@ class ExpertsVAE(EnsembleVAE):
             self.expert_layers.append(self._stack(f"enc:{e.name}", widths))
             self.expert_heads.append(self._add(f"enc:{e.name}:latent", widths[-1], 2 * self.latent_size, paired=True))
         # Buffers on the model's device, so that they follow it (and a CPU index never meets
-        # a GPU tensor): each expert's columns, its first column, which columns it holds.
+        # a GPU tensor): each expert's columns, and which columns each expert holds.
         for k, e in enumerate(self.experts):
             columns = torch.as_tensor(e.columns, device=self._device)
             self.register_buffer(f"_expert_columns_{k}", columns, persistent=False)
-        first = torch.as_tensor([e.columns[0] for e in self.experts], device=self._device)
-        self.register_buffer("_first_columns", first, persistent=False)
         membership = torch.zeros(self.n_columns, len(self.experts))
         for k, e in enumerate(self.experts):
             membership[list(e.columns), k] = 1.0
