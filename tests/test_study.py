@@ -56,8 +56,11 @@ def test_study_writes_tidy_tables_figures_and_report(tmp_path, tiny_data, capsys
 
     results = pd.read_parquet(out / "results.parquet")
     assert list(results.columns) == [
-        *["fusion", "schedule", "seed", "epoch", "quantity", "modality", "scope", "value", "likelihood"]
+        *["fusion", "schedule", "seed", "epoch", "quantity", "modality", "scope", "value", "likelihood"],
+        *["z_samples", "divergence"],
     ]
+    # what the measures decoded from, recorded: concat's posterior mean
+    assert (results.z_samples == 0).all() and (results.divergence == "").all()
     assert set(results.likelihood[results.quantity != "prediction_error"]) == {"gaussian"}
     # The quick preset adds the lattice's shares and interactions at the last evaluation.
     assert set(results.quantity) == set(QUANTITIES) | {"share", "interaction"}
