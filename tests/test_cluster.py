@@ -33,6 +33,7 @@ from intermodal.outputs.report import section_ids
 from intermodal.study import cluster
 from intermodal.study import local as study
 from intermodal.study import units as unit_plan
+from intermodal.study.merge import merge_runs
 from intermodal.training import runfolder
 from intermodal.training.config import RunConfig
 
@@ -163,7 +164,7 @@ def test_the_plan_fits_units_of_several_cpus_into_nodes(monkeypatch):
 
 
 def test_merged_units_in_any_order_give_the_local_run(tmp_path):
-    """runfolder.merge_runs on units trained one by one: the local run's rows, in its order
+    """merge_runs on units trained one by one: the local run's rows, in its order
     (with a modality's family set for the run, which every unit keeps)."""
     config = RunConfig.from_mapping(
         dict(
@@ -191,7 +192,7 @@ def test_merged_units_in_any_order_give_the_local_run(tmp_path):
         study.run_study(unit.config(config, 1), dirs[-1], **options)
     for order in ([3, 1, 0, 2], [2, 3, 1, 0]):
         out = tmp_path / f"merged-{order[0]}"
-        runfolder.merge_runs([dirs[i] for i in order], out, config)
+        merge_runs([dirs[i] for i in order], out, config)
         assert_same_tables(tmp_path / "local", out)
         assert_same_weights(tmp_path / "local", out)
         assert runfolder.read_run(out).description.likelihoods["touch"] == "bernoulli"

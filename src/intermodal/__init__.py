@@ -49,8 +49,8 @@ _EXPORTS = {
     "resume": "study.runs",
     "TrainingResult": "training.trainer",
     # read a run folder back
-    "load_run": "training.runfolder",
-    "Run": "training.runfolder",
+    "load_run": "training.runfolder.loading",
+    "Run": "training.runfolder.loading",
     # measure and predict, with any model that answers a protocol
     "LatentModel": "model.protocol",
     "OutputModel": "model.protocol",

@@ -4,7 +4,7 @@ The models of a study never interact (each has its own weights, Adam state, shuf
 docs/method.md §3), so a study splits without changing a number: a *unit* is one fusion and schedule
 × a contiguous block of its seeds, trained by the ordinary trainer into an ordinary run
 folder ``RUN/units/<name>/`` with its own checkpoints. When every unit is done,
-:func:`intermodal.training.runfolder.merge_runs` writes ``RUN`` as one local run of the whole study
+:func:`intermodal.study.merge.merge_runs` writes ``RUN`` as one local run of the whole study
 writes it (same tables, same row order, one checkpoint of the whole ensemble), and the
 report is drawn from it. docs/cluster.md says how to run it.
 
@@ -56,10 +56,11 @@ from ..files import write_json
 from ..outputs.report import write_report
 from ..training import runfolder
 from ..training.config import ModelKey, RunConfig
-from ..training.ensemble import Divergence
+from ..training.shards import Divergence
 from ..training.trainer import TrainingResult, progress_interval
 from . import local
 from .local import human_duration
+from .merge import merge_runs
 from .units import MAX_CPUS_PER_UNIT, Unit, describe_plan, plan_units, read_plan, write_plan
 
 logger = logging.getLogger("intermodal")
@@ -378,7 +379,7 @@ def _open_tracker(run: Path, config: RunConfig, track: str | None):
 def _finish(run: Path, config: RunConfig, units: list[Unit], tracker=None) -> TrainingResult:
     """Merge the finished units into ``run``, write the report and hand the tracker the figures."""
     dirs = [runfolder.units_path(run) / u.name for u in units]
-    runfolder.merge_runs(dirs, run, config)
+    merge_runs(dirs, run, config)
     write_report(run, redraw=True)
     if tracker is not None:
         local.log_figures(tracker, run)

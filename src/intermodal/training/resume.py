@@ -15,7 +15,7 @@ from ..errors import CheckpointError
 from ..model.group import groups_of
 from . import runfolder
 from .config import RunConfig
-from .ensemble import Divergence
+from .shards import Divergence
 from .trainer import Evaluate, Progress, Trainer
 
 __all__ = ["resume"]
@@ -56,13 +56,13 @@ def resume(
         g.set_state(s.clone())
         generators.append(g)
     model.model_keys = trainer.model_keys
-    trainer.ensemble.close()
-    trainer.ensemble = trainer._ensemble([g for _, g in groups_of(model)], generators)
-    trainer.ensemble.load_optimizer_state(optimizer_state)
+    trainer.shards.close()
+    trainer.shards = trainer._shards([g for _, g in groups_of(model)], generators)
+    trainer.shards.load_optimizer_state(optimizer_state)
     trainer.epoch = int(state["epochs_done"])
     diverged = {int(k): Divergence(**v) for k, v in state.get("diverged", {}).items()}
     if diverged:
-        trainer.ensemble.freeze(sorted(diverged))
+        trainer.shards.freeze(sorted(diverged))
         trainer.diverged = diverged
     history = runfolder.read_history(run)
     _restore_history(trainer, history[history["epoch"] < trainer.epoch])

@@ -7,7 +7,7 @@ summed, not averaged, with the others', so each model gets exactly the gradient 
 get alone: a model trained in a group of 20 has the history it has trained alone, to float
 tolerance (docs/method.md §3).
 
-The parts: :class:`~intermodal.training.ensemble.ShardedEnsemble` holds the models;
+The parts: :class:`~intermodal.training.shards.Shards` holds the models;
 :class:`Trainer` runs the loop (one epoch, the history, an evaluation, a checkpoint);
 :mod:`intermodal.training.resume` continues a run from its folder; both backends of a study
 return a :class:`TrainingResult`. What is written goes through
@@ -41,9 +41,9 @@ from ..streams import Purpose, numpy_generator, torch_generator
 from . import runfolder
 from .config import MODEL_KEY_COLUMNS, ModelKey, RunConfig, key_columns, label_models
 from .device import check_device, environment, exact_float32
-from .ensemble import Divergence, ShardedEnsemble, default_workers, divergence_line
 from .runfolder import HISTORY_COLUMNS
 from .schedules import parse_schedule
+from .shards import Divergence, Shards, default_workers, divergence_line
 
 __all__ = [
     "Trainer",
@@ -85,7 +85,7 @@ def muting_generator() -> np.random.Generator:
 class TrainingResult:
     """What training returns, on either backend: the run folder (``out``, None for a run
     kept in memory), the config, each position's :class:`ModelKey`, the epochs trained and
-    the models that diverged (position -> :class:`~intermodal.training.ensemble.Divergence`).
+    the models that diverged (position -> :class:`~intermodal.training.shards.Divergence`).
 
     ``model`` is the trained ensemble (read from the run folder's checkpoint when it is not
     in memory); ``history``, ``results`` and ``diagnostics`` are the run's tables
@@ -203,25 +203,25 @@ class Trainer:
             model.model_keys = keys
             model.reset_parameters([k.seed for k in keys])
             models.append(model)
-        self.ensemble = self._ensemble(models, [training_generator(k.seed) for k in self.model_keys])
+        self.shards = self._shards(models, [training_generator(k.seed) for k in self.model_keys])
         self.epoch = 0
         self.history = np.full((config.epochs, len(self.model_keys), 4), np.nan)  # beta, recon, latent, loss
         self.evaluations: dict[str, list[pd.DataFrame]] = {}
         self._stop_requested = False
 
-    def _ensemble(self, models: list, generators: list[torch.Generator]) -> ShardedEnsemble:
+    def _shards(self, models: list, generators: list[torch.Generator]) -> Shards:
         workers = default_workers(self.config.workers, self.device.type, len(self.model_keys))
-        return ShardedEnsemble(models, generators, self.betas, lr=self.config.lr, workers=workers)
+        return Shards(models, generators, self.betas, lr=self.config.lr, workers=workers)
 
     @property
     def model(self):
         """The whole ensemble in position order, ``model_keys`` set (several fusions as
         :class:`~intermodal.model.group.ModelGroups`)."""
-        return self.ensemble.model
+        return self.shards.model
 
     def close(self) -> None:
         """Stop the worker threads (a run ends, or fails); training again restarts them."""
-        self.ensemble.close()
+        self.shards.close()
 
     def __enter__(self) -> Trainer:
         return self
@@ -233,15 +233,15 @@ class Trainer:
     def train_epoch(self) -> np.ndarray:
         """One epoch for every model (shards in parallel); returns ``[models, 3]`` batch
         means of reconstruction loss, latent loss and weighted loss."""
-        return self.ensemble.train_epoch(
+        return self.shards.train_epoch(
             self.epoch, self.inputs_ff, self.targets_ff, self.n_batches, self.config.batch_size
         )
 
     def _record_epoch(self, means: np.ndarray) -> None:
         """The epoch's history; models whose loss became non-finite are frozen first."""
-        bad = [int(k) for k in np.flatnonzero(~np.isfinite(means).all(1)) if k not in self.ensemble.frozen]
+        bad = [int(k) for k in np.flatnonzero(~np.isfinite(means).all(1)) if k not in self.shards.frozen]
         if bad:
-            self.ensemble.freeze(bad)
+            self.shards.freeze(bad)
             for k in bad:
                 self.diverged[k] = Divergence(self.epoch, self._cause(k))
         self.history[self.epoch, :, 0] = self.betas[:, self.epoch]
@@ -265,7 +265,7 @@ class Trainer:
         # The shards are idle now: let the evaluation use every worker's core.
         threads = torch.get_num_threads()
         if self.device.type == "cpu":
-            torch.set_num_threads(max(threads, self.ensemble.n_workers))
+            torch.set_num_threads(max(threads, self.shards.n_workers))
         model = self.model
         model.eval()
         try:
@@ -395,8 +395,8 @@ class Trainer:
             "tables": sorted(self.evaluations),
             "diverged": {str(k): d._asdict() for k, d in sorted(self.diverged.items())},
         }
-        rng_states = torch.stack([g.get_state() for g in self.ensemble.generators()])
-        runfolder.save_checkpoint(self.out, self.model, self.ensemble.optimizer_state(), rng_states, state)
+        rng_states = torch.stack([g.get_state() for g in self.shards.generators()])
+        runfolder.save_checkpoint(self.out, self.model, self.shards.optimizer_state(), rng_states, state)
 
 
 # --------------------------------------------------------------------------- progress
