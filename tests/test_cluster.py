@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -244,15 +245,36 @@ def test_ray_backend_writes_the_local_run_folder(ray_cluster, local_runs, tmp_pa
     assert_same_tables(local_runs["0"], out)
 
 
+def kill_unit_worker(unit: Path, epoch: int, timeout: float = 120) -> threading.Thread:
+    """Watch the unit's folder from this process and SIGKILL the Ray worker that trains it
+    (the holder of the unit's lock) once its checkpoint has ``epoch`` epochs, as a node's
+    death would; the thread's ``killed`` is the pid, or None if it never got to."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if runfolder.epochs_done(unit) >= epoch:
+                pid = runfolder.RunLock.holder(unit)
+                if pid is not None and pid != os.getpid():
+                    os.kill(pid, signal.SIGKILL)
+                    thread.killed = pid
+                return
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.killed = None
+    thread.start()
+    return thread
+
+
 def test_a_unit_whose_worker_dies_continues_from_its_checkpoint(
     ray_cluster, local_runs, tmp_path, monkeypatch, capsys, no_report
 ):
     out = tmp_path / "ray"
-    once = tmp_path / "killed-once"
-    hook = {"unit": "01-constant-0-seeds-0-1", "epoch": 8, "once": str(once)}
-    monkeypatch.setenv(cluster.TEST_KILL_ENV, json.dumps(hook))
+    killer = kill_unit_worker(out / "units" / "01-constant-0-seeds-0-1", epoch=8)
     assert main(study_argv(out, "--backend", "ray")) == 0
-    assert once.exists()  # the first attempt armed the kill
+    killer.join()
+    assert killer.killed is not None  # the unit's first worker was killed
     found = re.search(
         r"unit 01-constant-0-seeds-0-1 continued from its checkpoint at epoch (\d+)", capsys.readouterr().out
     )

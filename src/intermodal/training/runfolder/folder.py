@@ -167,6 +167,24 @@ class RunLock:
         self._fd = fd
         return self
 
+    @staticmethod
+    def holder(folder: str | Path) -> int | None:
+        """The pid of the process that holds ``folder``'s lock now (None if none does)."""
+        try:
+            fd = os.open(Path(folder) / LOCK, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 64, 0).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else None
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
