@@ -218,7 +218,7 @@ def step_syncs(device: str):
 
     from intermodal.data.catalog import dataset_of
     from intermodal.model.group import FUSIONS
-    from intermodal.training import ensemble
+    from intermodal.training import shards
     from intermodal.training.trainer import Trainer
 
     counts = {}
@@ -229,7 +229,7 @@ def step_syncs(device: str):
             for _ in range(2):
                 trainer.train_epoch()
                 trainer.epoch += 1
-            shard = trainer.ensemble.shards[0]
+            shard = trainer.shards.shards[0]
             torch.cuda.synchronize()
             torch.cuda.set_sync_debug_mode("warn")
             try:
@@ -250,13 +250,13 @@ def step_syncs(device: str):
 
         dataset = dataset_of(_small(device))
         arch = architecture_preset("1", dataset.description)
-        real = ensemble.torch.optim.Adam
-        ensemble.torch.optim.Adam = _StepOnly
+        real = shards.torch.optim.Adam
+        shards.torch.optim.Adam = _StepOnly
         try:
             for fusion in FUSIONS:
                 model = build_model(dataset.description, arch, fusion, 2, device="meta")
                 gens = [torch.Generator().manual_seed(k) for k in range(2)]
-                shard = ensemble._Shard([0, 1], model, torch.ones(2, 4, device="meta"), gens, 1e-3)
+                shard = shards._Shard([0, 1], model, torch.ones(2, 4, device="meta"), gens, 1e-3)
                 rows = torch.zeros(dataset.description.n_columns, 100, device="meta")
                 try:
                     shard.train_epoch(0, rows, rows, 2, 50)
@@ -265,7 +265,7 @@ def step_syncs(device: str):
                     counts[fusion] = f"1+ ({str(e).splitlines()[0]})"
                 shard.rewind()
         finally:
-            ensemble.torch.optim.Adam = real
+            shards.torch.optim.Adam = real
         how = "one epoch on the meta device, where any read-back fails (the fused Adam stood in for)"
     bad = {f: c for f, c in counts.items() if c != 0}
     detail = f"synchronisations inside an epoch: {counts} ({how}); one more after it, for the loss means"
@@ -312,15 +312,15 @@ def step_pinned(device: str):
 
 def _fusion_run(config, dataset, ahead: bool = False):
     from intermodal.evaluation.evaluator import make_evaluator
-    from intermodal.training import ensemble
+    from intermodal.training import shards
     from intermodal.training.trainer import Trainer
 
-    before = ensemble.DRAW_AHEAD_ON_CPU
-    ensemble.DRAW_AHEAD_ON_CPU = ahead
+    before = shards.DRAW_AHEAD_ON_CPU
+    shards.DRAW_AHEAD_ON_CPU = ahead
     try:
         return Trainer(config, dataset, None, evaluate=make_evaluator(config, dataset)).run()
     finally:
-        ensemble.DRAW_AHEAD_ON_CPU = before
+        shards.DRAW_AHEAD_ON_CPU = before
 
 
 def _compare_runs(a, b) -> tuple[float, float]:

@@ -111,7 +111,7 @@ def measure_intermodal(args) -> dict:
         _sync(args.device)
         windows.append(time.perf_counter() - start)
     seconds = sorted(windows)[1]
-    result = {"model_epochs_per_s": args.models * epochs / seconds, "shards": len(trainer.ensemble.shards)}
+    result = {"model_epochs_per_s": args.models * epochs / seconds, "shards": len(trainer.shards.shards)}
     if args.evaluate:
         from intermodal.evaluation.evaluator import make_evaluator
 

@@ -14,7 +14,9 @@ import pandas as pd
 import pytest
 import scipy.io
 
+import intermodal as im
 from intermodal.cli import main
+from intermodal.errors import RunFolderError
 
 SMALL_SIM = '{"n_train": 60, "n_test": 40}'
 
@@ -165,6 +167,27 @@ def _edit_state(change):
         state = json.loads(p.read_text())
         change(state)
         p.write_text(json.dumps(state))
+
+    return damage
+
+
+def _retype(table: str, column: str, kind: type):
+    """Damage: a column of a run's table rewritten with values of another type."""
+
+    def damage(run):
+        frame = pd.read_parquet(run / table)
+        frame[column] = frame[column].astype(kind)
+        frame.to_parquet(run / table, index=False)
+
+    return damage
+
+
+def _edit_config(change):
+    def damage(run):
+        p = run / "config.json"
+        config = json.loads(p.read_text())
+        change(config)
+        p.write_text(json.dumps(config))
 
     return damage
 
@@ -492,6 +515,56 @@ CASES = {
         ["report", "RUN"],
         "history.parquet: lacks column(s) ['loss']",
     ),
+    # --- run-folder files that hold values of the wrong type
+    "report text among the results' values": _run_copy(
+        _retype("results.parquet", "value", str), ["report", "RUN"], "results.parquet: column 'value' holds"
+    ),
+    "report a word for an epoch in the history": _run_copy(
+        _retype("history.parquet", "epoch", str), ["report", "RUN"], "history.parquet: column 'epoch' holds"
+    ),
+    "report text for the diverged flags": _run_copy(
+        _retype("history.parquet", "diverged", str), ["report", "RUN"], "history.parquet: column 'diverged' holds"
+    ),
+    "report fractional latent dimensions": _run_copy(
+        _retype("diagnostics.parquet", "latent_dim", float),
+        ["report", "RUN"],
+        "diagnostics.parquet: column 'latent_dim' holds",
+    ),
+    "compare a text seed in the results": _run_copy(
+        _retype("results.parquet", "seed", str),
+        ["compare", "RUN", "RUN", "--out", "RUN/../cmp.html"],
+        "results.parquet: column 'seed' holds",
+    ),
+    "resume a state whose diverged is a list": _run_copy(
+        _both_checkpoints(_edit_state(lambda s: s.update(diverged=[]))),
+        ["train", "--resume", "RUN", "--quiet"],
+        "state.json: diverged: expected a mapping",
+    ),
+    "resume a state with a word for its epochs": _run_copy(
+        _both_checkpoints(_edit_state(lambda s: s.update(epochs_done="ten"))),
+        ["train", "--resume", "RUN", "--quiet"],
+        "state.json: epochs_done: expected a whole number",
+    ),
+    "measure a state with a word for its models": _run_copy(
+        _edit_state(lambda s: s.update(n_models="two")), ["measure", "RUN"], "state.json: n_models: expected a whole"
+    ),
+    "measure a state with a word for a seed": _run_copy(
+        _edit_state(lambda s: s["model_keys"][0].update(seed="zero")),
+        ["measure", "RUN"],
+        "state.json: model_keys.0.seed: expected a whole number",
+    ),
+    "measure a state whose groups are a mapping": _run_copy(
+        _edit_state(lambda s: s.update(groups={"concat": 1})), ["measure", "RUN"], "state.json: groups: expected a list"
+    ),
+    "report a config with a word for its epochs": _run_copy(
+        _edit_config(lambda c: c.update(epochs="many")), ["report", "RUN"], "config.json: epochs:"
+    ),
+    "report a config whose schedules are a number": _run_copy(
+        _edit_config(lambda c: c.update(schedules=5)), ["report", "RUN"], "config.json: schedules:"
+    ),
+    "resume a config that is a list": _run_copy(
+        lambda c: (c / "config.json").write_text("[1, 2]"), ["train", "--resume", "RUN", "--quiet"], "config.json"
+    ),
     "data sim options not json": (
         lambda r, t, run: ["data", "sim", "--out", str(r / "o"), "--options", "{x"],
         "--options: not valid JSON",
@@ -564,3 +637,59 @@ def test_a_failed_run_leaves_no_folder_that_blocks_a_rerun(tmp_path, tiny):
     assert main(train_argv(data, out, "--batch-size", "100000")) == 2
     assert not out.exists()
     assert main(train_argv(data, out)) == 0
+
+
+# ---------------------------------------------------------------------- the library on damaged run folders
+LIBRARY_CASES = {
+    "load_run, text among the results' values": (
+        _retype("results.parquet", "value", str),
+        lambda run: im.load_run(run),
+        ("results.parquet", "'value'"),
+    ),
+    "load_run, fractional latent dimensions": (
+        _retype("diagnostics.parquet", "latent_dim", float),
+        lambda run: im.load_run(run),
+        ("diagnostics.parquet", "'latent_dim'"),
+    ),
+    "load_run, a word for an epoch": (
+        _retype("history.parquet", "epoch", str),
+        lambda run: im.load_run(run),
+        ("history.parquet", "'epoch'"),
+    ),
+    "load_run, a config with a word for its epochs": (
+        _edit_config(lambda c: c.update(epochs="many")),
+        lambda run: im.load_run(run),
+        ("config.json", "epochs"),
+    ),
+    "a run's epochs, a word in the state": (
+        _edit_state(lambda s: s.update(epochs_done="ten")),
+        lambda run: im.load_run(run).epochs_done,
+        ("state.json", "epochs_done"),
+    ),
+    "a run's models, a list for the divergences": (
+        _edit_state(lambda s: s.update(diverged=[])),
+        lambda run: im.load_run(run).model,
+        ("state.json", "diverged"),
+    ),
+    "resume, a state whose diverged is a list": (
+        _both_checkpoints(_edit_state(lambda s: s.update(diverged=[]))),
+        lambda run: im.resume(run),
+        ("state.json", "diverged"),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(LIBRARY_CASES))
+def test_a_damaged_run_folder_is_a_run_folder_error_naming_file_and_field(name, tmp_path, trained_run):
+    damage, call, named = LIBRARY_CASES[name]
+    copy = tmp_path / "run"
+    shutil.copytree(trained_run, copy)
+    damage(copy)
+    before = tree_state(tmp_path)
+    with pytest.raises(RunFolderError) as caught:
+        call(copy)
+    assert all(part in str(caught.value) for part in named), str(caught.value)
+    after = tree_state(tmp_path)
+    assert {k: v for k, v in after.items() if not k.endswith(".lock")} == {
+        k: v for k, v in before.items() if not k.endswith(".lock")
+    }

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from intermodal.outputs.report import section_ids
 from intermodal.study import cluster
 from intermodal.study import local as study
 from intermodal.study import units as unit_plan
+from intermodal.study.merge import merge_runs
 from intermodal.training import runfolder
 from intermodal.training.config import RunConfig
 
@@ -163,7 +165,7 @@ def test_the_plan_fits_units_of_several_cpus_into_nodes(monkeypatch):
 
 
 def test_merged_units_in_any_order_give_the_local_run(tmp_path):
-    """runfolder.merge_runs on units trained one by one: the local run's rows, in its order
+    """merge_runs on units trained one by one: the local run's rows, in its order
     (with a modality's family set for the run, which every unit keeps)."""
     config = RunConfig.from_mapping(
         dict(
@@ -191,7 +193,7 @@ def test_merged_units_in_any_order_give_the_local_run(tmp_path):
         study.run_study(unit.config(config, 1), dirs[-1], **options)
     for order in ([3, 1, 0, 2], [2, 3, 1, 0]):
         out = tmp_path / f"merged-{order[0]}"
-        runfolder.merge_runs([dirs[i] for i in order], out, config)
+        merge_runs([dirs[i] for i in order], out, config)
         assert_same_tables(tmp_path / "local", out)
         assert_same_weights(tmp_path / "local", out)
         assert runfolder.read_run(out).description.likelihoods["touch"] == "bernoulli"
@@ -243,15 +245,36 @@ def test_ray_backend_writes_the_local_run_folder(ray_cluster, local_runs, tmp_pa
     assert_same_tables(local_runs["0"], out)
 
 
+def kill_unit_worker(unit: Path, epoch: int, timeout: float = 120) -> threading.Thread:
+    """Watch the unit's folder from this process and SIGKILL the Ray worker that trains it
+    (the holder of the unit's lock) once its checkpoint has ``epoch`` epochs, as a node's
+    death would; the thread's ``killed`` is the pid, or None if it never got to."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if runfolder.epochs_done(unit) >= epoch:
+                pid = runfolder.RunLock.holder(unit)
+                if pid is not None and pid != os.getpid():
+                    os.kill(pid, signal.SIGKILL)
+                    thread.killed = pid
+                return
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.killed = None
+    thread.start()
+    return thread
+
+
 def test_a_unit_whose_worker_dies_continues_from_its_checkpoint(
     ray_cluster, local_runs, tmp_path, monkeypatch, capsys, no_report
 ):
     out = tmp_path / "ray"
-    once = tmp_path / "killed-once"
-    hook = {"unit": "01-constant-0-seeds-0-1", "epoch": 8, "once": str(once)}
-    monkeypatch.setenv(cluster.TEST_KILL_ENV, json.dumps(hook))
+    killer = kill_unit_worker(out / "units" / "01-constant-0-seeds-0-1", epoch=8)
     assert main(study_argv(out, "--backend", "ray")) == 0
-    assert once.exists()  # the first attempt armed the kill
+    killer.join()
+    assert killer.killed is not None  # the unit's first worker was killed
     found = re.search(
         r"unit 01-constant-0-seeds-0-1 continued from its checkpoint at epoch (\d+)", capsys.readouterr().out
     )

@@ -22,12 +22,12 @@ from intermodal.errors import ConfigError
 from intermodal.model.architecture import architecture_preset
 from intermodal.model.fusions import moe as fusion_module
 from intermodal.model.group import FUSIONS, build_model
-from intermodal.training import ensemble as ensemble_module
 from intermodal.training import runfolder
+from intermodal.training import shards as shards_module
 from intermodal.training.config import RunConfig
 from intermodal.training.device import TF32_OVERRIDE, check_device, environment, exact_float32
-from intermodal.training.ensemble import _Shard
 from intermodal.training.resume import resume
+from intermodal.training.shards import _Shard
 from intermodal.training.trainer import Trainer
 
 
@@ -69,7 +69,7 @@ def test_an_epoch_reads_nothing_back_from_its_device(tiny_description, fusion, m
     """A whole epoch of every fusion (draws, batches, forward, backward, optimiser) on the
     meta device: no step waits for a value from the device, so on a GPU an epoch is queued
     without a synchronisation (its one wait is the loss means after it)."""
-    monkeypatch.setattr(ensemble_module.torch.optim, "Adam", _StepOnly)
+    monkeypatch.setattr(shards_module.torch.optim, "Adam", _StepOnly)
     model = build_model(tiny_description, architecture_preset("1", tiny_description), fusion, 2, device="meta")
     generators = [torch.Generator().manual_seed(k) for k in range(2)]
     shard = _Shard([0, 1], model, torch.ones(2, 4, device="meta"), generators, 1e-3)
@@ -131,7 +131,7 @@ def test_draws_made_ahead_change_no_number_and_no_checkpoint(tiny, tmp_path, mon
     checkpoint and resumed with draws ahead goes on exactly as a run never stopped."""
     config = _config()
     plain = Trainer(config, tiny, tmp_path / "plain").run()
-    monkeypatch.setattr(ensemble_module, "DRAW_AHEAD_ON_CPU", True)
+    monkeypatch.setattr(shards_module, "DRAW_AHEAD_ON_CPU", True)
     ahead = Trainer(config, tiny, tmp_path / "ahead").run()
     pd.testing.assert_frame_equal(ahead.history, plain.history, check_exact=True)
     # the generators the checkpoints saved are those of a run that never drew ahead

@@ -17,7 +17,7 @@ from intermodal.evaluation import measures
 from intermodal.evaluation.evaluator import measured_pairs
 from intermodal.evaluation.findings import check_findings
 from intermodal.model import likelihoods
-from intermodal.training.runfolder import load_ensemble, read_run
+from intermodal.training.runfolder import read_run
 
 ICUB = im.load_description(builtin_description_path("icub-zambelli2020"))
 GROUND_TRUTH_IDS = ["noise-uninformative", "copy-redundant", "present-from-past", "contact-from-vision"]
@@ -112,11 +112,10 @@ def _remeasured(folder) -> tuple[list, object]:
     """The last epoch's measures of the trained models, taken again with whatever the
     measures module holds now, checked."""
     run = read_run(folder)
-    ensemble = load_ensemble(folder)
-    description = ensemble.dataset.description
+    description = run.dataset.description
     table = im.integration_measures(
-        ensemble.model,
-        ensemble.dataset.test[:1024],
+        run,
+        run.dataset.test[:1024],
         extra_pairs=sim_truth.ground_truth_of(description).pairs,
         generator=torch.Generator().manual_seed(0),
     )

@@ -105,6 +105,28 @@ def test_positions_are_labelled_with_schedule_and_seed():
     np.testing.assert_allclose(alone.value, table[table.model == 2].value, rtol=1e-5, atol=1e-7)
 
 
+def test_a_trained_run_and_one_read_back_are_one_type_the_measures_take_alike(tmp_path):
+    """What im.train returns and what im.load_run reads are an im.Run (TrainingResult is the
+    same class): the same models, tables, epochs and measures, the in-memory one's model and
+    data set in memory, the read one's from its checkpoint and config."""
+    assert im.TrainingResult is im.Run
+    result = im.train(small_config(eval_every=3), evaluate=True, out=tmp_path / "run")
+    run = im.load_run(tmp_path / "run")
+    assert isinstance(result, im.Run) and isinstance(run, im.Run)
+    assert result.out == run.path == tmp_path / "run"
+    assert result.models.equals(run.models) and result.epochs_done == run.epochs_done == 6
+    assert result.diverged == run.diverged == {}
+    np.testing.assert_array_equal(result.history["loss"], run.history["loss"])
+    rows = run.dataset.test[:40]
+    np.testing.assert_array_equal(rows, result.dataset.test[:40])
+    generator = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    from_memory = im.integration_measures(result, rows, generator=generator())
+    from_disk = im.integration_measures(run, rows, generator=generator())
+    assert from_memory.drop(columns="value").equals(from_disk.drop(columns="value"))
+    np.testing.assert_allclose(from_memory.value, from_disk.value, rtol=1e-6, atol=1e-9)
+    assert im.predict(run, rows, given="vision").mean.shape == im.predict(result, rows, given="vision").mean.shape
+
+
 def test_the_public_names_are_documented():
     for name in im.__all__[1:]:
         assert getattr(im, name).__doc__, f"im.{name} has no docstring"

@@ -112,7 +112,7 @@ def test_the_report_is_written_when_the_data_set_is_gone(run, tmp_path, monkeypa
     import shutil
 
     from intermodal.errors import DataError
-    from intermodal.training import runfolder
+    from intermodal.training.runfolder import loading
 
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
@@ -120,7 +120,7 @@ def test_the_report_is_written_when_the_data_set_is_gone(run, tmp_path, monkeypa
     def unavailable(config):
         raise DataError("cannot fetch the data set (offline)")
 
-    monkeypatch.setattr(runfolder, "dataset_of", unavailable)
+    monkeypatch.setattr(loading, "dataset_of", unavailable)
     assert main(["report", str(copy)]) == 0
     html = (copy / "report.html").read_text()
     assert "Not shown: the trained models or their data set cannot be loaded" in html and "offline" in html

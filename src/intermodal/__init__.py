@@ -14,7 +14,8 @@ The library, as a notebook uses it::
     im.predict(result.model, dataset.test, given="vision").mean   # [models, rows, columns]
     model = im.adapters.multivae(trained_mvae, dataset.description)   # a MultiVae model
     print(im.check_model(model, dataset.test[:64]))       # the checks before trusting it
-    run = im.load_run("runs/study-quick")                 # a run folder the CLI wrote
+    run = im.load_run("runs/study-quick")                 # a run folder the CLI wrote: an im.Run, as result is
+    im.integration_measures(run, run.dataset.test[:1024]) # its models, read from its checkpoint
     im.draw_figures(run)["fig7_window_means"]
 
 Data flows one way through the layers, each a package that imports only those before it:
@@ -47,10 +48,11 @@ _EXPORTS = {
     "train": "study.runs",
     "run_study": "study.runs",
     "resume": "study.runs",
-    "TrainingResult": "training.trainer",
-    # read a run folder back
-    "load_run": "training.runfolder",
-    "Run": "training.runfolder",
+    # a trained run, in memory or read back from its folder: one type (TrainingResult is
+    # its older name, the same class)
+    "Run": "training.runfolder.loading",
+    "TrainingResult": "training.runfolder.loading",
+    "load_run": "training.runfolder.loading",
     # measure and predict, with any model that answers a protocol
     "LatentModel": "model.protocol",
     "OutputModel": "model.protocol",

@@ -50,13 +50,14 @@ class ModelError(IntermodalError):
     architecture that does not match the modalities), or is asked for what it cannot do."""
 
 
-class CheckpointError(IntermodalError):
-    """A checkpoint is missing, damaged, cannot be written, or does not match what it is
-    loaded for."""
-
-
 class RunFolderError(IntermodalError):
-    """A run folder lacks a file, holds a malformed one, or is in use by another process."""
+    """A run folder lacks a file, holds a malformed one (a value of the wrong type
+    included), or is in use by another process."""
+
+
+class CheckpointError(RunFolderError):
+    """A checkpoint (a run folder's file) is missing, damaged, cannot be written, or does
+    not match what it is loaded for."""
 
 
 class ClusterError(IntermodalError):

@@ -11,7 +11,8 @@ from ..data.description import DatasetDescription
 from ..errors import ModelError
 from ..model.group import groups_of
 from ..model.protocol import description_for, view_of
-from .measures import as_model, as_rows, labelled
+from ..training.config import label_models
+from .measures import as_model, as_rows
 
 __all__ = ["latent_diagnostics", "ACTIVE_THRESHOLD"]
 
@@ -77,4 +78,4 @@ def latent_diagnostics(
             "active": variance > threshold,
         }
     )
-    return labelled(table, model)
+    return label_models(table, getattr(model, "model_keys", None))

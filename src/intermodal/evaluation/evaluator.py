@@ -171,12 +171,12 @@ def measure_run(
         data_dir=data_dir, eval_rows=eval_rows, n_eval_rows=n_eval_rows, z_samples=z_samples, divergence=divergence
     )
     changes = {k: v for k, v in changes.items() if v is not None}
-    ensemble = runfolder.load_ensemble(path, schedule, seed, changes, fusion=fusion)
-    config = ensemble.config
-    rows = evaluation_rows_of(config, ensemble.dataset)
+    loaded = runfolder.load_models(path, schedule, seed, changes, fusion=fusion)
+    config = loaded.config
+    rows = evaluation_rows_of(config, loaded.dataset)
     if shares is not None and shares not in ("modalities", "steps"):
         raise ConfigError(f"--shares {shares!r}: expected 'modalities' or 'steps'")
-    description = ensemble.dataset.description
+    description = loaded.dataset.description
     pairs = measured_pairs(config, description) or None
-    table = _measures(ensemble.model, rows, description, config, pairs, ensemble.epochs_done, shares)
+    table = _measures(loaded.model, rows, description, config, pairs, loaded.epochs_done, shares)
     return table.drop(columns="model")

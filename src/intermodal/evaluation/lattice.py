@@ -34,8 +34,9 @@ import torch
 from ..data.description import DatasetDescription
 from ..errors import ConfigError, DataError
 from ..options import whole_number
+from ..training.config import label_models
 from .catalogue import INTERACTION, PAIR_JOIN, PREDICTION_ERROR, SHARE
-from .measures import MeasureSpec, checked_options, evaluate_specs, labelled, measure_specs
+from .measures import MeasureSpec, checked_options, evaluate_specs, measure_specs
 
 __all__ = [
     "PART_KINDS",
@@ -332,7 +333,7 @@ def lattice_values(
         for t, (scope, _) in enumerate(targets)
     ]
     table = pd.DataFrame(rows_out, columns=["model", "quantity", "modality", "scope", "value", "likelihood"])
-    return labelled(table, model)
+    return label_models(table, getattr(model, "model_keys", None))
 
 
 def modality_shares(
@@ -416,7 +417,7 @@ def modality_shares(
             lambda s: values[:, position[s]], ordering_table, (n_models, len(targets))
         )
     table = _table(parts, targets, labels, shares, share_se, pairs, pair_se)
-    table = labelled(table, model)
+    table = label_models(table, getattr(model, "model_keys", None))
     if not measures:
         return table
     return _with_measures(model, table, leading, first)
@@ -459,5 +460,5 @@ def _with_measures(model, shares: pd.DataFrame, leading, first) -> pd.DataFrame:
     if not shares["standard_error"].any():
         shares = shares.drop(columns="standard_error")
     # Model-major, as every table of the measures: a model's measures, then its shares.
-    both = pd.concat([labelled(measures, model), shares], ignore_index=True)
+    both = pd.concat([label_models(measures, getattr(model, "model_keys", None)), shares], ignore_index=True)
     return both.sort_values("model", kind="stable", ignore_index=True)

@@ -45,7 +45,8 @@ from ..model.likelihoods import gaussian_kl_per_column
 from ..model.protocol import check_protocol, description_for, view_of
 from ..options import whole_number
 from ..streams import Purpose, numpy_generator
-from ..training.runfolder import Ensemble
+from ..training.config import label_models
+from ..training.runfolder import Run
 from .catalogue import BASELINE, CUSTOM, LOSS_OF_PRECISION, MEASURED_QUANTITIES, PREDICTION_ERROR, SINGLE_MODALITY_ERROR
 from .divergences import as_rows, divergences, stacked_rows_per_pass
 
@@ -60,7 +61,6 @@ __all__ = [
     "evaluation_rows",
     "EVALUATION_MODES",
     "as_rows",
-    "labelled",
     "stacked_rows_per_pass",
     "evaluate_specs",
     "checked_options",
@@ -222,24 +222,11 @@ def measure_specs(description: DatasetDescription, extra_pairs=None) -> list[Mea
 
 
 # ---------------------------------------------------------------------- checks
-def labelled(table: pd.DataFrame, model) -> pd.DataFrame:
-    """``table`` (one row per ``model`` position, ...) with the model's ``model_keys``
-    columns after ``model``, where the model knows them (a trained or loaded ensemble)."""
-    keys = getattr(model, "model_keys", None)
-    if keys is None:
-        return table
-    positions = table["model"].to_numpy()
-    for index, column in reversed(list(enumerate(keys[0]._fields))):
-        table.insert(1, column, [keys[p][index] for p in positions])
-    return table
-
-
 # ---------------------------------------------------------------------- the measures
 def as_model(model):
-    """The model itself: a run's trained models as :meth:`Run.load_ensemble` gives them
-    (an :class:`~intermodal.training.runfolder.Ensemble`, with its data set) are measured
-    as their ``model``; anything else is taken as it is."""
-    return model.model if isinstance(model, Ensemble) else model
+    """The model itself: a trained run (a :class:`~intermodal.training.runfolder.Run`, in
+    memory or read back) is measured as its ``model``; anything else is taken as it is."""
+    return model.model if isinstance(model, Run) else model
 
 
 def integration_measures(
@@ -339,7 +326,7 @@ def integration_measures(
     )
     if standard_error:
         table["standard_error"] = errors.reshape(-1).astype(np.float64)
-    return labelled(table, model)
+    return label_models(table, getattr(model, "model_keys", None))
 
 
 def checked_options(model, description, z_samples, divergence, rows_per_pass) -> tuple:

@@ -43,7 +43,6 @@ from ..evaluation.summaries import (
     window_means,
 )
 from ..training.runfolder import Run, read_run
-from ..training.trainer import TrainingResult
 from .plotting import (
     MAX_POINTS_PER_CURVE,
     SCHEDULE_MARKERS,
@@ -450,7 +449,7 @@ def fig_active_units(diagnostics: pd.DataFrame, *, schedules=None, colours=None,
 
 
 # --------------------------------------------------------------------------- all of them
-def draw_figures(run: Run | TrainingResult | str | Path, band: str = "ci") -> dict[str, Figure]:
+def draw_figures(run: Run | str | Path, band: str = "ci") -> dict[str, Figure]:
     """Every figure of a run (a run folder's path, one read with ``im.load_run``, or what
     ``im.train`` returned): the six of the paper, and the active units where the run has
     diagnostics, by file stem, drawn from the run's tables alone. ``band``: ``"ci"`` (the 95%

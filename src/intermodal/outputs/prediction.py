@@ -18,7 +18,7 @@ from ..evaluation.predict import predict, prediction_table, rollout
 from ..evaluation.prediction_tests import applicable_tests, persistence_baseline, run_prediction_tests, summarise_errors
 from ..options import whole_number
 from ..training import runfolder
-from ..training.runfolder import Ensemble, load_ensemble
+from ..training.runfolder import Run, load_models
 from .plotting import save_figure
 from .prediction_figures import prediction_test_figure
 
@@ -74,7 +74,8 @@ def predict_run(
     (:func:`intermodal.evaluation.predict.rollout`); ``sample_seed`` decodes one sample of
     z instead of the latent mean."""
     steps = whole_number(steps, "--steps", minimum=1)
-    model, model_keys, _config, dataset, _ = load_ensemble(run, schedule, seed, fusion=fusion)
+    loaded = load_models(run, schedule, seed, fusion=fusion)
+    model, model_keys, dataset = loaded.model, loaded.model_keys, loaded.dataset
     description = dataset.description
     expanded = []
     for selector in given:
@@ -103,15 +104,17 @@ def predict_run(
 
 
 def prediction_errors(
-    run: str | Path, *, train_baselines: bool = False, progress: bool = False, ensemble: Ensemble | None = None
+    run: str | Path, *, train_baselines: bool = False, progress: bool = False, loaded: Run | None = None
 ) -> pd.DataFrame:
     """The original work's prediction tests on a run's test rows, for every model, beside
     the persistence baseline and (when kept in ``RUN/baselines`` or ``train_baselines``)
     the forward and inverse baselines and the training mean: the tidy table of
     :data:`intermodal.evaluation.prediction_tests.ERROR_COLUMNS` (docs/prediction.md).
-    ``ensemble``: the run's, if already loaded; ``progress``: log that the baselines train."""
+    ``loaded``: the run with its models, if already loaded (:func:`load_models`); ``progress``:
+    log that the baselines train."""
     run = Path(run)
-    model, model_keys, config, dataset, _ = ensemble or load_ensemble(run)
+    loaded = loaded or load_models(run)
+    model, model_keys, config, dataset = loaded.model, loaded.model_keys, loaded.config, loaded.dataset
     description = dataset.description
     parts = [
         run_prediction_tests(model, dataset.test, model_keys=model_keys, description=description),
@@ -157,12 +160,13 @@ def prediction_summary(errors: pd.DataFrame, schedules: list[str]) -> pd.DataFra
     return table.reindex(columns=[s for s in order if s in table.columns]).fillna("").reset_index()
 
 
-def prediction_figures(run: str | Path, ensemble: Ensemble | None = None) -> list[dict]:
+def prediction_figures(run: str | Path, loaded: Run | None = None) -> list[dict]:
     """For each test, the first schedule's models on the first 200 test rows, drawn into
     ``RUN/figures/prediction_<test>.png|svg``; returns (stem, png, caption) records.
-    ``ensemble``: the run's, if already loaded."""
+    ``loaded``: the run with its models, if already loaded (:func:`load_models`)."""
     run = Path(run)
-    model, model_keys, config, dataset, _ = ensemble or load_ensemble(run)
+    loaded = loaded or load_models(run)
+    model, model_keys, config, dataset = loaded.model, loaded.model_keys, loaded.config, loaded.dataset
     first = config.schedules[0]
     models = [i for i, k in enumerate(model_keys) if k.schedule == first and k.fusion == config.fusions[0]]
     folder = runfolder.figures_path(run)
@@ -192,7 +196,7 @@ def prediction_section(run: Path) -> dict | None:
     if not runfolder.has_checkpoint(run):
         return None
     try:
-        ensemble = load_ensemble(run)  # once, for the table and the figures
+        loaded = load_models(run)  # once, for the table and the figures
     except (DataError, CheckpointError, RunFolderError) as e:
         # The rest of the report needs only the run folder's tables; say why this part is missing.
         return {
@@ -202,7 +206,7 @@ def prediction_section(run: Path) -> dict | None:
             "tables": [],
         }
     try:
-        errors = prediction_errors(run, ensemble=ensemble)
+        errors = prediction_errors(run, loaded=loaded)
     except IntermodalError as e:
         return {"id": "prediction", "title": SECTION_TITLE, "paragraphs": [f"Not shown: {e}."], "tables": []}
     paragraphs = [
@@ -219,6 +223,6 @@ def prediction_section(run: Path) -> dict | None:
         "id": "prediction",
         "title": SECTION_TITLE,
         "paragraphs": paragraphs,
-        "tables": [{"title": None, "frame": prediction_summary(errors, list(ensemble.config.schedules))}],
-        "figures": prediction_figures(run, ensemble),
+        "tables": [{"title": None, "frame": prediction_summary(errors, list(loaded.config.schedules))}],
+        "figures": prediction_figures(run, loaded),
     }

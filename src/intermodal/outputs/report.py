@@ -42,7 +42,7 @@ from ..files import atomic_write
 from ..model.fusions import FUSIONS
 from ..training import runfolder
 from ..training.config import ModelKey
-from ..training.ensemble import divergence_line
+from ..training.shards import divergence_line
 from .figures import (
     ACTIVE_UNITS_CAPTION,
     ACTIVE_UNITS_FIGURE,

@@ -4,7 +4,7 @@ The models of a study never interact (each has its own weights, Adam state, shuf
 docs/method.md §3), so a study splits without changing a number: a *unit* is one fusion and schedule
 × a contiguous block of its seeds, trained by the ordinary trainer into an ordinary run
 folder ``RUN/units/<name>/`` with its own checkpoints. When every unit is done,
-:func:`intermodal.training.runfolder.merge_runs` writes ``RUN`` as one local run of the whole study
+:func:`intermodal.study.merge.merge_runs` writes ``RUN`` as one local run of the whole study
 writes it (same tables, same row order, one checkpoint of the whole ensemble), and the
 report is drawn from it. docs/cluster.md says how to run it.
 
@@ -31,7 +31,6 @@ the functions that need it. Files of ``RUN/units/``::
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -56,10 +55,12 @@ from ..files import write_json
 from ..outputs.report import write_report
 from ..training import runfolder
 from ..training.config import ModelKey, RunConfig
-from ..training.ensemble import Divergence
-from ..training.trainer import TrainingResult, progress_interval
+from ..training.runfolder import Run
+from ..training.shards import Divergence
+from ..training.trainer import progress_interval
 from . import local
 from .local import human_duration
+from .merge import merge_runs
 from .units import MAX_CPUS_PER_UNIT, Unit, describe_plan, plan_units, read_plan, write_plan
 
 logger = logging.getLogger("intermodal")
@@ -72,7 +73,6 @@ __all__ = [
     "train_unit",
     "MAX_CPUS_PER_UNIT",
     "UNIT_RETRIES",
-    "TEST_KILL_ENV",
 ]
 
 
@@ -84,12 +84,6 @@ UNIT_RETRIES = 3
 # a killed driver, or of a dead node whose file lock the shared file system has not yet
 # released (an NFSv4 lease lasts 90 s by default).
 LOCK_WAIT_S = 180.0
-# Test hook, read by the driver and handed to the tasks: JSON {"unit": NAME, "epoch": E,
-# "once": PATH}. The task training unit NAME kills its own worker process (SIGKILL) as soon
-# as the unit's checkpoint has E epochs, if the file PATH does not exist (it creates it
-# first, so that the retried task trains on). tests/test_cluster.py uses it to check that a
-# unit whose worker dies continues from its checkpoint.
-TEST_KILL_ENV = "INTERMODAL_TEST_KILL_UNIT"
 
 
 # --------------------------------------------------------------------------- a unit's state
@@ -114,22 +108,10 @@ def _wait_for_lock(unit_dir: Path, name: str) -> None:
             time.sleep(1.0)
 
 
-def _kill_when(unit_dir: Path, epoch: int) -> None:
-    """Test hook (TEST_KILL_ENV): SIGKILL this process once the unit's checkpoint has ``epoch`` epochs."""
-
-    def watch() -> None:
-        while runfolder.epochs_done(unit_dir) < epoch:
-            time.sleep(0.002)
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
 def train_unit(
     spec: dict[str, Any],
     dataset: Dataset,
     marker: str | None = None,
-    kill_hook: dict[str, Any] | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Train one unit to its last epoch, or continue it from its checkpoint: the body of a
@@ -152,12 +134,6 @@ def train_unit(
     try:
         _wait_for_lock(unit_dir, name)
         start = runfolder.epochs_done(unit_dir)
-        if kill_hook and kill_hook.get("unit") == name:
-            try:
-                Path(kill_hook["once"]).touch(exist_ok=False)
-                _kill_when(unit_dir, int(kill_hook["epoch"]))
-            except FileExistsError:
-                pass  # the retry: train on
         tracking = local.Tracking(**spec["track"]) if spec.get("track") else None
         options = dict(dataset=dataset, announce=False, report=False, progress=progress, track=tracking)
         if runfolder.has_checkpoint(unit_dir):
@@ -328,11 +304,10 @@ def _train_on_ray(
     tracker = _Progress(units, units_dir, config.epochs, progress)
     try:
         data = ray.put(dataset)  # once; every task reads it from the object store
-        hook = json.loads(os.environ[TEST_KILL_ENV]) if os.environ.get(TEST_KILL_ENV) else None
         pending = {}
         for unit in units:
             spec = _unit_spec(unit, units_dir, config, per_unit, study_tracker, track)
-            ref = task.options(name=f"intermodal-{unit.name}", **options).remote(spec, data, str(marker), hook)
+            ref = task.options(name=f"intermodal-{unit.name}", **options).remote(spec, data, str(marker))
             pending[ref] = unit
         try:
             while pending:
@@ -375,10 +350,10 @@ def _open_tracker(run: Path, config: RunConfig, track: str | None):
 
 
 # --------------------------------------------------------------------------- the study
-def _finish(run: Path, config: RunConfig, units: list[Unit], tracker=None) -> TrainingResult:
+def _finish(run: Path, config: RunConfig, units: list[Unit], tracker=None) -> Run:
     """Merge the finished units into ``run``, write the report and hand the tracker the figures."""
     dirs = [runfolder.units_path(run) / u.name for u in units]
-    runfolder.merge_runs(dirs, run, config)
+    merge_runs(dirs, run, config)
     write_report(run, redraw=True)
     if tracker is not None:
         local.log_figures(tracker, run)
@@ -386,7 +361,7 @@ def _finish(run: Path, config: RunConfig, units: list[Unit], tracker=None) -> Tr
     by_key = {key: d for unit_dir in dirs for key, d in _divergences(unit_dir).items()}
     model_keys = config.model_keys()
     diverged = {k: by_key[key] for k, key in enumerate(model_keys) if key in by_key}
-    return TrainingResult(config, model_keys, config.epochs, diverged, run)
+    return Run(config, run, model_keys=model_keys, epochs_done=config.epochs, diverged=diverged)
 
 
 def _stop_on_sigterm():
@@ -424,7 +399,7 @@ def _driving(ray, address: str | None, tracker):
 
 def run_study(
     config: RunConfig, out: str | Path, *, address: str | None = None, progress: bool = False, track: str | None = None
-) -> TrainingResult:
+) -> Run:
     """Train a study (:func:`intermodal.study.local.run_study`) on a Ray cluster: its models
     as units (:func:`plan_units`), one Ray task each, then the merged run folder and report
     in ``out``, as a local run writes them. ``address``: the cluster (default:
@@ -462,7 +437,7 @@ def resume_study(
     address: str | None = None,
     progress: bool = False,
     track: str | None = None,
-) -> TrainingResult:
+) -> Run:
     """Continue a study started with :func:`run_study`: its unfinished units (a unit is
     finished when its checkpoint has all the config's epochs) on Ray (``backend="ray"``) or
     in this process one after another (``"local"``, no Ray needed), then merge and report.

@@ -28,7 +28,8 @@ from ..outputs.tracking import open_tracker
 from ..training import runfolder
 from ..training.config import RunConfig
 from ..training.resume import resume
-from ..training.trainer import Progress, Trainer, TrainingResult
+from ..training.runfolder import Run
+from ..training.trainer import Progress, Trainer
 
 __all__ = ["run_study", "resume_study", "estimate_duration", "human_duration", "Tracking", "log_figures"]
 
@@ -112,7 +113,7 @@ def run_study(
     announce: bool = True,
     report: bool = True,
     track: str | Tracking | None = None,
-) -> TrainingResult:
+) -> Run:
     """Train, evaluate every ``config.eval_every`` epochs, then draw the figures and write
     ``report.html`` into ``out``. ``announce``: log the expected duration first and the time
     taken at the end (logger ``intermodal``); ``report``: write the figures and report;
@@ -136,7 +137,7 @@ def resume_study(
     report: bool = True,
     track: str | Tracking | None = None,
     device: str | None = None,
-) -> TrainingResult:
+) -> Run:
     """Continue an interrupted study from its last checkpoint, then finish it (on
     ``device`` if given, else the run's)."""
     run = Path(run)
@@ -155,9 +156,7 @@ def _tracking(track: str | Tracking | None, out: Path) -> Tracking | None:
     return Tracking(track, runfolder.tracking_path(out), out.resolve().name)
 
 
-def _train_and_report(
-    trainer: Trainer, evaluate, announce: bool, report: bool, tracking: Tracking | None
-) -> TrainingResult:
+def _train_and_report(trainer: Trainer, evaluate, announce: bool, report: bool, tracking: Tracking | None) -> Run:
     start = time.monotonic()
     with tracking.open() if tracking is not None else nullcontext() as tracker:
         if tracker is not None:

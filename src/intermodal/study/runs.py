@@ -14,7 +14,8 @@ from ..evaluation.evaluator import make_evaluator
 from ..training import runfolder
 from ..training.config import RunConfig
 from ..training.resume import resume as resume_trainer
-from ..training.trainer import Progress, Trainer, TrainingResult
+from ..training.runfolder import Run
+from ..training.trainer import Progress, Trainer
 from . import local
 
 __all__ = ["train", "run_study", "resume"]
@@ -28,7 +29,7 @@ def train(
     evaluate: bool = False,
     progress: bool | Progress = False,
     track: str | None = None,
-) -> TrainingResult:
+) -> Run:
     """Train every (schedule, seed) model of ``config`` as one batched computation.
 
     ``dataset``: the rows to train on (default: the data set ``config`` names).
@@ -40,7 +41,7 @@ def train(
     ``"tensorboard[:DIR]"`` or ``"mlflow[:URI]"`` (local stores in ``out/tracking`` by
     default; without ``out``, name the DIR or URI).
 
-    Returns a :class:`~intermodal.training.trainer.TrainingResult`: the trained ensemble
+    Returns a :class:`~intermodal.training.runfolder.Run`: the trained ensemble
     (``.model``), its tables and each position's (fusion, schedule, seed) (``.models``)."""
     dataset = dataset if dataset is not None else dataset_of(config)
     evaluator = make_evaluator(config, dataset) if evaluate else None
@@ -81,7 +82,7 @@ def run_study(
     progress: bool | Progress = False,
     report: bool = True,
     track: str | None = None,
-) -> TrainingResult:
+) -> Run:
     """A study: train with the measures every ``config.eval_every`` epochs, then the
     figures and ``report.html`` in ``out`` (what ``intermodal study`` does). ``backend``:
     ``"local"`` (this process) or ``"ray"`` (units of models as Ray tasks, on the cluster
@@ -110,7 +111,7 @@ def resume(
     report: bool | None = None,
     track: str | None = None,
     device: str | None = None,
-) -> TrainingResult:
+) -> Run:
     """Continue an interrupted run (a training run or a study, on either backend) from
     its last checkpoint to its last epoch, exactly as it would have gone on. ``report``:
     rewrite the figures and report at the end (default: for a study, that is a run whose

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import reprlib
 import shutil
 from pathlib import Path
 from typing import NamedTuple
@@ -46,6 +47,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "read_state",
+    "check_state_types",
     "merge_checkpoints",
     "STATE_FILE",
 ]
@@ -62,6 +64,24 @@ MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 RNG_FILE = "rng.safetensors"
 _REQUIRED_STATE = ("format_version", "n_models", "dtype", "description", "epochs_done", "sha256")
+# The JSON type of each entry of state.json, where it is there; another (a list where a
+# mapping belongs, a word where a count does) is refused when the state is read.
+_STATE_TYPES = {
+    "format_version": int,
+    "n_models": int,
+    "epochs_done": int,
+    "dtype": str,
+    "description": dict,
+    "sha256": dict,
+    "groups": list,
+    "architecture": dict,
+    "model_keys": list,
+    "models": list,
+    "config": dict,
+    "tables": list,
+    "diverged": dict,
+}
+_TYPE_WORDS = {int: "a whole number", str: "a text", dict: "a mapping", list: "a list"}
 
 
 class Checkpoint(NamedTuple):
@@ -159,8 +179,52 @@ def read_state(path: str | os.PathLike) -> dict | None:
         except (OSError, json.JSONDecodeError, UnicodeDecodeError):
             continue  # absent, or being replaced this instant
         if isinstance(state, dict) and "epochs_done" in state:
-            return _with_model_keys(state)
+            check_state_types(state, candidate / STATE_FILE)
+            try:
+                return _with_model_keys(state)
+            except (TypeError, ValueError) as e:
+                raise CheckpointError(
+                    f"{candidate / STATE_FILE}: model_keys are not records of fusion, schedule and seed ({e})"
+                ) from None
     return None
+
+
+def _is(value, kind: type) -> bool:
+    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+
+
+def check_state_types(state: dict, state_file: Path) -> None:
+    """Refuse a state whose entries have the wrong JSON type, naming the file and the entry
+    (:class:`CheckpointError`)."""
+
+    def refuse(where: str, kind: type, value) -> None:
+        shown = reprlib.repr(value)
+        raise CheckpointError(f"{state_file}: {where}: expected {_TYPE_WORDS[kind]}, got {shown}")
+
+    for key, kind in _STATE_TYPES.items():
+        if key in state and not _is(state[key], kind):
+            refuse(key, kind, state[key])
+    for key, kind in (("sha256", str), ("tables", str), ("groups", dict), ("model_keys", dict), ("models", list)):
+        values = state.get(key, {})
+        for name, value in values.items() if isinstance(values, dict) else enumerate(values):
+            if not _is(value, kind):
+                refuse(f"{key}.{name}", kind, value)
+    for i, key in enumerate(state.get("model_keys", [])):
+        for field, kind in (("fusion", str), ("schedule", str), ("seed", int)):
+            if field in key and not _is(key[field], kind):
+                refuse(f"model_keys.{i}.{field}", kind, key[field])
+    for i, group in enumerate(state.get("groups") or []):
+        for field, kind in (("fusion", str), ("n_models", int), ("architecture", dict)):
+            if field in group and not _is(group[field], kind):
+                refuse(f"groups.{i}.{field}", kind, group[field])
+    for position, divergence in state.get("diverged", {}).items():
+        if not _is(divergence, dict):
+            refuse(f"diverged.{position}", dict, divergence)
+        if not (position.isdigit() and _is(divergence.get("epoch"), int) and _is(divergence.get("cause"), str)):
+            raise CheckpointError(
+                f"{state_file}: diverged.{position}: expected a model's position and its epoch (a whole number) "
+                f"and cause (a text), got {reprlib.repr(divergence)}"
+            )
 
 
 def exists(path: str | os.PathLike) -> bool:
@@ -227,6 +291,7 @@ def _load(path: Path, device: str) -> Checkpoint:
     missing += [] if "groups" in state or "architecture" in state else ["groups"]
     if missing:
         raise CheckpointError(f"{state_file}: lacks key(s) {missing}")
+    check_state_types(state, state_file)
     version = state["format_version"]
     try:
         state = _with_model_keys(state)
@@ -247,7 +312,7 @@ def _load(path: Path, device: str) -> Checkpoint:
         for g in state["groups"]:
             arch = Architecture.from_dict(g["architecture"], origin=f"{state_file} architecture")
             groups.append(build_model(description, arch, g["fusion"], int(g["n_models"]), dtype=dtype, device=device))
-    except (DataError, ModelError, TypeError, KeyError, AttributeError) as e:
+    except (DataError, ModelError, TypeError, ValueError, KeyError, AttributeError) as e:
         raise CheckpointError(f"{state_file}: {e}") from None
     try:
         weights = load_file(str(path / MODEL_FILE), device=device)

@@ -284,15 +284,17 @@ def key_columns(model_keys, repeat: int = 1) -> dict:
     }
 
 
-def label_models(table, model_keys: list[ModelKey]):
+def label_models(table, model_keys: list[ModelKey] | None):
     """``table`` (a DataFrame with a column ``model``, a position in an ensemble) with the
-    :class:`ModelKey` columns in front in its place."""
-    table = table.copy()
-    positions = table.pop("model").to_numpy()
-    if all(column in table for column in MODEL_KEY_COLUMNS):  # labelled already
+    :class:`ModelKey` columns right after ``model``, in place: the one way a table's models
+    are labelled. Unchanged where it has them already, or where ``model_keys`` is None (a
+    model that does not know its keys)."""
+    if model_keys is None or all(column in table for column in MODEL_KEY_COLUMNS):
         return table
+    keys = [ModelKey(*k) for k in model_keys]
+    positions = table["model"].to_numpy()
     for index, column in reversed(list(enumerate(MODEL_KEY_COLUMNS))):
-        table.insert(0, column, [model_keys[p][index] for p in positions])
+        table.insert(table.columns.get_loc("model") + 1, column, [keys[p][index] for p in positions])
     return table
 
 

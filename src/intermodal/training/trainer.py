@@ -7,11 +7,11 @@ summed, not averaged, with the others', so each model gets exactly the gradient 
 get alone: a model trained in a group of 20 has the history it has trained alone, to float
 tolerance (docs/method.md §3).
 
-The parts: :class:`~intermodal.training.ensemble.ShardedEnsemble` holds the models;
-:class:`Trainer` runs the loop (one epoch, the history, an evaluation, a checkpoint);
-:mod:`intermodal.training.resume` continues a run from its folder; both backends of a study
-return a :class:`TrainingResult`. What is written goes through
-:mod:`intermodal.training.runfolder`.
+The parts: :class:`~intermodal.training.shards.Shards` holds the models;
+:class:`Trainer` runs the loop (one epoch, the history, an evaluation, a checkpoint) and
+continues a run from a checkpoint (:meth:`Trainer.restore`; :mod:`intermodal.training.resume`
+reads it from a run folder); it returns a :class:`~intermodal.training.runfolder.Run`, as
+both backends of a study do. What is written goes through :mod:`intermodal.training.runfolder`.
 
 A trainer leaves the process as it found it: torch's thread count is set for the run and
 restored after it, a handler for SIGTERM is installed for the run only (it lets the current
@@ -21,12 +21,12 @@ prints nothing unless ``progress`` asks for a bar or a callback.
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,20 +34,20 @@ import pandas as pd
 import torch
 
 from ..data.dataset import Dataset
-from ..errors import ConfigError, ScheduleError, Terminated
+from ..errors import CheckpointError, ConfigError, ScheduleError, Terminated
 from ..model.architecture import architecture_preset
-from ..model.group import build_model
+from ..model.group import build_model, groups_of
 from ..streams import Purpose, numpy_generator, torch_generator
 from . import runfolder
-from .config import MODEL_KEY_COLUMNS, ModelKey, RunConfig, key_columns, label_models
+from .checkpoint import Checkpoint
+from .config import MODEL_KEY_COLUMNS, RunConfig, key_columns, label_models
 from .device import check_device, environment, exact_float32
-from .ensemble import Divergence, ShardedEnsemble, default_workers, divergence_line
-from .runfolder import HISTORY_COLUMNS
+from .runfolder import HISTORY_VALUES, Run
 from .schedules import parse_schedule
+from .shards import Divergence, Shards, default_workers
 
 __all__ = [
     "Trainer",
-    "TrainingResult",
     "Evaluate",
     "Progress",
     "TRACKED_EPOCHS",
@@ -55,6 +55,8 @@ __all__ = [
     "muting_generator",
     "progress_interval",
 ]
+
+logger = logging.getLogger("intermodal")
 
 # An evaluation function: (model ensemble, epochs trained) -> tables keyed by stem, each
 # with a column "model" (position in the ensemble).
@@ -80,63 +82,6 @@ def muting_generator() -> np.random.Generator:
     every model of a run, so the draw must not depend on which models a run (or a unit of
     the Ray backend) holds; a model trains as it does alone, and resuming draws it again."""
     return numpy_generator(Purpose.MUTING_SUBSETS, 0)
-
-
-@dataclass
-class TrainingResult:
-    """What training returns, on either backend: the run folder (``out``, None for a run
-    kept in memory), the config, each position's :class:`ModelKey`, the epochs trained and
-    the models that diverged (position -> :class:`~intermodal.training.ensemble.Divergence`).
-
-    ``model`` is the trained ensemble (read from the run folder's checkpoint when it is not
-    in memory); ``history``, ``results`` and ``diagnostics`` are the run's tables
-    (:mod:`intermodal.training.runfolder` documents their columns)."""
-
-    config: RunConfig
-    model_keys: list[ModelKey]
-    epochs_done: int
-    diverged: dict[int, Divergence] = field(default_factory=dict)
-    out: Path | None = None
-    _model: object | None = field(default=None, repr=False)
-    _tables: dict[str, pd.DataFrame] | None = field(default=None, repr=False)
-
-    @property
-    def model(self):
-        """The trained ensemble (all fusions), ``model_keys`` set."""
-        if self._model is None:
-            self._model = runfolder.load_checkpoint(self.out).model
-        return self._model
-
-    @property
-    def models(self) -> pd.DataFrame:
-        """One row per model position: ``position`` and the :class:`ModelKey` columns."""
-        frame = pd.DataFrame(self.model_keys, columns=MODEL_KEY_COLUMNS)
-        frame.insert(0, "position", np.arange(len(frame)))
-        return frame
-
-    def _table(self, stem: str) -> pd.DataFrame | None:
-        if self._tables is not None:
-            return self._tables.get(stem)
-        run = runfolder.read_run(self.out, need_results=False)
-        self._tables = {"history": run.history, "results": run.results, "diagnostics": run.diagnostics}
-        return self._tables.get(stem)
-
-    @property
-    def history(self) -> pd.DataFrame:
-        return self._table("history")
-
-    @property
-    def results(self) -> pd.DataFrame:
-        table = self._table("results")
-        return table if table is not None else pd.DataFrame(columns=runfolder.RESULTS_COLUMNS)
-
-    @property
-    def diagnostics(self) -> pd.DataFrame | None:
-        return self._table("diagnostics")
-
-    def divergence_lines(self) -> list[str]:
-        """One line per model that diverged: which, when, and the likely cause."""
-        return [divergence_line(self.model_keys[k], d) for k, d in sorted(self.diverged.items())]
 
 
 class Trainer:
@@ -204,25 +149,26 @@ class Trainer:
             model.model_keys = keys
             model.reset_parameters([k.seed for k in keys])
             models.append(model)
-        self.ensemble = self._ensemble(models, [training_generator(k.seed) for k in self.model_keys])
+        self.shards = self._shards(models, [training_generator(k.seed) for k in self.model_keys])
         self.epoch = 0
-        self.history = np.full((config.epochs, len(self.model_keys), 4), np.nan)  # beta, recon, latent, loss
+        # [epochs, models, HISTORY_VALUES]
+        self.history = np.full((config.epochs, len(self.model_keys), len(HISTORY_VALUES)), np.nan)
         self.evaluations: dict[str, list[pd.DataFrame]] = {}
         self._stop_requested = False
 
-    def _ensemble(self, models: list, generators: list[torch.Generator]) -> ShardedEnsemble:
+    def _shards(self, models: list, generators: list[torch.Generator]) -> Shards:
         workers = default_workers(self.config.workers, self.device.type, len(self.model_keys))
-        return ShardedEnsemble(models, generators, self.betas, lr=self.config.lr, workers=workers)
+        return Shards(models, generators, self.betas, lr=self.config.lr, workers=workers)
 
     @property
     def model(self):
         """The whole ensemble in position order, ``model_keys`` set (several fusions as
         :class:`~intermodal.model.group.ModelGroups`)."""
-        return self.ensemble.model
+        return self.shards.model
 
     def close(self) -> None:
         """Stop the worker threads (a run ends, or fails); training again restarts them."""
-        self.ensemble.close()
+        self.shards.close()
 
     def __enter__(self) -> Trainer:
         return self
@@ -234,15 +180,15 @@ class Trainer:
     def train_epoch(self) -> np.ndarray:
         """One epoch for every model (shards in parallel); returns ``[models, 3]`` batch
         means of reconstruction loss, latent loss and weighted loss."""
-        return self.ensemble.train_epoch(
+        return self.shards.train_epoch(
             self.epoch, self.inputs_ff, self.targets_ff, self.n_batches, self.config.batch_size
         )
 
     def _record_epoch(self, means: np.ndarray) -> None:
         """The epoch's history; models whose loss became non-finite are frozen first."""
-        bad = [int(k) for k in np.flatnonzero(~np.isfinite(means).all(1)) if k not in self.ensemble.frozen]
+        bad = [int(k) for k in np.flatnonzero(~np.isfinite(means).all(1)) if k not in self.shards.frozen]
         if bad:
-            self.ensemble.freeze(bad)
+            self.shards.freeze(bad)
             for k in bad:
                 self.diverged[k] = Divergence(self.epoch, self._cause(k))
         self.history[self.epoch, :, 0] = self.betas[:, self.epoch]
@@ -266,7 +212,7 @@ class Trainer:
         # The shards are idle now: let the evaluation use every worker's core.
         threads = torch.get_num_threads()
         if self.device.type == "cpu":
-            torch.set_num_threads(max(threads, self.ensemble.n_workers))
+            torch.set_num_threads(max(threads, self.shards.n_workers))
         model = self.model
         model.eval()
         try:
@@ -274,7 +220,8 @@ class Trainer:
         finally:
             torch.set_num_threads(threads)
         for stem, table in tables.items():
-            table = label_models(table[~table["model"].isin(list(self.diverged))], self.model_keys)
+            table = label_models(table[~table["model"].isin(list(self.diverged))].copy(), self.model_keys)
+            table = table.drop(columns="model")
             table.insert(len(MODEL_KEY_COLUMNS), "epoch", self.epoch)
             self.evaluations.setdefault(stem, []).append(table)
         if self.tracker is not None:
@@ -292,7 +239,7 @@ class Trainer:
         )
 
     # ------------------------------------------------------------------ the loop
-    def run(self) -> TrainingResult:
+    def run(self) -> Run:
         """Train until ``config.epochs``, evaluating and checkpointing on the way."""
         cfg = self.config
         if self.out is not None:
@@ -357,12 +304,91 @@ class Trainer:
         )
         raise Terminated(f"stopped by SIGTERM after epoch {self.epoch}{where}", run=self.out)
 
-    def result(self) -> TrainingResult:
-        """The run as it stands, with the ensemble and tables in memory."""
+    def result(self) -> Run:
+        """The run as it stands, with the ensemble, its data set and tables in memory."""
         tables = {"history": self.history_frame(), **{stem: self.table(stem) for stem in self.evaluations}}
-        return TrainingResult(
-            self.config, list(self.model_keys), self.epoch, dict(self.diverged), self.out, self.model, tables
+        return Run(
+            self.config,
+            self.out,
+            model_keys=self.model_keys,
+            epochs_done=self.epoch,
+            diverged=dict(self.diverged),
+            description=self.dataset.description,
+            model=self.model,
+            dataset=self.dataset,
+            tables=tables,
         )
+
+    # ------------------------------------------------------------------ continuing
+    def restore(
+        self,
+        checkpoint: Checkpoint,
+        history: pd.DataFrame | None = None,
+        tables: dict[str, pd.DataFrame] | None = None,
+    ) -> None:
+        """Continue from ``checkpoint`` (of this trainer's models, in its order): its weights,
+        every model's Adam state and generator, the epochs done and the models that
+        diverged; ``history`` and ``tables`` (the evaluation tables by stem) are the run's
+        tables so far, their rows after the checkpoint's epoch left out. The run then goes
+        on exactly as if it had never stopped (docs/reliability.md)."""
+        if checkpoint.model_keys != self.model_keys:
+            raise CheckpointError(
+                f"the checkpoint holds models {checkpoint.model_keys}; this run's are {self.model_keys}"
+            )
+        generators = []
+        for state in checkpoint.rng_states:
+            generator = torch.Generator()
+            generator.set_state(state.clone())
+            generators.append(generator)
+        model = checkpoint.model
+        model.model_keys = self.model_keys
+        self.shards.close()
+        self.shards = self._shards([g for _, g in groups_of(model)], generators)
+        self.shards.load_optimizer_state(checkpoint.optimizer_state)
+        self.epoch = checkpoint.epochs_done
+        self.diverged = {int(k): Divergence(**v) for k, v in checkpoint.state.get("diverged", {}).items()}
+        if self.diverged:
+            self.shards.freeze(sorted(self.diverged))
+        if history is not None:
+            history = history[history["epoch"] < self.epoch]
+            position = {k: i for i, k in enumerate(self.model_keys)}
+            models = [position[k] for k in runfolder.row_model_keys(history)]
+            self.history[history["epoch"].to_numpy(int), models] = history[list(HISTORY_VALUES)].to_numpy()
+        for stem, table in (tables or {}).items():
+            self.evaluations[stem] = [table[table["epoch"] <= self.epoch]]
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        run: str | Path,
+        dataset: Dataset,
+        *,
+        config: RunConfig | None = None,
+        evaluate: Evaluate | None = None,
+        progress: bool | Progress = False,
+        device: str | None = None,
+    ) -> Trainer:
+        """A trainer that continues the run in the folder ``run`` from its last checkpoint
+        (falling back to the one before it if the last is damaged), ready to :meth:`run`.
+        ``config``: the run's, if already read; ``device``: train on another device than
+        the run was started on. A run that stopped before its first checkpoint starts again."""
+        run = Path(run)
+        config = config or runfolder.read_config(run)
+        if device is not None:
+            config = config.updated({"device": device})
+        trainer = cls(config, dataset, run, evaluate=evaluate, progress=progress)
+        if not runfolder.has_checkpoint(run):
+            logger.info("%s: stopped before its first checkpoint; starting it again from epoch 0", run)
+            return trainer
+        checkpoint = runfolder.load_checkpoint(run, device=config.device, fallback=True)
+        if checkpoint.model_keys != trainer.model_keys:
+            raise CheckpointError(
+                f"{runfolder.checkpoint_path(run)} holds models {checkpoint.model_keys}; "
+                f"{run / runfolder.CONFIG} names {trainer.model_keys}"
+            )
+        tables = {stem: runfolder.read_evaluation_table(run, stem) for stem in checkpoint.state.get("tables", [])}
+        trainer.restore(checkpoint, runfolder.read_history(run), tables)
+        return trainer
 
     # ------------------------------------------------------------------ output
     def history_frame(self, epoch: int | None = None) -> pd.DataFrame:
@@ -373,8 +399,8 @@ class Trainer:
         n_epochs, n_models = h.shape[:2]
         frame = pd.DataFrame(key_columns(self.model_keys, n_epochs))
         frame["epoch"] = np.tile(np.arange(first, first + n_epochs, dtype=np.int64), n_models)
-        values = h.transpose(1, 0, 2).reshape(-1, 4)
-        for j, name in enumerate(HISTORY_COLUMNS[len(MODEL_KEY_COLUMNS) + 1 : -1]):
+        values = h.transpose(1, 0, 2).reshape(-1, len(HISTORY_VALUES))
+        for j, name in enumerate(HISTORY_VALUES):
             frame[name] = values[:, j]
         diverged = np.zeros((n_models, n_epochs), dtype=bool)
         for k, what in self.diverged.items():
@@ -396,8 +422,8 @@ class Trainer:
             "tables": sorted(self.evaluations),
             "diverged": {str(k): d._asdict() for k, d in sorted(self.diverged.items())},
         }
-        rng_states = torch.stack([g.get_state() for g in self.ensemble.generators()])
-        runfolder.save_checkpoint(self.out, self.model, self.ensemble.optimizer_state(), rng_states, state)
+        rng_states = torch.stack([g.get_state() for g in self.shards.generators()])
+        runfolder.save_checkpoint(self.out, self.model, self.shards.optimizer_state(), rng_states, state)
 
 
 # --------------------------------------------------------------------------- progress

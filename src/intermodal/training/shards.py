@@ -1,10 +1,10 @@
-"""The models of a run as a sharded ensemble: groups of models (shards) that each train as
-one batched computation with their own Adam and generators, in parallel threads, one core
+"""The models of a run in shards while they train: groups of models that each train as one
+batched computation with their own Adam and generators, in parallel threads, one core
 each; a model whose loss becomes non-finite is frozen and leaves its shard, so that the
 others train on exactly as they would without it. A run of several fusions has an ensemble
 per fusion; a shard holds models of one fusion.
 
-:class:`ShardedEnsemble` knows positions, shards, frozen models, the Adam state and the
+:class:`Shards` knows positions, shards, frozen models, the Adam state and the
 generators; the loop of epochs and evaluations is :mod:`intermodal.training.trainer`'s.
 Divergence is worded here and only here (:func:`divergence_line`).
 """
@@ -24,7 +24,7 @@ from .config import ModelKey
 from .noise import EpochNoise, prefetch_threads
 
 __all__ = [
-    "ShardedEnsemble",
+    "Shards",
     "Divergence",
     "divergence_line",
     "default_workers",
@@ -195,7 +195,7 @@ class _Shard:
         return frozen
 
 
-class ShardedEnsemble:
+class Shards:
     """Every model of a run (positions ``0 .. n-1``), in shards that train in parallel.
 
     ``models``: one freshly initialised or loaded ensemble per fusion, in position order
