@@ -49,6 +49,18 @@ def test_a_users_error_is_one_line(tmp_path, capsys):
     assert err.startswith("intermodal: error: ") and "epochs" in err and "Traceback" not in err
 
 
+def test_python_dash_m_is_the_command_line(tmp_path):
+    """``python -m intermodal`` (a notebook's kernel, a PATH without the environment's bin
+    folder) runs the same commands with the same exit statuses as the executable."""
+    run = [sys.executable, "-m", "intermodal"]
+    shown = subprocess.run([*run, "--help"], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and shown.stdout.startswith("usage: intermodal")
+    refused = subprocess.run([*run, *train_argv(tmp_path / "run", "--epochs", "0")], capture_output=True, text=True)
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("intermodal: error: ") and "epochs" in refused.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_description_that_is_not_utf8_is_named(tmp_path, capsys):
     path = tmp_path / "robot.json"
     path.write_bytes(b'{"name": "caf\xe9", "modalities": []}')  # Latin-1, not UTF-8

@@ -228,6 +228,8 @@ def predict(
 ) -> Prediction:
     """Predict every column from the ``given`` ones, for every model of an ensemble.
 
+    Every column not given is set to ``description.muted_value`` before encoding.
+
     Parameters
     ----------
     model : any model of the protocols (:mod:`intermodal.model.protocol`; an ensemble of
@@ -246,8 +248,6 @@ def predict(
         drawn as ``torch.randn(n_rows, latent)`` in the model's dtype from the stream
         ``(seed, Purpose.PREDICTION_SAMPLE)`` of :mod:`intermodal.streams`, the same ``eps``
         for every model.
-
-    Every column not given is set to ``description.muted_value`` before encoding.
 
     Returns
     -------
