@@ -269,6 +269,20 @@ def test_distractors_are_muted_like_the_modalities_they_join():
     assert "noise@t" in patterns["t-1-only"] and "noise" not in patterns["t-1-only"]
 
 
+def test_a_copy_is_given_alone_as_its_source_is():
+    """vision-only gives vision and mutes its copy; copy-vision-only is the same pattern
+    with the two swapped, so that training teaches the models to read the copy too. A copy
+    whose source has no "M-only" pattern gets none, and a sim without copies keeps the four."""
+    patterns = sim.description(sim.SimConfig(distractors=("noise", "copy-vision", "copy-joints"))).muting_patterns
+    alone = patterns["vision-only"]
+    assert "copy-vision" in alone and "vision" not in alone
+    assert set(patterns["copy-vision-only"]) == set(alone) - {"copy-vision"} | {"vision"}
+    assert "copy-joints-only" not in patterns
+    assert list(sim.description().muting_patterns) == ["complete", "vision-only", "t-1-only", "control"]
+    dropped = sim.description(sim.SimConfig(distractors=("copy-vision",), drop=("joints",))).muting_patterns
+    assert set(dropped["copy-vision-only"]) == set(dropped["vision-only"]) - {"copy-vision"} | {"vision"}
+
+
 def test_xor_adds_two_random_bits_and_their_product():
     ds = sim.simulate(distractors=("xor",))
     assert ds.description.modality_names[-3:] == list(sim.SYNERGY_NAMES) == ["bit-a", "bit-b", "bit-ab"]

@@ -101,6 +101,11 @@ RANDOM_BIT = "random bit"  # the source distractor_modalities gives a bit of the
 # mutes the triple as any distractor): the iCub pattern that asks for the arm's command
 # from what it sees asks for the product from the bits too.
 SYNERGY_PATTERN = "control"
+# A copy of modality M is read alone as M is: where the patterns have "M-only" (M given,
+# everything else muted), a copy gets "COPY-only" (the copy given, M and everything else
+# muted). Without it no pattern gives the copy without its source, a model never learns to
+# read it, and the lattice cannot show the two as redundant (docs/simulator.md).
+ALONE_SUFFIX = "-only"
 DESCRIPTION_NAME = "sim-keyboard-arm"
 ICUB_DESCRIPTION = "icub-zambelli2020"  # muting patterns and architecture table come from it
 
@@ -521,13 +526,18 @@ def _icub_description() -> DatasetDescription:
 
 
 def _muting_patterns(
-    names: list[str], distractors: list[str], bits: frozenset[str] = frozenset()
+    names: list[str],
+    distractors: list[str],
+    bits: frozenset[str] = frozenset(),
+    copies: dict[str, str] | None = None,
 ) -> dict[str, tuple[str, ...]]:
     """The iCub patterns without dropped modalities' selectors; a distractor is muted
     wherever the pattern mutes "every other modality": at step t in a pattern that only
     mutes step t (t-1-only), entirely in any other non-empty pattern. The synergy triple's
     ``bits`` are the exception: :data:`SYNERGY_PATTERN` gives them and mutes their product
-    only, so that a pattern asks for the product from the bits (none would otherwise)."""
+    only, so that a pattern asks for the product from the bits (none would otherwise).
+    ``copies`` (copy name → source): each copy whose source has an ``M-only`` pattern gets
+    its own, the copy given alone (:data:`ALONE_SUFFIX`)."""
     out = {}
     for pattern, selectors in _icub_description().muting_patterns.items():
         kept = [s for s in selectors if s.partition("@")[0] in names]
@@ -538,6 +548,10 @@ def _muting_patterns(
             else:
                 kept += [f"{d}@{step}" for d in distractors for step in sorted(steps)]
         out[pattern] = tuple(kept)
+    for copy, source in (copies or {}).items():
+        alone = out.get(source + ALONE_SUFFIX)
+        if alone is not None and source in names:
+            out[copy + ALONE_SUFFIX] = tuple(source if m == copy else m for m in alone)
     return out
 
 
@@ -564,7 +578,10 @@ def description(config: SimConfig | None = None) -> DatasetDescription:
         name=DESCRIPTION_NAME,
         modalities=tuple(modalities),
         muting_patterns=_muting_patterns(
-            names, [n for n, _, _ in distractors], frozenset(n for n, _, s in distractors if s == RANDOM_BIT)
+            names,
+            [n for n, _, _ in distractors],
+            frozenset(n for n, _, s in distractors if s == RANDOM_BIT),
+            {n: s for n, _, s in distractors if s in names},
         ),
         architectures=_architectures(names),
     )
