@@ -80,6 +80,9 @@ def experts_of(description: DatasetDescription) -> list[Expert]:
 class _ExpertsVAE(EnsembleVAE):
     """Expert encoders (``enc:<expert>:<i>``, ``enc:<expert>:latent``) before Zambelli's decoder."""
 
+    _first_columns: torch.Tensor  # buffers (register_buffer below), declared for type checkers
+    _membership: torch.Tensor
+
     def _build_encoder(self) -> None:
         self.experts = experts_of(self.description)
         self.expert_layers, self.expert_heads = [], []
@@ -390,13 +393,13 @@ class MixtureOfProductsOfExperts(_Mixture):
                     t = torch.matmul(chunk, p).add_(1.0)  # the product's precision [models, s, latent * rows]
                     mu = torch.matmul(chunk, w).div_(t)
                     sum_mean += mu.sum(1, dtype=torch.float64)
-                    if with_kl:
+                    if sum_kl is not None:  # with_kl
                         # KL(N(mu, 1/t) || N(0, 1)) = (1/t + mu^2 - 1 + log t) / 2
                         kl = t.reciprocal().add_(mu.square_()).sub_(1.0).add_(t.log_())
                         sum_kl += 0.5 * kl.sum(1, dtype=torch.float64)
                 target = cols[j : j + block]
                 out_mean[..., target] = sum_mean.view(n_models, latent, block) / len(subsets)
-                if with_kl:
+                if out_kl is not None and sum_kl is not None:  # with_kl
                     out_kl[..., target] = sum_kl.view(n_models, latent, block) / len(subsets)
         return out_mean, out_kl
 
