@@ -110,7 +110,10 @@ class RunConfig(Options):
     # other pattern with a random non-empty proper subset of its modalities given
     muting: Literal["patterns", "subsets"] = "patterns"
     # --- models: one per (fusion, schedule, seed) -----------------------------------
-    fusions: list[Literal["concat", "poe", "moe", "mopoe"]] = Field(default_factory=lambda: ["concat"], min_length=1)
+    fusions: list[Literal["concat", "poe", "moe", "mopoe"]] = Field(
+        default_factory=lambda: ["concat"],  # type: ignore[arg-type]  # mypy reads the lambda's list as list[str]
+        min_length=1,
+    )
     schedules: list[str] = Field(default_factory=lambda: ["constant-0"], min_length=1)
     seeds: Annotated[list[Annotated[int, Strict(), Field(ge=0)]], BeforeValidator(parse_seeds)] = Field(
         default_factory=lambda: [0], min_length=1, json_schema_extra=RAW_STRING
@@ -248,7 +251,7 @@ class RunConfig(Options):
         """A copy whose data file and folder paths are absolute, so that a run folder can be
         resumed from any working directory."""
         base = Path(base or Path.cwd())
-        changes = {}
+        changes: dict[str, Any] = {}
         if self.data not in BUILTIN_DATA:
             changes["data"] = str((base / self.data).resolve())
         if self.data_dir is not None:

@@ -50,6 +50,8 @@ def resume(
             f"{runfolder.checkpoint_path(run)} holds models {state['model_keys']}; "
             f"{run / runfolder.CONFIG} names {trainer.model_keys}"
         )
+    if rng_states is None:
+        raise CheckpointError(f"{runfolder.checkpoint_path(run)} holds no generator states to continue from")
     generators = []
     for s in rng_states:
         g = torch.Generator()

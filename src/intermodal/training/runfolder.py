@@ -30,7 +30,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +46,8 @@ from ..data.description import DatasetDescription
 from ..data.reading import read_mapping_file
 from ..errors import ConfigError, DataError, RunFolderError
 from ..files import atomic_write, write_json
+from ..model.base import EnsembleVAE
+from ..model.group import ModelGroups
 from . import checkpoint
 from .config import MODEL_KEY_COLUMNS, ModelKey, RunConfig
 
@@ -512,7 +514,7 @@ class Ensemble(NamedTuple):
     :class:`~intermodal.model.group.ModelGroups`), the :class:`ModelKey` of each position,
     the run's config, the data set it was trained on and the epochs trained."""
 
-    model: object
+    model: EnsembleVAE | ModelGroups
     model_keys: list[ModelKey]
     config: RunConfig
     dataset: Dataset
@@ -551,6 +553,7 @@ def load_ensemble(
         raise RunFolderError(
             f"{path}: the data set {config.data!r} no longer has the columns the models were trained on"
         )
+    assert model.model_keys is not None  # load_checkpoint labels the models
     return Ensemble(model, list(model.model_keys), config, dataset, int(state["epochs_done"]))
 
 
@@ -584,7 +587,7 @@ def row_model_keys(frame: pd.DataFrame) -> list[ModelKey]:
     return [ModelKey(*k) for k in zip(*columns)]
 
 
-def merge_runs(sources: list[str | Path], out: str | Path, config: RunConfig) -> Path:
+def merge_runs(sources: Sequence[str | Path], out: str | Path, config: RunConfig) -> Path:
     """Merge run folders that each hold some of the models of one run (``config``, whose
     schedules and seeds cover them all, each model exactly once) into ``out``: the same
     files, columns and row order as one run of ``config`` writes, and one checkpoint of
@@ -598,9 +601,9 @@ def merge_runs(sources: list[str | Path], out: str | Path, config: RunConfig) ->
         whole = config.to_dict()
         # Which models, and how many cores trained them, may differ between the parts: the
         # number of workers and threads changes no result.
-        for key in ("fusions", "schedules", "seeds", "workers", "threads"):
-            mine.pop(key)
-            whole.pop(key)
+        for name in ("fusions", "schedules", "seeds", "workers", "threads"):
+            mine.pop(name)
+            whole.pop(name)
         if mine != whole:
             differing = sorted(k for k in mine if mine[k] != whole.get(k))
             raise RunFolderError(

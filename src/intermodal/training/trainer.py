@@ -36,7 +36,8 @@ import torch
 from ..data.dataset import Dataset
 from ..errors import ConfigError, ScheduleError, Terminated
 from ..model.architecture import architecture_preset
-from ..model.group import build_model
+from ..model.base import EnsembleVAE
+from ..model.group import ModelGroups, build_model
 from ..streams import Purpose, numpy_generator, torch_generator
 from . import runfolder
 from .config import MODEL_KEY_COLUMNS, ModelKey, RunConfig, key_columns, label_models
@@ -96,13 +97,14 @@ class TrainingResult:
     epochs_done: int
     diverged: dict[int, Divergence] = field(default_factory=dict)
     out: Path | None = None
-    _model: object | None = field(default=None, repr=False)
+    _model: EnsembleVAE | ModelGroups | None = field(default=None, repr=False)
     _tables: dict[str, pd.DataFrame] | None = field(default=None, repr=False)
 
     @property
-    def model(self):
+    def model(self) -> EnsembleVAE | ModelGroups:
         """The trained ensemble (all fusions), ``model_keys`` set."""
         if self._model is None:
+            assert self.out is not None  # a run kept in memory holds its model
             self._model = runfolder.load_checkpoint(self.out).model
         return self._model
 
@@ -116,6 +118,7 @@ class TrainingResult:
     def _table(self, stem: str) -> pd.DataFrame | None:
         if self._tables is not None:
             return self._tables.get(stem)
+        assert self.out is not None  # a run kept in memory holds its tables
         run = runfolder.read_run(self.out, need_results=False)
         self._tables = {"history": run.history, "results": run.results, "diagnostics": run.diagnostics}
         return self._tables.get(stem)
@@ -268,6 +271,7 @@ class Trainer:
             torch.set_num_threads(max(threads, self.ensemble.n_workers))
         model = self.model
         model.eval()
+        assert self.evaluate is not None  # called only for a run that evaluates
         try:
             tables = self.evaluate(model, self.epoch)
         finally:
@@ -387,6 +391,7 @@ class Trainer:
 
     def save(self) -> None:
         """Write history, evaluation tables and the checkpoint, each atomically."""
+        assert self.out is not None  # called only for a run with a folder
         runfolder.save_tables(self.out, self.history_frame(), {stem: self.table(stem) for stem in self.evaluations})
         state = {
             "epochs_done": self.epoch,
