@@ -57,7 +57,7 @@ from ..outputs.report import write_report
 from ..training import runfolder
 from ..training.config import ModelKey, RunConfig
 from ..training.ensemble import Divergence
-from ..training.trainer import TrainingResult, progress_interval
+from ..training.trainer import Progress, TrainingResult, progress_interval
 from . import local
 from .local import human_duration
 from .units import MAX_CPUS_PER_UNIT, Unit, describe_plan, plan_units, read_plan, write_plan
@@ -130,7 +130,7 @@ def train_unit(
     dataset: Dataset,
     marker: str | None = None,
     kill_hook: dict[str, Any] | None = None,
-    progress: bool = False,
+    progress: bool | Progress = False,
 ) -> dict[str, Any]:
     """Train one unit to its last epoch, or continue it from its checkpoint: the body of a
     Ray task, and of a local resume. ``spec``: name, folder and run config of the unit.
@@ -159,7 +159,7 @@ def train_unit(
             except FileExistsError:
                 pass  # the retry: train on
         tracking = local.Tracking(**spec["track"]) if spec.get("track") else None
-        options = dict(dataset=dataset, announce=False, report=False, progress=progress, track=tracking)
+        options: dict[str, Any] = dict(dataset=dataset, announce=False, report=False, progress=progress, track=tracking)
         if runfolder.has_checkpoint(unit_dir):
             with runfolder.writing(unit_dir, new=False):
                 # The CPUs the unit has now (resume_study keeps those it was planned with).
@@ -313,7 +313,7 @@ def _train_on_ray(
     config: RunConfig,
     dataset: Dataset,
     units_dir: Path,
-    progress: bool,
+    progress: bool | Progress,
     study_tracker=None,
     track: str | None = None,
 ) -> None:
@@ -325,7 +325,7 @@ def _train_on_ray(
         retry_exceptions=False,  # a user error inside a unit would only fail again
     )
     marker = _place_marker(units_dir)
-    tracker = _Progress(units, units_dir, config.epochs, progress)
+    tracker = _Progress(units, units_dir, config.epochs, bool(progress))  # a callable: the bar
     try:
         data = ray.put(dataset)  # once; every task reads it from the object store
         hook = json.loads(os.environ[TEST_KILL_ENV]) if os.environ.get(TEST_KILL_ENV) else None
@@ -423,7 +423,12 @@ def _driving(ray, address: str | None, tracker):
 
 
 def run_study(
-    config: RunConfig, out: str | Path, *, address: str | None = None, progress: bool = False, track: str | None = None
+    config: RunConfig,
+    out: str | Path,
+    *,
+    address: str | None = None,
+    progress: bool | Progress = False,
+    track: str | None = None,
 ) -> TrainingResult:
     """Train a study (:func:`intermodal.study.local.run_study`) on a Ray cluster: its models
     as units (:func:`plan_units`), one Ray task each, then the merged run folder and report
@@ -460,7 +465,7 @@ def resume_study(
     *,
     backend: str = "ray",
     address: str | None = None,
-    progress: bool = False,
+    progress: bool | Progress = False,
     track: str | None = None,
 ) -> TrainingResult:
     """Continue a study started with :func:`run_study`: its unfinished units (a unit is
