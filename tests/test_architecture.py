@@ -218,13 +218,23 @@ def test_type_checkers_see_the_lazy_public_face():
     lazy |= {name: ("", name) for name in values["_SUBPACKAGES"]}
     blocks = [n for n in tree.body if isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING"]
     assert len(blocks) == 1, "one `if TYPE_CHECKING:` block of re-exports"
-    seen = {}
+    imported, seen = {}, {}
     for node in blocks[0].body:
-        assert isinstance(node, ast.ImportFrom) and node.level == 1, ast.unparse(node)
-        for alias in node.names:
-            assert alias.asname, f"{ast.unparse(node)}: re-export as `X as X` (or `x as public_name`)"
-            assert alias.asname not in seen, alias.asname
-            seen[alias.asname] = (node.module or "", alias.name)
+        if isinstance(node, ast.ImportFrom):
+            assert node.level == 1, ast.unparse(node)
+            for alias in node.names:
+                imported[alias.asname or alias.name] = (node.module or "", alias.name, alias.asname)
+        else:  # a renamed public name: `public = name_in_its_module`
+            assert isinstance(node, ast.Assign) and isinstance(node.value, ast.Name), ast.unparse(node)
+            (target,) = node.targets
+            assert isinstance(target, ast.Name) and target.id not in seen, ast.unparse(node)
+            assert node.value.id in imported, f"{ast.unparse(node)}: import {node.value.id} once, above"
+            seen[target.id] = imported.pop(node.value.id)[:2]
+    for name, (module, original, asname) in imported.items():
+        # `from .m import X as X`: the form type checkers take as a re-export
+        assert asname == original == name, f"from .{module} import {original}: re-export it as `{name} as {name}`"
+        assert name not in seen, name
+        seen[name] = (module, original)
     assert seen == lazy
     assert set(intermodal.__all__) == set(seen) | {"__version__"}
 

@@ -121,10 +121,15 @@ if TYPE_CHECKING:
     from .study.runs import train as train
     from .training.config import ModelKey as ModelKey
     from .training.config import RunConfig as RunConfig
-    from .training.config import preset_config as preset  # noqa: F401 (re-exported under its public name)
+    from .training.config import preset_config
     from .training.runfolder import Run as Run
-    from .training.runfolder import read_run as load_run  # noqa: F401 (re-exported under its public name)
+    from .training.runfolder import read_run
     from .training.trainer import TrainingResult as TrainingResult
+
+    # public names that are another name in their module (_RENAMED): assigned, so that
+    # type checkers take them as exported (a renaming import is private to them)
+    preset = preset_config
+    load_run = read_run
 
 # A library prints nothing unless asked: its log lines (expected durations, notes,
 # warnings) reach a user who configures logging, as the command line does.
