@@ -207,6 +207,42 @@ def test_all_is_exactly_the_public_face():
     assert public - subpackages - set(intermodal.__all__) == set()
 
 
+def test_type_checkers_see_the_lazy_public_face():
+    """``__init__.py``'s ``if TYPE_CHECKING:`` imports (what IDEs and mypy see), ``__all__``
+    and the lazy loader's mapping name the same names from the same modules."""
+    tree = ast.parse(_source("__init__"))
+    values = {
+        t.id: ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, (ast.Dict, ast.Tuple))
+        for t in node.targets
+        if isinstance(t, ast.Name) and t.id in ("_EXPORTS", "_RENAMED", "_SUBPACKAGES")
+    }
+    lazy = {name: (module, values["_RENAMED"].get(name, name)) for name, module in values["_EXPORTS"].items()}
+    lazy |= {name: ("", name) for name in values["_SUBPACKAGES"]}
+    blocks = [n for n in tree.body if isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING"]
+    assert len(blocks) == 1, "one `if TYPE_CHECKING:` block of re-exports"
+    imported, seen = {}, {}
+    for node in blocks[0].body:
+        if isinstance(node, ast.ImportFrom):
+            assert node.level == 1, ast.unparse(node)
+            for alias in node.names:
+                imported[alias.asname or alias.name] = (node.module or "", alias.name, alias.asname)
+        else:  # a renamed public name: `public = name_in_its_module`
+            assert isinstance(node, ast.Assign) and isinstance(node.value, ast.Name), ast.unparse(node)
+            (target,) = node.targets
+            assert isinstance(target, ast.Name) and target.id not in seen, ast.unparse(node)
+            assert node.value.id in imported, f"{ast.unparse(node)}: import {node.value.id} once, above"
+            seen[target.id] = imported.pop(node.value.id)[:2]
+    for name, (module, original, asname) in imported.items():
+        # `from .m import X as X`: the form type checkers take as a re-export
+        assert asname == original == name, f"from .{module} import {original}: re-export it as `{name} as {name}`"
+        assert name not in seen, name
+        seen[name] = (module, original)
+    assert seen == lazy
+    assert set(intermodal.__all__) == set(seen) | {"__version__"}
+
+
 def test_submodules_list_what_they_define():
     """Each module's ``__all__`` names only what it defines or re-exports on purpose."""
     for module in MODULES:

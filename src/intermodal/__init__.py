@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
@@ -86,6 +87,51 @@ _RENAMED = {"preset": "preset_config", "load_run": "read_run"}
 _SUBPACKAGES = ("adapters",)
 
 __all__ = ["__version__", *_EXPORTS, *_SUBPACKAGES]
+
+# What a type checker and an IDE see: the same names from the same modules, imported
+# eagerly only for them (tests/test_architecture.py keeps the three lists in step).
+if TYPE_CHECKING:
+    from . import adapters as adapters
+    from .data.catalog import load_dataset as load_dataset
+    from .data.dataset import Dataset as Dataset
+    from .data.description import DatasetDescription as DatasetDescription
+    from .data.reading import load_description as load_description
+    from .data.sim import simulate as simulate
+    from .errors import IntermodalError as IntermodalError
+    from .evaluation.checks import check_model as check_model
+    from .evaluation.diagnostics import latent_diagnostics as latent_diagnostics
+    from .evaluation.findings import Finding as Finding
+    from .evaluation.findings import check_findings as check_findings
+    from .evaluation.lattice import lattice_values as lattice_values
+    from .evaluation.lattice import modality_shares as modality_shares
+    from .evaluation.measures import integration_measures as integration_measures
+    from .evaluation.predict import predict as predict
+    from .evaluation.predict import rollout as rollout
+    from .evaluation.statistics import summarise as summarise
+    from .model.likelihoods import Likelihood as Likelihood
+    from .model.likelihoods import Outputs as Outputs
+    from .model.posterior import GaussianPosterior as GaussianPosterior
+    from .model.posterior import MixturePosterior as MixturePosterior
+    from .model.protocol import LatentModel as LatentModel
+    from .model.protocol import OutputGaussianModel as OutputGaussianModel
+    from .model.protocol import OutputModel as OutputModel
+    from .outputs.compare import compare as compare
+    from .outputs.figures import draw_figures as draw_figures
+    from .outputs.report import write_report as write_report
+    from .study.runs import resume as resume
+    from .study.runs import run_study as run_study
+    from .study.runs import train as train
+    from .training.config import ModelKey as ModelKey
+    from .training.config import RunConfig as RunConfig
+    from .training.config import preset_config
+    from .training.runfolder import Run as Run
+    from .training.runfolder import read_run
+    from .training.trainer import TrainingResult as TrainingResult
+
+    # public names that are another name in their module (_RENAMED): assigned, so that
+    # type checkers take them as exported (a renaming import is private to them)
+    preset = preset_config
+    load_run = read_run
 
 # A library prints nothing unless asked: its log lines (expected durations, notes,
 # warnings) reach a user who configures logging, as the command line does.

@@ -20,6 +20,7 @@ import logging
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 from .errors import ConfigError, IntermodalError, Terminated
 from .evaluation import catalogue
@@ -101,11 +102,12 @@ def _add_config_options(parser: argparse.ArgumentParser, defaults: RunConfig, la
         flag = "--" + _RENAMED.get(name, name).replace("_", "-")
         default = getattr(defaults, name)
         shown = ",".join(map(str, default)) if isinstance(default, list) else default
+        bare: dict[str, Any] = {"nargs": "?", "const": _BARE[name]} if name in _BARE else {}
         group.add_argument(
             flag,
             dest=name,
             default=None,
-            **({"nargs": "?", "const": _BARE[name]} if name in _BARE else {}),
+            **bare,
             metavar=_metavar(field.annotation),
             help=f"{helps.get(name, '')} ({label}: {shown})",
         )
@@ -191,6 +193,7 @@ def cmd_study(args) -> int:
         result = runs.run_study(
             config, out, backend=args.backend, address=args.address, progress=not args.quiet, track=args.track
         )
+    assert result.out is not None  # the command line always writes a run folder
     print(f"report: {report_path(result.out)}")
     return _finished(result)
 
@@ -330,6 +333,7 @@ def cmd_compare(args) -> int:
 
     labels = [x.strip() for x in args.labels.split(",")] if args.labels else None
     result = compare(args.runs, args.out, labels=labels)
+    assert result.page is not None  # --out always names the page (default compare.html)
     for note in result.notes:
         print(f"note: {note}")
     if len(result.findings):

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, Strict, TypeAdapter, ValidationError
+from pydantic.json_schema import JsonDict
 
 from .errors import ConfigError, validation_message
 
@@ -23,7 +24,7 @@ __all__ = ["Options", "parse_string", "whole_number", "RAW_STRING"]
 
 # A field marked with this (``Field(json_schema_extra=RAW_STRING)``) takes a command-line
 # string as it is: its own validator reads forms such as "10-19".
-RAW_STRING = {"cli": "raw"}
+RAW_STRING: JsonDict = {"cli": "raw"}
 
 
 def _without_none(annotation):
@@ -69,7 +70,9 @@ def parse_string(text: str, annotation, where: str) -> Any:
     return text
 
 
-_WHOLE = {minimum: TypeAdapter(Annotated[int, Strict(), Field(ge=minimum)]) for minimum in (0, 1)}
+_WHOLE: dict[int, TypeAdapter[int]] = {
+    minimum: TypeAdapter(Annotated[int, Strict(), Field(ge=minimum)]) for minimum in (0, 1)
+}
 
 
 def whole_number(value, name: str, minimum: int = 0) -> int:
@@ -101,8 +104,9 @@ class Options(BaseModel):
             raise ConfigError(_with_known_keys(validation_message(e, origin), cls)) from None
 
     @classmethod
-    def from_strings(cls, values: dict[str, str], origin: str = "command line") -> dict:
-        """Command-line strings by field name → typed values (not yet validated together)."""
+    def from_strings(cls, values: dict[str, Any], origin: str = "command line") -> dict:
+        """Command-line strings by field name → typed values (not yet validated together);
+        a value that is not a string passes as it is."""
         out = {}
         for key, text in values.items():
             name = key.replace("-", "_")

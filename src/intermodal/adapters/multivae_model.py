@@ -29,6 +29,7 @@ import contextlib
 import itertools
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import torch
@@ -70,13 +71,13 @@ class MultiVaeModel(SubsetModel):
             likelihoods={m: likelihood_of(config, m) for m in description.modality_names},
             n_models=len(models),
             prior=self._prior_posterior if kind == "MMVAE" else None,
-            reference_log_weights=self._reference(),
+            reference_log_weights=self._reference_log_weights(),
             parameters=lambda: itertools.chain.from_iterable(m.parameters() for m in models),
             name=f"multivae.{kind}",
         )
 
     # ---------------------------------------------------------------- posteriors
-    def _reference(self) -> torch.Tensor | None:
+    def _reference_log_weights(self) -> torch.Tensor | None:
         """The complete row's mixture weights: every modality's expert alike (MMVAE), every
         subset alike (MoPoE); the prior slot not at all."""
         if self.kind == "MMVAE":  # the modalities' slots, then the prior's
@@ -88,13 +89,16 @@ class MultiVaeModel(SubsetModel):
     def _encode_subset_of_models(self, subset: tuple[str, ...], inputs: dict[str, torch.Tensor]) -> Posterior:
         with _evaluating(self.models):
             parts = [self._encode_one(model, subset, inputs) for model in self.models]
+        # the models are of one kind, so their posteriors are too
         if isinstance(parts[0], GaussianPosterior):
-            return GaussianPosterior(torch.cat([p.mean() for p in parts]), torch.cat([p.var for p in parts]))
+            gaussians = cast(list[GaussianPosterior], parts)
+            return GaussianPosterior(torch.cat([p.mean() for p in gaussians]), torch.cat([p.var for p in gaussians]))
+        mixtures = cast(list[MixturePosterior], parts)
         return MixturePosterior(
-            torch.cat([p.means for p in parts]),
-            torch.cat([p.vars for p in parts]),
-            torch.cat([p.log_weights.expand(1, -1, -1) for p in parts]),
-            family=parts[0].family,
+            torch.cat([p.means for p in mixtures]),
+            torch.cat([p.vars for p in mixtures]),
+            torch.cat([p.log_weights.expand(1, -1, -1) for p in mixtures]),
+            family=mixtures[0].family,
         )
 
     def _encode_one(self, model, subset, inputs) -> Posterior:

@@ -19,7 +19,7 @@ avoids the traps a hand-written wrapper falls into:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -83,7 +83,7 @@ class SubsetModel:
         n_models: int = 1,
         prior=None,
         reference_log_weights: Sequence[float] | torch.Tensor | None = None,
-        parameters: Callable[[], object] | None = None,
+        parameters: Callable[[], Iterable[torch.Tensor]] | None = None,
         name: str = "SubsetModel",
     ):
         if not isinstance(description, DatasetDescription):

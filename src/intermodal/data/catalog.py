@@ -8,6 +8,7 @@ data set; this module chooses among them.
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 
 from ..errors import DataError
@@ -44,6 +45,8 @@ def fetch_icub(description: DatasetDescription | None = None) -> Path:
 
     description = description or load_description(builtin_description_path(ICUB))
     cache = _cache_dir() / description.name
+    if description.source is None:
+        raise DataError(f"data set {description.name!r}: its description names no source to download from")
     url, hashes = description.source["url"], description.source["sha256"]
     for fname, sha in hashes.items():
         try:
@@ -63,10 +66,11 @@ def fetch_icub(description: DatasetDescription | None = None) -> Path:
 
 
 def _verify_sha256(folder: Path, description: DatasetDescription) -> None:
-    for fname, sha in (description.source or {}).get("sha256", {}).items():
+    hashes = (description.source or {}).get("sha256", {})
+    for fname, sha in hashes.items():
         path = folder / fname
         if not path.exists():
-            raise DataError(f"{path} does not exist; --data-dir must hold {sorted(description.source['sha256'])}")
+            raise DataError(f"{path} does not exist; --data-dir must hold {sorted(hashes)}")
         digest = sha256(path)
         if digest != sha:
             raise DataError(
@@ -145,8 +149,6 @@ def write_dataset(dataset: Dataset, out: str | os.PathLike, *, float_format: str
     names = description.column_names()
     for part, rows in (("train", dataset.train), ("test", dataset.test)):
         frame = pd.DataFrame(rows, columns=names)
-        atomic_write(
-            out / f"{part}.csv", lambda p, frame=frame: frame.to_csv(p, index=False, float_format=float_format)
-        )
+        atomic_write(out / f"{part}.csv", partial(frame.to_csv, index=False, float_format=float_format))
     write_json(out / DESCRIPTION_FILE, description.to_dict())
     return out / DESCRIPTION_FILE

@@ -45,7 +45,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import field
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, cast, get_args
 
 import numpy as np
 from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
@@ -347,7 +347,8 @@ class DatasetDescription:
         if not likelihoods:
             return self
         modalities = tuple(
-            dataclasses.replace(m, likelihood=likelihoods.get(m.name, m.likelihood)) for m in self.modalities
+            dataclasses.replace(m, likelihood=cast(Family, likelihoods.get(m.name, m.likelihood)))  # checked above
+            for m in self.modalities
         )
         return self.replace(modalities=modalities)
 

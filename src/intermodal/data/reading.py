@@ -9,13 +9,18 @@ reader of the package (data tables, schedule tables, the rows a user gives to pr
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import tomllib
 
-from ..errors import DataError
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # tomllib is in the standard library from 3.11; tomli is the same parser
+    import tomli as tomllib
+
+from ..errors import DataError, IntermodalError
 from .description import DatasetDescription, TableFile
 
 __all__ = ["read_mapping_file", "load_description", "read_csv_frame", "read_table"]
@@ -50,7 +55,7 @@ def load_description(path: str | Path) -> DatasetDescription:
     return DatasetDescription.from_dict(d, origin=str(path), root=Path(path).parent)
 
 
-def read_csv_frame(path: str | Path, *, header: bool = True, error: type[DataError] = DataError) -> pd.DataFrame:
+def read_csv_frame(path: str | Path, *, header: bool = True, error: type[IntermodalError] = DataError) -> pd.DataFrame:
     """A CSV file as a DataFrame (first line the header, unless ``header=False``); a file
     that is missing, not UTF-8 text or not a CSV table raises ``error`` naming it."""
     path = Path(path)

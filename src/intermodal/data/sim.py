@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import re
 import zlib
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import (
@@ -133,7 +133,7 @@ class _ReadOnlyDict(dict):
 
     __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse
 
-    def __hash__(self):
+    def __hash__(self):  # type: ignore[override]  # dict sets __hash__ = None; this one cannot change
         return hash(tuple(self.items()))
 
     def __reduce__(self):
@@ -273,7 +273,7 @@ class SimConfig(Options):
         return self
 
     @classmethod
-    def from_strings(cls, values: dict[str, str], origin: str = "command line") -> dict:
+    def from_strings(cls, values: dict[str, Any], origin: str = "command line") -> dict:
         """Command-line strings by option name → typed values, as :meth:`Options.from_strings`;
         ``noise`` may also be written ``"vision=0.1,touch=0.05"``."""
         text = values.get("noise")
@@ -316,11 +316,12 @@ def _noise_pairs(text: str, where: str) -> dict[str, float]:
     for item in (v for v in text.split(",") if v.strip()):
         name, sep, std = item.partition("=")
         try:
-            pairs[name.strip()] = float(std) if sep else None
+            value = float(std) if sep else None
         except ValueError:
-            pairs[name.strip()] = None
-        if pairs[name.strip()] is None:
+            value = None
+        if value is None:
             raise ConfigError(f"{where}: {item.strip()!r} is not MODALITY=STD")
+        pairs[name.strip()] = value
     return pairs
 
 

@@ -6,7 +6,7 @@ modalities each truth is about and the measure pairs its check needs. The checks
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from .description import DatasetDescription
 from .sim import BASE_MODALITIES, DESCRIPTION_NAME, SYNERGY_NAMES
@@ -103,7 +103,7 @@ def ground_truth_of(description: DatasetDescription) -> GroundTruth | None:
                 contact_nothing[m] = pair(f"{m}-from-nothing", names, [m])
     synergies = []
     for match in filter(None, (_BIT_A_NAME.fullmatch(m) for m in names)):
-        triple = tuple(f"{n}{match.group(1) or ''}" for n in SYNERGY_NAMES)
+        triple = cast(tuple[str, str, str], tuple(f"{n}{match.group(1) or ''}" for n in SYNERGY_NAMES))
         if all(n in names for n in triple):
             synergies.append(triple)
     from_bits = {p: pair(f"{p}-from-{a}-and-{b}", [m for m in names if m not in (a, b)], [p]) for a, b, p in synergies}

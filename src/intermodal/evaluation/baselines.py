@@ -195,6 +195,7 @@ def _train_network(
     complete rows ``train [n_rows, n_columns]``, from the input to the output columns."""
     inputs, outputs = columns
     x, y = train[:, inputs], train[:, outputs]
+    assert options.hidden is not None  # the caller resolves the network's default
     widths = [len(inputs), *options.hidden, len(outputs)]
     n_rows = len(x)
     n_batches = n_rows // options.batch_size
@@ -202,13 +203,14 @@ def _train_network(
         raise ConfigError(f"{name}: batch_size {options.batch_size} is larger than the {n_rows} training rows")
     # A stream of its own per seed and network (intermodal.streams).
     generators = [torch_generator(Purpose.BASELINE, s, index) for s in seeds]
-    weights, biases = [], []
+    weights: list[torch.Tensor] = []
+    every_bias: list[torch.Tensor] = []
     for a, b in zip(widths, widths[1:]):
         bound = float(np.sqrt(6.0 / (a + b)))
         w = torch.stack([torch.rand(a, b, generator=g, dtype=torch.float64) * (2 * bound) - bound for g in generators])
         weights.append(w.to(dtype).requires_grad_())
-        biases.append(torch.zeros(len(seeds), 1, b, dtype=dtype, requires_grad=True))
-    biases = biases if options.bias else None
+        every_bias.append(torch.zeros(len(seeds), 1, b, dtype=dtype, requires_grad=True))
+    biases = every_bias if options.bias else None
     params = weights + (biases or [])
     xt = torch.as_tensor(x, dtype=dtype)
     yt = torch.as_tensor(y, dtype=dtype)
@@ -409,7 +411,7 @@ def _baselines_from(settings: dict, tensors: dict[str, torch.Tensor], json_path:
             batch_size=int(o["batch_size"]),
             bias=bool(o["bias"]),
         )
-        n_layers = len(options.hidden) + 1
+        n_layers = len(options.hidden or ()) + 1
         weights = [tensors[f"{name}.weights.{k}"] for k in range(n_layers)]
         biases = [tensors[f"{name}.biases.{k}"] for k in range(n_layers)] if options.bias else None
         inputs = np.array([position[c] for c in spec["inputs"]])

@@ -206,7 +206,7 @@ def decide(
             + (f" ({undefined} left out: their ratio is 0/0)" if undefined else "")
         )
     result = statistics.verdict(comparisons)
-    adjusted = statistics.holm([c.p_value for c in comparisons]) if comparisons else []
+    adjusted: np.ndarray | list[float] = statistics.holm([c.p_value for c in comparisons]) if comparisons else []
     for i, p in enumerate(adjusted):
         lines[i] += f", Holm-adjusted p {p_text(p)}."
     lines.append(verdict_line(result))

@@ -68,14 +68,14 @@ def latent_diagnostics(
             variances.append(z_mean.var(dim=1, correction=0))
     kl, variance = torch.cat(kls), torch.cat(variances)
     n_models, latent = kl.shape
-    variance = variance.cpu().numpy().reshape(-1)
+    per_dim = variance.cpu().numpy().reshape(-1)
     table = pd.DataFrame(
         {
             "model": np.repeat(np.arange(n_models, dtype=np.int64), latent),
             "latent_dim": np.tile(np.arange(latent, dtype=np.int64), n_models),
             "kl": kl.cpu().numpy().reshape(-1),
-            "posterior_mean_variance": variance,
-            "active": variance > threshold,
+            "posterior_mean_variance": per_dim,
+            "active": per_dim > threshold,
         }
     )
     return label_models(table, getattr(model, "model_keys", None))

@@ -244,7 +244,7 @@ def _closed_form(view, x, variant_masks, samples, generator, rows_per_pass):
         n = chunk.shape[0]
         stacked = chunk.repeat(n_variants, 1)  # [variants * n, columns], variant-major
         masks = muted.repeat_interleave(n, dim=0)
-        if samples:
+        if noise is not None:  # samples
             eps = noise[:, start : start + n].repeat(1, n_variants, 1)  # the same noise for every copy
             out = view.sampled_outputs(stacked, masks, eps, reference_rows=n)  # [models, samples, v*n, columns]
             out = Outputs(*(t.reshape(n_models, samples, n_variants, n, n_columns) for t in out))

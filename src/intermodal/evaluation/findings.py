@@ -32,6 +32,7 @@ with margins of a factor 3 or more; the report prints every rule beside its verd
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -208,8 +209,10 @@ def _ground_truth_checks(values: pd.DataFrame, truth: GroundTruth, fusion: str, 
         ids = ["noise-uninformative", "copy-redundant", "present-from-past", "contact-from-vision"]
         return [cannot(i, i.replace("-", " "), _GROUND_TRUTH, fusion, scope, why) for i in ids]
     checks: list[Callable[[], Finding]] = []
-    checks += [lambda n=n: _check_noise(values, truth, n, fusion, scope) for n in truth.noise or [None]]
-    checks += [lambda c=c: _check_copy(values, truth, c, fusion, scope) for c in truth.copies or [None]]
+    noises: list[str | None] = [*truth.noise] or [None]  # None: a check saying the data set lacks one
+    copies: list[tuple[str, str] | None] = [*truth.copies] or [None]
+    checks += [partial(_check_noise, values, truth, n, fusion, scope) for n in noises]
+    checks += [partial(_check_copy, values, truth, c, fusion, scope) for c in copies]
     checks.append(lambda: _check_past(values, truth, fusion, scope))
     checks.append(lambda: _check_contact(values, truth, fusion, scope))
     checks += lattice_truth_checks(values, truth, fusion, scope)
@@ -254,11 +257,16 @@ def _check_noise(values, truth: GroundTruth, noise: str | None, fusion: str, sco
         f"of precision regarding all of {ref}."
     )
     columns = [sme_column(noise, "all"), lop_column(noise, "all"), BASELINE] + (
-        [pair_column(pair), lop_column(ref, "all")] if pair else []
+        [pair_column(pair), lop_column(ref, "all")] if pair and ref else []
     )
-    why = _needs(values, columns) if pair else f"This data set has no informative arm modality to mute beside {noise}."
+    why = (
+        _needs(values, columns)
+        if pair and ref
+        else f"This data set has no informative arm modality to mute beside {noise}."
+    )
     if why:
         return cannot("noise-uninformative", claim, _GROUND_TRUTH, fusion, rule, why, figures)
+    assert pair is not None and ref is not None  # else `why` says what is missing
     claims = [
         ratio_claim(
             f"SME regarding all of {noise} / baseline",
@@ -333,7 +341,7 @@ def _check_past(values, truth: GroundTruth, fusion: str, scope: str) -> Finding:
         f"{truth.present_from_nothing!r})."
     )
     figures = ("fig7_window_means",)
-    if truth.present_from_past is None:
+    if truth.present_from_past is None or truth.present_from_nothing is None:  # set together
         return cannot(
             "present-from-past", claim, _GROUND_TRUTH, fusion, rule, "This data set lacks joints or motor.", figures
         )

@@ -14,6 +14,7 @@ same rows.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -93,9 +94,12 @@ def lattice_truth_checks(
     if not has_shares(values):
         return []
     checks: list[Callable[[], Finding]] = []
-    checks += [lambda n=n: _check_noise_share(values, n, fusion, scope) for n in truth.noise or [None]]
-    checks += [lambda c=c: _check_copy_split(values, c, fusion, scope) for c in truth.copies or [None]]
-    checks += [lambda s=s: _check_synergy(values, s, fusion, scope) for s in truth.synergies or [None]]
+    noises: list[str | None] = [*truth.noise] or [None]  # None: a check saying the data set lacks one
+    copies: list[tuple[str, str] | None] = [*truth.copies] or [None]
+    synergies: list[tuple[str, str, str] | None] = [*truth.synergies] or [None]
+    checks += [partial(_check_noise_share, values, n, fusion, scope) for n in noises]
+    checks += [partial(_check_copy_split, values, c, fusion, scope) for c in copies]
+    checks += [partial(_check_synergy, values, s, fusion, scope) for s in synergies]
     return checks
 
 
@@ -156,8 +160,10 @@ def _check_noise_share(values, noise: str | None, fusion: str, scope: str) -> Fi
         f"{NOISE_INTERACTION_FRACTION:g} × it in size."
     )
     if not targets:
-        why = _NO_SHARES.format(what=f"the share of {noise} regarding another modality", scope="the other modalities")
-        return cannot(id_, claim, _GROUND_TRUTH, fusion, rule, why, _FIGURES)
+        lacking = _NO_SHARES.format(
+            what=f"the share of {noise} regarding another modality", scope="the other modalities"
+        )
+        return cannot(id_, claim, _GROUND_TRUTH, fusion, rule, lacking, _FIGURES)
     pairs = {p: [interaction_column(values, noise, p, t) for t in targets] for p in partners}
     needed = [share_column(noise, t) for t in targets] + next(iter(pairs.values()), [])
     why = _missing(values, needed, "the other modalities")

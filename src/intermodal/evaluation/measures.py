@@ -32,7 +32,7 @@ that does it is :mod:`intermodal.evaluation.divergences`, shared with the lattic
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -138,7 +138,7 @@ def _normalise_pairs(extra_pairs) -> list[tuple[str, object, object]]:
     if extra_pairs is None:
         return []
     if isinstance(extra_pairs, Mapping):
-        items = []
+        items: list[tuple[Any, ...]] = []
         for name, pair in extra_pairs.items():
             if isinstance(pair, Mapping):
                 if sorted(pair) != ["compared", "muted"]:

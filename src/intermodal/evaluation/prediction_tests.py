@@ -99,7 +99,7 @@ def _as_test(name: str, spec) -> PredictionTest:
     return PredictionTest(given, spec.get("chained", False), spec.get("about", "") or "", str(name))
 
 
-def normalise_tests(tests: Tests) -> list[PredictionTest]:
+def normalise_tests(tests: Sequence[PredictionTest] | Mapping[str, Mapping]) -> list[PredictionTest]:
     """Tests given as records or as a mapping ``name -> {"given", "chained", "about"}``, as
     records; their names must differ."""
     if isinstance(tests, Mapping):
@@ -270,7 +270,7 @@ def run_prediction_tests(
     the current step (see :func:`prediction_for_test`).
     """
     description = description_for(model, description)
-    keys = model_keys if model_keys is not None else model.model_keys
+    keys = model_keys if model_keys is not None else getattr(model, "model_keys", None)
     keys = None if keys is None else [ModelKey(*k) for k in keys]
     if keys is None or len(keys) != model.n_models:
         raise ModelError(

@@ -128,7 +128,7 @@ def _all_equal(x: np.ndarray) -> bool:
     """Whether the (non-empty, finite) values are equal to within rounding: then their sd is
     taken as 0, which spares SciPy a division by a rounding error."""
     spread = float(np.ptp(x))
-    return spread <= 8 * np.finfo(float).eps * float(np.max(np.abs(x)))
+    return bool(spread <= 8 * np.finfo(float).eps * float(np.max(np.abs(x))))
 
 
 # ---------------------------------------------------------------------------- intervals
@@ -437,7 +437,7 @@ def verdict(comparisons: list[Comparison], *, alpha: float = ALPHA, min_seeds: i
         # NaN adjusted p (no test) counts as undecided.
         undecided = [c for c, p in zip(comparisons, adjusted) if not p < alpha]
         counts = [_needed_for_verdict(c, alpha / m) for c in undecided]
-        needed = None if any(k is None for k in counts) else max(counts)
+        needed = None if any(k is None for k in counts) else max(k for k in counts if k is not None)
         if needed is not None:
             text += f" About {needed} seeds would be needed to decide (power {POWER:.0%} at the observed spread)."
         elif any(c.n >= 2 and not c.mean_difference > 0 for c in undecided):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass as validated_dataclass
@@ -27,7 +27,7 @@ PRESETS = ("1", "2", "3", "4", "5", "6", "7")
 # multiples of d. They reproduce the original table for d = 8 and d = 2 except where the
 # original singles out one modality (motor's encoder ends at 10), which a data set's
 # description states itself (see datasets/icub-zambelli2020.json).
-_GENERIC = {
+_GENERIC: dict[str, dict[str, Any]] = {
     "1": dict(enc=(5, 2.5), slice=2.5, dec=(5, 1), shared_encoder=[100], shared_decoder=[100]),
     "2": dict(enc=(2.5, 1.25), slice=1.25, dec=(2.5, 1), shared_encoder=[50], shared_decoder=[50]),
     "3": dict(enc=(), slice=2.5, dec=(), shared_encoder=[70], shared_decoder=[]),

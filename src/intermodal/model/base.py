@@ -127,6 +127,10 @@ class EnsembleVAE(nn.Module):
     default_z_samples = 0  # latent samples the measures decode from by default (0: the posterior's mean)
     rows_per_model = True  # posterior() takes rows [models, n, columns], an input per model (a rollout's)
     valid_outputs = True  # decode() gives outputs of the right shape and positive scales by construction
+    # buffers (register_buffer in __init__), declared for type checkers
+    column_weight: torch.Tensor
+    _input_index: torch.Tensor
+    _output_index: torch.Tensor
 
     def __init__(
         self, description: DatasetDescription, arch: Architecture, n_models: int, *, dtype=torch.float32, device="cpu"
@@ -351,6 +355,13 @@ class EnsembleVAE(nn.Module):
         """The fusion's hook: each row's reconstruction and latent loss ``[models, rows]``
         for inputs ``x_ff``, targets ``target_ff`` ``[models, columns, rows]`` and noise
         ``noise_ff [models, width, rows]`` (:meth:`training_noise`'s, features-first)."""
+        raise NotImplementedError
+
+    def training_losses(
+        self, x_ff: torch.Tensor, target_ff: torch.Tensor, noise_ff: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A training batch's reconstruction and latent losses ``[models, rows]``, for
+        inputs, targets and the epoch's noise (:meth:`training_noise`) features-first."""
         raise NotImplementedError
 
     def output_gaussian(self, rows, muted, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

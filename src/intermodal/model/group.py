@@ -9,6 +9,8 @@ fusion at a time (latent noise, checkpoints) walks :func:`groups_of`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ..data.description import DatasetDescription
@@ -58,7 +60,8 @@ class ModelGroups:
     @property
     def model_keys(self) -> list | None:
         keys = [g.model_keys for g in self.groups]
-        return None if any(k is None for k in keys) else [k for ks in keys for k in ks]
+        known = [k for k in keys if k is not None]
+        return [k for ks in known for k in ks] if len(known) == len(keys) else None
 
     @model_keys.setter
     def model_keys(self, keys: list | None) -> None:
@@ -81,7 +84,7 @@ class ModelGroups:
         means, variances = zip(*(g.output_gaussian(rows, muted) for g in self.groups))
         dtype = torch.promote_types(means[0].dtype, torch.float64) if len(set(m.dtype for m in means)) > 1 else None
         if dtype is not None:
-            means, variances = [m.to(dtype) for m in means], [v.to(dtype) for v in variances]
+            means, variances = tuple(m.to(dtype) for m in means), tuple(v.to(dtype) for v in variances)
         return torch.cat(means, 0), torch.cat(variances, 0)
 
     def select(self, models: list[int]):
@@ -110,8 +113,9 @@ class ModelGroups:
             yield from g.parameters()
 
 
-def groups_of(model) -> list[tuple[int, object]]:
-    """``(first position, ensemble)`` of each group of ``model`` (one, for an ensemble)."""
+def groups_of(model) -> list[tuple[int, Any]]:
+    """``(first position, ensemble)`` of each group of ``model`` (one, for an ensemble, or for
+    any other model the measures take: the model itself)."""
     out, start = [], 0
     for g in getattr(model, "groups", [model]):
         out.append((start, g))

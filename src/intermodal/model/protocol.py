@@ -69,8 +69,12 @@ class OutputGaussianModel(Protocol):
     the data's units (variance in units squared, > 0).
     """
 
-    description: DatasetDescription
-    n_models: int
+    # Read-only members (an attribute or a property answers each).
+    @property
+    def description(self) -> DatasetDescription: ...
+
+    @property
+    def n_models(self) -> int: ...
 
     def output_gaussian(self, rows: Tensor, muted: Tensor) -> tuple[Tensor, Tensor]:
         """rows [n, columns], complete; muted [n, columns] bool (True: hidden from the
@@ -89,9 +93,15 @@ class OutputModel(Protocol):
     scale is fixed).
     """
 
-    description: DatasetDescription
-    n_models: int
-    likelihoods: Mapping[str, Likelihood]
+    # Read-only members (an attribute or a property answers each).
+    @property
+    def description(self) -> DatasetDescription: ...
+
+    @property
+    def n_models(self) -> int: ...
+
+    @property
+    def likelihoods(self) -> Mapping[str, Likelihood]: ...
 
     def outputs(self, rows: Tensor, muted: Tensor) -> Outputs: ...
 
@@ -106,10 +116,18 @@ class LatentModel(Protocol):
     :class:`~intermodal.model.likelihoods.Outputs` ``[models, m, columns]``.
     """
 
-    description: DatasetDescription
-    n_models: int
-    likelihoods: Mapping[str, Likelihood]
-    latent_size: int
+    # Read-only members (an attribute or a property answers each).
+    @property
+    def description(self) -> DatasetDescription: ...
+
+    @property
+    def n_models(self) -> int: ...
+
+    @property
+    def likelihoods(self) -> Mapping[str, Likelihood]: ...
+
+    @property
+    def latent_size(self) -> int: ...
 
     def posterior(self, rows: Tensor, muted: Tensor) -> Posterior: ...
 

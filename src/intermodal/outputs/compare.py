@@ -340,13 +340,13 @@ def _bars(ax, rows: pd.DataFrame, categories: list[str], key: str, labels: list[
                 low.append(row["low"] if np.isfinite(row["low"]) else row["mean"])
                 high.append(row["high"] if np.isfinite(row["high"]) else row["mean"])
         if x:
-            y, low, high = np.array(y), np.array(low), np.array(high)
+            ys, lows, highs = np.array(y), np.array(low), np.array(high)
             # A log axis cannot draw an interval through 0: the bar stops at a tenth of the mean.
-            low = np.where(low > 0, low, y / 10)
+            lows = np.where(lows > 0, lows, ys / 10)
             # A loss can be below 0 (a density above 1), where a tenth of it lies above it: the
             # bar then stops at the point rather than pointing the wrong way.
-            below, above = np.clip(y - low, 0, None), np.clip(high - y, 0, None)
-            ax.errorbar(x, y, yerr=[below, above], fmt="o", color=colours[label], ms=4, capsize=2, lw=1)
+            below, above = np.clip(ys - lows, 0, None), np.clip(highs - ys, 0, None)
+            ax.errorbar(x, ys, yerr=[below, above], fmt="o", color=colours[label], ms=4, capsize=2, lw=1)
     ax.set_xticks(range(len(categories)))
     ax.set_xticklabels(categories, rotation=45, ha="right", fontsize=8)
 

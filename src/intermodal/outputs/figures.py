@@ -364,12 +364,14 @@ def fig7_window_means(
         else "no measure evaluations"
     ]
     if n_seeds and n_seeds > 1:
-        spread = {"sd": "±1 sd over seeds", "ci": "95% interval of the mean over seeds"}.get(band, "min–max over seeds")
+        spread_text = {"sd": "±1 sd over seeds", "ci": "95% interval of the mean over seeds"}.get(
+            band, "min–max over seeds"
+        )
         if band != "minmax" and len(log_rows) == len(families):
             notes.append("error bars: min–max over seeds")
         else:
             notes.append(
-                f"error bars: {spread}" + (" (min–max on log-scale rows)" if band != "minmax" and log_rows else "")
+                f"error bars: {spread_text}" + (" (min–max on log-scale rows)" if band != "minmax" and log_rows else "")
             )
     if log_rows:
         notes.append("log scale: " + ", ".join(log_rows.values()))

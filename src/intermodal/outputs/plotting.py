@@ -64,11 +64,11 @@ def modality_style(index: int) -> dict:
 
 def lighter(colour: str, amount: float = 0.45) -> str:
     rgb = np.array(to_rgb(colour))
-    return to_hex(rgb + (1.0 - rgb) * amount)
+    return to_hex(rgb + (1.0 - rgb) * amount)  # type: ignore[arg-type]  # an array is a colour; the stubs omit it
 
 
 def darker(colour: str, amount: float = 0.35) -> str:
-    return to_hex(np.array(to_rgb(colour)) * (1.0 - amount))
+    return to_hex(np.array(to_rgb(colour)) * (1.0 - amount))  # type: ignore[arg-type]  # as in lighter()
 
 
 def thin(curve: pd.DataFrame, max_points: int = MAX_POINTS_PER_CURVE) -> pd.DataFrame:

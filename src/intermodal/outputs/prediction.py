@@ -84,6 +84,7 @@ def predict_run(
         except DataError as e:
             raise DataError(f"given selector {selector!r}: {e}") from None
     given = expanded
+    truth: np.ndarray | None
     if rows == "test":
         values, truth = dataset.test, dataset.test
     else:

@@ -43,7 +43,7 @@ def trajectory_figure(
     mean: np.ndarray,
     std: np.ndarray,
     *,
-    row_index: Sequence[int] | None = None,
+    row_index: Sequence[int] | np.ndarray | None = None,
     given: np.ndarray | None = None,
     step: str | None = None,
     title: str | None = None,

@@ -271,6 +271,7 @@ def render_report(run_dir: str | Path | runfolder.Run, band: str = "ci") -> str:
     raw_config = run.config.to_dict()
     fusions = fusions_of(run.history, run.results, config=raw_config)
     config, (history, results, diagnostics) = by_condition(raw_config, run.history, run.results, run.diagnostics)
+    assert history is not None and results is not None  # a run's tables, relabelled
     schedules = schedule_order(history, results, config=config)
     modalities = modality_order(results)
     windows = resolve_windows(config, history, results)

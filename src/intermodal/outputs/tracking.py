@@ -45,6 +45,7 @@ import time
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -131,7 +132,7 @@ def model_name(key) -> str:
     return _model_name(values)
 
 
-def _missing(part: object) -> bool:
+def _missing(part: Any) -> bool:
     """Whether a part of a name is empty: ``""``, None, NaN or pandas' NA."""
     if isinstance(part, str):
         return part == ""
@@ -396,6 +397,8 @@ class MLflowTracker(Tracker):
     For a local SQLite store (``sqlite:///PATH``) the folder of PATH is created, and a new
     experiment keeps its artifacts beside the database in ``mlflow-artifacts/`` (not in the
     current folder, MLflow's default)."""
+
+    run_id: str  # set when the run is created, in __init__
 
     def __init__(self, tracking_uri: str, run_name: str, parent: str | None = None) -> None:
         try:

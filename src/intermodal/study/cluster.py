@@ -57,7 +57,7 @@ from ..training import runfolder
 from ..training.config import ModelKey, RunConfig
 from ..training.runfolder import Run
 from ..training.shards import Divergence
-from ..training.trainer import progress_interval
+from ..training.trainer import Progress, progress_interval
 from . import local
 from .local import human_duration
 from .merge import merge_runs
@@ -112,7 +112,7 @@ def train_unit(
     spec: dict[str, Any],
     dataset: Dataset,
     marker: str | None = None,
-    progress: bool = False,
+    progress: bool | Progress = False,
 ) -> dict[str, Any]:
     """Train one unit to its last epoch, or continue it from its checkpoint: the body of a
     Ray task, and of a local resume. ``spec``: name, folder and run config of the unit.
@@ -135,7 +135,7 @@ def train_unit(
         _wait_for_lock(unit_dir, name)
         start = runfolder.epochs_done(unit_dir)
         tracking = local.Tracking(**spec["track"]) if spec.get("track") else None
-        options = dict(dataset=dataset, announce=False, report=False, progress=progress, track=tracking)
+        options: dict[str, Any] = dict(dataset=dataset, announce=False, report=False, progress=progress, track=tracking)
         if runfolder.has_checkpoint(unit_dir):
             with runfolder.writing(unit_dir, new=False):
                 # The CPUs the unit has now (resume_study keeps those it was planned with).
@@ -289,7 +289,7 @@ def _train_on_ray(
     config: RunConfig,
     dataset: Dataset,
     units_dir: Path,
-    progress: bool,
+    progress: bool | Progress,
     study_tracker=None,
     track: str | None = None,
 ) -> None:
@@ -301,7 +301,7 @@ def _train_on_ray(
         retry_exceptions=False,  # a user error inside a unit would only fail again
     )
     marker = _place_marker(units_dir)
-    tracker = _Progress(units, units_dir, config.epochs, progress)
+    tracker = _Progress(units, units_dir, config.epochs, bool(progress))  # a callable: the bar
     try:
         data = ray.put(dataset)  # once; every task reads it from the object store
         pending = {}
@@ -398,7 +398,7 @@ def _driving(ray, address: str | None, tracker):
 
 
 def run_study(
-    config: RunConfig, out: str | Path, *, address: str | None = None, progress: bool = False, track: str | None = None
+    config: RunConfig, out: str | Path, *, address: str | None = None, progress: bool | Progress = False, track: str | None = None
 ) -> Run:
     """Train a study (:func:`intermodal.study.local.run_study`) on a Ray cluster: its models
     as units (:func:`plan_units`), one Ray task each, then the merged run folder and report
@@ -435,7 +435,7 @@ def resume_study(
     *,
     backend: str = "ray",
     address: str | None = None,
-    progress: bool = False,
+    progress: bool | Progress = False,
     track: str | None = None,
 ) -> Run:
     """Continue a study started with :func:`run_study`: its unfinished units (a unit is

@@ -169,6 +169,7 @@ def _train_and_report(trainer: Trainer, evaluate, announce: bool, report: bool, 
         else:
             result = trainer.result()
         if report:
+            assert trainer.out is not None  # a report goes in the run folder
             write_report(trainer.out, redraw=True)
             if tracker is not None:
                 log_figures(tracker, trainer.out)

@@ -119,7 +119,7 @@ def plan_units(config: RunConfig, cpus: int, node_cpus: list[int] | None = None)
     # options are in rising number of units: the first near enough to the best
     _, n_units, k, p = next(o for o in options if o[0] <= best * (1 + MAKESPAN_SLACK))
     width = max(2, len(str(n_units)))
-    units = []
+    units: list[Unit] = []
     for fusion in config.fusions:
         for schedule in config.schedules:
             for block in _blocks(config.seeds, k):

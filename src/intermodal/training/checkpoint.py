@@ -39,6 +39,7 @@ from ..data.description import DatasetDescription
 from ..errors import CheckpointError, DataError, ModelError
 from ..files import fsync_file, fsync_folder, sha256, write_json
 from ..model.architecture import Architecture
+from ..model.base import EnsembleVAE
 from ..model.group import ModelGroups, build_model, concatenate_models, groups_of
 from .config import ModelKey
 
@@ -89,7 +90,7 @@ class Checkpoint(NamedTuple):
     :class:`~intermodal.training.config.ModelKey`), the optimiser tensors by name and the
     per-model generator states ``[models, state]`` (None when none were saved)."""
 
-    model: object  # an ensemble, or ModelGroups for several fusions
+    model: EnsembleVAE | ModelGroups  # ModelGroups for several fusions
     state: dict
     optimizer_state: dict[str, torch.Tensor]
     rng_states: torch.Tensor | None
@@ -383,8 +384,9 @@ def merge_checkpoints(sources: list[Path], out: str | os.PathLike, model_keys: l
                     ]
                 )
     rng_states = None
-    if all(c.rng_states is not None for c in loaded):
-        rng_states = torch.stack([loaded[i].rng_states[j] for i, j in picks])
+    states = [c.rng_states for c in loaded if c.rng_states is not None]
+    if len(states) == len(loaded):
+        rng_states = torch.stack([states[i][j] for i, j in picks])
     merged = {**state, "epochs_done": epochs.pop(), "model_keys": list(model_keys), "diverged": diverged}
     return save_checkpoint(out, model, optimizer_state, rng_states, merged)
 

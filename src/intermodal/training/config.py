@@ -254,7 +254,7 @@ class RunConfig(Options):
         """A copy whose data file and folder paths are absolute, so that a run folder can be
         resumed from any working directory."""
         base = Path(base or Path.cwd())
-        changes = {}
+        changes: dict[str, Any] = {}
         if self.data not in BUILTIN_DATA:
             changes["data"] = str((base / self.data).resolve())
         if self.data_dir is not None:

@@ -42,7 +42,7 @@ __all__ = ["PAPER_EPOCHS", "PAPER_SCHEDULES", "Schedule", "parse_schedule", "bet
 PAPER_EPOCHS = 80_000
 PAPER_SCHEDULES = ("constant-1", "constant-0", "dynamic-plateau-0", "dynamic-plateau-1")
 
-_PARAMETERS = {
+_PARAMETERS: dict[str, dict[str, float | None]] = {
     "constant": {"beta": None},
     "linear": {"warmup": 1000.0},
     "cyclical": {"cycles": 4.0, "ratio": 0.5},
@@ -82,6 +82,7 @@ class Schedule:
             tau = np.mod(e, period) / period
             return np.minimum(tau / p["ratio"], 1.0)
         if self.kind == "table":
+            assert self.table is not None  # parse_schedule reads a table schedule's file
             epochs, values = self.table
             return np.interp(e, epochs, values)  # holds the end values outside the table
         raise AssertionError(self.kind)
@@ -126,16 +127,17 @@ def parse_schedule(spec: str) -> Schedule:
     missing = [k for k, v in values.items() if v is None]
     if missing:
         raise ScheduleError(f"schedule {spec!r}: give {', '.join(f'{k}=…' for k in missing)}")
+    given = {k: v for k, v in values.items() if v is not None}  # every one, after the check above
     checks = {
         "beta": lambda v: v >= 0,
         "warmup": lambda v: v > 0,
         "cycles": lambda v: v >= 1,
         "ratio": lambda v: 0 < v <= 1,
     }
-    for key, v in values.items():
+    for key, v in given.items():
         if not (math.isfinite(v) and checks[key](v)):
             raise ScheduleError(f"schedule {spec!r}: {key}={v:g} is out of range")
-    return Schedule(spec, kind, tuple(sorted(values.items())))
+    return Schedule(spec, kind, tuple(sorted(given.items())))
 
 
 def _read_table(path: str, spec: str) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..model.base import EnsembleVAE
-from ..model.group import concatenate_models
+from ..model.group import ModelGroups, concatenate_models
 from .config import ModelKey
 from .noise import EpochNoise, prefetch_threads
 
@@ -298,7 +298,7 @@ class Shards:
         has frozen models; several fusions as :class:`~intermodal.model.group.ModelGroups`),
         with ``model_keys`` set."""
         if len(self.shards) == 1 and not self.frozen:
-            whole = self.shards[0].model
+            whole: EnsembleVAE | ModelGroups = self.shards[0].model
         else:
             pieces = [(s.positions, s.model) for s in self.shards] + [([k], m) for k, m in self.frozen.items()]
             pieces.sort(key=lambda piece: piece[0][0])

@@ -215,6 +215,7 @@ class Trainer:
             torch.set_num_threads(max(threads, self.shards.n_workers))
         model = self.model
         model.eval()
+        assert self.evaluate is not None  # called only for a run that evaluates
         try:
             tables = self.evaluate(model, self.epoch)
         finally:
@@ -414,6 +415,7 @@ class Trainer:
 
     def save(self) -> None:
         """Write history, evaluation tables and the checkpoint, each atomically."""
+        assert self.out is not None  # called only for a run with a folder
         runfolder.save_tables(self.out, self.history_frame(), {stem: self.table(stem) for stem in self.evaluations})
         state = {
             "epochs_done": self.epoch,
