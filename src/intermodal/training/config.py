@@ -18,7 +18,7 @@ from pydantic import BeforeValidator, Field, Strict, field_validator, model_vali
 from ..data.catalog import BUILTIN_DATA
 from ..data.description import Family
 from ..data.reading import read_mapping_file
-from ..errors import ConfigError, DataError, ScheduleError
+from ..errors import ConfigError, DataError, ScheduleError, errors_as
 from ..options import RAW_STRING, Options
 from .schedules import PAPER_EPOCHS, PAPER_SCHEDULES, parse_schedule
 
@@ -93,6 +93,7 @@ Positive = Annotated[int, Strict(), Field(ge=1)]
 Finite = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 
 
+@errors_as(ConfigError, known_keys=True)
 class RunConfig(Options):
     """Everything a run is made of: the data, the models (one per schedule × seed), the
     optimisation, the evaluation during training and the checkpoints. Every field has a
