@@ -72,16 +72,20 @@ def parse_string(text: str, annotation, where: str) -> Any:
 _WHOLE = {minimum: TypeAdapter(Annotated[int, Strict(), Field(ge=minimum)]) for minimum in (0, 1)}
 
 
-def whole_number(value, name: str, minimum: int = 0) -> int:
-    """``value`` as an ``int`` if it is a whole number >= ``minimum`` (0 or 1), else a
-    :class:`~intermodal.errors.ConfigError` naming ``name``; ``True``, ``2.0`` and ``"3"``
-    are refused, a NumPy integer is taken."""
+def whole_number(value, name: str, minimum: int = 0, maximum: int | None = None) -> int:
+    """``value`` as an ``int`` if it is a whole number >= ``minimum`` (0 or 1) and, where
+    given, <= ``maximum`` (a documented limit), else a
+    :class:`~intermodal.errors.ConfigError` naming ``name`` (and the limit); ``True``,
+    ``2.0`` and ``"3"`` are refused, a NumPy integer is taken."""
     if isinstance(value, np.integer):
         value = int(value)
     try:
-        return _WHOLE[minimum].validate_python(value)
+        value = _WHOLE[minimum].validate_python(value)
     except ValidationError:
         raise ConfigError(f"{name} {value!r}: expected a whole number >= {minimum}") from None
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} {value}: at most {maximum} (docs/reliability.md, Limits)")
+    return value
 
 
 class Options(BaseModel):
