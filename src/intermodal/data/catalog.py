@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..files import atomic_write, sha256, write_json
 from . import sim as simulator
 from .dataset import Dataset
@@ -136,11 +136,26 @@ def dataset_of(config) -> Dataset:
 def write_dataset(dataset: Dataset, out: str | os.PathLike, *, float_format: str = "%.17g") -> Path:
     """Write ``train.csv``, ``test.csv`` (header = column names) and ``description.json``
     into ``out``, each through a temporary file so nothing half-written is left. Loading
-    the folder back with :func:`load_dataset` gives identical arrays."""
+    the folder back with :func:`load_dataset` gives identical arrays.
+
+    ``out`` must be absent or empty, as a run's ``--out`` must (a folder that holds files is
+    refused with a :class:`~intermodal.errors.ConfigError` naming them, so that no file of
+    its owner's is replaced)."""
     import pandas as pd
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file; expected a folder to write the data set into")
+    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if held:
+        raise ConfigError(
+            f"--out {out}: the folder exists and is not empty (it holds {', '.join(held[:3])}"
+            f"{', ...' if len(held) > 3 else ''}); choose a new or empty folder, so that no file in it is replaced"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot create the folder ({e.strerror})") from None
     description = dataset.description.replace(train=TableFile("train.csv"), test=TableFile("test.csv"), source=None)
     names = description.column_names()
     for part, rows in (("train", dataset.train), ("test", dataset.test)):
