@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, Terminated
 from ..files import atomic_write, sha256, write_json
 from . import sim as simulator
 from .dataset import Dataset
@@ -52,6 +52,8 @@ def fetch_icub(description: DatasetDescription | None = None) -> Path:
             )
         except ValueError as e:  # pooch's checksum mismatch
             raise DataError(f"{cache / fname}: {e}".strip()) from None
+        except Terminated:  # SIGTERM while fetching (the command line's handler): not the network's fault
+            raise
         except Exception as e:  # no network, HTTP error, ...
             raise DataError(
                 f"cannot fetch {fname} from {url.format(file=fname)} ({type(e).__name__}: {e}).\n"

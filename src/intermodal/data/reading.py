@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import tomllib
 
-from ..errors import DataError
+from ..errors import DataError, Terminated
 from .description import DatasetDescription, TableFile
 
 __all__ = ["read_mapping_file", "load_description", "read_csv_frame", "read_table"]
@@ -136,6 +136,8 @@ def _read_matrix(
 
         try:
             mat = scipy.io.loadmat(path)
+        except Terminated:  # SIGTERM while reading (the command line's handler): not the file's fault
+            raise
         except Exception as e:  # scipy raises several types for a damaged file
             raise DataError(f"{path}: not a readable MATLAB file ({e})") from None
         keys = [k for k in mat if not k.startswith("__")]
