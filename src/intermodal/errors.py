@@ -79,7 +79,7 @@ def validation_message(error: ValidationError, origin: str) -> str:
     for problem in error.errors():
         where = ".".join(str(p) for p in problem["loc"]) or "(top level)"
         kind = problem["type"]
-        if kind in ("unexpected_keyword_argument", "extra_forbidden"):
+        if kind in ("unexpected_keyword_argument", "extra_forbidden", "no_such_attribute"):
             text = "unknown key"
         elif kind in ("missing", "missing_argument"):
             text = "missing key"

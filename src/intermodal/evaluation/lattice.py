@@ -395,6 +395,7 @@ def modality_shares(
         model, rows, description, parts, targets, z_samples, divergence, generator, rows_per_pass
     )
     n = len(parts)
+    seed = whole_number(seed, "seed", maximum=MAX_SEED)  # checked whether or not orderings are sampled
     if n <= EXACT_UP_TO:
         if orderings:
             raise ConfigError(f"orderings {orderings}: with {n} parts (at most {EXACT_UP_TO}) every subset is exact")
@@ -404,7 +405,7 @@ def modality_shares(
         count = whole_number(DEFAULT_ORDERINGS if orderings is None else orderings, "orderings", minimum=1)
         if count < 2:
             raise ConfigError(f"orderings {count}: at least 2, so that the estimates have a standard error")
-        ordering_table = _orderings(n, count, whole_number(seed, "seed", maximum=MAX_SEED))
+        ordering_table = _orderings(n, count, seed)
         if count * n * n > 4 * MAX_SAMPLED_SUBSETS:  # each ordering reads about 2 n² subsets
             raise ConfigError(
                 f"orderings {count} with {n} parts would read about {2 * count * n * n} subsets (muted copies of "
