@@ -68,6 +68,20 @@ CASES = {
     "config lr assigned infinite": (lambda m, r, d: _assign(im.RunConfig(), "lr", float("inf")), None, "lr"),
     "config unknown key assigned": (lambda m, r, d: _assign(im.RunConfig(), "colour", 1), None, "colour: unknown key"),
     "sim options assigned (immutable)": (lambda m, r, d: _assign(SimConfig(), "n_train", 5), None, "n_train"),
+    # --- an argument of another type
+    "train a mapping for the config": (lambda m, r, d: im.train({"epochs": 1}), None, "config: expected a RunConfig"),
+    "train a name for the data set": (
+        lambda m, r, d: im.train(im.RunConfig(sim=SIM), "sim"),
+        None,
+        "dataset: expected None or a Dataset",
+    ),
+    "train a number for out": (lambda m, r, d: im.train(im.RunConfig(sim=SIM), out=5), None, "out 5: expected a path"),
+    "run_study a mapping": (lambda m, r, d: im.run_study({"epochs": 1}, "x"), None, "config: expected a RunConfig"),
+    "resume a number": (lambda m, r, d: im.resume(5), None, "run 5: expected a path"),
+    "load_dataset a number": (lambda m, r, d: im.load_dataset(5), None, "data 5: expected 'sim'"),
+    "load_description a number": (lambda m, r, d: im.load_description(5), None, "description 5: expected the path"),
+    "simulate a mapping": (lambda m, r, d: im.simulate({"n_train": 5}), None, "config: expected None or a SimConfig"),
+    "write_report a number": (lambda m, r, d: im.write_report(5), None, "run_dir 5: expected a path"),
     # --- sizes, counts, seeds and epochs beyond their documented limits
     "config epochs beyond the limit": (
         lambda m, r, d: im.RunConfig(epochs=10**11),

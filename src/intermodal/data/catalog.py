@@ -84,6 +84,8 @@ def load_dataset(data: str = "sim", data_dir: str | os.PathLike | None = None, s
     handwritten digits, offline; docs/data.md), or the path of a description file
     (``.json``/``.toml``) whose ``train``/``test`` files lie beside it or in ``data_dir``.
     """
+    if not isinstance(data, (str, os.PathLike)):
+        raise DataError(f"data {data!r}: expected 'sim', 'icub', 'digits' or the path of a description file")
     if data == "sim":
         if data_dir is not None:
             raise DataError(

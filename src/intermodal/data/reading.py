@@ -9,6 +9,7 @@ reader of the package (data tables, schedule tables, the rows a user gives to pr
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,8 @@ def read_mapping_file(path: str | Path, what: str) -> dict:
 
 def load_description(path: str | Path) -> DatasetDescription:
     """Read a description from a ``.json`` or ``.toml`` file."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise DataError(f"description {path!r}: expected the path of a .json or .toml file")
     d = read_mapping_file(path, "data set description")
     return DatasetDescription.from_dict(d, origin=str(path), root=Path(path).parent)
 

@@ -578,6 +578,11 @@ def simulate(config: SimConfig | None = None, **overrides) -> Dataset:
     (SimConfig field names) applied, all of it validated again; a bad or unknown option
     raises :class:`~intermodal.errors.ConfigError` naming it. Same configuration, same
     arrays, bit for bit."""
+    if config is not None and not isinstance(config, SimConfig):
+        raise ConfigError(
+            f"config: expected None or a SimConfig (options as keywords: simulate(n_train=...)); got "
+            f"{type(config).__name__}"
+        )
     if config is None:
         config = SimConfig.from_mapping(overrides, "simulator options")
     elif overrides:
