@@ -1,6 +1,8 @@
 """How a command ends: a user's error is one line and exit 2, a bug keeps its traceback and
 exits 1, a full disk while a checkpoint is written loses nothing, and SIGTERM (a cluster
-scheduler's notice) saves a checkpoint and exits 143, from which the run resumes exactly."""
+scheduler's notice) saves a checkpoint and exits 143, from which the run resumes exactly; at
+any other moment of a command (a study making its data, a report drawing figures) SIGTERM
+exits 143 too, leaving no temporary file and no new folder that blocks a rerun."""
 
 from __future__ import annotations
 
