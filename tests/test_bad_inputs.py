@@ -500,6 +500,27 @@ CASES = {
     "description modality of a billion values": _modality_change(
         lambda d: d["modalities"][0].update(size=10**9), "at most MAX_COLUMNS = 100000"
     ),
+    "architecture a layer of a billion units": (
+        lambda r, t, run: (
+            sim_argv(r / "out", "--architecture", str(r / "a.json"))
+            if (
+                r.mkdir(parents=True)
+                or (r / "a.json").write_text(
+                    json.dumps(
+                        {
+                            "encoders": {m: [] for m in ("joints", "vision", "touch", "sound", "motor")},
+                            "shared_encoder": [10**9],
+                            "shared_decoder": [28],
+                            "slices": {"joints": 8, "vision": 8, "touch": 2, "sound": 2, "motor": 8},
+                            "decoders": {m: [] for m in ("joints", "vision", "touch", "sound", "motor")},
+                        }
+                    )
+                )
+            )
+            else None
+        ),
+        "a model has at most MAX_WEIGHTS = 1e+09",
+    ),
     "seeds a trillion": _sim(["--seeds", "0-999999999999"], "at most MAX_SEEDS = 10000"),
     "seeds a count beyond the limit": _sim(["--seeds", "20000"], "at most MAX_SEEDS = 10000"),
     "seed beyond 64 bits": _sim(["--seeds", f"{2**64},1"], "seeds.0: input should be less than or equal to"),
