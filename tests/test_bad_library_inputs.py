@@ -176,3 +176,29 @@ def test_a_bug_is_not_bad_input(trained, monkeypatch):
     monkeypatch.setattr("intermodal.evaluation.measures.divergences", broken)
     with pytest.raises(ZeroDivisionError):
         im.integration_measures(model, rows)
+
+
+def test_a_data_set_write_that_fails_leaves_nothing_that_blocks_a_rerun(tmp_path, monkeypatch):
+    """write_dataset refuses a folder that holds files (none of them replaced), and one
+    that fails part-way (a full disk, SIGTERM) removes what it wrote, so a rerun is not
+    refused."""
+    from intermodal.data import catalog
+
+    dataset = im.simulate(n_train=20, n_test=10)
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "train.csv").write_text("mine\n")
+    with pytest.raises(im.IntermodalError, match="it holds train.csv"):
+        catalog.write_dataset(dataset, own)
+    assert (own / "train.csv").read_text() == "mine\n" and len(list(own.iterdir())) == 1
+
+    def full_disk(path, value):
+        raise OSError(28, "No space left on device", str(path))
+
+    out = tmp_path / "new"
+    monkeypatch.setattr(catalog, "write_json", full_disk)
+    with pytest.raises(OSError):
+        catalog.write_dataset(dataset, out)
+    assert not out.exists()
+    monkeypatch.undo()
+    assert catalog.write_dataset(dataset, out) == out / "description.json"

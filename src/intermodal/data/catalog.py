@@ -8,6 +8,7 @@ data set; this module chooses among them.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from ..errors import ConfigError, DataError, Terminated
@@ -156,16 +157,25 @@ def write_dataset(dataset: Dataset, out: str | os.PathLike, *, float_format: str
             f"--out {out}: the folder exists and is not empty (it holds {', '.join(held[:3])}"
             f"{', ...' if len(held) > 3 else ''}); choose a new or empty folder, so that no file in it is replaced"
         )
+    made = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigError(f"--out {out}: cannot create the folder ({e.strerror})") from None
     description = dataset.description.replace(train=TableFile("train.csv"), test=TableFile("test.csv"), source=None)
     names = description.column_names()
-    for part, rows in (("train", dataset.train), ("test", dataset.test)):
-        frame = pd.DataFrame(rows, columns=names)
-        atomic_write(
-            out / f"{part}.csv", lambda p, frame=frame: frame.to_csv(p, index=False, float_format=float_format)
-        )
-    write_json(out / DESCRIPTION_FILE, description.to_dict())
+    written = [out / "train.csv", out / "test.csv", out / DESCRIPTION_FILE]
+    try:
+        for part, rows in (("train", dataset.train), ("test", dataset.test)):
+            frame = pd.DataFrame(rows, columns=names)
+            atomic_write(
+                out / f"{part}.csv", lambda p, frame=frame: frame.to_csv(p, index=False, float_format=float_format)
+            )
+        write_json(out / DESCRIPTION_FILE, description.to_dict())
+    except BaseException:  # a full disk, SIGTERM: leave no part of a data set to block a rerun
+        for path in written:
+            path.unlink(missing_ok=True)
+        if made:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     return out / DESCRIPTION_FILE
