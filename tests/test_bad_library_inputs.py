@@ -202,3 +202,21 @@ def test_a_data_set_write_that_fails_leaves_nothing_that_blocks_a_rerun(tmp_path
     assert not out.exists()
     monkeypatch.undo()
     assert catalog.write_dataset(dataset, out) == out / "description.json"
+
+
+def test_compare_replaces_only_what_a_comparison_wrote(tmp_path):
+    """The page and its companions may be written over a page a comparison wrote (a
+    rerun); a companion without such a page, or another program's page, is refused before
+    anything is read, naming it, and left as it was."""
+    from intermodal.outputs.compare import PAGE_TITLE, _check_out
+
+    page = tmp_path / "cmp.html"
+    (tmp_path / "cmp.csv").write_text("mine\n")
+    with pytest.raises(im.IntermodalError, match="cmp.csv exists and would be replaced"):
+        im.compare([tmp_path / "a", tmp_path / "b"], page)
+    page.write_text(f"<html><head><title>{PAGE_TITLE}</title></head></html>")
+    _check_out(page)  # a rerun over its own page and table
+    page.write_text("<html>my notes</html>")
+    with pytest.raises(im.IntermodalError, match="not a page intermodal compare wrote"):
+        _check_out(page)
+    assert (tmp_path / "cmp.csv").read_text() == "mine\n"
