@@ -569,6 +569,91 @@ CASES = {
         lambda r, t, run: ["data", "sim", "--out", str(r / "o"), "--options", "{x"],
         "--options: not valid JSON",
     ),
+    # --- sizes, counts, seeds and epochs beyond their documented limits (docs/reliability.md)
+    "description modality of a billion values": _modality_change(
+        lambda d: d["modalities"][0].update(size=10**9), "at most MAX_COLUMNS = 100000"
+    ),
+    "architecture a layer of a billion units": (
+        lambda r, t, run: (
+            sim_argv(r / "out", "--architecture", str(r / "a.json"))
+            if (
+                r.mkdir(parents=True)
+                or (r / "a.json").write_text(
+                    json.dumps(
+                        {
+                            "encoders": {m: [] for m in ("joints", "vision", "touch", "sound", "motor")},
+                            "shared_encoder": [10**9],
+                            "shared_decoder": [28],
+                            "slices": {"joints": 8, "vision": 8, "touch": 2, "sound": 2, "motor": 8},
+                            "decoders": {m: [] for m in ("joints", "vision", "touch", "sound", "motor")},
+                        }
+                    )
+                )
+            )
+            else None
+        ),
+        "a model has at most MAX_WEIGHTS = 1e+09",
+    ),
+    "seeds a trillion": _sim(["--seeds", "0-999999999999"], "at most MAX_SEEDS = 10000"),
+    "seeds a count beyond the limit": _sim(["--seeds", "20000"], "at most MAX_SEEDS = 10000"),
+    "seed beyond 64 bits": _sim(["--seeds", f"{2**64},1"], "seeds.0: input should be less than or equal to"),
+    "epochs a hundred billion": _sim(["--epochs", "100000000000"], "epochs: input should be less than or equal to"),
+    "checkpoint every beyond the epoch limit": _sim(["--checkpoint-every", str(10**12)], "checkpoint_every"),
+    "simulator ten billion rows": _sim(["--sim", '{"n_train": 10000000000}'], "n_train: input should be less than"),
+    "simulator a distractor of a billion columns": _sim(
+        ["--sim", '{"distractors": ["noise:1000000000"]}'], "MAX_COLUMNS = 100000"
+    ),
+    "z samples a trillion": _sim(["--z-samples", "1000000000000"], "z_samples: input should be less than"),
+    "threads a billion": _sim(["--threads", "1000000000"], "threads: input should be less than or equal to 1024"),
+    "eval seed beyond 64 bits": _sim(["--eval-seed", str(2**64)], "eval_seed"),
+    "data sim seed beyond 64 bits": (
+        lambda r, t, run: ["data", "sim", "--out", str(r / "o"), "--seed", str(2**64)],
+        "seed: input should be less than or equal to",
+    ),
+    "data sim ten billion rows": (
+        lambda r, t, run: ["data", "sim", "--out", str(r / "o"), "--options", '{"n_test": 10000000000}'],
+        "n_test: input should be less than or equal to 1000000",
+    ),
+    "predict a trillion steps": _run_copy(
+        lambda c: None, ["predict", "RUN", "--given", "vision", "--steps", str(10**12)], "--steps"
+    ),
+    # --- files next to --out that it did not name are never replaced
+    "data sim into a folder with the user's train.csv": (
+        lambda r, t, run: (
+            ["data", "sim", "--out", str(r / "mine")]
+            if ((r / "mine").mkdir(parents=True) or (r / "mine" / "train.csv").write_text("my,own\n1,2\n"))
+            else None
+        ),
+        "the folder exists and is not empty (it holds train.csv)",
+    ),
+    "compare beside the user's csv": (
+        lambda r, t, run: (
+            ["compare", str(run), str(run), "--labels", "a,b", "--out", str(r / "cmp.html")]
+            if (r.mkdir(parents=True) or (r / "cmp.csv").write_text("my,own\n"))
+            else None
+        ),
+        "cmp.csv exists and would be replaced",
+    ),
+    "compare beside the user's figures folder": (
+        lambda r, t, run: (
+            ["compare", str(run), str(run), "--labels", "a,b", "--out", str(r / "cmp.html")]
+            if ((r / "cmp_figures").mkdir(parents=True) or (r / "cmp_figures" / "plot.png").write_text("x"))
+            else None
+        ),
+        "cmp_figures exists and would be replaced",
+    ),
+    "compare over a page of the user's": (
+        lambda r, t, run: (
+            ["compare", str(run), str(run), "--labels", "a,b", "--out", str(r / "notes.html")]
+            if (r.mkdir(parents=True) or (r / "notes.html").write_text("<html>my notes</html>"))
+            else None
+        ),
+        "notes.html: exists and is not a page intermodal compare wrote",
+    ),
+    "compare out names a table": (
+        lambda r, t, run: ["compare", str(run), str(run), "--labels", "a,b", "--out", str(r / "cmp.csv")],
+        "expected the page's name",
+    ),
 }
 
 

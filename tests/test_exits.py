@@ -1,6 +1,8 @@
 """How a command ends: a user's error is one line and exit 2, a bug keeps its traceback and
 exits 1, a full disk while a checkpoint is written loses nothing, and SIGTERM (a cluster
-scheduler's notice) saves a checkpoint and exits 143, from which the run resumes exactly."""
+scheduler's notice) saves a checkpoint and exits 143, from which the run resumes exactly; at
+any other moment of a command (a study making its data, a report drawing figures) SIGTERM
+exits 143 too, leaving no temporary file and no new folder that blocks a rerun."""
 
 from __future__ import annotations
 
@@ -123,3 +125,72 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes_exactly(tmp_path):
     pd.testing.assert_frame_equal(
         pd.read_parquet(whole / "history.parquet"), pd.read_parquet(stopped / "history.parquet"), rtol=1e-6
     )
+
+
+# ---------------------------------------------------------------------- SIGTERM outside training
+def _start(argv: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "intermodal.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _signal_once_locked(process: subprocess.Popen, folder: Path) -> str:
+    """Send SIGTERM as soon as ``process`` holds ``folder``'s lock (its pid is in the lock
+    file); return stderr once it has ended."""
+    lock, deadline = folder / ".lock", time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if lock.exists() and lock.read_text().strip() == str(process.pid):
+            break
+        time.sleep(0.005)
+    assert process.poll() is None, "the command ended before it took its folder; the test measured nothing"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    return err
+
+
+def _temporary_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if ".tmp-" in p.name or p.name.endswith(".new")]
+
+
+def test_sigterm_while_a_study_loads_its_data_removes_the_new_folder(tmp_path):
+    """SIGTERM as soon as a new study has taken its folder (it is then making its data):
+    exit 143 with one line, no traceback, and the new folder (nothing resumable in it) is
+    removed, so that a rerun into the same --out is not refused."""
+    out = tmp_path / "study"
+    sim = '{"n_train": 20000, "n_test": 100}'
+    argv = ["study", "--sim", sim, "--epochs", "2", "--eval-every", "1", "--n-eval-rows", "50", "--quiet"]
+    process = _start([*argv, "--seeds", "1", "--schedule", "constant-0", "--out", str(out)])
+    err = _signal_once_locked(process, out)
+    assert process.returncode == 143, err
+    assert "stopped by SIGTERM before study finished" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_sigterm_while_report_writes_figures_leaves_no_temporary_file(tmp_path):
+    """SIGTERM while ``intermodal report`` redraws a run's figures: exit 143, no traceback,
+    no temporary file left in the run folder, every figure whole, and the lock released
+    (a second report then runs to the end)."""
+    run = tmp_path / "run"
+    argv = [
+        "study",
+        "--sim",
+        SIM,
+        "--epochs",
+        "2",
+        "--eval-every",
+        "1",
+        "--seeds",
+        "2",
+        "--batch-size",
+        "100",
+        "--quiet",
+    ]
+    assert main([*argv, "--out", str(run)]) == 0
+    before = {p.name for p in (run / "figures").iterdir()}
+    process = _start(["report", str(run)])
+    err = _signal_once_locked(process, run)
+    assert process.returncode == 143, err
+    assert "stopped by SIGTERM before report finished" in err and "Traceback" not in err
+    assert _temporary_files(run) == []
+    assert {p.name for p in (run / "figures").iterdir()} == before
+    assert main(["report", str(run)]) == 0

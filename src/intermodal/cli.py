@@ -8,7 +8,9 @@ intermodal as im``): each parses its flags, calls the library and prints what it
 Exit statuses: 0 done; 2 a user's error (an :class:`~intermodal.errors.IntermodalError`, or
 a file the system cannot read or write), one line naming the file, option or key; 3 the run
 finished but some models diverged (named on stderr); 130 interrupted (Ctrl-C); 143 stopped
-by SIGTERM after saving a checkpoint; 1 a bug (its traceback, and a line asking to report it).
+by SIGTERM (during training, after saving a checkpoint; at any other moment of a command,
+once what it was writing is removed or whole); 1 a bug (its traceback, and a line asking to
+report it).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import argparse
 import faulthandler
 import json
 import logging
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Any
@@ -510,6 +514,25 @@ def _log_handlers() -> list[logging.Handler]:
     return [info, warning]
 
 
+class _Stopped(Terminated):
+    """SIGTERM outside the training loop (which handles its own: it saves a checkpoint)."""
+
+
+def _stop_on_sigterm():
+    """For the whole command, SIGTERM raises :class:`_Stopped` where the process is, so that
+    the run folder's lock is released through its context, a new run's partial folder is
+    removed and a temporary file is unlinked, as on any error; training (and a cluster
+    study's driver) install their own handler for their stretch and restore this one.
+    Returns the handler replaced (None off the main thread, where none can be installed)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum, frame):
+        raise _Stopped("stopped by SIGTERM")
+
+    return signal.signal(signal.SIGTERM, stop)
+
+
 def _bug() -> int:
     traceback.print_exc()
     print(
@@ -534,7 +557,9 @@ def main(argv: list[str] | None = None) -> int:
             faulthandler.enable()
         except (AttributeError, ValueError, OSError):  # a stderr without a file (captured)
             had_faulthandler = True
+    previous_sigterm = None
     try:
+        previous_sigterm = _stop_on_sigterm()
         return args.func(args)
     except IntermodalError as e:
         print(f"intermodal: error: {e}", file=sys.stderr)
@@ -544,6 +569,14 @@ def main(argv: list[str] | None = None) -> int:
             return _bug()
         print(f"intermodal: error: {e.filename}: {e.strerror or e}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except _Stopped as e:
+        print(
+            f"intermodal: {e} before {args.command} finished; no file is left half-written (a new run's folder "
+            "without a checkpoint is removed); run the command again, or continue a run that has a checkpoint "
+            "with --resume",
+            file=sys.stderr,
+        )
+        return EXIT_TERMINATED
     except Terminated as e:
         how = "intermodal study --resume" if args.command == "study" else "intermodal train --resume"
         where = f" {e.run}" if e.run is not None else " RUN"
@@ -556,6 +589,8 @@ def main(argv: list[str] | None = None) -> int:
         # Anything else is a bug, whatever its type (a ValueError from inside NumPy too).
         return _bug()
     finally:
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
         for handler in handlers:
             logger.removeHandler(handler)
         logger.setLevel(level)

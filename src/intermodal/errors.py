@@ -80,7 +80,7 @@ def validation_message(error: ValidationError, origin: str) -> str:
     for problem in error.errors():
         where = ".".join(str(p) for p in problem["loc"]) or "(top level)"
         kind = problem["type"]
-        if kind in ("unexpected_keyword_argument", "extra_forbidden"):
+        if kind in ("unexpected_keyword_argument", "extra_forbidden", "no_such_attribute"):
             text = "unknown key"
         elif kind in ("missing", "missing_argument"):
             text = "missing key"
@@ -96,28 +96,41 @@ def validation_message(error: ValidationError, origin: str) -> str:
 
 def errors_as(error_type: type[IntermodalError], *, known_keys: bool = False):
     """Class decorator: constructing the class (a pydantic model or dataclass) with a bad
-    value raises ``error_type`` with :func:`validation_message`'s lines, not pydantic's
-    ``ValidationError``; with ``known_keys``, an unknown key's message lists the known ones.
+    value, or assigning one to a field of an instance (pydantic's ``validate_assignment``,
+    or a frozen model), raises ``error_type`` with :func:`validation_message`'s lines, not
+    pydantic's ``ValidationError``; with ``known_keys``, an unknown key's message lists the
+    known ones.
 
-    It wraps ``__init__`` after the class is built, so pydantic's own validation paths
-    (``model_validate``, ``TypeAdapter``) are untouched and keep raising ValidationError
-    for their callers to word with their own origin."""
+    It wraps ``__init__`` and ``__setattr__`` after the class is built, so pydantic's own
+    validation paths (``model_validate``, ``TypeAdapter``) are untouched and keep raising
+    ValidationError for their callers to word with their own origin."""
+
+    def reworded(cls, e: ValidationError) -> IntermodalError:
+        message = validation_message(e, cls.__name__)
+        if known_keys and "unknown key" in message:
+            fields = getattr(cls, "model_fields", None) or getattr(cls, "__dataclass_fields__", {})
+            message += f"; known keys are {', '.join(sorted(fields))}"
+        return error_type(message)
 
     def decorate(cls):
-        init = cls.__init__
+        init, setattr_ = cls.__init__, cls.__setattr__
 
         @functools.wraps(init)
         def __init__(self, *args, **kwargs):
             try:
                 init(self, *args, **kwargs)
             except ValidationError as e:
-                message = validation_message(e, cls.__name__)
-                if known_keys and "unknown key" in message:
-                    fields = getattr(cls, "model_fields", None) or getattr(cls, "__dataclass_fields__", {})
-                    message += f"; known keys are {', '.join(sorted(fields))}"
-                raise error_type(message) from None
+                raise reworded(type(self), e) from None
+
+        @functools.wraps(setattr_)
+        def __setattr__(self, name, value):
+            try:
+                setattr_(self, name, value)
+            except ValidationError as e:
+                raise reworded(type(self), e) from None
 
         cls.__init__ = __init__
+        cls.__setattr__ = __setattr__
         return cls
 
     return decorate

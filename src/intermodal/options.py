@@ -10,6 +10,7 @@ into values by :func:`parse_string`, from the field's declared type. Errors
 from __future__ import annotations
 
 import json
+import os
 import types
 import typing
 from typing import Annotated, Any
@@ -20,7 +21,7 @@ from pydantic.json_schema import JsonDict
 
 from .errors import ConfigError, validation_message
 
-__all__ = ["Options", "parse_string", "whole_number", "RAW_STRING"]
+__all__ = ["Options", "parse_string", "whole_number", "path_argument", "instance_argument", "RAW_STRING"]
 
 # A field marked with this (``Field(json_schema_extra=RAW_STRING)``) takes a command-line
 # string as it is: its own validator reads forms such as "10-19".
@@ -75,16 +76,41 @@ _WHOLE: dict[int, TypeAdapter[int]] = {
 }
 
 
-def whole_number(value, name: str, minimum: int = 0) -> int:
-    """``value`` as an ``int`` if it is a whole number >= ``minimum`` (0 or 1), else a
-    :class:`~intermodal.errors.ConfigError` naming ``name``; ``True``, ``2.0`` and ``"3"``
-    are refused, a NumPy integer is taken."""
+def whole_number(value, name: str, minimum: int = 0, maximum: int | None = None) -> int:
+    """``value`` as an ``int`` if it is a whole number >= ``minimum`` (0 or 1) and, where
+    given, <= ``maximum`` (a documented limit), else a
+    :class:`~intermodal.errors.ConfigError` naming ``name`` (and the limit); ``True``,
+    ``2.0`` and ``"3"`` are refused, a NumPy integer is taken."""
     if isinstance(value, np.integer):
         value = int(value)
     try:
-        return _WHOLE[minimum].validate_python(value)
+        value = _WHOLE[minimum].validate_python(value)
     except ValidationError:
         raise ConfigError(f"{name} {value!r}: expected a whole number >= {minimum}") from None
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} {value}: at most {maximum} (docs/reliability.md, Limits)")
+    return value
+
+
+def path_argument(value, name: str, *, optional: bool = False):
+    """``value`` as a :class:`~pathlib.Path` if it is a non-empty ``str`` or path (or None
+    where ``optional``), else a :class:`~intermodal.errors.ConfigError` naming ``name``."""
+    from pathlib import Path
+
+    if value is None and optional:
+        return None
+    if isinstance(value, (str, os.PathLike)) and os.fspath(value):
+        return Path(value)
+    raise ConfigError(f"{name} {value!r}: expected a path (a str or a pathlib.Path)")
+
+
+def instance_argument(value, kind: type, name: str, *, optional: bool = False, hint: str = ""):
+    """``value`` if it is a ``kind`` (or None where ``optional``), else a
+    :class:`~intermodal.errors.ConfigError` naming ``name`` and the type expected."""
+    if isinstance(value, kind) or (value is None and optional):
+        return value
+    expected = f"{'None or ' if optional else ''}a {kind.__name__}{hint}"
+    raise ConfigError(f"{name}: expected {expected}; got {type(value).__name__}")
 
 
 class Options(BaseModel):

@@ -32,7 +32,11 @@ import torch
 
 from .errors import ConfigError
 
-__all__ = ["Purpose", "key", "torch_generator", "numpy_generator", "initialisation"]
+__all__ = ["MAX_SEED", "Purpose", "key", "torch_generator", "numpy_generator", "initialisation"]
+
+# The largest seed: run tables store seeds as 64-bit signed integers, and torch's
+# manual_seed takes no more than 64 bits (docs/reliability.md, "Limits").
+MAX_SEED = 2**63 - 1
 
 
 class Purpose(Enum):
@@ -69,6 +73,8 @@ def key(purpose: Purpose, seed: int, i: int = 0, j: int = 0) -> tuple[int, int, 
     values = (int(seed), purpose.code, int(i), int(j))
     if any(v < 0 for v in values):
         raise ConfigError(f"stream keys are whole numbers >= 0; got {values}")
+    if values[0] > MAX_SEED:
+        raise ConfigError(f"seed {values[0]} is larger than the largest seed, {MAX_SEED} (2**63 - 1)")
     return values
 
 
@@ -86,4 +92,6 @@ def numpy_generator(purpose: Purpose, seed: int, i: int = 0, j: int = 0) -> np.r
 
 def initialisation(seed: int) -> torch.Generator:
     """The generator a model's initial weights are drawn from: ``manual_seed(seed)``."""
+    if not 0 <= int(seed) <= MAX_SEED:
+        raise ConfigError(f"seed {seed}: expected a whole number from 0 to {MAX_SEED} (2**63 - 1)")
     return torch.Generator().manual_seed(int(seed))

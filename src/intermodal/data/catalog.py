@@ -8,10 +8,11 @@ data set; this module chooses among them.
 from __future__ import annotations
 
 import os
+import shutil
 from functools import partial
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError, Terminated
 from ..files import atomic_write, sha256, write_json
 from . import sim as simulator
 from .dataset import Dataset
@@ -55,6 +56,8 @@ def fetch_icub(description: DatasetDescription | None = None) -> Path:
             )
         except ValueError as e:  # pooch's checksum mismatch
             raise DataError(f"{cache / fname}: {e}".strip()) from None
+        except Terminated:  # SIGTERM while fetching (the command line's handler): not the network's fault
+            raise
         except Exception as e:  # no network, HTTP error, ...
             raise DataError(
                 f"cannot fetch {fname} from {url.format(file=fname)} ({type(e).__name__}: {e}).\n"
@@ -86,6 +89,8 @@ def load_dataset(data: str = "sim", data_dir: str | os.PathLike | None = None, s
     handwritten digits, offline; docs/data.md), or the path of a description file
     (``.json``/``.toml``) whose ``train``/``test`` files lie beside it or in ``data_dir``.
     """
+    if not isinstance(data, (str, os.PathLike)):
+        raise DataError(f"data {data!r}: expected 'sim', 'icub', 'digits' or the path of a description file")
     if data == "sim":
         if data_dir is not None:
             raise DataError(
@@ -140,15 +145,41 @@ def dataset_of(config) -> Dataset:
 def write_dataset(dataset: Dataset, out: str | os.PathLike, *, float_format: str = "%.17g") -> Path:
     """Write ``train.csv``, ``test.csv`` (header = column names) and ``description.json``
     into ``out``, each through a temporary file so nothing half-written is left. Loading
-    the folder back with :func:`load_dataset` gives identical arrays."""
+    the folder back with :func:`load_dataset` gives identical arrays.
+
+    ``out`` must be absent or empty, as a run's ``--out`` must (a folder that holds files is
+    refused with a :class:`~intermodal.errors.ConfigError` naming them, so that no file of
+    its owner's is replaced)."""
     import pandas as pd
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file; expected a folder to write the data set into")
+    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if held:
+        raise ConfigError(
+            f"--out {out}: the folder exists and is not empty (it holds {', '.join(held[:3])}"
+            f"{', ...' if len(held) > 3 else ''}); choose a new or empty folder, so that no file in it is replaced"
+        )
+    made = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot create the folder ({e.strerror})") from None
     description = dataset.description.replace(train=TableFile("train.csv"), test=TableFile("test.csv"), source=None)
     names = description.column_names()
-    for part, rows in (("train", dataset.train), ("test", dataset.test)):
-        frame = pd.DataFrame(rows, columns=names)
-        atomic_write(out / f"{part}.csv", partial(frame.to_csv, index=False, float_format=float_format))
-    write_json(out / DESCRIPTION_FILE, description.to_dict())
+    written = [out / "train.csv", out / "test.csv", out / DESCRIPTION_FILE]
+    try:
+        for part, rows in (("train", dataset.train), ("test", dataset.test)):
+            frame = pd.DataFrame(rows, columns=names)
+            atomic_write(
+                out / f"{part}.csv", partial(frame.to_csv, index=False, float_format=float_format)
+            )
+        write_json(out / DESCRIPTION_FILE, description.to_dict())
+    except BaseException:  # a full disk, SIGTERM: leave no part of a data set to block a rerun
+        for path in written:
+            path.unlink(missing_ok=True)
+        if made:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     return out / DESCRIPTION_FILE

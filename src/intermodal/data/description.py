@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import field
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast, get_args
@@ -59,6 +59,7 @@ __all__ = [
     "TableFile",
     "PredictionTest",
     "DatasetDescription",
+    "MAX_COLUMNS",
     "builtin_description_path",
 ]
 
@@ -72,6 +73,10 @@ PositiveInt = Annotated[int, Strict(), Field(gt=0)]
 FiniteFloat = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 Name = Annotated[str, Strict(), Field(min_length=1)]
 _STRICT = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+# The most columns a data set may have (all modalities at all time steps): checked before
+# anything is allocated per column (docs/reliability.md, "Limits").
+MAX_COLUMNS = 100_000
 
 # The output families a modality's decoder can have (docs/method.md §5b): the one list,
 # which intermodal.model.likelihoods reads.
@@ -151,6 +156,12 @@ class DatasetDescription:
                 )
         if len(set(self.time_steps)) != len(self.time_steps) or not self.time_steps:
             raise DataError(f"description {self.name!r}: time_steps must be distinct and non-empty")
+        if self.n_columns > MAX_COLUMNS:
+            sizes = ", ".join(f"{m.name} {m.size}" for m in self.modalities)
+            raise DataError(
+                f"description {self.name!r}: {self.n_columns} columns ({len(self.time_steps)} time steps x modality "
+                f"sizes {sizes}); a data set has at most MAX_COLUMNS = {MAX_COLUMNS}"
+            )
         low, high = self.value_range
         if not low < high:
             raise DataError(
@@ -215,6 +226,10 @@ class DatasetDescription:
         """Selectors with ``"*"`` (every modality, every step) and ``"*@STEP"`` (every
         modality at one step) written out, each checked: an unknown modality or time step
         raises a :class:`~intermodal.errors.DataError` naming it."""
+        if not isinstance(selectors, str) and not isinstance(selectors, Iterable):
+            raise DataError(
+                f"selectors must be a string like 'vision' or 'joints@t-1', or a list of them; got {selectors!r}"
+            )
         items = [selectors] if isinstance(selectors, str) else list(selectors)
         out: list[str] = []
         for s in items:

@@ -9,6 +9,7 @@ reader of the package (data tables, schedule tables, the rows a user gives to pr
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -20,7 +21,7 @@ if sys.version_info >= (3, 11):
 else:  # tomllib is in the standard library from 3.11; tomli is the same parser
     import tomli as tomllib
 
-from ..errors import DataError, IntermodalError
+from ..errors import DataError, IntermodalError, Terminated
 from .description import DatasetDescription, TableFile
 
 __all__ = ["read_mapping_file", "load_description", "read_csv_frame", "read_table"]
@@ -51,6 +52,8 @@ def read_mapping_file(path: str | Path, what: str) -> dict:
 
 def load_description(path: str | Path) -> DatasetDescription:
     """Read a description from a ``.json`` or ``.toml`` file."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise DataError(f"description {path!r}: expected the path of a .json or .toml file")
     d = read_mapping_file(path, "data set description")
     return DatasetDescription.from_dict(d, origin=str(path), root=Path(path).parent)
 
@@ -141,6 +144,8 @@ def _read_matrix(
 
         try:
             mat = scipy.io.loadmat(path)
+        except Terminated:  # SIGTERM while reading (the command line's handler): not the file's fault
+            raise
         except Exception as e:  # scipy raises several types for a damaged file
             raise DataError(f"{path}: not a readable MATLAB file ({e})") from None
         keys = [k for k in mat if not k.startswith("__")]

@@ -37,9 +37,9 @@ from pydantic import (
 
 from ..errors import ConfigError, errors_as
 from ..options import Options
-from ..streams import Purpose, numpy_generator
+from ..streams import MAX_SEED, Purpose, numpy_generator
 from .dataset import Dataset
-from .description import DatasetDescription, Modality, builtin_description_path
+from .description import MAX_COLUMNS, DatasetDescription, Modality, builtin_description_path
 from .reading import load_description
 from .sim_world import (
     IMAGE_SIZE_PX,
@@ -144,8 +144,11 @@ def _sorted_read_only(noise: dict) -> _ReadOnlyDict:
     return _ReadOnlyDict(sorted(noise.items()))
 
 
-Seed = Annotated[int, Strict(), Field(ge=0), BeforeValidator(_python_scalar)]
-RowCount = Annotated[int, Strict(), Field(ge=1), BeforeValidator(_python_scalar)]
+# The most rows the simulator makes per part (n_train, n_test): checked before anything is
+# simulated (docs/reliability.md, "Limits"); a part of this many rows is about 0.2 GB.
+MAX_SIM_ROWS = 1_000_000
+Seed = Annotated[int, Strict(), Field(ge=0, le=MAX_SEED), BeforeValidator(_python_scalar)]
+RowCount = Annotated[int, Strict(), Field(ge=1, le=MAX_SIM_ROWS), BeforeValidator(_python_scalar)]
 Flag = Annotated[bool, Strict(), BeforeValidator(_python_scalar)]
 Std = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0), BeforeValidator(_python_scalar)]
 Probability = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0, le=1), BeforeValidator(_python_scalar)]
@@ -161,8 +164,8 @@ def _distractor_spec(spec: str) -> list[tuple[str, int, str | None]]:
     copy = re.fullmatch(r"copy-([A-Za-z]+)", spec)
     if noise:
         size = int(noise.group(1) or NOISE_DISTRACTOR_SIZE)
-        if size < 1:
-            raise ValueError(f"{spec!r} asks for {size} columns; expected at least 1")
+        if not 1 <= size <= MAX_COLUMNS:
+            raise ValueError(f"{spec!r} asks for {size} columns; expected 1 to MAX_COLUMNS = {MAX_COLUMNS}")
         return [("noise", size, None)]
     if copy:
         sizes = dict(BASE_MODALITIES)
@@ -173,8 +176,8 @@ def _distractor_spec(spec: str) -> list[tuple[str, int, str | None]]:
     xor = re.fullmatch(r"xor(?::(\d+))?", spec)
     if xor:
         size = int(xor.group(1) or 1)
-        if size < 1:
-            raise ValueError(f"{spec!r} asks for {size} columns; expected at least 1")
+        if not 1 <= size <= MAX_COLUMNS:
+            raise ValueError(f"{spec!r} asks for {size} columns; expected 1 to MAX_COLUMNS = {MAX_COLUMNS}")
         a, b, product = SYNERGY_NAMES
         return [(a, size, RANDOM_BIT), (b, size, RANDOM_BIT), (product, size, f"{a}*{b}")]
     raise ValueError(f"{spec!r} is not 'noise', 'noise:SIZE', 'copy-MODALITY', 'xor' or 'xor:SIZE'")
@@ -593,6 +596,11 @@ def simulate(config: SimConfig | None = None, **overrides) -> Dataset:
     (SimConfig field names) applied, all of it validated again; a bad or unknown option
     raises :class:`~intermodal.errors.ConfigError` naming it. Same configuration, same
     arrays, bit for bit."""
+    if config is not None and not isinstance(config, SimConfig):
+        raise ConfigError(
+            f"config: expected None or a SimConfig (options as keywords: simulate(n_train=...)); got "
+            f"{type(config).__name__}"
+        )
     if config is None:
         config = SimConfig.from_mapping(overrides, "simulator options")
     elif overrides:

@@ -12,6 +12,7 @@ and :mod:`intermodal.evaluation.lattice` the lattice of subsets; both come here 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ..data.description import DatasetDescription
@@ -24,6 +25,7 @@ __all__ = [
     "STACKED_ROWS_PER_PASS",
     "STACKED_ROWS_PER_GPU_PASS",
     "stacked_rows_per_pass",
+    "row_values",
     "as_rows",
     "has_mixture_posterior",
     "default_z_samples",
@@ -43,11 +45,69 @@ def stacked_rows_per_pass(device: torch.device | str) -> int:
     return STACKED_ROWS_PER_PASS if torch.device(device).type == "cpu" else STACKED_ROWS_PER_GPU_PASS
 
 
-def as_rows(rows, description: DatasetDescription, *, dtype, device) -> torch.Tensor:
-    """Complete evaluation rows (array or tensor ``[n_rows, n_columns]``) as a tensor of
-    ``dtype`` on ``device``; a wrong shape, a non-finite value or a muted entry raises a
+def row_values(rows, description: DatasetDescription, *, needed: np.ndarray | None = None):
+    """The one door through which rows given to the library become numbers: ``rows`` (a
+    tensor, an array, nested lists, or a DataFrame whose columns are the description's
+    column names, in any order) as a tensor or a numeric array, shape unchecked. A tensor
+    or a numeric array passes as it is. A DataFrame must hold every column (``needed``, a
+    mask: those columns only; the others become NaN). Text, ``None`` or another non-number
+    in a cell, rows of different lengths, or something that is not a table raise a
     :class:`~intermodal.errors.DataError` naming the row and column."""
-    x = torch.as_tensor(rows)
+    if isinstance(rows, torch.Tensor) or (isinstance(rows, np.ndarray) and rows.dtype.kind in "biufc"):
+        return rows
+    names = description.column_names()
+    if isinstance(rows, pd.DataFrame):
+        unknown = [c for c in rows.columns if c not in names]
+        if unknown:
+            raise DataError(
+                f"rows: a table's columns must be named as the columns of {description.name!r} (like "
+                f"{names[:3]}); it has unknown column(s) {unknown[:5]}"
+            )
+        wanted = names if needed is None else [n for n, m in zip(names, needed) if m]
+        missing = [n for n in wanted if n not in rows.columns]
+        if missing:
+            raise DataError(f"rows: the table lacks column(s) {missing[:5]} of {description.name!r}")
+        rows = rows.reindex(columns=names).to_numpy(copy=True)
+        if rows.dtype.kind in "biufc":
+            return rows
+    elif isinstance(rows, (str, bytes)) or not hasattr(rows, "__len__"):
+        raise DataError(
+            f"rows: expected a table of numbers [n_rows, n_columns] (an array, a tensor, a list of rows or a "
+            f"DataFrame); got {type(rows).__name__} {rows!r:.60}"
+        )
+    else:
+        lengths = [len(r) if hasattr(r, "__len__") and not isinstance(r, (str, bytes)) else None for r in rows]
+        if len(set(lengths)) > 1:
+            first = next(i for i, n in enumerate(lengths) if n != lengths[0])
+            raise DataError(
+                f"rows: rows have different lengths (row 0 has {lengths[0]} values, row {first} has "
+                f"{lengths[first]}); expected n_columns = {description.n_columns} values in every row"
+            )
+        try:
+            values = np.asarray(rows)
+            if values.dtype.kind in "biufc":
+                return values
+            rows = np.asarray(rows, dtype=object)  # each cell as given, to name the first non-number
+        except ValueError:  # ragged deeper down
+            raise DataError(
+                "rows: expected a table of numbers [n_rows, n_columns]; got nested lists of different lengths"
+            ) from None
+    # An array of objects: every cell must be a real number.
+    for index, cell in np.ndenumerate(rows):
+        if not isinstance(cell, (int, float, np.integer, np.floating)) or isinstance(cell, bool):
+            at = f"row {index[0]}, column {index[1]}" if len(index) == 2 else f"position {list(index)}"
+            if len(index) == 2 and index[1] < len(names):
+                at += f" ({names[index[1]]})"
+            raise DataError(f"rows: {at} holds {cell!r:.40} ({type(cell).__name__}); expected a number")
+    return rows.astype(np.float64)
+
+
+def as_rows(rows, description: DatasetDescription, *, dtype, device) -> torch.Tensor:
+    """Complete evaluation rows (array or tensor ``[n_rows, n_columns]``, nested lists, or a
+    DataFrame of the description's columns: :func:`row_values`) as a tensor of ``dtype``
+    on ``device``; a wrong shape, a non-number, a non-finite value or a muted entry raises
+    a :class:`~intermodal.errors.DataError` naming the row and column."""
+    x = torch.as_tensor(row_values(rows, description))
     if x.ndim != 2 or x.shape[-1] != description.n_columns:
         got = f"{x.shape[-1]} columns" if x.ndim == 2 else f"an array of shape {tuple(x.shape)}"
         raise DataError(

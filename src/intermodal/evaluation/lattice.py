@@ -23,7 +23,7 @@ as :func:`~intermodal.evaluation.measures.integration_measures`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import combinations
 from math import factorial
 
@@ -34,6 +34,7 @@ import torch
 from ..data.description import DatasetDescription
 from ..errors import ConfigError, DataError
 from ..options import whole_number
+from ..streams import MAX_SEED
 from ..training.config import label_models
 from .catalogue import INTERACTION, PAIR_JOIN, PREDICTION_ERROR, SHARE
 from .measures import MeasureSpec, checked_options, evaluate_specs, measure_specs
@@ -118,7 +119,14 @@ def lattice_parts(description: DatasetDescription, parts="modalities") -> list[t
 def _targets(description: DatasetDescription, targets) -> list[tuple[str, np.ndarray]]:
     """``(scope, compared mask)`` per target: ``"all"`` then each modality, or those named."""
     everything = np.ones(description.n_columns, dtype=bool)
-    names = ["all", *description.modality_names] if targets is None else list(targets)
+    if targets is None:
+        names = ["all", *description.modality_names]
+    elif isinstance(targets, str):
+        names = [targets]
+    elif isinstance(targets, Iterable):
+        names = list(targets)
+    else:
+        raise ConfigError(f"targets: expected 'all', a modality or a list of them; got {targets!r}")
     out = []
     for name in names:
         if name == "all":
@@ -388,6 +396,7 @@ def modality_shares(
         model, rows, description, parts, targets, z_samples, divergence, generator, rows_per_pass
     )
     n = len(parts)
+    seed = whole_number(seed, "seed", maximum=MAX_SEED)  # checked whether or not orderings are sampled
     if n <= EXACT_UP_TO:
         if orderings:
             raise ConfigError(f"orderings {orderings}: with {n} parts (at most {EXACT_UP_TO}) every subset is exact")
@@ -397,7 +406,7 @@ def modality_shares(
         count = whole_number(DEFAULT_ORDERINGS if orderings is None else orderings, "orderings", minimum=1)
         if count < 2:
             raise ConfigError(f"orderings {count}: at least 2, so that the estimates have a standard error")
-        ordering_table = _orderings(n, count, whole_number(seed, "seed"))
+        ordering_table = _orderings(n, count, seed)
         if count * n * n > 4 * MAX_SAMPLED_SUBSETS:  # each ordering reads about 2 n² subsets
             raise ConfigError(
                 f"orderings {count} with {n} parts would read about {2 * count * n * n} subsets (muted copies of "

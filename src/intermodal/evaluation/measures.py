@@ -42,6 +42,7 @@ from ..data.description import DatasetDescription
 from ..errors import ConfigError, DataError
 from ..model.group import groups_of
 from ..model.likelihoods import gaussian_kl_per_column
+from ..model.posterior import MAX_Z_SAMPLES
 from ..model.protocol import check_protocol, description_for, view_of
 from ..options import whole_number
 from ..streams import Purpose, numpy_generator
@@ -339,7 +340,7 @@ def checked_options(model, description, z_samples, divergence, rows_per_pass) ->
     if rows_per_pass is not None:
         rows_per_pass = whole_number(rows_per_pass, "rows_per_pass", minimum=1)
     if z_samples is not None:
-        z_samples = whole_number(z_samples, "z_samples")
+        z_samples = whole_number(z_samples, "z_samples", maximum=MAX_Z_SAMPLES)
     if divergence is not None and divergence not in DIVERGENCES:
         raise ConfigError(f"divergence {divergence!r}: expected one of {', '.join(DIVERGENCES)}")
     return model, description, z_samples, divergence, rows_per_pass

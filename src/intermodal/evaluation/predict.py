@@ -31,14 +31,16 @@ from ..model.group import groups_of
 from ..model.likelihoods import Outputs
 from ..model.protocol import check_protocol, description_for, view_of
 from ..options import whole_number
-from ..streams import Purpose, torch_generator
+from ..streams import MAX_SEED, Purpose, torch_generator
 from ..training.config import key_columns
+from .divergences import row_values
 from .measures import as_model, stacked_rows_per_pass
 
 if TYPE_CHECKING:
     from ..model.protocol import LatentModel, OutputGaussianModel, OutputModel
 
 __all__ = [
+    "MAX_ROLLOUT_STEPS",
     "Prediction",
     "given_mask",
     "predict",
@@ -48,6 +50,10 @@ __all__ = [
     "two_steps",
     "shift_columns",
 ]
+
+# The most steps a rollout chains (each a forward pass; the prediction holds steps x rows x
+# columns per model): refused beyond, before anything is decoded (docs/reliability.md, "Limits").
+MAX_ROLLOUT_STEPS = 10_000
 
 
 # ---------------------------------------------------------------------- results
@@ -108,17 +114,10 @@ def _rows_array(rows, description: DatasetDescription, mask: np.ndarray, n_model
     """``rows`` as float64 ``[n_rows, n_columns]`` or ``[n_models, n_rows, n_columns]``,
     checked where it matters: the width, and the given columns (finite, never muted)."""
     names = description.column_names()
-    if isinstance(rows, pd.DataFrame):
-        # Columns by name, so a table needs to hold only the given columns.
-        unknown = [c for c in rows.columns if c not in names]
-        if unknown:
-            raise DataError(
-                f"rows: unknown column(s) {unknown[:5]}; the columns of {description.name!r} are named like {names[:3]}"
-            )
-        missing_given = [names[c] for c in np.flatnonzero(mask) if names[c] not in rows.columns]
-        if missing_given:
-            raise DataError(f"rows: the given column(s) {missing_given[:5]} are missing from the table")
-        rows = rows.reindex(columns=names).to_numpy(dtype=np.float64)
+    # Columns of a table by name, so that it needs to hold only the given columns.
+    rows = row_values(rows, description, needed=mask)
+    if isinstance(rows, torch.Tensor):
+        rows = rows.detach().cpu().numpy()
     x = np.asarray(rows, dtype=np.float64)
     if x.ndim not in (2, 3) or x.shape[-1] != description.n_columns:
         got = f"{x.shape[-1]} columns" if x.ndim in (2, 3) else f"an array of shape {x.shape}"
@@ -153,7 +152,7 @@ def _generators(model, seed: int | None) -> list[torch.Generator] | None:
     that cannot sample (no latent posterior) is refused."""
     if seed is None:
         return None
-    seed = whole_number(seed, "seed")
+    seed = whole_number(seed, "seed", maximum=MAX_SEED)
     for _, group in groups_of(model):
         view = view_of(group)
         if not view.can_sample:
@@ -310,7 +309,7 @@ def rollout(
     check_protocol(model)
     description = description_for(model, description)
     current, previous = two_steps(description, "rollout")
-    steps = whole_number(steps, "rollout: steps", minimum=1)
+    steps = whole_number(steps, "rollout: steps", minimum=1, maximum=MAX_ROLLOUT_STEPS)
     src, dst = shift_columns(description, current, previous)
     mask = given_mask(description, given)
     hidden = np.ones(description.n_columns, dtype=bool)

@@ -19,7 +19,11 @@ from ..data.description import DatasetDescription
 from ..data.reading import read_mapping_file
 from ..errors import ModelError, validation_message
 
-__all__ = ["Architecture", "architecture_preset", "PRESETS"]
+__all__ = ["Architecture", "architecture_preset", "PRESETS", "MAX_WEIGHTS"]
+
+# The most weights one model may have (about 4 GB in float32, per model of an ensemble):
+# checked from the widths before any layer is allocated (docs/reliability.md, "Limits").
+MAX_WEIGHTS = 10**9
 
 PRESETS = ("1", "2", "3", "4", "5", "6", "7")
 
@@ -76,6 +80,31 @@ class Architecture:
                 f"({self.shared_decoder[-1] if self.shared_decoder else None}) "
                 f"must equal the sum of the slices ({sum(self.slices.values())})"
             )
+        weights = self.weights(description)
+        if weights > MAX_WEIGHTS:
+            raise ModelError(
+                f"architecture: its widths make about {weights:.3g} weights per model for {description.name!r}; "
+                f"a model has at most MAX_WEIGHTS = {MAX_WEIGHTS:.0e}: choose smaller widths (an architecture file)"
+            )
+
+    def weights(self, description: DatasetDescription) -> int:
+        """The weights of the linear layers (biases aside) of one model of these widths."""
+
+        def chain(widths: list[int]) -> int:
+            return sum(a * b for a, b in zip(widths, widths[1:]))
+
+        steps = len(description.time_steps)
+        sizes = {m.name: m.size * steps for m in description.modalities}
+        latent = self.latent or description.n_columns
+        encoded = sum((self.encoders[m] or [d])[-1] for m, d in sizes.items())
+        total = sum(chain([d, *self.encoders[m]]) for m, d in sizes.items())
+        total += chain([encoded, *self.shared_encoder]) + self.shared_encoder[-1] * 2 * latent
+        total += chain([latent, *self.shared_decoder])
+        total += sum(
+            chain([self.slices[m], *self.decoders[m]]) + (self.decoders[m] or [self.slices[m]])[-1] * 2 * d
+            for m, d in sizes.items()
+        )
+        return total
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

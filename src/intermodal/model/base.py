@@ -357,13 +357,6 @@ class EnsembleVAE(nn.Module):
         ``noise_ff [models, width, rows]`` (:meth:`training_noise`'s, features-first)."""
         raise NotImplementedError
 
-    def training_losses(
-        self, x_ff: torch.Tensor, target_ff: torch.Tensor, noise_ff: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """A training batch's reconstruction and latent losses ``[models, rows]``, for
-        inputs, targets and the epoch's noise (:meth:`training_noise`) features-first."""
-        raise NotImplementedError
-
     def output_gaussian(self, rows, muted, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The decoder's Gaussian for rows with the ``muted`` columns hidden (the plain
         protocol, :class:`~intermodal.model.protocol.OutputGaussianModel`).

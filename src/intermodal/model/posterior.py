@@ -40,13 +40,24 @@ from torch.distributions import Laplace, Normal, kl_divergence
 
 from ..errors import ModelError
 
-__all__ = ["MIXTURE_Z_SAMPLES", "Posterior", "GaussianPosterior", "MixturePosterior", "latent_noise", "NOISE_EXTRA"]
+__all__ = [
+    "MIXTURE_Z_SAMPLES",
+    "MAX_Z_SAMPLES",
+    "Posterior",
+    "GaussianPosterior",
+    "MixturePosterior",
+    "latent_noise",
+    "NOISE_EXTRA",
+]
 
 LATENT_FAMILIES = ("gaussian", "laplace")  # a mixture's components (MMVAE's default is Laplace)
 NOISE_EXTRA = 2  # uniform numbers after ε in each noise row: the component picks
 # The measures of a mixture posterior decode from this many latent samples per row by
 # default (the mixture's mean may fall between its components, where no expert put any mass).
 MIXTURE_Z_SAMPLES = 16
+# The most latent samples a measure decodes from (``z_samples``): each multiplies the rows a
+# pass decodes, so more is refused before anything is drawn (docs/reliability.md, "Limits").
+MAX_Z_SAMPLES = 10_000
 
 
 def latent_noise(

@@ -415,6 +415,8 @@ def compare(runs, out: str | Path | None = None, *, labels: list[str] | None = N
     with the lattice's ``share`` and ``interaction`` rows has them too (their ``final`` is
     their own last evaluation), on the page among the final values.
     """
+    if out is not None:
+        _check_out(Path(out))
     runs = [r if isinstance(r, runfolder.Run) else runfolder.read_run(r) for r in runs]
     if len(runs) < 2:
         raise ConfigError(f"compare needs at least two run folders; got {len(runs)}")
@@ -433,6 +435,37 @@ def compare(runs, out: str | Path | None = None, *, labels: list[str] | None = N
     return result
 
 
+PAGE_TITLE = "intermodal: runs side by side"
+
+
+def _companions(out: Path) -> list[Path]:
+    """What a comparison writes beside its page."""
+    return [out.with_suffix(".parquet"), out.with_suffix(".csv"), out.with_name(f"{out.stem}_figures")]
+
+
+def _check_out(out: Path) -> None:
+    """Refuse to replace a file that ``out`` did not name, or another program's: the page
+    may replace only a page a comparison wrote (with its table and figures beside it);
+    where there is none, the table's and figures' names must be free. Checked before
+    anything is read or written."""
+    if out.suffix.lower() in (".csv", ".parquet"):
+        raise ConfigError(f"--out {out}: expected the page's name (e.g. compare.html); the tables go beside it")
+    if out.exists():
+        head = out.read_bytes()[:4096].decode("utf-8", errors="replace") if out.is_file() else ""
+        if f"<title>{PAGE_TITLE}</title>" not in head:
+            raise ConfigError(
+                f"--out {out}: exists and is not a page intermodal compare wrote; choose another name, so that it "
+                "is not replaced"
+            )
+        return
+    for path in _companions(out):
+        if path.exists():
+            raise ConfigError(
+                f"--out {out}: {path} exists and would be replaced (a comparison writes its table and figures beside "
+                "the page); choose another name for the page, or move that file"
+            )
+
+
 def _write(result: Comparison, runs: list[runfolder.Run], out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     runfolder.write_table_file(out.with_suffix(".parquet"), result.table)
@@ -444,7 +477,7 @@ def _write(result: Comparison, runs: list[runfolder.Run], out: Path) -> Path:
         save_figure(figure, folder / f"{stem}.png", folder / f"{stem}.svg")
     measures = [q for q, _, _, _ in MEASURES]
     context = {
-        "title": "intermodal: runs side by side",
+        "title": PAGE_TITLE,
         "runs": [(label, str(run.path.resolve())) for label, run in zip(result.labels, runs)],
         "notes": result.notes,
         "configs": {

@@ -14,7 +14,7 @@ from ..data.description import DatasetDescription
 from ..data.reading import read_csv_frame
 from ..errors import CheckpointError, DataError, IntermodalError, RunFolderError
 from ..evaluation import baselines as ff
-from ..evaluation.predict import predict, prediction_table, rollout
+from ..evaluation.predict import MAX_ROLLOUT_STEPS, predict, prediction_table, rollout
 from ..evaluation.prediction_tests import applicable_tests, persistence_baseline, run_prediction_tests, summarise_errors
 from ..options import whole_number
 from ..training import runfolder
@@ -73,7 +73,7 @@ def predict_run(
     ``"test"`` (the run's test rows) or a CSV file; ``steps > 1`` chains the prediction
     (:func:`intermodal.evaluation.predict.rollout`); ``sample_seed`` decodes one sample of
     z instead of the latent mean."""
-    steps = whole_number(steps, "--steps", minimum=1)
+    steps = whole_number(steps, "--steps", minimum=1, maximum=MAX_ROLLOUT_STEPS)
     loaded = load_models(run, schedule, seed, fusion=fusion)
     model, model_keys, dataset = loaded.model, loaded.model_keys, loaded.dataset
     description = dataset.description

@@ -40,6 +40,7 @@ from ..evaluation.summaries import (
 )
 from ..files import atomic_write
 from ..model.fusions import FUSIONS
+from ..options import path_argument
 from ..training import runfolder
 from ..training.config import ModelKey
 from ..training.shards import divergence_line
@@ -475,7 +476,7 @@ def write_report(run_dir: str | Path, band: str = "ci", redraw: bool = False) ->
     """Write ``RUN/report.html`` (atomically) and return its path. The figures are drawn
     first if any PNG is missing, or always with ``redraw=True`` (e.g. after a run was
     resumed and extended)."""
-    run_dir = Path(run_dir)
+    run_dir = path_argument(run_dir, "run_dir")
     run = runfolder.read_run(run_dir)  # once, for the figures and the page
     pngs = [png for png, _svg in _figure_paths_of(run).values()]
     if redraw or any(not png.is_file() for png in pngs):

@@ -398,7 +398,12 @@ def _driving(ray, address: str | None, tracker):
 
 
 def run_study(
-    config: RunConfig, out: str | Path, *, address: str | None = None, progress: bool | Progress = False, track: str | None = None
+    config: RunConfig,
+    out: str | Path,
+    *,
+    address: str | None = None,
+    progress: bool | Progress = False,
+    track: str | None = None,
 ) -> Run:
     """Train a study (:func:`intermodal.study.local.run_study`) on a Ray cluster: its models
     as units (:func:`plan_units`), one Ray task each, then the merged run folder and report

@@ -11,6 +11,7 @@ from ..data.catalog import dataset_of
 from ..data.dataset import Dataset
 from ..errors import ConfigError
 from ..evaluation.evaluator import make_evaluator
+from ..options import instance_argument, path_argument
 from ..training import runfolder
 from ..training.config import RunConfig
 from ..training.resume import resume as resume_trainer
@@ -43,6 +44,9 @@ def train(
 
     Returns a :class:`~intermodal.training.runfolder.Run`: the trained ensemble
     (``.model``), its tables and each position's (fusion, schedule, seed) (``.models``)."""
+    instance_argument(config, RunConfig, "config", hint=" (im.RunConfig(**values) from a mapping)")
+    instance_argument(dataset, Dataset, "dataset", optional=True)
+    out = path_argument(out, "out", optional=True)
     dataset = dataset if dataset is not None else dataset_of(config)
     evaluator = make_evaluator(config, dataset) if evaluate else None
     if out is None:
@@ -88,6 +92,9 @@ def run_study(
     ``"local"`` (this process) or ``"ray"`` (units of models as Ray tasks, on the cluster
     at ``address``; docs/cluster.md; ``dataset`` must then be None, the tasks load it).
     ``track``: watch it live (see :func:`train`), from either backend."""
+    instance_argument(config, RunConfig, "config", hint=" (im.RunConfig(**values) from a mapping)")
+    instance_argument(dataset, Dataset, "dataset", optional=True)
+    out = path_argument(out, "out")
     if backend not in ("local", "ray"):
         raise ConfigError(f"backend {backend!r}: expected 'local' or 'ray'")
     if address is not None and backend != "ray":
@@ -120,7 +127,7 @@ def resume(
     ``"cuda:N"``; the local backend): its config then names that device, and
     ``environment.json`` records where each stretch of training ran; the numbers agree
     with an unmoved run's to the tolerances of docs/performance.md."""
-    run = Path(run)
+    run = path_argument(run, "run")
     if device is not None:
         device = RunConfig().updated({"device": device}, origin="resume").device
     with runfolder.writing(run, new=False):

@@ -18,12 +18,17 @@ from pydantic import BeforeValidator, Field, Strict, field_validator, model_vali
 from ..data.catalog import BUILTIN_DATA
 from ..data.description import Family
 from ..data.reading import read_mapping_file
-from ..errors import ConfigError, DataError, ScheduleError
+from ..errors import ConfigError, DataError, ScheduleError, errors_as
+from ..model.posterior import MAX_Z_SAMPLES
 from ..options import RAW_STRING, Options
+from ..streams import MAX_SEED
 from .schedules import PAPER_EPOCHS, PAPER_SCHEDULES, parse_schedule
 
 __all__ = [
     "RunConfig",
+    "MAX_SEEDS",
+    "MAX_EPOCHS",
+    "MAX_THREADS",
     "ModelKey",
     "MODEL_KEY_COLUMNS",
     "label_models",
@@ -45,6 +50,14 @@ class ModelKey(NamedTuple):
 # The columns that name a model in every table of a run.
 MODEL_KEY_COLUMNS = list(ModelKey._fields)
 
+# Limits checked before anything is allocated or trained (docs/reliability.md, "Limits"):
+# seeds per run (each a model per fusion and schedule), epochs (and every count of epochs:
+# the schedule horizon, eval_every, ...; the paper trains 80 000), and torch threads or
+# parallel workers.
+MAX_SEEDS = 10_000
+MAX_EPOCHS = 1_000_000
+MAX_THREADS = 1024
+
 
 def parse_seeds(value) -> list[int]:
     """``5`` → seeds 0..4; ``"0,3,7"`` → those; ``"10-19"`` → 10..19; a list as given."""
@@ -53,21 +66,30 @@ def parse_seeds(value) -> list[int]:
     if isinstance(value, int):
         if value < 1:
             raise ValueError(f"{value} must be >= 1 (the number of seeds, from 0)")
+        if value > MAX_SEEDS:
+            raise ValueError(f"{value} seeds; a run has at most MAX_SEEDS = {MAX_SEEDS}")
         return list(range(value))
     if isinstance(value, (list, tuple)):
+        if len(value) > MAX_SEEDS:
+            raise ValueError(f"{len(value)} seeds; a run has at most MAX_SEEDS = {MAX_SEEDS}")
         return list(value)
     if not isinstance(value, str):
         raise ValueError(f"{value!r}; expected a count (5), a list (0,3,7) or a range (10-19)")
     text = value.strip()
     try:
         if "," in text:
-            return [int(v) for v in text.split(",") if v.strip()]
+            return parse_seeds([int(v) for v in text.split(",") if v.strip()])
         if "-" in text[1:]:
-            a, b = text.split("-", 1)
-            return list(range(int(a), int(b) + 1))
-        return parse_seeds(int(text))
+            a, b = (int(v) for v in text.split("-", 1))
+        else:
+            a, b = None, int(text)
     except ValueError:
         raise ValueError(f"{value!r}; expected a count (5), a list (0,3,7) or a range (10-19)") from None
+    if a is None:
+        return parse_seeds(b)
+    if b - a + 1 > MAX_SEEDS:
+        raise ValueError(f"{value!r} is {b - a + 1} seeds; a run has at most MAX_SEEDS = {MAX_SEEDS}")
+    return list(range(a, b + 1))
 
 
 def parse_likelihoods(value) -> dict[str, str]:
@@ -90,9 +112,13 @@ def parse_likelihoods(value) -> dict[str, str]:
 
 Whole = Annotated[int, Strict()]
 Positive = Annotated[int, Strict(), Field(ge=1)]
+Epochs = Annotated[int, Strict(), Field(ge=1, le=MAX_EPOCHS)]
+EpochsOrNever = Annotated[int, Strict(), Field(ge=0, le=MAX_EPOCHS)]
+Threads = Annotated[int, Strict(), Field(ge=1, le=MAX_THREADS)]
 Finite = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 
 
+@errors_as(ConfigError, known_keys=True)
 class RunConfig(Options):
     """Everything a run is made of: the data, the models (one per schedule × seed), the
     optimisation, the evaluation during training and the checkpoints. Every field has a
@@ -113,7 +139,7 @@ class RunConfig(Options):
     # names in the fusion registry (intermodal.model.fusions.FUSIONS), each once
     fusions: list[str] = Field(default_factory=lambda: ["concat"], min_length=1)
     schedules: list[str] = Field(default_factory=lambda: ["constant-0"], min_length=1)
-    seeds: Annotated[list[Annotated[int, Strict(), Field(ge=0)]], BeforeValidator(parse_seeds)] = Field(
+    seeds: Annotated[list[Annotated[int, Strict(), Field(ge=0, le=MAX_SEED)]], BeforeValidator(parse_seeds)] = Field(
         default_factory=lambda: [0], min_length=1, json_schema_extra=RAW_STRING
     )
     architecture: str = "1"  # preset 1..7 of the original code, or an architecture .json
@@ -123,24 +149,24 @@ class RunConfig(Options):
         default_factory=dict, json_schema_extra=RAW_STRING
     )
     # --- optimisation (docs/method.md §3) -------------------------------------------
-    epochs: Positive = 200
-    schedule_horizon: Positive | None = None  # epochs a schedule is laid over; None = epochs
+    epochs: Epochs = 200
+    schedule_horizon: Epochs | None = None  # epochs a schedule is laid over; None = epochs
     lr: Annotated[Finite, Field(gt=0)] = 5e-5
     batch_size: Positive = 1000
     dtype: Literal["float32", "float64"] = "float32"  # the original trains in float64; float32 agrees (docs)
     device: str = "cpu"
     # torch threads per worker: these layers are too small to split across threads, and on
     # a busy machine extra threads spin-wait (docs/performance.md).
-    threads: Positive | None = 1
-    workers: Positive | None = None  # models train in this many parallel shards; None = one per core
+    threads: Threads | None = 1
+    workers: Threads | None = None  # models train in this many parallel shards; None = one per core
     # --- evaluation during training (0 = never) ---------------------------------------
-    eval_every: Annotated[Whole, Field(ge=0)] = 0
+    eval_every: EpochsOrNever = 0
     eval_rows: Literal["first", "random", "all"] = "first"  # rows of the test part
     n_eval_rows: Positive | None = None  # None = 1024 (the paper's), or every test row when fewer
-    eval_seed: Whole = 0
+    eval_seed: Annotated[Whole, Field(ge=0, le=MAX_SEED)] = 0
     # latent samples the measures decode from: 0 = the posterior's mean (the original's
     # evaluation); None = each fusion's default (0 for concat and poe, 16 for the mixtures)
-    z_samples: Annotated[Whole, Field(ge=0)] | None = None
+    z_samples: Annotated[Whole, Field(ge=0, le=MAX_Z_SAMPLES)] | None = None
     # how latent samples become a divergence (docs/method.md §5c): None = per posterior
     # ("predictive" for a mixture, "per-sample" for a Gaussian)
     divergence: Literal["per-sample", "predictive"] | None = None
@@ -149,14 +175,14 @@ class RunConfig(Options):
     # whom, interactions) at the run's evaluations: None = off; the parts are "modalities" or
     # "steps" (each modality@step). Each costs 2^parts muted copies per evaluation (docs).
     shares: Literal["modalities", "steps"] | None = None
-    shares_every: Annotated[Whole, Field(ge=0)] = 0  # epochs between evaluations with shares; 0 = the last only
+    shares_every: EpochsOrNever = 0  # epochs between evaluations with shares; 0 = the last only
     # For data 'sim': add what the simulator's ground-truth checks need (the distractors
     # noise and copy-vision, unless the sim options name distractors; the pairs the checks
     # measure). No effect on other data. The study presets turn it on.
     ground_truth: Annotated[bool, Strict()] = False
     windows: list[tuple[Finite, Finite]] | None = None  # epoch windows for the window means
     # --- output ---------------------------------------------------------------------
-    checkpoint_every: Positive = 1000  # epochs between checkpoints (and at the end)
+    checkpoint_every: Epochs = 1000  # epochs between checkpoints (and at the end)
 
     @field_validator("seeds")
     @classmethod
