@@ -124,9 +124,9 @@ if TYPE_CHECKING:
     from .training.config import ModelKey as ModelKey
     from .training.config import RunConfig as RunConfig
     from .training.config import preset_config
-    from .training.runfolder import Run as Run
-    from .training.runfolder import read_run
-    from .training.trainer import TrainingResult as TrainingResult
+    from .training.runfolder.loading import Run as Run
+    from .training.runfolder.loading import TrainingResult as TrainingResult
+    from .training.runfolder.loading import read_run
 
     # public names that are another name in their module (_RENAMED): assigned, so that
     # type checkers take them as exported (a renaming import is private to them)

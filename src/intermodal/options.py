@@ -13,7 +13,8 @@ import json
 import os
 import types
 import typing
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, Literal, overload
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, Strict, TypeAdapter, ValidationError
@@ -92,11 +93,13 @@ def whole_number(value, name: str, minimum: int = 0, maximum: int | None = None)
     return value
 
 
-def path_argument(value, name: str, *, optional: bool = False):
+@overload
+def path_argument(value: object, name: str, *, optional: Literal[False] = False) -> Path: ...
+@overload
+def path_argument(value: object, name: str, *, optional: bool) -> Path | None: ...
+def path_argument(value: object, name: str, *, optional: bool = False) -> Path | None:
     """``value`` as a :class:`~pathlib.Path` if it is a non-empty ``str`` or path (or None
     where ``optional``), else a :class:`~intermodal.errors.ConfigError` naming ``name``."""
-    from pathlib import Path
-
     if value is None and optional:
         return None
     if isinstance(value, (str, os.PathLike)) and os.fspath(value):

@@ -103,10 +103,11 @@ def _labels(runs: list[runfolder.Run], labels: list[str] | None) -> list[str]:
         if len(labels) != len(runs) or len(set(labels)) != len(labels):
             raise ConfigError(f"labels: expected {len(runs)} distinct names, one per run; got {labels}")
         return labels
-    names = [r.path.resolve().name for r in runs]
+    folders = [r.folder_for("compare's default labels (the folders' names; else pass labels)") for r in runs]
+    names = [f.resolve().name for f in folders]
     if len(set(names)) == len(names):
         return names
-    return [str(r.path) for r in runs]
+    return [str(f) for f in folders]
 
 
 def _rows_in(table: pd.DataFrame, keys: list[str], window, window_name: str) -> pd.DataFrame:
@@ -478,7 +479,7 @@ def _write(result: Comparison, runs: list[runfolder.Run], out: Path) -> Path:
     measures = [q for q, _, _, _ in MEASURES]
     context = {
         "title": PAGE_TITLE,
-        "runs": [(label, str(run.path.resolve())) for label, run in zip(result.labels, runs)],
+        "runs": [(label, str(run.folder_for("compare's page").resolve())) for label, run in zip(result.labels, runs)],
         "notes": result.notes,
         "configs": {
             "columns": ["option", *result.labels],

@@ -227,7 +227,10 @@ def _run(run: str | Path | runfolder.Run) -> runfolder.Run:
 def _figure_paths_of(run: runfolder.Run) -> dict[str, tuple[Path, Path]]:
     several = len(fusions_of(run.history, run.results, config=run.config.to_dict())) > 1
     return figure_paths(
-        run.path, diagnostics=run.diagnostics is not None, fusions=several, shares=has_shares(run.results)
+        run.folder_for("the figures"),
+        diagnostics=run.diagnostics is not None,
+        fusions=several,
+        shares=has_shares(run.results),
     )
 
 
@@ -237,7 +240,7 @@ def write_figures(run_dir: str | Path | runfolder.Run, band: str = "ci") -> list
     run = _run(run_dir)
     figures = draw_figures(run, band=band)
     paths = _figure_paths_of(run)
-    runfolder.figures_path(run.path).mkdir(exist_ok=True)
+    runfolder.figures_path(run.folder_for("the figures")).mkdir(exist_ok=True)
     written: list[Path] = []
     for stem, figure in figures.items():
         png, svg = paths[stem]
@@ -323,7 +326,7 @@ def render_report(run_dir: str | Path | runfolder.Run, band: str = "ci") -> str:
         )
     extra = []
     shares = shares_section(results, paths, run.config)  # the lattice's section, where it has shares
-    for content in [shares, *(section(run.path) for section in EXTRA_SECTIONS)]:
+    for content in [shares, *(section(run.folder_for("the report")) for section in EXTRA_SECTIONS)]:
         if content:
             extra.append(
                 {
@@ -337,7 +340,7 @@ def render_report(run_dir: str | Path | runfolder.Run, band: str = "ci") -> str:
                 }
             )
     context = {
-        "title": f"intermodal run report: {run.path.resolve().name}",
+        "title": f"intermodal run report: {run.folder_for('the report').resolve().name}",
         "band_description": BAND_DESCRIPTIONS[band],
         "summary": summary,
         "diverged": diverged_lines(history),

@@ -4,6 +4,7 @@ order as one local run of the whole study writes, and one checkpoint of the whol
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -40,33 +41,34 @@ def merge_tables(tables: list[pd.DataFrame], model_keys: list[ModelKey], *, by_e
     return frame.iloc[order].reset_index(drop=True)
 
 
-def merge_runs(sources: list[str | Path], out: str | Path, config: RunConfig) -> Path:
+def merge_runs(sources: Sequence[str | Path], out: str | Path, config: RunConfig) -> Path:
     """Merge run folders that each hold some of the models of one run (``config``, whose
     schedules and seeds cover them all, each model exactly once) into ``out``: the same
     files, columns and row order as one run of ``config`` writes, and one checkpoint of
     the whole ensemble. The sources are read, never changed; their order does not matter."""
     out = Path(out)
     keys = config.model_keys()
-    runs = [runfolder.read_run(s, need_results=False) for s in sources]
+    folders = [Path(s) for s in sources]  # each run's path (Run.path is None only in memory)
+    runs = [runfolder.read_run(f, need_results=False) for f in folders]
     held: dict[ModelKey, Path] = {}
-    for run in runs:
+    for folder, run in zip(folders, runs):
         mine = run.config.to_dict()
         whole = config.to_dict()
         # Which models, and how many cores trained them, may differ between the parts: the
         # number of workers and threads changes no result.
-        for key in ("fusions", "schedules", "seeds", "workers", "threads"):
-            mine.pop(key)
-            whole.pop(key)
+        for name in ("fusions", "schedules", "seeds", "workers", "threads"):
+            mine.pop(name)
+            whole.pop(name)
         if mine != whole:
             differing = sorted(k for k in mine if mine[k] != whole.get(k))
             raise RunFolderError(
-                f"{run.path}: its config differs from the run's in {differing}; only fusions, schedules, seeds, "
+                f"{folder}: its config differs from the run's in {differing}; only fusions, schedules, seeds, "
                 "workers and threads may differ between the parts of one run"
             )
         for key in run.model_keys:
             if key in held:
-                raise RunFolderError(f"model {key} is in both {held[key]} and {run.path}")
-            held[key] = run.path
+                raise RunFolderError(f"model {key} is in both {held[key]} and {folder}")
+            held[key] = folder
     missing = [k for k in keys if k not in held]
     if missing or len(held) != len(keys):
         raise RunFolderError(f"the parts hold {len(held)} models; the run has {len(keys)}; missing {missing[:8]}")
@@ -81,9 +83,9 @@ def merge_runs(sources: list[str | Path], out: str | Path, config: RunConfig) ->
         if any(p is not None and len(p) for p in parts):
             tables[stem] = merge_tables(parts, keys, by_epoch_first=True)
     runfolder.save_tables(out, merge_tables([r.history for r in runs], keys, by_epoch_first=False), tables)
-    if all(runfolder.has_checkpoint(r.path) for r in runs):
+    if all(runfolder.has_checkpoint(f) for f in folders):
         state = {"config": config.to_dict(), "tables": sorted(tables)}
         checkpoint.merge_checkpoints(
-            [runfolder.checkpoint_path(r.path) for r in runs], runfolder.checkpoint_path(out), keys, state
+            [runfolder.checkpoint_path(f) for f in folders], runfolder.checkpoint_path(out), keys, state
         )
     return out

@@ -336,6 +336,8 @@ class Trainer:
             raise CheckpointError(
                 f"the checkpoint holds models {checkpoint.model_keys}; this run's are {self.model_keys}"
             )
+        if checkpoint.rng_states is None:
+            raise CheckpointError("the checkpoint holds no generator states to continue from")
         generators = []
         for state in checkpoint.rng_states:
             generator = torch.Generator()
@@ -387,6 +389,8 @@ class Trainer:
                 f"{runfolder.checkpoint_path(run)} holds models {checkpoint.model_keys}; "
                 f"{run / runfolder.CONFIG} names {trainer.model_keys}"
             )
+        if checkpoint.rng_states is None:
+            raise CheckpointError(f"{runfolder.checkpoint_path(run)} holds no generator states to continue from")
         tables = {stem: runfolder.read_evaluation_table(run, stem) for stem in checkpoint.state.get("tables", [])}
         trainer.restore(checkpoint, runfolder.read_history(run), tables)
         return trainer

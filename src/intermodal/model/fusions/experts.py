@@ -65,6 +65,8 @@ def experts_of(description: DatasetDescription) -> list[Expert]:
 class ExpertsVAE(EnsembleVAE):
     """Expert encoders (``enc:<expert>:<i>``, ``enc:<expert>:latent``) before Zambelli's decoder."""
 
+    _membership: torch.Tensor  # a buffer (register_buffer below), declared for type checkers
+
     def _build_encoder(self) -> None:
         self.experts = experts_of(self.description)
         self.expert_layers, self.expert_heads = [], []

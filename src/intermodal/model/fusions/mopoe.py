@@ -108,13 +108,13 @@ class MixtureOfProductsOfExperts(MixtureVAE):
                     t = torch.matmul(chunk, p).add_(1.0)  # the product's precision [models, s, latent * rows]
                     mu = torch.matmul(chunk, w).div_(t)
                     sum_mean += mu.sum(1, dtype=torch.float64)
-                    if with_kl:
+                    if sum_kl is not None:  # with_kl
                         # KL(N(mu, 1/t) || N(0, 1)) = (1/t + mu^2 - 1 + log t) / 2
                         kl = t.reciprocal().add_(mu.square_()).sub_(1.0).add_(t.log_())
                         sum_kl += 0.5 * kl.sum(1, dtype=torch.float64)
                 target = cols[j : j + block]
                 out_mean[..., target] = sum_mean.view(n_models, latent, block) / len(subsets)
-                if with_kl:
+                if out_kl is not None and sum_kl is not None:  # with_kl
                     out_kl[..., target] = sum_kl.view(n_models, latent, block) / len(subsets)
         return out_mean, out_kl
 

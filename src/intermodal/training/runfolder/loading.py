@@ -15,6 +15,8 @@ from ...data.dataset import Dataset
 from ...data.description import DatasetDescription
 from ...data.reading import read_mapping_file
 from ...errors import DataError, RunFolderError
+from ...model.base import EnsembleVAE
+from ...model.group import ModelGroups
 from .. import checkpoint
 from ..config import MODEL_KEY_COLUMNS, ModelKey, RunConfig
 from ..shards import Divergence, divergence_line
@@ -62,7 +64,7 @@ class Run:
         epochs_done: int | None = None,
         diverged: dict[int, Divergence] | None = None,
         description: DatasetDescription | None = None,
-        model: object | None = None,
+        model: EnsembleVAE | ModelGroups | None = None,
         dataset: Dataset | None = None,
         tables: dict[str, pd.DataFrame | None] | None = None,
     ):
@@ -84,6 +86,13 @@ class Run:
     @property
     def out(self) -> Path | None:
         """The run folder (``path``), by the name the training functions give it."""
+        return self.path
+
+    def folder_for(self, purpose: str) -> Path:
+        """The run folder, which ``purpose`` needs: a :class:`RunFolderError` naming it for
+        a run kept in memory."""
+        if self.path is None:
+            raise RunFolderError(f"{purpose} needs a run folder; this run was kept in memory")
         return self.path
 
     @property
@@ -139,7 +148,7 @@ class Run:
 
     # ------------------------------------------------------------------ its models and data
     @property
-    def model(self):
+    def model(self) -> EnsembleVAE | ModelGroups:
         """The trained ensemble, read from the run folder's checkpoint on first use."""
         if self._model is None:
             if self.path is None:
@@ -260,6 +269,7 @@ def load_models(
         raise RunFolderError(f"{path}: no model with {which}schedule {schedule!r} and seed {seed!r}; it holds {keys}")
     if len(chosen) < len(keys):
         model = model.select(chosen)
+    assert model.model_keys is not None  # load_checkpoint labels the models (select keeps theirs)
     config = RunConfig.from_dict(state["config"], origin=f"{path} state.json")
     if changes:
         config = config.updated(changes, origin="command line")
