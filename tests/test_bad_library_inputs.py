@@ -82,6 +82,7 @@ CASES = {
     "load_description a number": (lambda m, r, d: im.load_description(5), None, "description 5: expected the path"),
     "simulate a mapping": (lambda m, r, d: im.simulate({"n_train": 5}), None, "config: expected None or a SimConfig"),
     "write_report a number": (lambda m, r, d: im.write_report(5), None, "run_dir 5: expected a path"),
+    "load_run a number": (lambda m, r, d: im.load_run(5), None, "folder 5: expected a path"),
     # --- sizes, counts, seeds and epochs beyond their documented limits
     "config epochs beyond the limit": (
         lambda m, r, d: im.RunConfig(epochs=10**11),

@@ -17,6 +17,7 @@ from ...data.reading import read_mapping_file
 from ...errors import DataError, RunFolderError
 from ...model.base import EnsembleVAE
 from ...model.group import ModelGroups
+from ...options import path_argument
 from .. import checkpoint
 from ..config import MODEL_KEY_COLUMNS, ModelKey, RunConfig
 from ..shards import Divergence, divergence_line
@@ -208,7 +209,7 @@ TrainingResult = Run
 def read_run(folder: str | Path, *, need_results: bool = True) -> Run:
     """Read a run folder's config, description and tables (see the package docstring).
     ``need_results``: a missing ``results.parquet`` is an error (else an empty table)."""
-    folder = Path(folder)
+    folder = path_argument(folder, "folder")
     config = read_config(folder)
     description = None
     if (folder / DESCRIPTION).is_file():
