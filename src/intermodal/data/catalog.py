@@ -172,9 +172,7 @@ def write_dataset(dataset: Dataset, out: str | os.PathLike, *, float_format: str
     try:
         for part, rows in (("train", dataset.train), ("test", dataset.test)):
             frame = pd.DataFrame(rows, columns=names)
-            atomic_write(
-                out / f"{part}.csv", partial(frame.to_csv, index=False, float_format=float_format)
-            )
+            atomic_write(out / f"{part}.csv", partial(frame.to_csv, index=False, float_format=float_format))
         write_json(out / DESCRIPTION_FILE, description.to_dict())
     except BaseException:  # a full disk, SIGTERM: leave no part of a data set to block a rerun
         for path in written:
