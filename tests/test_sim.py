@@ -269,17 +269,29 @@ def test_distractors_are_muted_like_the_modalities_they_join():
     assert "noise@t" in patterns["t-1-only"] and "noise" not in patterns["t-1-only"]
 
 
-def test_a_copy_is_given_alone_as_its_source_is():
-    """vision-only gives vision and mutes its copy; copy-vision-only is the same pattern
-    with the two swapped, so that training teaches the models to read the copy too. A copy
-    whose source has no "M-only" pattern gets none, and a sim without copies keeps the four."""
-    patterns = sim.description(sim.SimConfig(distractors=("noise", "copy-vision", "copy-joints"))).muting_patterns
+def test_teach_copies_gives_a_copy_alone_as_its_source_is():
+    """vision-only gives vision and mutes its copy; with teach_copies, copy-vision-only is the
+    same pattern with the two swapped, so that training teaches the models to read the copy
+    too. A copy whose source has no "M-only" pattern gets none; without the option, or
+    without copies, the four patterns stay."""
+    options = dict(distractors=("noise", "copy-vision", "copy-joints"))
+    assert list(sim.description(sim.SimConfig(**options)).muting_patterns) == [
+        "complete",
+        "vision-only",
+        "t-1-only",
+        "control",
+    ]
+    patterns = sim.description(sim.SimConfig(**options, teach_copies=True)).muting_patterns
     alone = patterns["vision-only"]
     assert "copy-vision" in alone and "vision" not in alone
     assert set(patterns["copy-vision-only"]) == set(alone) - {"copy-vision"} | {"vision"}
     assert "copy-joints-only" not in patterns
-    assert list(sim.description().muting_patterns) == ["complete", "vision-only", "t-1-only", "control"]
-    dropped = sim.description(sim.SimConfig(distractors=("copy-vision",), drop=("joints",))).muting_patterns
+    assert list(sim.description(sim.SimConfig(teach_copies=True)).muting_patterns) == list(
+        sim.description().muting_patterns
+    )
+    dropped = sim.description(
+        sim.SimConfig(distractors=("copy-vision",), drop=("joints",), teach_copies=True)
+    ).muting_patterns
     assert set(dropped["copy-vision-only"]) == set(dropped["vision-only"]) - {"copy-vision"} | {"vision"}
 
 

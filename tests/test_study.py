@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ import torch
 
 from intermodal.cli import main
 from intermodal.data.catalog import write_dataset
-from intermodal.training.config import STUDY_PRESETS, preset_config
+from intermodal.training.config import PRESET_SUMMARIES, STUDY_PRESETS, preset_config
 
 QUANTITIES = {"single_modality_error", "loss_of_precision", "baseline", "prediction_error"}
 
@@ -186,7 +187,21 @@ def test_presets_are_as_documented():
     assert paper.eval_every and paper.epochs % paper.eval_every == 0
     quick = preset_config("quick")
     assert quick.epochs * len(quick.seeds) * len(quick.schedules) <= 30_000  # minutes on 2 cores
-    assert set(STUDY_PRESETS) == {"paper", "quick"}
+    assert set(STUDY_PRESETS) == set(PRESET_SUMMARIES) == {"paper", "quick", "demo"}
+    # The front door takes the quick preset's gradient steps at half its computation.
+    demo = preset_config("demo")
+    assert (demo.schedules, demo.seeds, demo.lr, demo.shares) == (quick.schedules, quick.seeds, quick.lr, quick.shares)
+    assert demo.epochs * 2 == quick.epochs and demo.batch_size * 2 == quick.batch_size
+    assert demo.eval_every * 2 == quick.eval_every and demo.ground_truth and demo.windows is None
+
+
+def test_the_readmes_first_command_runs_a_preset_the_help_lists(capsys):
+    first = (Path(__file__).resolve().parents[1] / "README.md").read_text().split("\n")[1]
+    preset = first.split("--preset ")[1].split()[0]
+    assert preset in STUDY_PRESETS
+    with pytest.raises(SystemExit):
+        main(["study", "--help"])
+    assert f"{preset}:" in capsys.readouterr().out
 
 
 def test_data_sim_command_writes_a_loadable_data_set(tmp_path, capsys):

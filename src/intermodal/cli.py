@@ -28,7 +28,7 @@ from typing import Any
 
 from .errors import ConfigError, IntermodalError, Terminated
 from .evaluation import catalogue
-from .training.config import RunConfig, load_config_file, preset_config
+from .training.config import PRESET_SUMMARIES, STUDY_PRESETS, RunConfig, load_config_file, preset_config
 
 # Flags whose name differs from the config field, or that take a special form.
 _RENAMED = {"schedules": "schedule", "fusions": "fusion", "likelihoods": "likelihood"}
@@ -400,9 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("study", help="train, measure every K epochs, draw the figures and write the report")
     p.add_argument(
         "--preset",
-        choices=["quick", "paper"],
+        choices=list(STUDY_PRESETS),
         default="quick",
-        help="quick: minutes on 2 CPU cores (default); paper: the paper's protocol (80 000 epochs)",
+        help="; ".join(f"{name}: {what}" for name, what in PRESET_SUMMARIES.items()),
     )
     _add_config_options(p, preset_config("quick"), label="quick preset")
     p.add_argument("--out", help="run folder (default: runs/study-PRESET)")

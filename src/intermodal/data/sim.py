@@ -101,10 +101,12 @@ RANDOM_BIT = "random bit"  # the source distractor_modalities gives a bit of the
 # mutes the triple as any distractor): the iCub pattern that asks for the arm's command
 # from what it sees asks for the product from the bits too.
 SYNERGY_PATTERN = "control"
-# A copy of modality M is read alone as M is: where the patterns have "M-only" (M given,
-# everything else muted), a copy gets "COPY-only" (the copy given, M and everything else
-# muted). Without it no pattern gives the copy without its source, a model never learns to
-# read it, and the lattice cannot show the two as redundant (docs/simulator.md).
+# With the option teach_copies, a copy of modality M is read alone as M is: where the
+# patterns have "M-only" (M given, everything else muted), a copy gets "COPY-only" (the copy
+# given, M and everything else muted). Without it no pattern gives the copy without its
+# source, a model never learns to read it, and the lattice cannot show the two as redundant;
+# with it, the models read both, and muting the copy from the whole input (a vertex no
+# pattern teaches) is no longer free in every model (docs/simulator.md, "Teaching the copy").
 ALONE_SUFFIX = "-only"
 DESCRIPTION_NAME = "sim-keyboard-arm"
 ICUB_DESCRIPTION = "icub-zambelli2020"  # muting patterns and architecture table come from it
@@ -227,6 +229,11 @@ class SimConfig(Options):
         a free move to a random pose above the keyboard.
     pause_probability : float in [0, 1]
         Chance of a pause (all commands 0) after a move.
+    teach_copies : bool
+        Add a muting pattern per ``copy-MOD`` distractor whose source has an ``MOD-only``
+        pattern: ``copy-MOD-only``, the copy given alone as ``MOD-only`` gives its source, so
+        that training teaches the models to read the copy (off: no pattern gives a copy
+        without its source, and the models ignore it).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -241,6 +248,7 @@ class SimConfig(Options):
     drop: Names = ()
     press_probability: Probability = 0.6
     pause_probability: Probability = 0.15
+    teach_copies: Flag = False
 
     @field_validator("distractors")
     @classmethod
@@ -585,7 +593,7 @@ def description(config: SimConfig | None = None) -> DatasetDescription:
             names,
             [n for n, _, _ in distractors],
             frozenset(n for n, _, s in distractors if s == RANDOM_BIT),
-            {n: s for n, _, s in distractors if s in names},
+            {n: s for n, _, s in distractors if s in names} if config.teach_copies else None,
         ),
         architectures=_architectures(names),
     )
