@@ -542,7 +542,16 @@ def test_the_world_is_apart_from_the_options():
         }
 
     assert package_imports(sim_world) == set()
-    assert package_imports(sim) == {"dataset", "description", "reading", "sim_world", "errors", "options", "streams"}
+    assert package_imports(sim) == {
+        "dataset",
+        "description",
+        "reading",
+        "sim_world",
+        "sim_compare",
+        "errors",
+        "options",
+        "streams",
+    }
 
 
 def test_config_and_overrides_combine():
