@@ -176,6 +176,23 @@ def test_the_scatter_of_a_copy_never_read_is_not_reading_it():
     assert "do not read copy-vision" in findings["copy-shares-split"].evidence
 
 
+@pytest.mark.parametrize("given_bits, state", [(0.001, "yes"), (500.0, "cannot tell")])
+def test_a_product_known_from_itself_but_not_from_the_bits_is_no_synergy(given_bits, state):
+    """Where the run measured the ground truth's pairs, the product given both bits must be
+    near the product given everything: a model that predicts it sharply and wrongly from the
+    bits (its divergence there far above the one given nothing) has a large interaction and
+    no synergy learned; one that predicts it from the bits is judged by the claims."""
+    truth = sim_truth.ground_truth_of(DESCRIPTION)
+    pairs = {
+        ("custom", truth.product_from_bits["bit-ab"], ""): given_bits,
+        ("custom", truth.product_from_nothing["bit-ab"], ""): 2.5,
+    }
+    findings = _lattice(_results(_true_game() | pairs, scopes=("all", "bit-ab", "vision", "noise", "")))
+    assert findings["bits-synergy"].state == state, findings["bits-synergy"].evidence
+    if state != "yes":
+        assert "did not learn bit-ab from bit-a and bit-b" in findings["bits-synergy"].evidence
+
+
 def test_a_copy_never_read_and_a_product_never_learned_cannot_be_told():
     """The quick preset's models: the copy's input ignored (no share, no interaction), the
     product predicted from everything no better than from nothing (its baseline ~0.1 nats)."""
