@@ -1,5 +1,6 @@
-"""Shared fixtures: the iCub copy beside the project (skipped where absent) and a small
-synthetic data set that no test needs to download."""
+"""Shared fixtures: the iCub copy beside the project (skipped where absent), a small
+synthetic data set that no test needs to download, and the synergy control left to the
+tests about it."""
 
 from __future__ import annotations
 
@@ -67,3 +68,15 @@ def tiny() -> Dataset:
     train = np.tanh(rng.normal(size=(400, desc.n_columns)))
     test = np.tanh(rng.normal(size=(150, desc.n_columns)))
     return Dataset(desc, train, test, origin="tiny")
+
+
+# A study on the simulator with the presets' options trains the synergy control first, a
+# minute of training (intermodal.study.controls). The many tests of studies that are about
+# something else do not pay for it: in this process it trains only in tests marked
+# ``controls``; the tests that start a study in a subprocess pass --synergy-control false.
+@pytest.fixture(autouse=True)
+def _controls_only_where_asked(request, monkeypatch):
+    if request.node.get_closest_marker("controls") is None:
+        from intermodal.study import controls
+
+        monkeypatch.setattr(controls, "control_configs", lambda config, dataset=None: {})

@@ -190,7 +190,29 @@ def test_a_product_known_from_itself_but_not_from_the_bits_is_no_synergy(given_b
     findings = _lattice(_results(_true_game() | pairs, scopes=("all", "bit-ab", "vision", "noise", "")))
     assert findings["bits-synergy"].state == state, findings["bits-synergy"].evidence
     if state != "yes":
-        assert "did not learn bit-ab from bit-a and bit-b" in findings["bits-synergy"].evidence
+        assert "No model learned bit-ab from bit-a and bit-b" in findings["bits-synergy"].evidence
+        assert "5 did not learn it from bit-a and bit-b" in findings["bits-synergy"].evidence
+
+
+def test_the_synergy_is_decided_over_the_models_that_learned_it():
+    """Models that did not learn the product from the bits are left out and counted: two
+    seeds predicting it sharply and wrongly from the bits, three from the bits; the check
+    decides on the three. With only two left, too few seeds to decide."""
+    truth = sim_truth.ground_truth_of(DESCRIPTION)
+    both, nothing = truth.product_from_bits["bit-ab"], truth.product_from_nothing["bit-ab"]
+    table = _results(_true_game() | {("custom", nothing, ""): 2.5}, scopes=("all", "bit-ab", "vision", "noise", ""))
+
+    def given_bits(wrong_seeds):
+        rows = [("custom", both, "", 500.0 if seed in wrong_seeds else 0.001, seed) for seed in SEEDS]
+        extra = pd.DataFrame(rows, columns=["quantity", "modality", "scope", "value", "seed"])
+        return pd.concat([table, extra.assign(fusion="concat", schedule="constant-0", epoch=10)], ignore_index=True)
+
+    three = _lattice(given_bits({0, 1}))["bits-synergy"]
+    assert three.state == "yes", three.evidence
+    assert three.evidence.startswith("Left out, of 5 models: 2 did not learn it from bit-a and bit-b")
+    assert "over 3 models" in three.evidence and three.n_seeds == 3
+    two = _lattice(given_bits({0, 1, 2}))["bits-synergy"]
+    assert two.state == "cannot tell" and "Too few seeds (2)" in two.evidence
 
 
 def test_a_copy_never_read_and_a_product_never_learned_cannot_be_told():
@@ -208,18 +230,28 @@ def test_a_copy_never_read_and_a_product_never_learned_cannot_be_told():
 
 
 @pytest.mark.slow
-def test_models_that_learn_the_triple_show_the_synergy(tmp_path):
-    """What the simulator makes certain, found in trained models: on the xor triple alone
-    (the arm's modalities dropped, each bit in 4 columns), constant-0 models learn the
-    product from the bits in 600 epochs at lr 1e-3, and the report's check, over 6 seeds,
-    says Yes (docs/simulator.md; about a minute here)."""
+@pytest.mark.controls
+def test_the_presets_report_finds_the_synergy_on_its_control(tmp_path):
+    """What the simulator makes certain, found in trained models: a preset study on the
+    simulator trains the synergy control first (concat models of the xor triple alone, each
+    bit in 4 columns, constant-0, lr 1e-3, 600 epochs), and its report decides the synergy
+    check on them: Yes, in place of the study's own "no synergy triple" (docs/simulator.md;
+    about a minute and a half here)."""
     import intermodal as im
-    from intermodal.cli import main
+    from intermodal.outputs.report import render_report
+    from intermodal.study import controls
 
-    out = tmp_path / "xor"
-    sim_options = '{"drop": ["joints", "vision", "touch", "sound", "motor"], "distractors": ["xor:4"]}'
-    argv = ["study", "--sim", sim_options, "--lr", "1e-3", "--epochs", "600", "--schedule", "constant-0"]
-    assert main([*argv, "--seeds", "6", "--out", str(out), "--quiet"]) == 0
-    run = im.load_run(out)
-    findings = {f.id: f for f in check_findings(run.history, run.results, description=run.description)}
+    config = im.preset("demo").updated({"epochs": 10, "eval_every": 10, "seeds": [0], "schedules": ["constant-0"]})
+    run = im.run_study(config, tmp_path / "study", report=False)
+    control = run.controls[controls.SYNERGY]
+    assert control.path == tmp_path / "study" / "controls" / "synergy"
+    assert control.config.sim["distractors"] == ["xor:4"] and len(control.model_keys) == 6
+    findings = {f.id: f for f in check_findings(control.history, control.results, description=control.description)}
     assert findings["bits-synergy"].state == "yes", findings["bits-synergy"].evidence
+    page = render_report(run.path)
+    assert "The synergy control (6 concat models, constant-0, 600 epochs" in page
+    assert "has no synergy triple" not in page  # the study's own check gave way to its control's
+    # A study without the control, or not on the simulator, trains none.
+    assert controls.control_configs(config.updated({"synergy_control": False})) == {}
+    assert controls.control_configs(config.updated({"data": "digits"})) == {}
+    assert controls.control_configs(config.updated({"ground_truth": False})) == {}

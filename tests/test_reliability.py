@@ -45,6 +45,8 @@ def study_argv(out: Path, *extra: str) -> list[str]:
         "4",
         "--n-eval-rows",
         "50",
+        "--synergy-control",
+        "false",
         "--out",
         str(out),
         "--quiet",

@@ -13,6 +13,7 @@ same rows.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from functools import partial
 
@@ -35,6 +36,7 @@ __all__ = [
     "COPY_READ_FRACTION",
     "PRODUCT_LEARNED_NATS",
     "PRODUCT_FROM_BITS_FRACTION",
+    "SYNERGY_CHECK",
 ]
 
 # Thresholds. Checked on the quick preset's models (1500 epochs, lr 3e-4, the four paper
@@ -81,6 +83,7 @@ PRODUCT_LEARNED_NATS = 0.5
 # times it).
 PRODUCT_FROM_BITS_FRACTION = 0.1
 
+SYNERGY_CHECK = "bits-synergy"  # the id of the synergy check
 _GROUND_TRUTH = "ground truth of the simulator (docs/simulator.md)"
 _FIGURES = ("fig7_window_means",)
 _NO_SHARES = (
@@ -252,7 +255,7 @@ def _check_copy_split(values, copy: tuple[str, str] | None, fusion: str, scope: 
 def _check_synergy(
     values, triple: tuple[str, str, str] | None, fusion: str, scope: str, truth: GroundTruth | None = None
 ) -> Finding:
-    id_ = "bits-synergy"
+    id_ = SYNERGY_CHECK
     if triple is None:
         return _lacking(id_, "Two bits are synergistic regarding their product", "synergy triple", "xor", fusion)
     a, b, product = triple
@@ -262,37 +265,46 @@ def _check_synergy(
         f"{scope} Claims, regarding {product}: (1) the interaction of {a} and {b} is positive, at least "
         f"{SYNERGY_FRACTION:g} × the lattice's baseline regarding {product} (the sum of every share regarding it); "
         f"(2) it is at least {SYNERGY_DOMINANCE:g} × every other pair's interaction regarding {product}: of all "
-        "pairs, the bits are the synergistic one."
+        f"pairs, the bits are the synergistic one. Models that did not learn {product} from the bits are left out "
+        f"(its baseline under {PRODUCT_LEARNED_NATS:g} nats, or its output given both bits not within "
+        f"{PRODUCT_FROM_BITS_FRACTION:g} × its output given nothing of its output given everything): the lattice "
+        "shows a synergy only where a model has one."
     )
     others = [c for c in values.columns if c.startswith(f"{INTERACTION}|") and c.endswith(f"|{product}") and c != pair]
     why = _missing(values, [pair, share_column(a, product)], product)
     if why:
         return cannot(id_, claim, _GROUND_TRUTH, fusion, rule, why, _FIGURES)
+    # The lattice shows a synergy only in a model that has one: a model that never learned the
+    # product (its baseline regarding it ~0), or knows it from itself but not from the bits
+    # (where the run measured the ground truth's pairs: the output given both bits far from the
+    # output given everything; it predicts the product sharply and wrongly there, which makes
+    # a huge interaction without any synergy), says nothing of it and is left out.
     total = _total(values, product)
-    learned = total > PRODUCT_LEARNED_NATS
-    if learned.mean() < 0.5:
+    known = total > PRODUCT_LEARNED_NATS
+    from_bits, from_nothing = _product_pairs(values, truth, product)
+    learned = known.copy()
+    if from_bits is not None and from_nothing is not None:
+        learned &= values[from_bits] < PRODUCT_FROM_BITS_FRACTION * values[from_nothing]
+    not_known, not_from_bits = int((~known).sum()), int((known & ~learned).sum())
+    left_out = []
+    if not_known:
+        left_out.append(
+            f"{not_known} did not learn {product} (the divergence of its output given everything from its output "
+            f"given nothing, the lattice's baseline regarding it, is under {PRODUCT_LEARNED_NATS:g} nats)"
+        )
+    if not_from_bits:
+        left_out.append(
+            f"{not_from_bits} did not learn it from {a} and {b} (its output given both bits is not within "
+            f"{PRODUCT_FROM_BITS_FRACTION:g} × its output given nothing of its output given everything, in divergence: "
+            f"{describe_column(from_bits or '')} against {describe_column(from_nothing or '')})"
+        )
+    if not learned.any():
         why = (
-            f"The models did not learn {product}: in {int((~learned).sum())} of {len(learned)} the divergence of its "
-            f"output given everything from its output given nothing (the lattice's baseline regarding it) is under "
-            f"{PRODUCT_LEARNED_NATS:g} nats, so they predict it no better from the bits, or from itself, than from "
-            "nothing, and the lattice has no synergy to show."
+            f"No model learned {product} from {a} and {b}: of {len(learned)}, " + "; ".join(left_out) + ". The "
+            'lattice has no synergy to show (docs/simulator.md, "Where the synergy is found").'
         )
         return cannot(id_, claim, _GROUND_TRUTH, fusion, rule, why, _FIGURES)
-    # A product known from itself is not one known from the bits: where the run measured the
-    # ground truth's pairs, the output given both bits must be near the output given
-    # everything (a model that predicts it sharply and wrongly from the bits has a huge
-    # interaction and no synergy).
-    from_bits, from_nothing = _product_pairs(values, truth, product)
-    if from_bits is not None and from_nothing is not None:
-        taught = values[from_bits] < PRODUCT_FROM_BITS_FRACTION * values[from_nothing]
-        if taught.mean() < 0.5:
-            why = (
-                f"The models did not learn {product} from {a} and {b}: in {int((~taught).sum())} of {len(taught)} "
-                f"its output given both bits is not within {PRODUCT_FROM_BITS_FRACTION:g} × (its output given nothing) "
-                f"of its output given everything, in divergence ({describe_column(from_bits)} against "
-                f"{describe_column(from_nothing)}), so a large interaction there shows no synergy learned."
-            )
-            return cannot(id_, claim, _GROUND_TRUTH, fusion, rule, why, _FIGURES)
+    values, total = values[learned], total[learned]
     claims = [
         ratio_claim(
             f"interaction of {a} and {b} / baseline, regarding {product}",
@@ -308,7 +320,11 @@ def _check_synergy(
             at_most=False,
         ),
     ]
-    return decide(id_, claim, _GROUND_TRUTH, fusion, rule, claims, _FIGURES)
+    finding = decide(id_, claim, _GROUND_TRUTH, fusion, rule, claims, _FIGURES)
+    if not left_out:
+        return finding
+    note = f"Left out, of {len(learned)} models: " + "; ".join(left_out) + "."
+    return dataclasses.replace(finding, evidence=f"{note}\n{finding.evidence}")
 
 
 def _product_pairs(values: pd.DataFrame, truth: GroundTruth | None, product: str) -> tuple[str | None, str | None]:

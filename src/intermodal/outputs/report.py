@@ -12,6 +12,7 @@ folder gets the same report. The findings are :mod:`intermodal.evaluation.findin
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -23,7 +24,9 @@ from ..data.digits import digits_pairs
 from ..data.sim_truth import ground_truth_of
 from ..evaluation import catalogue
 from ..evaluation.catalogue import label_of, with_unit
+from ..evaluation.claims import Finding
 from ..evaluation.findings import VERDICT_RULE, check_findings, format_number
+from ..evaluation.lattice_truth import SYNERGY_CHECK
 from ..evaluation.summaries import (
     BAND_DESCRIPTIONS,
     MEASURE_QUANTITIES,
@@ -283,7 +286,13 @@ def render_report(run_dir: str | Path | runfolder.Run, band: str = "ci") -> str:
     for fusion in fusions:  # each fusion's findings on its own models
         for f in check_findings(run.history, run.results, windows, description=run.description, fusion=fusion):
             findings.append((fusion, f))
-    on_simulator = run.description is not None and ground_truth_of(run.description) is not None
+    truth = ground_truth_of(run.description) if run.description is not None else None
+    from_controls = _control_findings(run)
+    if truth is not None and not truth.synergies and any(f.id == SYNERGY_CHECK for _, f in from_controls):
+        # the run's own "this simulator has no synergy triple" gives way to its control's check
+        findings = [(fusion, f) for fusion, f in findings if f.id != SYNERGY_CHECK]
+    findings += from_controls
+    on_simulator = truth is not None
     on_digits = run.description is not None and digits_pairs(run.description) is not None
     means = window_means(results, windows, MEASURE_QUANTITIES)
     paths = _figure_paths_of(run)
@@ -378,6 +387,28 @@ def render_report(run_dir: str | Path | runfolder.Run, band: str = "ci") -> str:
         "config_json": json.dumps(raw_config, indent=2, ensure_ascii=False),
     }
     return render_page("report.html.j2", **context)
+
+
+def _control_findings(run: runfolder.Run) -> list[tuple[str, Finding]]:
+    """The checks of the ground-truth controls a study trained beside the run
+    (``RUN/controls``, :mod:`intermodal.study.controls`): the synergy check
+    (``bits-synergy``) on the synergy control's models, its claim saying whose models they
+    are."""
+    out = []
+    for name, control in run.controls.items():
+        cfg = control.config
+        sim = cfg.sim or {}
+        what = (
+            f"The {name} control ({len(cfg.model_keys())} {', '.join(cfg.fusions)} models, "
+            f"{', '.join(cfg.schedules)}, {cfg.epochs} epochs, on the simulator with "
+            f"{', '.join(sim.get('distractors', []))}"
+            + (f" and without {', '.join(sim['drop'])}" if sim.get("drop") else "")
+            + f"; controls/{name})"
+        )
+        for f in check_findings(control.history, control.results, description=control.description):
+            if f.id == SYNERGY_CHECK:
+                out.append((", ".join(cfg.fusions), dataclasses.replace(f, claim=f"{what}: {f.claim}")))
+    return out
 
 
 def _findings_intro(on_simulator: bool, on_digits: bool = False) -> str:

@@ -17,7 +17,7 @@ from ..training.config import RunConfig
 from ..training.resume import resume as resume_trainer
 from ..training.runfolder import Run
 from ..training.trainer import Progress, Trainer
-from . import local
+from . import controls, local
 
 __all__ = ["train", "run_study", "resume"]
 
@@ -91,18 +91,26 @@ def run_study(
     figures and ``report.html`` in ``out`` (what ``intermodal study`` does). ``backend``:
     ``"local"`` (this process) or ``"ray"`` (units of models as Ray tasks, on the cluster
     at ``address``; docs/cluster.md; ``dataset`` must then be None, the tasks load it).
-    ``track``: watch it live (see :func:`train`), from either backend."""
+    ``track``: watch it live (see :func:`train`), from either backend. With
+    ``synergy_control`` on the simulator (the presets), the synergy control is trained
+    first, in ``out/controls/synergy`` (:mod:`intermodal.study.controls`), and the report
+    checks the synergy on it."""
     instance_argument(config, RunConfig, "config", hint=" (im.RunConfig(**values) from a mapping)")
     instance_argument(dataset, Dataset, "dataset", optional=True)
     out = path_argument(out, "out")
     if backend not in ("local", "ray"):
         raise ConfigError(f"backend {backend!r}: expected 'local' or 'ray'")
+    if not config.eval_every:
+        raise ConfigError("a study needs --eval-every > 0 (how often to take the measures)")
     if address is not None and backend != "ray":
         raise ConfigError("address names a Ray cluster; it goes with backend 'ray'")
     with runfolder.writing(out, new=True) as folder:
+        if backend == "ray" and dataset is not None:
+            raise ConfigError("backend 'ray' loads the data set the config names; pass dataset=None")
+        # The ground-truth controls first (a minute, on this machine): a study interrupted
+        # in them has no checkpoint yet and is removed, one interrupted later resumes as any.
+        controls.train_controls(config, folder, dataset=dataset, progress=progress)
         if backend == "ray":
-            if dataset is not None:
-                raise ConfigError("backend 'ray' loads the data set the config names; pass dataset=None")
             from . import cluster
 
             return cluster.run_study(config, folder, address=address, progress=progress, track=track)

@@ -22,6 +22,8 @@ Files of ``RUN/``::
     checkpoint/               weights, optimiser and generator states (intermodal.training.checkpoint)
     units/                    a study trained on a Ray cluster: plan.json, the driver's marker
                               (.driver-<token>) and one run folder per unit
+    controls/                 a study's ground-truth controls (intermodal.study.controls), a
+                              run folder each, named by the control (controls/synergy)
     figures/                  PNG and SVG of each figure
     report.html               the report
     tracking/                 --track's local stores: tensorboard/ event files, mlflow.db

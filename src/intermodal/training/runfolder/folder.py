@@ -32,6 +32,7 @@ __all__ = [
     "REPORT",
     "TRACKING",
     "UNITS",
+    "CONTROLS",
     "RunLock",
     "writing",
     "start_run",
@@ -50,6 +51,7 @@ __all__ = [
     "table_path",
     "tracking_path",
     "units_path",
+    "controls_path",
     "unit_plan_path",
     "driver_marker_path",
     "driver_markers",
@@ -69,6 +71,7 @@ FIGURES = "figures"
 REPORT = "report.html"
 TRACKING = "tracking"
 UNITS = "units"
+CONTROLS = "controls"  # RUN/controls/NAME: the ground-truth controls' run folders (intermodal.study.controls)
 UNIT_PLAN = "plan.json"
 DRIVER_MARKER = ".driver-"  # units/.driver-<token>: which driver's units these are (intermodal.study.cluster)
 LOCK = ".lock"
@@ -121,6 +124,11 @@ def tracking_path(run: str | Path) -> Path:
 def units_path(run: str | Path) -> Path:
     """The folder of a cluster study's units (``RUN/units``)."""
     return Path(run) / UNITS
+
+
+def controls_path(run: str | Path) -> Path:
+    """The folder of a study's ground-truth controls (``RUN/controls``), one run folder each."""
+    return Path(run) / CONTROLS
 
 
 def unit_plan_path(run: str | Path) -> Path:

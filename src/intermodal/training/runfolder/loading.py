@@ -23,10 +23,12 @@ from ..config import MODEL_KEY_COLUMNS, ModelKey, RunConfig
 from ..shards import Divergence, divergence_line
 from .folder import (
     CHECKPOINT,
+    CONFIG,
     DESCRIPTION,
     DIAGNOSTICS,
     RESULTS,
     checkpoint_state,
+    controls_path,
     has_checkpoint,
     is_cluster_run,
     load_checkpoint,
@@ -102,6 +104,16 @@ class Run:
         frame = pd.DataFrame(self.model_keys, columns=MODEL_KEY_COLUMNS)
         frame.insert(0, "position", np.arange(len(frame)))
         return frame
+
+    @property
+    def controls(self) -> dict[str, Run]:
+        """The ground-truth controls a study trained beside this run (``RUN/controls/NAME``,
+        :mod:`intermodal.study.controls`), by name; empty for a run without them or kept in
+        memory."""
+        if self.path is None or not controls_path(self.path).is_dir():
+            return {}
+        found = sorted(p for p in controls_path(self.path).iterdir() if (p / CONFIG).is_file())
+        return {p.name: read_run(p) for p in found}
 
     @property
     def has_checkpoint(self) -> bool:
