@@ -73,7 +73,7 @@ def tiny() -> Dataset:
 # A study on the simulator with the presets' options trains the synergy control first, a
 # minute of training (intermodal.study.controls). The many tests of studies that are about
 # something else do not pay for it: in this process it trains only in tests marked
-# ``controls``; the tests that start a study in a subprocess pass --synergy-control false.
+# ``controls``; the tests that start a study in a subprocess pass --ground-truth-controls false.
 @pytest.fixture(autouse=True)
 def _controls_only_where_asked(request, monkeypatch):
     if request.node.get_closest_marker("controls") is None:

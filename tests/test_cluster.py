@@ -63,7 +63,7 @@ def study_argv(out: Path, *extra: str) -> list[str]:
         "4",
         "--n-eval-rows",
         "50",
-        "--synergy-control",
+        "--ground-truth-controls",
         "false",
         "--out",
         str(out),

@@ -159,7 +159,7 @@ def test_sigterm_while_a_study_loads_its_data_removes_the_new_folder(tmp_path):
     out = tmp_path / "study"
     sim = '{"n_train": 20000, "n_test": 100}'
     argv = ["study", "--sim", sim, "--epochs", "2", "--eval-every", "1", "--n-eval-rows", "50", "--quiet"]
-    argv += ["--synergy-control", "false"]  # a subprocess: conftest's patch does not reach it
+    argv += ["--ground-truth-controls", "false"]  # a subprocess: conftest's patch does not reach it
     process = _start([*argv, "--seeds", "1", "--schedule", "constant-0", "--out", str(out)])
     err = _signal_once_locked(process, out)
     assert process.returncode == 143, err

@@ -231,27 +231,33 @@ def test_a_copy_never_read_and_a_product_never_learned_cannot_be_told():
 
 @pytest.mark.slow
 @pytest.mark.controls
-def test_the_presets_report_finds_the_synergy_on_its_control(tmp_path):
+def test_the_presets_report_finds_synergy_and_redundancy_on_its_controls(tmp_path):
     """What the simulator makes certain, found in trained models: a preset study on the
-    simulator trains the synergy control first (concat models of the xor triple alone, each
-    bit in 4 columns, constant-0, lr 1e-3, 600 epochs), and its report decides the synergy
-    check on them: Yes, in place of the study's own "no synergy triple" (docs/simulator.md;
-    about a minute and a half here)."""
+    simulator first trains its ground-truth controls (concat models, constant-0, lr 1e-3,
+    600 epochs) of the xor triple alone (each bit in 4 columns) and of vision with its copy
+    taught alone, and its report decides the synergy and the copy's redundancy on them: Yes,
+    the synergy in place of the study's own "no synergy triple", the copy's beside the study's
+    own (docs/simulator.md; about two and a half minutes here)."""
     import intermodal as im
     from intermodal.outputs.report import render_report
     from intermodal.study import controls
 
     config = im.preset("demo").updated({"epochs": 10, "eval_every": 10, "seeds": [0], "schedules": ["constant-0"]})
     run = im.run_study(config, tmp_path / "study", report=False)
-    control = run.controls[controls.SYNERGY]
-    assert control.path == tmp_path / "study" / "controls" / "synergy"
-    assert control.config.sim["distractors"] == ["xor:4"] and len(control.model_keys) == 6
-    findings = {f.id: f for f in check_findings(control.history, control.results, description=control.description)}
-    assert findings["bits-synergy"].state == "yes", findings["bits-synergy"].evidence
+    assert sorted(run.controls) == sorted(controls.CONTROLS)
+    synergy, redundancy = run.controls[controls.SYNERGY], run.controls[controls.REDUNDANCY]
+    assert synergy.path == tmp_path / "study" / "controls" / "synergy" and len(synergy.model_keys) == 6
+    assert synergy.description.modality_names == ["bit-a", "bit-b", "bit-ab"]
+    assert redundancy.description.modality_names == ["vision", "copy-vision"]
+    for control, check in ((synergy, "bits-synergy"), (redundancy, "copy-shares-split")):
+        found = {f.id: f for f in check_findings(control.history, control.results, description=control.description)}
+        assert found[check].state == "yes", found[check].evidence
     page = render_report(run.path)
     assert "The synergy control (6 concat models, constant-0, 600 epochs" in page
+    assert "The redundancy control (6 concat models" in page
     assert "has no synergy triple" not in page  # the study's own check gave way to its control's
-    # A study without the control, or not on the simulator, trains none.
-    assert controls.control_configs(config.updated({"synergy_control": False})) == {}
+    # A study without the controls, or not on the simulator, trains none.
+    assert controls.control_configs(config.updated({"ground_truth_controls": False})) == {}
     assert controls.control_configs(config.updated({"data": "digits"})) == {}
     assert controls.control_configs(config.updated({"ground_truth": False})) == {}
+    assert controls.control_configs(config.updated({"dtype": "float64"}))["synergy"].dtype == "float64"

@@ -65,8 +65,9 @@ _HELP = {
     "ground_truth": "true: on --data digits, measure what its checks need; on --data sim, add the distractors "
     "(noise, copy-vision; unless --sim names "
     "distractors) and the measures the report's ground-truth checks need",
-    "synergy_control": "true (with --data sim and --ground-truth true): a study also trains the synergy control, "
-    "concat models of the xor triple alone (about a minute), and its report checks the synergy on them",
+    "ground_truth_controls": "true (with --data sim and --ground-truth true): a study first trains the ground-truth "
+    "controls, concat models of the xor triple alone and of vision with its copy (about a minute each), and its "
+    "report checks the lattice's synergy and redundancy on them",
     "shares": "the lattice measures at the evaluations (Shapley shares of the baseline, who informs whom, "
     "interactions; docs/method.md §5d): --shares alone or 'modalities' takes the modalities as parts, 'steps' each "
     "modality@step",

@@ -37,6 +37,7 @@ __all__ = [
     "PRODUCT_LEARNED_NATS",
     "PRODUCT_FROM_BITS_FRACTION",
     "SYNERGY_CHECK",
+    "COPY_CHECK",
 ]
 
 # Thresholds. Checked on the quick preset's models (1500 epochs, lr 3e-4, the four paper
@@ -84,6 +85,7 @@ PRODUCT_LEARNED_NATS = 0.5
 PRODUCT_FROM_BITS_FRACTION = 0.1
 
 SYNERGY_CHECK = "bits-synergy"  # the id of the synergy check
+COPY_CHECK = "copy-shares-split"  # the id of the copy's redundancy check
 _GROUND_TRUTH = "ground truth of the simulator (docs/simulator.md)"
 _FIGURES = ("fig7_window_means",)
 _NO_SHARES = (
@@ -205,7 +207,7 @@ def _check_noise_share(values, noise: str | None, fusion: str, scope: str) -> Fi
 
 
 def _check_copy_split(values, copy: tuple[str, str] | None, fusion: str, scope: str) -> Finding:
-    id_ = "copy-shares-split"
+    id_ = COPY_CHECK
     if copy is None:
         return _lacking(id_, "An exact copy and its source are redundant", "copy distractor", "copy-vision", fusion)
     name, source = copy
@@ -230,7 +232,7 @@ def _check_copy_split(values, copy: tuple[str, str] | None, fusion: str, scope: 
             f"{COPY_READ_FRACTION:g} × {source}'s in size, so the lattice cannot show "
             f"a redundancy (training did not give {name} without {source}, so it never asked the models to read it: "
             f"the simulator's default patterns never give a copy alone). Teach it with "
-            f"--sim '{{\"teach_copies\": true}}' (docs/simulator.md)."
+            f"--sim '{{\"teach_copies\": true}}'; the study presets' redundancy control does (docs/simulator.md)."
         )
         return cannot(id_, claim, _GROUND_TRUTH, fusion, rule, why, _FIGURES)
     both = values[shares[0]] + values[shares[1]]

@@ -26,7 +26,7 @@ from ..evaluation import catalogue
 from ..evaluation.catalogue import label_of, with_unit
 from ..evaluation.claims import Finding
 from ..evaluation.findings import VERDICT_RULE, check_findings, format_number
-from ..evaluation.lattice_truth import SYNERGY_CHECK
+from ..evaluation.lattice_truth import COPY_CHECK, SYNERGY_CHECK
 from ..evaluation.summaries import (
     BAND_DESCRIPTIONS,
     MEASURE_QUANTITIES,
@@ -287,11 +287,7 @@ def render_report(run_dir: str | Path | runfolder.Run, band: str = "ci") -> str:
         for f in check_findings(run.history, run.results, windows, description=run.description, fusion=fusion):
             findings.append((fusion, f))
     truth = ground_truth_of(run.description) if run.description is not None else None
-    from_controls = _control_findings(run)
-    if truth is not None and not truth.synergies and any(f.id == SYNERGY_CHECK for _, f in from_controls):
-        # the run's own "this simulator has no synergy triple" gives way to its control's check
-        findings = [(fusion, f) for fusion, f in findings if f.id != SYNERGY_CHECK]
-    findings += from_controls
+    findings = _with_controls(findings, _control_findings(run), truth)
     on_simulator = truth is not None
     on_digits = run.description is not None and digits_pairs(run.description) is not None
     means = window_means(results, windows, MEASURE_QUANTITIES)
@@ -391,24 +387,47 @@ def render_report(run_dir: str | Path | runfolder.Run, band: str = "ci") -> str:
 
 def _control_findings(run: runfolder.Run) -> list[tuple[str, Finding]]:
     """The checks of the ground-truth controls a study trained beside the run
-    (``RUN/controls``, :mod:`intermodal.study.controls`): the synergy check
-    (``bits-synergy``) on the synergy control's models, its claim saying whose models they
-    are."""
+    (``RUN/controls``, :mod:`intermodal.study.controls`): the lattice's synergy and copy
+    checks, each where the control's data set holds its truth (a triple, a copy), its claim
+    saying whose models it is about."""
     out = []
     for name, control in run.controls.items():
+        truth = ground_truth_of(control.description) if control.description is not None else None
+        if truth is None:
+            continue
+        held = {SYNERGY_CHECK: bool(truth.synergies), COPY_CHECK: bool(truth.copies)}
         cfg = control.config
         sim = cfg.sim or {}
         what = (
             f"The {name} control ({len(cfg.model_keys())} {', '.join(cfg.fusions)} models, "
             f"{', '.join(cfg.schedules)}, {cfg.epochs} epochs, on the simulator with "
             f"{', '.join(sim.get('distractors', []))}"
+            + (" (copies taught alone)" if sim.get("teach_copies") else "")
             + (f" and without {', '.join(sim['drop'])}" if sim.get("drop") else "")
             + f"; controls/{name})"
         )
         for f in check_findings(control.history, control.results, description=control.description):
-            if f.id == SYNERGY_CHECK:
+            if held.get(f.id):
                 out.append((", ".join(cfg.fusions), dataclasses.replace(f, claim=f"{what}: {f.claim}")))
     return out
+
+
+def _with_controls(findings: list, from_controls: list, truth) -> list:
+    """The run's findings with its controls' each after the run's of the same check; the
+    run's own "this simulator has no triple (or copy)" gives way to a control's check."""
+    lacking = {
+        SYNERGY_CHECK: truth is not None and not truth.synergies,
+        COPY_CHECK: truth is not None and not truth.copies,
+    }
+    given = {f.id for _, f in from_controls}
+    out, placed = [], set()
+    for fusion, f in findings:
+        if not (lacking.get(f.id) and f.id in given):
+            out.append((fusion, f))
+        if f.id in given and f.id not in placed:
+            out += [(cf, c) for cf, c in from_controls if c.id == f.id]
+            placed.add(f.id)
+    return out + [(cf, c) for cf, c in from_controls if c.id not in placed]
 
 
 def _findings_intro(on_simulator: bool, on_digits: bool = False) -> str:

@@ -92,7 +92,7 @@ def run_study(
     ``"local"`` (this process) or ``"ray"`` (units of models as Ray tasks, on the cluster
     at ``address``; docs/cluster.md; ``dataset`` must then be None, the tasks load it).
     ``track``: watch it live (see :func:`train`), from either backend. With
-    ``synergy_control`` on the simulator (the presets), the synergy control is trained
+    ``ground_truth_controls`` on the simulator (the presets), the synergy control is trained
     first, in ``out/controls/synergy`` (:mod:`intermodal.study.controls`), and the report
     checks the synergy on it."""
     instance_argument(config, RunConfig, "config", hint=" (im.RunConfig(**values) from a mapping)")

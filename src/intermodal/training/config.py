@@ -181,10 +181,11 @@ class RunConfig(Options):
     # noise and copy-vision, unless the sim options name distractors; the pairs the checks
     # measure). No effect on other data. The study presets turn it on.
     ground_truth: Annotated[bool, Strict()] = False
-    # For data 'sim' with ground_truth: a study also trains the synergy control (models of the
-    # xor triple alone, a fixed recipe: intermodal.study.controls) in RUN/controls/synergy, and
-    # the report checks the synergy on them. No effect elsewhere. The study presets turn it on.
-    synergy_control: Annotated[bool, Strict()] = False
+    # For data 'sim' with ground_truth: a study also trains the ground-truth controls (small
+    # worlds whose truth the models learn, fixed recipes: intermodal.study.controls) in
+    # RUN/controls/NAME, and the report checks the lattice's synergy and redundancy on them.
+    # No effect elsewhere. The study presets turn it on.
+    ground_truth_controls: Annotated[bool, Strict()] = False
     windows: list[tuple[Finite, Finite]] | None = None  # epoch windows for the window means
     # --- output ---------------------------------------------------------------------
     checkpoint_every: Epochs = 1000  # epochs between checkpoints (and at the end)
@@ -345,7 +346,7 @@ STUDY_PRESETS: dict[str, dict] = {
         eval_every=200,
         checkpoint_every=1000,
         ground_truth=True,
-        synergy_control=True,
+        ground_truth_controls=True,
     ),
     "quick": dict(
         schedules=list(PAPER_SCHEDULES),
@@ -355,7 +356,7 @@ STUDY_PRESETS: dict[str, dict] = {
         eval_every=50,
         checkpoint_every=250,
         ground_truth=True,
-        synergy_control=True,
+        ground_truth_controls=True,
         shares="modalities",
     ),
 }
