@@ -256,6 +256,9 @@ def test_the_presets_report_finds_synergy_and_redundancy_on_its_controls(tmp_pat
     assert "The synergy control (6 concat models, constant-0, 600 epochs" in page
     assert "The redundancy control (6 concat models" in page
     assert "has no synergy triple" not in page  # the study's own check gave way to its control's
+    side = im.compare([run.path, run.path], labels=["a", "b"]).findings
+    from_controls = side[side["claim"].str.startswith("The synergy control")]
+    assert list(from_controls["run"]) == ["a", "b"] and set(from_controls["state"]) == {"yes"}
     # A study without the controls, or not on the simulator, trains none.
     assert controls.control_configs(config.updated({"ground_truth_controls": False})) == {}
     assert controls.control_configs(config.updated({"data": "digits"})) == {}

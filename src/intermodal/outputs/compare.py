@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 
 from ..errors import ConfigError
 from ..evaluation import catalogue
-from ..evaluation.findings import check_findings, format_number
+from ..evaluation.findings import format_number
 from ..evaluation.statistics import summarise
 from ..evaluation.summaries import (
     active_unit_counts,
@@ -45,7 +45,7 @@ from ..files import atomic_write
 from ..training import runfolder
 from .figures import MEASURES
 from .plotting import new_figure, save_figure, say_no_data
-from .report import render_page
+from .report import render_page, run_findings
 
 __all__ = [
     "Comparison",
@@ -193,28 +193,28 @@ def _config_differences(labels: list[str], runs: list[runfolder.Run]) -> pd.Data
 
 
 def _findings(labels: list[str], runs: list[runfolder.Run]) -> pd.DataFrame:
+    """Each run's checks (its ground-truth controls' among them), a row each."""
+    columns = ["run", "fusion", "id", "claim", "source", "state", "n_seeds", "p_value", "seeds_needed"]
     rows = []
     for label, run in zip(labels, runs):
         config = run.config.to_dict()
         windows = resolve_windows(config, run.history, run.results)
-        for fusion in fusions_of(run.history, run.results, config=config) or ["concat"]:
-            for f in check_findings(run.history, run.results, windows, description=run.description, fusion=fusion):
-                rows.append(
-                    {
-                        "run": label,
-                        "fusion": fusion,
-                        "id": f.id,
-                        "claim": f.claim,
-                        "source": f.source,
-                        "state": f.state,
-                        "n_seeds": f.n_seeds,
-                        "p_value": f.p_value,
-                        "seeds_needed": f.seeds_needed,
-                    }
-                )
-    return pd.DataFrame(
-        rows, columns=["run", "fusion", "id", "claim", "source", "state", "n_seeds", "p_value", "seeds_needed"]
-    )
+        fusions = fusions_of(run.history, run.results, config=config) or ["concat"]
+        for fusion, f in run_findings(run, windows, fusions):
+            rows.append(
+                {
+                    "run": label,
+                    "fusion": fusion,
+                    "id": f.id,
+                    "claim": f.claim,
+                    "source": f.source,
+                    "state": f.state,
+                    "n_seeds": f.n_seeds,
+                    "p_value": f.p_value,
+                    "seeds_needed": f.seeds_needed,
+                }
+            )
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _notes(labels: list[str], runs: list[runfolder.Run]) -> list[str]:

@@ -282,13 +282,8 @@ def render_report(run_dir: str | Path | runfolder.Run, band: str = "ci") -> str:
     schedules = schedule_order(history, results, config=config)
     modalities = modality_order(results)
     windows = resolve_windows(config, history, results)
-    findings = []
-    for fusion in fusions:  # each fusion's findings on its own models
-        for f in check_findings(run.history, run.results, windows, description=run.description, fusion=fusion):
-            findings.append((fusion, f))
-    truth = ground_truth_of(run.description) if run.description is not None else None
-    findings = _with_controls(findings, _control_findings(run), truth)
-    on_simulator = truth is not None
+    findings = run_findings(run, windows, fusions)
+    on_simulator = run.description is not None and ground_truth_of(run.description) is not None
     on_digits = run.description is not None and digits_pairs(run.description) is not None
     means = window_means(results, windows, MEASURE_QUANTITIES)
     paths = _figure_paths_of(run)
@@ -383,6 +378,20 @@ def render_report(run_dir: str | Path | runfolder.Run, band: str = "ci") -> str:
         "config_json": json.dumps(raw_config, indent=2, ensure_ascii=False),
     }
     return render_page("report.html.j2", **context)
+
+
+def run_findings(run: runfolder.Run, windows, fusions: list[str]) -> list[tuple[str, Finding]]:
+    """Every check of a run as ``(fusion, finding)``: each fusion's on its own models, with
+    the checks of the ground-truth controls a study trained beside it (``RUN/controls``),
+    each after the run's own of the same check (what the report and ``intermodal compare``
+    show)."""
+    findings = [
+        (fusion, f)
+        for fusion in fusions
+        for f in check_findings(run.history, run.results, windows, description=run.description, fusion=fusion)
+    ]
+    truth = ground_truth_of(run.description) if run.description is not None else None
+    return _with_controls(findings, _control_findings(run), truth)
 
 
 def _control_findings(run: runfolder.Run) -> list[tuple[str, Finding]]:
