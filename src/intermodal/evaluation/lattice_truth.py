@@ -38,6 +38,7 @@ __all__ = [
     "PRODUCT_FROM_BITS_FRACTION",
     "SYNERGY_CHECK",
     "COPY_CHECK",
+    "truths_held",
 ]
 
 # Thresholds. Checked on the quick preset's models (1500 epochs, lr 3e-4, the four paper
@@ -92,6 +93,13 @@ _NO_SHARES = (
     "This run has no {what} in the window: its lattice measures (im.modality_shares) were not computed, "
     "or not regarding {scope}."
 )
+
+
+def truths_held(truth: GroundTruth) -> dict[str, bool]:
+    """Which of the lattice's copy and synergy checks a data set's ground truth can decide
+    (check id -> whether it holds a copy, a synergy triple): a study's controls lend the
+    report the checks they hold."""
+    return {COPY_CHECK: bool(truth.copies), SYNERGY_CHECK: bool(truth.synergies)}
 
 
 def has_shares(values: pd.DataFrame) -> bool:

@@ -26,7 +26,7 @@ from ..evaluation import catalogue
 from ..evaluation.catalogue import label_of, with_unit
 from ..evaluation.claims import Finding
 from ..evaluation.findings import VERDICT_RULE, check_findings, format_number
-from ..evaluation.lattice_truth import COPY_CHECK, SYNERGY_CHECK
+from ..evaluation.lattice_truth import truths_held
 from ..evaluation.summaries import (
     BAND_DESCRIPTIONS,
     MEASURE_QUANTITIES,
@@ -404,7 +404,7 @@ def _control_findings(run: runfolder.Run) -> list[tuple[str, Finding]]:
         truth = ground_truth_of(control.description) if control.description is not None else None
         if truth is None:
             continue
-        held = {SYNERGY_CHECK: bool(truth.synergies), COPY_CHECK: bool(truth.copies)}
+        held = truths_held(truth)
         cfg = control.config
         sim = cfg.sim or {}
         what = (
@@ -424,10 +424,7 @@ def _control_findings(run: runfolder.Run) -> list[tuple[str, Finding]]:
 def _with_controls(findings: list, from_controls: list, truth) -> list:
     """The run's findings with its controls' each after the run's of the same check; the
     run's own "this simulator has no triple (or copy)" gives way to a control's check."""
-    lacking = {
-        SYNERGY_CHECK: truth is not None and not truth.synergies,
-        COPY_CHECK: truth is not None and not truth.copies,
-    }
+    lacking = {check: not held for check, held in truths_held(truth).items()} if truth is not None else {}
     given = {f.id for _, f in from_controls}
     out, placed = [], set()
     for fusion, f in findings:
