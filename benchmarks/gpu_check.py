@@ -16,7 +16,8 @@ Steps, each printing PASS, FAIL or SKIP and going on whatever the others gave:
   started on the CPU and resumed on the device;
 - speed: model-epochs per second of the paper preset's 80 models (and of each fusion), one
   evaluation of them, and the projected time of the paper's protocol;
-- study: ``intermodal study --device D`` end to end, with its report.
+- study: ``intermodal study --device D`` end to end, with its report (and, on a GPU, the
+  preset's ground-truth controls, trained on the same device).
 
 The tolerances are :data:`TOLERANCES`, stated in docs/performance.md. ``--device cpu`` is a
 smoke run at small sizes (CI runs it, so the script cannot rot); the device machine has its
@@ -499,18 +500,25 @@ def step_speed(device: str, bundle: Path, epochs: int, fusion_models: int, fusio
     return "PASS", detail, numbers
 
 
-def step_study(device: str, tmp: Path, epochs: int):
+def step_study(device: str, tmp: Path, epochs: int, controls: bool = True):
+    """The front door on ``device``, with the preset's ground-truth controls (trained on the
+    same device: their environment is checked too) unless ``controls`` is False (the CPU
+    smoke run, where they would double the step's time and the test suite trains them)."""
     out = tmp / "study"
     command = [sys.executable, "-m", "intermodal.cli", "study", "--preset", "quick", "--device", device]
     command += ["--epochs", str(epochs), "--eval-every", str(max(1, epochs // 2)), "--seeds", "2"]
     command += ["--checkpoint-every", str(epochs), "--out", str(out), "--quiet"]
+    command += ["--ground-truth-controls", "true" if controls else "false"]
     done = subprocess.run(command, capture_output=True, text=True)
     report = out / "report.html"
-    environment = json.loads((out / "environment.json").read_text())["training"] if done.returncode == 0 else []
-    ok = done.returncode == 0 and report.is_file() and environment and environment[-1]["device"] == device
+    folders = [out, *sorted((out / "controls").glob("*"))] if done.returncode == 0 else []
+    environment = [json.loads((f / "environment.json").read_text())["training"][-1] for f in folders]
+    ok = done.returncode == 0 and report.is_file() and all(e["device"] == device for e in environment)
+    ok = ok and len(folders) == (3 if controls else 1)
     detail = f"`intermodal study --preset quick --device {device} --epochs {epochs}` exited {done.returncode}"
     if ok:
-        detail += f"; report {report.stat().st_size // 1024} KiB; trained on {environment[-1].get('gpu', device)}"
+        detail += f"; report {report.stat().st_size // 1024} KiB; trained on {environment[0].get('gpu', device)}"
+        detail += f" with {len(folders) - 1} ground-truth controls"
     else:
         detail += f"; stderr: {done.stderr.strip().splitlines()[-1:] or ''}"
     return ("PASS" if ok else "FAIL"), detail, {}
@@ -559,7 +567,7 @@ def main() -> int:
             checks.run("speed", step_speed, args.device, args.bundle, 2, 4, 0)
         else:
             checks.run("speed", step_speed, args.device, args.bundle, 300, 80, 100)
-        checks.run("study", step_study, args.device, tmp, 4 if smoke else 60)
+        checks.run("study", step_study, args.device, tmp, 4 if smoke else 60, not smoke)
     total = time.perf_counter() - started
     failed = [r["step"] for r in checks.rows if r["status"] == "FAIL"]
     print(
