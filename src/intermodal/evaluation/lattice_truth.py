@@ -74,13 +74,13 @@ COPY_READ_FRACTION = 0.1
 # pair's interaction regarding it (ideal: no other pair is synergistic; learned models 185-340).
 SYNERGY_FRACTION = 0.1
 SYNERGY_DOMINANCE = 3.0
-# Whether the models learned the product at all: the lattice's baseline regarding it, in
-# nats, in half the models at least (the quick preset's models: 0.04-0.16, the output given
+# Whether a model learned the product at all (else it is left out of the synergy check): the
+# lattice's baseline regarding it, in nats (the quick preset's models: 0.04-0.16, the output given
 # everything as wide as given nothing; models that learned the triple: about 2.5).
 PRODUCT_LEARNED_NATS = 0.5
-# And learned from the bits: the product's output given both bits within this fraction of its
-# output given nothing, in divergence from the output given everything, in half the models at
-# least (learned on the triple alone: 0.000-0.002 nats against 2.5; the full simulator's
+# And learned from the bits (else left out too): the product's output given both bits within
+# this fraction of its output given nothing, in divergence from the output given everything
+# (learned on the triple alone: 0.000-0.002 nats against 2.5; the full simulator's
 # constant-0 models with xor:16, which predict it sharply and wrongly from the bits: 1.6-100
 # times it).
 PRODUCT_FROM_BITS_FRACTION = 0.1

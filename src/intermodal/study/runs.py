@@ -92,9 +92,10 @@ def run_study(
     ``"local"`` (this process) or ``"ray"`` (units of models as Ray tasks, on the cluster
     at ``address``; docs/cluster.md; ``dataset`` must then be None, the tasks load it).
     ``track``: watch it live (see :func:`train`), from either backend. With
-    ``ground_truth_controls`` on the simulator (the presets), the synergy control is trained
-    first, in ``out/controls/synergy`` (:mod:`intermodal.study.controls`), and the report
-    checks the synergy on it."""
+    ``ground_truth_controls`` on the simulator (the presets), the ground-truth controls
+    (synergy, redundancy) are trained first, in ``out/controls/NAME``
+    (:mod:`intermodal.study.controls`), and the report checks the lattice's synergy and
+    redundancy on them too."""
     instance_argument(config, RunConfig, "config", hint=" (im.RunConfig(**values) from a mapping)")
     instance_argument(dataset, Dataset, "dataset", optional=True)
     out = path_argument(out, "out")
